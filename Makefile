@@ -1,0 +1,50 @@
+# Set-up and entry points. Every target installs what it needs first, so each
+# works on a fresh clone: a virtual environment in .venv (git-ignored), the package
+# with its extras, and any missing Debian packages (apt-get; root or sudo).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages the embedded data sources need (fonts, Unicode tables, emoji, ...).
+APT_PACKAGES :=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# TensorFlow's INFO/WARNING lines (CUDA probing on a GPU-less machine) are noise here.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup apt demo test lint format clean
+
+setup: $(STAMP) apt
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[data,dev]"
+	touch $@
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+demo: setup
+	$(BIN)/python -m experts.models.summary --config=experts/configs/baseline.py:cpu
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

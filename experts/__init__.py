@@ -1,0 +1,1 @@
+"""Upstream: BiT ResNet-v2, adapters, label hierarchies, data and expert training."""

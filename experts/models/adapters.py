@@ -1,0 +1,111 @@
+"""The paper's residual adapters (section 4.1, Figure 3).
+
+One ``MultiAdapter`` layer sits before each of the four ResNet blocks and holds one
+adapter per expert. Expert e's adapter adapts the block's input:
+``x + A2(A1(x))``, where each A is GroupNorm, ReLU and a bias-free 1x1 convolution,
+A1 maps c channels to c/2 and A2 maps them back (so an adapter has c^2 conv weights,
+the size of a linear adapter). A2's kernel starts at zero, so an untrained adapter
+is the identity and an untrained adapter expert equals the baseline B.
+
+All experts' weights are stacked on a leading expert axis. Routing gathers each
+example's own weights and applies them with one batched contraction, instead of
+running every expert on every example (E times the work) or partitioning the batch
+(dynamic shapes, which TPUs and XLA dislike). The cost is a [batch, c, c/2] gathered
+kernel per layer, a few MB per replica even at r50x1.
+
+The adapter convolutions are plain (not weight-standardised): standardising A2's
+zero-initialised kernel would divide by sqrt(epsilon) and blow up its gradients.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+import tf_keras as keras
+
+GN_GROUPS = 32
+GN_EPSILON = 1e-5
+
+
+def _group_norm(x, gamma, beta, groups: int):
+    """GroupNorm with per-example (``[batch, c]``) or shared (``[c]``) scale and offset.
+    Keras' GroupNormalization only takes shared ones, hence this small function."""
+    shape = tf.shape(x)
+    channels = x.shape[-1]
+    grouped = tf.reshape(x, tf.concat([shape[:-1], [groups, channels // groups]], axis=0))
+    mean, var = tf.nn.moments(grouped, axes=[1, 2, 4], keepdims=True)
+    x = tf.reshape((grouped - mean) * tf.math.rsqrt(var + GN_EPSILON), shape)
+    if gamma.shape.rank == 2:  # per-example
+        gamma, beta = gamma[:, None, None, :], beta[:, None, None, :]
+    return x * gamma + beta
+
+
+def _stacked_glorot_uniform(fan_in: int, fan_out: int):
+    """Keras' default conv initialiser, drawn independently for each expert (the stock
+    initialiser would count the expert axis into the fans)."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return keras.initializers.RandomUniform(-limit, limit)
+
+
+class MultiAdapter(keras.layers.Layer):
+    """One residual bottleneck adapter per expert on a ``channels``-wide input."""
+
+    def __init__(self, num_experts: int, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        if num_experts < 1:
+            raise ValueError(f"num_experts must be >= 1, got {num_experts}")
+        if channels % 2:
+            raise ValueError(f"adapter input channels must be even, got {channels}")
+        self.num_experts, self.channels = num_experts, channels
+        self.hidden = channels // 2
+        self.groups_in = math.gcd(GN_GROUPS, channels)
+        self.groups_hidden = math.gcd(GN_GROUPS, self.hidden)
+
+    def build(self, input_shape):
+        e, c, k = self.num_experts, self.channels, self.hidden
+        if input_shape[-1] != c:
+            raise ValueError(f"{self.name}: built for {c} channels, got input shape {input_shape}")
+        self.norm1_gamma = self.add_weight("a1/group_norm/gamma", [e, c], initializer="ones")
+        self.norm1_beta = self.add_weight("a1/group_norm/beta", [e, c], initializer="zeros")
+        self.conv1_kernel = self.add_weight(
+            "a1/conv1x1/kernel", [e, c, k], initializer=_stacked_glorot_uniform(c, k)
+        )
+        self.norm2_gamma = self.add_weight("a2/group_norm/gamma", [e, k], initializer="ones")
+        self.norm2_beta = self.add_weight("a2/group_norm/beta", [e, k], initializer="zeros")
+        # Zero-initialised, so that an untrained adapter is the identity.
+        self.conv2_kernel = self.add_weight("a2/conv1x1/kernel", [e, k, c], initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, x, expert):
+        """expert: a Python int or scalar tensor (one expert for the batch), or int
+        ids of shape [batch] (per-example routing)."""
+        expert = tf.convert_to_tensor(expert, dtype=tf.int32)
+        if expert.shape.rank not in (0, 1):
+            raise ValueError(
+                f"{self.name}: expert must be a scalar or [batch] ids, got {expert.shape}"
+            )
+        tf.debugging.assert_less(
+            expert, self.num_experts, message=f"{self.name}: expert id out of range"
+        )
+        tf.debugging.assert_non_negative(expert, message=f"{self.name}: negative expert id")
+        weights = [
+            tf.gather(w, expert)
+            for w in (
+                self.norm1_gamma,
+                self.norm1_beta,
+                self.conv1_kernel,
+                self.norm2_gamma,
+                self.norm2_beta,
+                self.conv2_kernel,
+            )
+        ]
+        gamma1, beta1, kernel1, gamma2, beta2, kernel2 = (tf.cast(w, x.dtype) for w in weights)
+        contract = "bhwc,ck->bhwk" if expert.shape.rank == 0 else "bhwc,bck->bhwk"
+        h = tf.nn.relu(_group_norm(x, gamma1, beta1, self.groups_in))
+        h = tf.einsum(contract, h, kernel1)
+        h = tf.nn.relu(_group_norm(h, gamma2, beta2, self.groups_hidden))
+        return x + tf.einsum(contract, h, kernel2)
+
+    def get_config(self):
+        return {**super().get_config(), "num_experts": self.num_experts, "channels": self.channels}

@@ -1,0 +1,278 @@
+"""BiT ResNet-v2: weight-standardised convolutions, GroupNorm, pre-activation bottlenecks.
+
+This follows Big Transfer (Kolesnikov et al., 2019) layer for layer, so that the
+baseline B and the full experts have exactly the architecture of the published
+BiT experts:
+
+* every convolution is weight-standardised and bias-free;
+* GroupNorm with 32 groups and epsilon 1e-5 (Keras defaults to 1e-3);
+* pre-activation bottleneck units whose projection shortcut is taken from the
+  pre-activated input, with the stride on the 3x3 convolution;
+* a root of a 7x7/2 convolution and a 3x3/2 max-pool with no norm in between;
+* a final GroupNorm, ReLU and global average pooling, then a zero-initialised head.
+
+Inputs are float images in [0, 1] of any size; the model maps them to [-1, 1]
+itself (BiT's training range), so every caller and every exported hub module
+shares TF-Hub's image convention.
+
+The model returns a dict with ``pre_logits`` and, when it has a head, ``logits``.
+With ``num_experts > 0`` a multi-adapter layer (see ``adapters.py``) sits before
+each of the four blocks and ``call`` takes the expert id(s) to route through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import tensorflow as tf
+import tf_keras as keras
+
+from experts.models import adapters as adapters_lib
+
+GN_GROUPS = 32
+GN_EPSILON = 1e-5
+# BiT standardises kernels with this epsilon (bit_tf2 and bit_pytorch alike).
+WS_EPSILON = 1e-10
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetSize:
+    """A named ResNet-v2 size: units per block and a width multiplier."""
+
+    num_units: tuple[int, int, int, int]
+    width: float
+
+    @property
+    def root_filters(self) -> int:
+        return int(round(64 * self.width))
+
+
+# Depth counts the weighted layers: 3 per unit, plus the root conv and the head.
+SIZES: dict[str, ResNetSize] = {
+    "r50x1": ResNetSize((3, 4, 6, 3), 1),
+    "r50x3": ResNetSize((3, 4, 6, 3), 3),
+    "r101x1": ResNetSize((3, 4, 23, 3), 1),
+    "r101x3": ResNetSize((3, 4, 23, 3), 3),
+    "r152x2": ResNetSize((3, 8, 36, 3), 2),
+    "r152x4": ResNetSize((3, 8, 36, 3), 4),
+    # Small sizes for 2-core CPUs (the `cpu` preset) and for tests (`smoke`).
+    "r26x0.5": ResNetSize((2, 2, 2, 2), 0.5),
+    "r26x0.25": ResNetSize((2, 2, 2, 2), 0.25),
+    "r14x0.125": ResNetSize((1, 1, 1, 1), 0.125),
+}
+
+
+def get_size(name: str) -> ResNetSize:
+    if name not in SIZES:
+        raise ValueError(f"unknown ResNet-v2 size {name!r}; known sizes: {', '.join(SIZES)}")
+    return SIZES[name]
+
+
+def group_norm(channels_hint: int | None = None, name: str = "group_norm"):
+    """BiT's GroupNorm. Layers narrower than 32 channels (the small CPU sizes) use
+    gcd(32, channels) groups, since 32 groups cannot split them; every BiT size
+    has at least 64 channels, so this never changes the published architecture."""
+    groups = GN_GROUPS if channels_hint is None else math.gcd(GN_GROUPS, channels_hint)
+    return keras.layers.GroupNormalization(groups=groups, epsilon=GN_EPSILON, name=name)
+
+
+class StandardizedConv2D(keras.layers.Conv2D):
+    """Conv2D whose kernel is standardised to zero mean and unit variance over
+    (height, width, input channels) before every use (weight standardisation)."""
+
+    def convolution_op(self, inputs, kernel):
+        mean, var = tf.nn.moments(kernel, axes=[0, 1, 2], keepdims=True)
+        return super().convolution_op(inputs, (kernel - mean) / tf.sqrt(var + WS_EPSILON))
+
+
+def std_conv(filters: int, kernel_size: int, strides: int = 1, name: str = "standardized_conv2d"):
+    return StandardizedConv2D(
+        filters, kernel_size, strides=strides, padding="valid", use_bias=False, name=name
+    )
+
+
+class FixedPadding(keras.layers.Layer):
+    """Pads like BiT: (k - 1) pixels split before/after, so that strided convs and
+    pools are aligned the same way at every input size (unlike 'same' padding)."""
+
+    def __init__(self, kernel_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = kernel_size
+        total = kernel_size - 1
+        self._pads = [
+            [0, 0],
+            [total // 2, total - total // 2],
+            [total // 2, total - total // 2],
+            [0, 0],
+        ]
+
+    def call(self, x):
+        return tf.pad(x, self._pads)
+
+    def get_config(self):
+        return {**super().get_config(), "kernel_size": self.kernel_size}
+
+
+class BottleneckUnitV2(keras.layers.Layer):
+    """Pre-activation bottleneck: GN-ReLU-conv1x1, GN-ReLU-conv3x3/stride, GN-ReLU-conv1x1."""
+
+    def __init__(self, filters: int, in_channels: int, stride: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.in_channels, self.stride = filters, in_channels, stride
+        out_channels = 4 * filters
+        self.norm_a = group_norm(in_channels, name="a/group_norm")
+        self.conv_a = std_conv(filters, 1, name="a/standardized_conv2d")
+        self.norm_b = group_norm(filters, name="b/group_norm")
+        self.pad_b = FixedPadding(3, name="b/padding")
+        self.conv_b = std_conv(filters, 3, strides=stride, name="b/standardized_conv2d")
+        self.norm_c = group_norm(filters, name="c/group_norm")
+        self.conv_c = std_conv(out_channels, 1, name="c/standardized_conv2d")
+        self.proj = None
+        if stride > 1 or in_channels != out_channels:
+            self.proj = std_conv(out_channels, 1, strides=stride, name="a/proj/standardized_conv2d")
+
+    def call(self, x):
+        shortcut = x
+        x = tf.nn.relu(self.norm_a(x))
+        if self.proj is not None:
+            # BiT takes the projection from the pre-activated input.
+            shortcut = self.proj(x)
+        x = self.conv_a(x)
+        x = self.conv_b(self.pad_b(tf.nn.relu(self.norm_b(x))))
+        x = self.conv_c(tf.nn.relu(self.norm_c(x)))
+        return x + shortcut
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "in_channels": self.in_channels,
+            "stride": self.stride,
+        }
+
+
+class ResNetV2(keras.Model):
+    """BiT ResNet-v2, optionally with one multi-adapter layer before each block.
+
+    Args:
+      size: a name from ``SIZES`` (``r50x1``, ``r26x0.25``, ...).
+      num_classes: head outputs; 0 or None builds a backbone without head.
+      num_experts: adapter experts; 0 builds the plain network.
+    """
+
+    def __init__(
+        self, size: str = "r50x1", num_classes: int | None = 0, num_experts: int = 0, **kwargs
+    ):
+        kwargs.setdefault("name", "resnet")
+        super().__init__(**kwargs)
+        self.size_name, self.num_classes, self.num_experts = size, num_classes or 0, num_experts
+        spec = get_size(size)
+        self.root_pad = FixedPadding(7, name="root_block/padding")
+        self.root_conv = std_conv(
+            spec.root_filters, 7, strides=2, name="root_block/standardized_conv2d"
+        )
+        self.root_pool_pad = FixedPadding(3, name="root_block/pool_padding")
+        self.root_pool = keras.layers.MaxPool2D(
+            3, strides=2, padding="valid", name="root_block/max_pool"
+        )
+
+        self.blocks, self.block_input_channels = [], []
+        channels = spec.root_filters
+        for b, units in enumerate(spec.num_units):
+            filters = spec.root_filters * 2**b
+            self.block_input_channels.append(channels)
+            block = []
+            for u in range(units):
+                stride = 2 if (b > 0 and u == 0) else 1
+                block.append(
+                    BottleneckUnitV2(
+                        filters, channels, stride, name=f"block{b + 1}/unit{u + 1:02d}"
+                    )
+                )
+                channels = 4 * filters
+            self.blocks.append(block)
+        self.feature_dim = channels
+
+        self.adapters = []
+        if num_experts:
+            self.adapters = [
+                adapters_lib.MultiAdapter(num_experts, c, name=f"block{b + 1}/adapters")
+                for b, c in enumerate(self.block_input_channels)
+            ]
+        self.pre_head_norm = group_norm(channels, name="pre_head/group_norm")
+        self.head = None
+        if self.num_classes:
+            self.head = keras.layers.Dense(
+                self.num_classes, kernel_initializer="zeros", name="head/dense"
+            )
+
+    def call(self, images, expert=None, training=False):
+        """images: float [batch, h, w, 3] in [0, 1]. expert: an int (one expert for the
+        whole batch) or an int tensor [batch] (per-example routing); required iff the
+        model has adapters."""
+        if self.adapters and expert is None:
+            raise ValueError(
+                "this ResNetV2 has adapter experts: pass expert= (an int or ids [batch])"
+            )
+        if expert is not None and not self.adapters:
+            raise ValueError("expert= was given but this ResNetV2 has no adapters (num_experts=0)")
+        x = tf.cast(images, self.compute_dtype) * 2.0 - 1.0
+        x = self.root_pool(self.root_pool_pad(self.root_conv(self.root_pad(x))))
+        for b, block in enumerate(self.blocks):
+            if self.adapters:
+                x = self.adapters[b](x, expert)
+            for unit in block:
+                x = unit(x)
+        pre_logits = tf.reduce_mean(tf.nn.relu(self.pre_head_norm(x)), axis=[1, 2])
+        outputs = {"pre_logits": pre_logits}
+        if self.head is not None:
+            outputs["logits"] = self.head(pre_logits)
+        return outputs
+
+    def build_for(self, image_size: int = 32):
+        """Creates every variable by running one dummy batch."""
+        expert = 0 if self.num_experts else None
+        self(tf.zeros([1, image_size, image_size, 3]), expert=expert)
+        return self
+
+    # -- views used by training and export ------------------------------------------------
+
+    @property
+    def adapter_variables(self) -> list[tf.Variable]:
+        return [v for a in self.adapters for v in a.weights]
+
+    def freeze_backbone(self, frozen: bool = True):
+        """Freezes everything except the adapters (the paper's adapter training)."""
+        for layer in self.layers:
+            if not isinstance(layer, adapters_lib.MultiAdapter):
+                layer.trainable = not frozen
+
+    def single_expert(self, expert: int) -> ResNetV2:
+        """A new model with only ``expert``'s adapters, weights copied: a plain
+        one-expert network (``call(images, expert=0)``). This is how an adapter expert
+        is exported with the same contract as a full expert."""
+        if not 0 <= expert < self.num_experts:
+            raise ValueError(f"expert {expert} out of range for {self.num_experts} adapter experts")
+        if not self.built:
+            self.build_for()
+        single = ResNetV2(self.size_name, self.num_classes, num_experts=1, name=self.name)
+        single.build_for()
+        adapter_ids = {id(v) for v in self.adapter_variables}
+        for src, dst in zip(self.weights, single.weights, strict=True):
+            if src.name != dst.name:
+                raise RuntimeError(f"variable order differs: {src.name} vs {dst.name}")
+            dst.assign(src[expert : expert + 1] if id(src) in adapter_ids else src)
+        return single
+
+    def get_config(self):
+        return {
+            "size": self.size_name,
+            "num_classes": self.num_classes,
+            "num_experts": self.num_experts,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,1 @@
+"""Exports training checkpoints as TF-Hub modules (see DESIGN.md, "Hub module")."""

@@ -1,0 +1,1 @@
+"""Downstream evaluation: expert selection, fine-tuning and VTAB-style reports."""
