@@ -30,9 +30,11 @@ def test_unknown_preset_is_a_clear_error():
 
 
 def test_config_flag_takes_a_preset_and_overrides():
+    argv = ["prog", f"--config={baseline.__file__}:smoke", "--config.model.size=r26x0.5"]
     flag_values = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", flag_values=flag_values)
-    flag_values(["prog", f"--config={baseline.__file__}:smoke", "--config.model.size=r26x0.5"])
+    # The config flag reads its overrides from argv itself (sys.argv by default).
+    config_flags.DEFINE_config_file("config", flag_values=flag_values, sys_argv=argv)
+    flag_values(argv)
     assert flag_values.config.preset == "smoke"
     assert flag_values.config.model.size == "r26x0.5"
     assert flag_values.config.model.image_size == 32
