@@ -1,4 +1,4 @@
-"""Shared test set-up: quiet TensorFlow, deterministic seeds."""
+"""Shared test set-up: quiet TensorFlow, two logical CPU devices, deterministic seeds."""
 
 import os
 
@@ -6,6 +6,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 import tf_keras as keras  # noqa: E402
+
+from experts.training import distribute  # noqa: E402
+
+# MirroredStrategy tests run the real multi-replica path over two logical CPUs; this
+# must happen before TensorFlow executes its first op.
+distribute.split_cpu(2)
 
 
 @pytest.fixture(autouse=True)

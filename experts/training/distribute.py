@@ -1,0 +1,49 @@
+"""The tf.distribute strategy named by a flag.
+
+* ``default``: one device (the current default strategy).
+* ``mirrored``: every local GPU, or every logical CPU device when there is no GPU
+  (tests split the CPU into two logical devices to run this path for real).
+* ``multi_worker_mirrored``: one process per worker, configured by ``TF_CONFIG``.
+* ``tpu``: a Cloud TPU; ``tpu_address`` is the TPU name or grpc address ('' for local).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+
+
+def make_strategy(name: str, tpu_address: str = "") -> tf.distribute.Strategy:
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def split_cpu(num_devices: int = 2) -> None:
+    """Splits the physical CPU into logical devices; call before TensorFlow runs any op."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices
+    )
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes summaries, logs and final artefacts."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+    )

@@ -1,0 +1,121 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from experts.training import distribute, loop
+from tests.training import synthetic
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_one_step_smoke_run_writes_final_artefacts(tmp_path, capsys):
+    result = loop.train(synthetic.job(), synthetic.config(total_steps=1), tmp_path)
+    assert result["steps"] == 1 and len(result["losses"]) == 1
+    assert loop.is_finished(tmp_path)
+    assert set(loop.read_metrics(tmp_path)) == {"steps", "train_seconds", "accuracy"}
+    assert tf.train.list_variables(loop.final_model_path(tmp_path))
+    assert list((tmp_path / "tensorboard").iterdir())
+    assert "step 1/1 loss" in capsys.readouterr().out
+
+
+def test_training_reduces_the_loss(tmp_path):
+    result = loop.train(
+        synthetic.job(),
+        synthetic.config(
+            total_steps=40, log_every=10, global_batch=16, base_lr=0.5, weight_decay=0.0
+        ),
+        tmp_path,
+    )
+    assert result["losses"][-1] < 0.5 * result["losses"][0]
+    assert loop.read_metrics(tmp_path)["accuracy"] > 0.9
+
+
+def test_interrupted_run_resumes_and_finished_run_is_not_retrained(tmp_path, capsys):
+    config = synthetic.config(total_steps=4, checkpoint_every=2, global_batch=8)
+    with pytest.raises(tf.errors.InvalidArgumentError):  # dies during step 3
+        loop.train(synthetic.job(fail_after=20), config, tmp_path)
+    assert not loop.is_finished(tmp_path)
+    assert tf.train.latest_checkpoint(tmp_path / "checkpoints").endswith("ckpt-2")
+
+    result = loop.train(synthetic.job(), config, tmp_path)
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "training steps 2..4" in out
+    assert result["steps"] == 4 and len(result["losses"]) == 2
+    reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints"))
+    assert reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 4
+
+    again = loop.train(synthetic.job(), config, tmp_path)
+    assert "already finished" in capsys.readouterr().out
+    assert "losses" not in again and again["steps"] == 4
+
+
+def test_mirrored_strategy_matches_single_device(tmp_path):
+    config = synthetic.config(total_steps=3)
+    single = loop.train(synthetic.job(), config, tmp_path / "single")
+    strategy = distribute.make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2
+    mirrored = loop.train(synthetic.job(), config, tmp_path / "mirrored", strategy)
+    np.testing.assert_allclose(mirrored["losses"], single["losses"], rtol=1e-4)
+    a = tf.train.load_checkpoint(loop.final_model_path(tmp_path / "single"))
+    b = tf.train.load_checkpoint(loop.final_model_path(tmp_path / "mirrored"))
+    for name, _ in tf.train.list_variables(loop.final_model_path(tmp_path / "single")):
+        if name.startswith("model/"):
+            np.testing.assert_allclose(b.get_tensor(name), a.get_tensor(name), atol=1e-5)
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_worker_multi_worker_mirrored_matches_single_device(tmp_path):
+    single = loop.train(synthetic.job(), synthetic.config(), tmp_path / "single")
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        env["TF_CONFIG"] = json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.training.mwms_worker",
+            str(tmp_path / f"losses{index}.json"),
+            str(tmp_path / "mwms"),
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
+    for proc in procs:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-3000:]
+    for index in range(2):
+        losses = json.loads((tmp_path / f"losses{index}.json").read_text())
+        np.testing.assert_allclose(losses, single["losses"], rtol=1e-4)
+    assert loop.is_finished(tmp_path / "mwms")
+
+
+def test_batch_must_split_over_replicas(tmp_path):
+    strategy = distribute.make_strategy("mirrored")
+    with pytest.raises(ValueError, match="global_batch=7 is not divisible by 2 replicas"):
+        loop.train(synthetic.job(), synthetic.config(global_batch=7), tmp_path, strategy)
+
+
+def test_unknown_strategy_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown strategy 'gpu'"):
+        distribute.make_strategy("gpu")
