@@ -248,21 +248,38 @@ class ResNetV2(keras.Model):
             if not isinstance(layer, adapters_lib.MultiAdapter):
                 layer.trainable = not frozen
 
+    @property
+    def backbone_and_head_weights(self) -> list[tf.Variable]:
+        """Every weight except the adapters', in creation order (the same in every
+        model of one size, with or without adapters)."""
+        adapter_ids = {id(v) for v in self.adapter_variables}
+        return [v for v in self.weights if id(v) not in adapter_ids]
+
+    def copy_backbone_from(self, source: ResNetV2, include_head: bool = True) -> None:
+        """Copies ``source``'s non-adapter weights (e.g. B's) into this model; without
+        the head when ``include_head`` is false (a new head keeps its initialisation)."""
+        for model in (self, source):
+            if not model.built:
+                model.build_for()
+        for src, dst in zip(
+            source.backbone_and_head_weights, self.backbone_and_head_weights, strict=False
+        ):
+            if "/head/" in dst.name and not include_head:
+                continue
+            if src.name.split("/", 1)[1] != dst.name.split("/", 1)[1] or src.shape != dst.shape:
+                raise ValueError(f"cannot copy {src.name} {src.shape} into {dst.name} {dst.shape}")
+            dst.assign(src)
+
     def single_expert(self, expert: int) -> ResNetV2:
         """A new model with only ``expert``'s adapters, weights copied: a plain
         one-expert network (``call(images, expert=0)``). This is how an adapter expert
         is exported with the same contract as a full expert."""
         if not 0 <= expert < self.num_experts:
             raise ValueError(f"expert {expert} out of range for {self.num_experts} adapter experts")
-        if not self.built:
-            self.build_for()
         single = ResNetV2(self.size_name, self.num_classes, num_experts=1, name=self.name)
-        single.build_for()
-        adapter_ids = {id(v) for v in self.adapter_variables}
-        for src, dst in zip(self.weights, single.weights, strict=True):
-            if src.name != dst.name:
-                raise RuntimeError(f"variable order differs: {src.name} vs {dst.name}")
-            dst.assign(src[expert : expert + 1] if id(src) in adapter_ids else src)
+        single.copy_backbone_from(self)
+        for src, dst in zip(self.adapter_variables, single.adapter_variables, strict=True):
+            dst.assign(src[expert : expert + 1])
         return single
 
     def get_config(self):

@@ -1,0 +1,234 @@
+"""The four upstream jobs of the paper's Figure 1, as ``loop.Job``s.
+
+* ``baseline``: B, BiT ResNet-v2 with a sigmoid head over every hierarchy node (labels
+  plus ancestors), trained on the whole upstream.
+* ``full``: B fine-tuned, head included, on one expert's slice.
+* ``adapters``: B frozen; one adapter set per expert, all trained at once on a mix
+  of the slices in equal shares, routed by the upstream labels.
+* ``epn``: the expert prediction network: B's backbone with a new sigmoid head over the
+  experts (slices overlap, so an image can belong to several). Starting from B rather
+  than from scratch is our choice: it is the cheapest strong image model upstream has.
+
+Losses follow BiT/big_vision: sigmoid cross-entropy summed over outputs, averaged over
+the batch. Evaluation reports, on the validation split, the sigmoid loss, ``top1``
+(the highest-scoring *label* is the image's label) and ``prec1`` (the highest-scoring
+node of any kind is one of its positives); experts are measured on their own slice
+next to B on the same slice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from experts.data import pipelines, upstream
+from experts.models import resnet_v2
+from experts.training import loop
+
+JOBS = ("baseline", "full", "adapters", "epn")
+EVAL_SPLIT = "validation"
+
+
+@dataclasses.dataclass
+class Upstream:
+    """A prepared upstream dataset and the experts chosen on it."""
+
+    builder: object
+    info: upstream.UpstreamInfo
+    experts: tuple[str, ...]
+    image_size: int
+
+    @classmethod
+    def open(cls, config: ml_collections.ConfigDict) -> Upstream:
+        builder, info = pipelines.open_upstream(config.data.name, config.data.data_dir or None)
+        experts = tuple(config.data.experts) or info.experts
+        info.check_experts(experts)
+        return cls(builder, info, experts, config.model.image_size)
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.info.hierarchy)
+
+
+def _sharded(ctx: tf.distribute.InputContext, ds: tf.data.Dataset) -> tf.data.Dataset:
+    """One shard of the batches per input pipeline (one per worker)."""
+    if ctx.num_input_pipelines > 1:
+        ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
+    return ds
+
+
+def sigmoid_loss(targets, logits):
+    return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(targets, logits), axis=-1)
+
+
+def _restore(model: resnet_v2.ResNetV2, workdir: str) -> resnet_v2.ResNetV2:
+    """Loads a finished job's model (same structure) from its final checkpoint."""
+    if not loop.is_finished(workdir):
+        raise FileNotFoundError(f"{workdir} has no finished run; train that job first")
+    model.build_for()
+    tf.train.Checkpoint(model=model).read(loop.final_model_path(workdir)).assert_consumed()
+    return model
+
+
+def load_baseline(config, data: Upstream) -> resnet_v2.ResNetV2:
+    model = resnet_v2.ResNetV2(config.model.size, data.num_nodes)
+    return _restore(model, config.baseline_workdir)
+
+
+def multilabel_metrics(data: Upstream, model, dataset, expert=None) -> dict[str, float]:
+    """Validation loss, label top-1 and node precision@1 of a node-headed model."""
+    label_nodes = np.array([data.info.hierarchy.node_index(label) for label in data.info.labels])
+    total, loss, top1, prec1 = 0, 0.0, 0, 0
+    for batch in dataset:
+        kwargs = {} if expert is None else {"expert": expert}
+        logits = model(batch["image"], **kwargs)["logits"].numpy()
+        targets = batch["targets"].numpy()
+        loss += float(tf.reduce_sum(sigmoid_loss(targets, logits)))
+        top1 += int(np.sum(np.argmax(logits[:, label_nodes], -1) == batch["label"].numpy()))
+        prec1 += int(np.sum(targets[np.arange(len(logits)), np.argmax(logits, -1)] > 0))
+        total += len(logits)
+    return {
+        "loss": loss / max(1, total),
+        "top1": top1 / max(1, total),
+        "prec1": prec1 / max(1, total),
+        "images": total,
+    }
+
+
+def _eval_batch(config) -> int:
+    return int(config.get("eval_batch", 256))
+
+
+def baseline_job(config, data: Upstream) -> loop.Job:
+    def dataset_fn(ctx, batch, seed):
+        ds = pipelines.whole(data.builder, data.info, "train", batch, data.image_size, True, seed)
+        return _sharded(ctx, ds)
+
+    def evaluate(model):
+        ds = pipelines.whole(
+            data.builder,
+            data.info,
+            EVAL_SPLIT,
+            _eval_batch(config),
+            data.image_size,
+            training=False,
+        )
+        return multilabel_metrics(data, model, ds)
+
+    return loop.Job(
+        name="baseline",
+        build_model=lambda: resnet_v2.ResNetV2(config.model.size, data.num_nodes).build_for(),
+        dataset_fn=dataset_fn,
+        per_example_loss=lambda m, b: sigmoid_loss(
+            b["targets"], m(b["image"], training=True)["logits"]
+        ),
+        evaluate=evaluate,
+    )
+
+
+def full_expert_job(config, data: Upstream, expert: str) -> loop.Job:
+    def slice_data(split, batch, training, seed=0):
+        return pipelines.expert_slice(
+            data.builder, data.info, expert, split, batch, data.image_size, training, seed
+        )
+
+    def evaluate(model):
+        ds = slice_data(EVAL_SPLIT, _eval_batch(config), False)
+        expert_metrics = multilabel_metrics(data, model, ds)
+        base = multilabel_metrics(data, load_baseline(config, data), ds)
+        return {**expert_metrics, **{f"baseline_{k}": v for k, v in base.items() if k != "images"}}
+
+    return loop.Job(
+        name=f"full/{expert}",
+        build_model=lambda: resnet_v2.ResNetV2(config.model.size, data.num_nodes).build_for(),
+        dataset_fn=lambda ctx, batch, seed: _sharded(ctx, slice_data("train", batch, True, seed)),
+        per_example_loss=lambda m, b: sigmoid_loss(
+            b["targets"], m(b["image"], training=True)["logits"]
+        ),
+        warm_start=lambda model: _restore(model, config.baseline_workdir),
+        evaluate=evaluate,
+    )
+
+
+def adapter_experts_job(config, data: Upstream) -> loop.Job:
+    experts = list(data.experts)
+
+    def build_model():
+        model = resnet_v2.ResNetV2(config.model.size, data.num_nodes, num_experts=len(experts))
+        model.build_for()
+        model.freeze_backbone()
+        return model
+
+    def dataset_fn(ctx, batch, seed):
+        ds = pipelines.expert_mix(
+            data.builder, data.info, experts, "train", batch, data.image_size, True, seed
+        )
+        return _sharded(ctx, ds)
+
+    def per_example_loss(model, batch):
+        logits = model(batch["image"], expert=batch["expert"], training=True)["logits"]
+        return sigmoid_loss(batch["targets"], logits)
+
+    def evaluate(model):
+        baseline = load_baseline(config, data)
+        metrics = {}
+        for e, name in enumerate(experts):
+            ds = pipelines.expert_slice(
+                data.builder,
+                data.info,
+                name,
+                EVAL_SPLIT,
+                _eval_batch(config),
+                data.image_size,
+                False,
+            )
+            mine = multilabel_metrics(data, model, ds, expert=e)
+            base = multilabel_metrics(data, baseline, ds)
+            metrics[f"{name}/top1"], metrics[f"{name}/baseline_top1"] = mine["top1"], base["top1"]
+            metrics[f"{name}/loss"], metrics[f"{name}/baseline_loss"] = mine["loss"], base["loss"]
+        return metrics
+
+    return loop.Job(
+        name="adapters",
+        build_model=build_model,
+        dataset_fn=dataset_fn,
+        per_example_loss=per_example_loss,
+        trainable_variables=lambda model: model.adapter_variables,
+        warm_start=lambda model: model.copy_backbone_from(load_baseline(config, data)),
+        evaluate=evaluate,
+    )
+
+
+def epn_job(config, data: Upstream) -> loop.Job:
+    experts = list(data.experts)
+
+    def batches(split, batch, training, seed=0):
+        return pipelines.expert_prediction(
+            data.builder, data.info, experts, split, batch, data.image_size, training, seed
+        )
+
+    def evaluate(model):
+        total, loss, hit = 0, 0.0, 0
+        for batch in batches(EVAL_SPLIT, _eval_batch(config), False):
+            logits = model(batch["image"])["logits"].numpy()
+            targets = batch["expert_targets"].numpy()
+            loss += float(tf.reduce_sum(sigmoid_loss(targets, logits)))
+            hit += int(np.sum(targets[np.arange(len(logits)), np.argmax(logits, -1)] > 0))
+            total += len(logits)
+        return {"loss": loss / max(1, total), "prec1": hit / max(1, total), "images": total}
+
+    return loop.Job(
+        name="epn",
+        build_model=lambda: resnet_v2.ResNetV2(config.model.size, len(experts)).build_for(),
+        dataset_fn=lambda ctx, batch, seed: _sharded(ctx, batches("train", batch, True, seed)),
+        per_example_loss=lambda m, b: sigmoid_loss(
+            b["expert_targets"], m(b["image"], training=True)["logits"]
+        ),
+        warm_start=lambda model: model.copy_backbone_from(
+            load_baseline(config, data), include_head=False
+        ),
+        evaluate=evaluate,
+    )
