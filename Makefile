@@ -7,7 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the embedded data sources need (fonts, Unicode tables, emoji, ...).
-APT_PACKAGES :=
+APT_PACKAGES := unicode-data fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji \
+	ruby-gemojione fonts-dejavu-core fonts-dejavu-extra fonts-freefont-ttf \
+	dataset-fashion-mnist openclipart-png
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # TensorFlow's INFO/WARNING lines (CUDA probing on a GPU-less machine) are noise here.

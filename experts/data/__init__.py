@@ -1,0 +1,10 @@
+"""Upstream data (paper, sections 4.2 and 6.1): the label hierarchy, tfds builders and
+input pipelines.
+
+* ``hierarchy``: the "is-a" DAG, multi-hot targets, image counts, automatic expert choice.
+* ``builders``: ``embedded_upstream`` (glyphs and emoji from Debian packages) and
+  ``image_folder_upstream`` (a user's folder plus hierarchy file); never downloading.
+* ``upstream``: the metadata every builder records and ``load_info`` to read it back.
+* ``pipelines``: tf.data for the baseline, full experts, adapter experts and the EPN.
+* ``build_upstream``: ``python -m experts.data.build_upstream --data_dir=runs/tfds``.
+"""

@@ -1,0 +1,108 @@
+"""Builds (or re-opens) the embedded upstream and reports what is in it.
+
+    python -m experts.data.build_upstream --data_dir=runs/tfds --image_size=32
+
+The first run renders every image (a few minutes on 2 cores); later runs read the cache in
+``--data_dir``. Prints the image and node counts, the automatically chosen experts with
+their training images, the build time, and writes a PNG grid of training samples.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import app, flags, logging
+from PIL import Image
+
+from experts.data import upstream
+from experts.data.builders import EmbeddedUpstream, EmbeddedUpstreamConfig
+
+_DATA_DIR = flags.DEFINE_string("data_dir", "runs/tfds", "tfds data_dir holding the cache.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Image side in pixels.")
+_NUM_EXPERTS = flags.DEFINE_integer("num_experts", upstream.DEFAULT_NUM_EXPERTS, "Experts.")
+_MIN_IMAGES = flags.DEFINE_integer(
+    "min_expert_images", upstream.DEFAULT_MIN_EXPERT_IMAGES, "Fewest training images per expert."
+)
+_MAX_OVERLAP = flags.DEFINE_float(
+    "max_expert_overlap", upstream.DEFAULT_MAX_EXPERT_OVERLAP, "Largest Jaccard between experts."
+)
+_GRID = flags.DEFINE_string(
+    "grid", None, "PNG of sample images (default: <data_dir>/embedded_upstream_<size>px.png)."
+)
+_GRID_SIDE = flags.DEFINE_integer("grid_side", 16, "Samples per row and column of the grid.")
+
+
+def builder_for(data_dir: str, image_size: int) -> EmbeddedUpstream:
+    """The standard config of that size, so every caller shares one cache directory."""
+    if image_size in (32, 64, 128):
+        return EmbeddedUpstream(config=f"{image_size}px", data_dir=data_dir)
+    config = EmbeddedUpstreamConfig(name=f"{image_size}px", image_size=image_size)
+    return EmbeddedUpstream(config=config, data_dir=data_dir)
+
+
+def sample_grid(builder, path: str, side: int, seed: int = 0) -> None:
+    """Writes ``side`` x ``side`` random training images as one PNG (atomically)."""
+    # Only the chosen images are decoded: the rest are skipped as encoded bytes.
+    ds = builder.as_dataset(
+        split="train", shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()}
+    )
+    rng = np.random.default_rng(seed)
+    total = builder.info.splits["train"].num_examples
+    wanted = set(rng.choice(total, size=min(total, side * side), replace=False).tolist())
+    images = [
+        np.asarray(Image.open(io.BytesIO(ex["image"])).convert("RGB"))
+        for i, ex in enumerate(ds.as_numpy_iterator())
+        if i in wanted
+    ]
+    rng.shuffle(images)
+    s = images[0].shape[0]
+    grid = np.full((side * (s + 2), side * (s + 2), 3), 255, np.uint8)
+    for k, image in enumerate(images):
+        r, c = divmod(k, side)
+        grid[r * (s + 2) + 1 : r * (s + 2) + 1 + s, c * (s + 2) + 1 : c * (s + 2) + 1 + s] = image
+    scale = max(1, 512 // grid.shape[0])  # small images are enlarged so they can be seen
+    out = Image.fromarray(grid).resize(
+        (grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST
+    )
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    out.save(tmp)
+    os.replace(tmp, path)
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.INFO)
+    builder = builder_for(_DATA_DIR.value, _IMAGE_SIZE.value)
+    start = time.time()
+    cached = builder.is_prepared()
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+    )
+    seconds = time.time() - start
+    info = upstream.load_info(builder)
+    choice = upstream.ExpertChoice(_NUM_EXPERTS.value, _MIN_IMAGES.value, _MAX_OVERLAP.value)
+    experts = info.choose_experts(choice)
+    counts = info.node_counts("train")
+    splits = builder.info.splits
+    print(f"dataset: {builder.data_dir}")
+    print(
+        f"images: {splits['train'].num_examples} train + {splits['validation'].num_examples} "
+        f"validation; classes: {len(info.labels)}; hierarchy nodes: {len(info.hierarchy)}"
+    )
+    print(f"{'cache read' if cached else 'built'} in {seconds:.1f} s")
+    print(f"experts ({len(experts)}; {choice}):")
+    for e in experts:
+        print(f"  {e:42s} {counts[e]:7d}  {info.descriptions.get(e, '')}")
+    grid = _GRID.value or os.path.join(
+        _DATA_DIR.value, f"embedded_upstream_{_IMAGE_SIZE.value}px.png"
+    )
+    sample_grid(builder, grid, _GRID_SIDE.value)
+    print(f"sample grid: {grid}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,120 @@
+"""tfds builder for a user's own upstream data: an image folder plus a hierarchy file.
+
+Put the data in tfds' manual_dir (default ``<data_dir>/downloads/manual``)::
+
+    <manual_dir>/hierarchy.txt            # format: experts/data/hierarchy.py
+    <manual_dir>/images/<class>/*.jpg     # one subfolder per class; .jpeg/.png/.bmp/.gif/.webp too
+
+Every class folder name must be a node of the hierarchy (ImageNet-21k: a WordNet id per
+folder, the ancestors' "is-a" links in hierarchy.txt). Images are converted to RGB and,
+if the config sets ``max_size``, shrunk so their longer side is at most that. The
+validation split takes ``validation_percent`` of every class's images by a hash of the
+file's name, so it is stable when images are added.
+
+    builder = ImageFolderUpstream(data_dir=..., config=ImageFolderUpstreamConfig(...))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=...))
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from experts.data import upstream
+from experts.data.hierarchy import Hierarchy, HierarchyError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+@dataclasses.dataclass(eq=False)
+class ImageFolderUpstreamConfig(tfds.core.BuilderConfig):
+    max_size: int | None = None  # longer side in pixels; None keeps the originals
+    validation_percent: int = 2
+    experts: upstream.ExpertChoice = dataclasses.field(default_factory=upstream.ExpertChoice)
+
+
+def _in_validation(name: str, percent: int) -> bool:
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10000 < percent * 100
+
+
+def scan_folder(manual_dir: str, validation_percent: int) -> tuple[Hierarchy, list[str], dict]:
+    """Reads the hierarchy and lists ``split -> [(path, class)]``; checks the layout."""
+    hierarchy_path = os.path.join(manual_dir, "hierarchy.txt")
+    images_dir = os.path.join(manual_dir, "images")
+    for path in (hierarchy_path, images_dir):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} is missing: see ImageFolderUpstream's docstring")
+    hierarchy = Hierarchy.load(hierarchy_path)
+    labels = sorted(d for d in os.listdir(images_dir) if os.path.isdir(os.path.join(images_dir, d)))
+    if not labels:
+        raise FileNotFoundError(f"{images_dir} has no class subfolders")
+    files: dict[str, list[tuple[str, str]]] = {"train": [], "validation": []}
+    for label in labels:
+        if label not in hierarchy:
+            raise HierarchyError(
+                f"{images_dir}/{label}: label {label!r} has no node in {hierarchy_path}"
+            )
+        folder = os.path.join(images_dir, label)
+        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+        if not names:
+            raise FileNotFoundError(f"{folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        for name in names:
+            split = (
+                "validation" if _in_validation(f"{label}/{name}", validation_percent) else "train"
+            )
+            files[split].append((os.path.join(folder, name), label))
+    return hierarchy, labels, files
+
+
+def read_image(path: str, max_size: int | None) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+    except OSError as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from None
+    if max_size and max(image.size) > max_size:
+        image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+    return np.asarray(image)
+
+
+class ImageFolderUpstream(tfds.core.GeneratorBasedBuilder):
+    """A user's upstream image folder with an "is-a" hierarchy over its classes."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Image folder plus hierarchy file."}
+    BUILDER_CONFIGS = [ImageFolderUpstreamConfig(name="default")]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=upstream.features((None, None, 3)),
+            supervised_keys=("image", "label"),
+            metadata=tfds.core.MetadataDict(),
+            description=__doc__,
+        )
+
+    def _split_generators(self, dl_manager):
+        config = self.builder_config
+        manual_dir = os.fspath(dl_manager.manual_dir)
+        hierarchy, labels, files = scan_folder(manual_dir, config.validation_percent)
+        counts = {
+            split: {lab: n for lab, n in collections.Counter(c for _, c in pairs).items()}
+            for split, pairs in files.items()
+        }
+        counts = {s: {lab: c.get(lab, 0) for lab in labels} for s, c in counts.items()}
+        descriptions = {lab: lab for lab in labels}
+        upstream.record(self.info, hierarchy, labels, counts, descriptions, config.experts)
+        return {s: self._generate_examples(pairs) for s, pairs in files.items()}
+
+    def _generate_examples(self, pairs):
+        max_size = self.builder_config.max_size
+        for path, label in pairs:
+            key = f"{label}/{os.path.basename(path)}"
+            yield key, {"image": read_image(path, max_size), "label": label, "style": key}

@@ -1,0 +1,286 @@
+"""tf.data input pipelines over a prepared upstream builder (paper, sections 4.2-4.3, 5).
+
+Every pipeline yields batches of dicts with ``image`` (float32 ``[b, s, s, 3]`` in [0, 1],
+the models' input range) and ``label`` (the class id), plus:
+
+* ``whole``            ``targets``: multi-hot over all hierarchy nodes (label + ancestors),
+                       for the baseline B's sigmoid head;
+* ``expert_slice``     the same, restricted to one expert's slice (full experts fine-tune B);
+* ``expert_mix``       the same plus ``expert`` (int32): each batch mixes every expert's
+                       slice in equal shares, so all adapter experts train in parallel with
+                       hard-coded routing;
+* ``expert_prediction``  ``expert_targets``: multi-hot over the experts whose slice holds the
+                       image, for the expert prediction network (EPN).
+
+Training pipelines repeat forever, shuffle with ``seed`` and augment by a random crop
+resized back to ``image_size``. There is no horizontal flip by default: a mirrored glyph is
+another glyph (or none); pass ``flip=True`` for natural images. Evaluation pipelines read
+each example once, in order, only resized. Labels are filtered before images are decoded,
+so a small slice costs a pass over the records, not over the pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from experts.data import upstream
+
+SHUFFLE_BUFFER = 10_000
+CROP_AREA = (0.6, 1.0)  # glyphs fill 70-90% of the canvas: a smaller crop loses the glyph
+CROP_ASPECT = (3 / 4, 4 / 3)
+# Splits smaller than this (encoded bytes) are cached in memory after the first pass.
+AUTO_CACHE_BYTES = 1 << 30
+
+
+def open_upstream(
+    name: str = "embedded_upstream/32px", data_dir: str | None = None
+) -> tuple[tfds.core.DatasetBuilder, upstream.UpstreamInfo]:
+    """A prepared upstream builder by tfds name, with its labels and hierarchy."""
+    import experts.data.builders  # noqa: F401  (registers the builders with tfds)
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+        raise FileNotFoundError(
+            f"{name} is not prepared in {builder.data_dir}; build it first, e.g. "
+            f"python -m experts.data.build_upstream --data_dir={data_dir}"
+        )
+    return builder, upstream.load_info(builder)
+
+
+# -- per-example transforms ------------------------------------------------------------
+
+
+def preprocess(
+    encoded: tf.Tensor,
+    image_size: int,
+    training: bool,
+    seed: tf.Tensor | None = None,
+    flip: bool = False,
+    crop_area: tuple[float, float] = CROP_AREA,
+) -> tf.Tensor:
+    """Encoded image -> float32 ``[image_size, image_size, 3]`` in [0, 1]. In training, a
+    random crop (area and aspect ratio ranges) resized to ``image_size``, randomised by the
+    stateless ``seed`` (shape [2]) so that a pipeline is reproducible."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    if training:
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image),
+            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+            seed=seed,
+            area_range=crop_area,
+            aspect_ratio_range=CROP_ASPECT,
+            min_object_covered=0.0,
+            use_image_if_no_bounding_boxes=True,
+        )
+        image = tf.slice(image, begin, size)
+        if flip:
+            image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
+    image = tf.image.resize(image, [image_size, image_size], antialias=True)
+    image.set_shape([image_size, image_size, 3])
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+class _Tables:
+    """Label-indexed lookups as constants: targets are gathered, never computed in Python."""
+
+    def __init__(self, info: upstream.UpstreamInfo, experts: Sequence[str] = ()):
+        closure = info.hierarchy.closure_matrix(info.labels)
+        self.num_nodes = closure.shape[1]
+        # Ragged node ids per label: a dense [labels, nodes] table would be labels x nodes
+        # floats (hundreds of MB at ImageNet-21k scale).
+        rows = [np.flatnonzero(r) for r in closure]
+        self.node_ids = tf.RaggedTensor.from_row_lengths(
+            np.concatenate(rows).astype(np.int32), [len(r) for r in rows]
+        )
+        self.num_experts = len(experts)
+        if experts:
+            info.check_experts(experts)
+            mask = info.hierarchy.expert_label_mask(experts, info.labels).T  # [labels, experts]
+            self.expert_mask = tf.constant(mask)
+
+    def targets(self, label: tf.Tensor) -> tf.Tensor:
+        ids = self.node_ids[tf.cast(label, tf.int32)]
+        return tf.scatter_nd(ids[:, None], tf.ones_like(ids, tf.float32), [self.num_nodes])
+
+    def in_expert(self, label: tf.Tensor, expert: int) -> tf.Tensor:
+        return self.expert_mask[tf.cast(label, tf.int32), expert]
+
+    def expert_targets(self, label: tf.Tensor) -> tf.Tensor:
+        return tf.cast(self.expert_mask[tf.cast(label, tf.int32)], tf.float32)
+
+
+# -- datasets --------------------------------------------------------------------------
+
+
+def _records(builder, split: str, training: bool, seed: int, cache: bool | str) -> tf.data.Dataset:
+    """``{"image": encoded bytes, "label": int64}`` without decoding the images."""
+    read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
+    ds = builder.as_dataset(
+        split=split,
+        shuffle_files=training,
+        read_config=read_config,
+        decoders={"image": tfds.decode.SkipDecoding()},
+    )
+    ds = ds.map(lambda ex: {"image": ex["image"], "label": ex["label"]})
+    if cache == "auto":
+        cache = builder.info.splits[split].num_bytes < AUTO_CACHE_BYTES
+    return ds.cache() if cache else ds
+
+
+def _finish(
+    ds: tf.data.Dataset,
+    tables: _Tables,
+    batch_size: int,
+    image_size: int,
+    training: bool,
+    seed: int,
+    flip: bool,
+    shuffle: bool = True,
+) -> tf.data.Dataset:
+    """Shuffles and repeats (training), decodes and augments, adds targets and batches."""
+    if training:
+        if shuffle:
+            ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.repeat()
+    # One stateless seed pair per example, from a seeded stream aligned with the examples.
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds))
+
+    def transform(ex, pair):
+        out = dict(ex)
+        out["image"] = preprocess(ex["image"], image_size, training, pair, flip)
+        out["targets"] = tables.targets(ex["label"])
+        return out
+
+    ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+
+def whole(
+    builder,
+    info: upstream.UpstreamInfo,
+    split: str,
+    batch_size: int,
+    image_size: int,
+    training: bool,
+    seed: int = 0,
+    flip: bool = False,
+    cache: bool | str = "auto",
+) -> tf.data.Dataset:
+    """The whole split with multi-hot ``targets`` over all nodes: baseline B's data."""
+    tables = _Tables(info)
+    ds = _records(builder, split, training, seed, cache)
+    return _finish(ds, tables, batch_size, image_size, training, seed, flip)
+
+
+def expert_slice(
+    builder,
+    info: upstream.UpstreamInfo,
+    expert: str,
+    split: str,
+    batch_size: int,
+    image_size: int,
+    training: bool,
+    seed: int = 0,
+    flip: bool = False,
+    cache: bool | str = "auto",
+) -> tf.data.Dataset:
+    """The images of one expert's slice (its node and every node below), with the same
+    multi-hot ``targets`` as ``whole``: a full expert fine-tunes B, head included."""
+    tables = _Tables(info, [expert])
+    ds = _records(builder, split, training, seed, cache)
+    ds = ds.filter(lambda ex: tables.in_expert(ex["label"], 0))
+    return _finish(ds, tables, batch_size, image_size, training, seed, flip)
+
+
+def expert_mix(
+    builder,
+    info: upstream.UpstreamInfo,
+    experts: Sequence[str],
+    split: str,
+    batch_size: int,
+    image_size: int,
+    training: bool,
+    seed: int = 0,
+    flip: bool = False,
+    cache: bool | str = "auto",
+) -> tf.data.Dataset:
+    """Every expert's slice with its ``expert`` id (index into ``experts``), for training
+    all adapter experts at once with hard-coded routing.
+
+    Training gives every expert an equal share of the examples whatever its slice size (the
+    paper trains all experts for the same number of steps). It makes one pass over the
+    shuffled records, not one per expert: a record in expert e's slice is emitted for e
+    ``N / (E * |D_e|)`` times in expectation (N records, E experts; the fraction by a
+    seeded coin), so each pass yields about N examples, N / E per expert. Copies are spread
+    by a second shuffle and augmented independently. Evaluation emits every (image, expert)
+    pair once, in record order."""
+    experts = list(experts)
+    if not experts:
+        raise ValueError("expert_mix needs at least one expert")
+    tables = _Tables(info, experts)
+    records = _records(builder, split, training, seed, cache)
+    counts = info.node_counts(split)
+    sizes = np.asarray([counts[e] for e in experts], np.float64)
+    if (sizes == 0).any():
+        empty = experts[int(np.flatnonzero(sizes == 0)[0])]
+        raise ValueError(f"expert {empty!r} has no images in split {split!r}")
+    # Expected copies of one record of expert e's slice per pass.
+    rate = tf.cast(float(sum(info.counts(split).values())) / len(experts) / sizes, tf.float32)
+    expert_ids = tf.range(len(experts), dtype=tf.int32)
+
+    def emit(ex, pair):
+        member = tables.expert_mask[tf.cast(ex["label"], tf.int32)]
+        if training:
+            u = tf.random.stateless_uniform([len(experts)], seed=pair)
+            copies = tf.floor(rate) + tf.cast(u < rate - tf.floor(rate), tf.float32)
+            copies = tf.where(member, tf.cast(copies, tf.int32), 0)
+        else:
+            copies = tf.cast(member, tf.int32)
+        ids = tf.repeat(expert_ids, copies)
+        n = tf.size(ids)
+        return tf.data.Dataset.from_tensor_slices(
+            {"image": tf.fill([n], ex["image"]), "label": tf.fill([n], ex["label"]), "expert": ids}
+        )
+
+    ds = records
+    if training:
+        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 1).batch(2)))
+    ds = ds.flat_map(emit)
+    if training:
+        ds = ds.shuffle(SHUFFLE_BUFFER // 4, seed=seed + 2)
+    return _finish(ds, tables, batch_size, image_size, training, seed, flip, shuffle=False)
+
+
+def expert_prediction(
+    builder,
+    info: upstream.UpstreamInfo,
+    experts: Sequence[str],
+    split: str,
+    batch_size: int,
+    image_size: int,
+    training: bool,
+    seed: int = 0,
+    flip: bool = False,
+    cache: bool | str = "auto",
+    keep_unassigned: bool = False,
+) -> tf.data.Dataset:
+    """Images with ``expert_targets``, float32 ``[len(experts)]``: 1 for every expert whose
+    slice holds the image (slices overlap, so several may be 1). This is the hard-coded
+    routing the EPN learns to predict. Images in no expert's slice are dropped unless
+    ``keep_unassigned`` (they then have all-zero targets)."""
+    experts = list(experts)
+    if not experts:
+        raise ValueError("expert_prediction needs at least one expert")
+    tables = _Tables(info, experts)
+    ds = _records(builder, split, training, seed, cache)
+    if not keep_unassigned:
+        ds = ds.filter(lambda ex: tf.reduce_any(tables.expert_mask[tf.cast(ex["label"], tf.int32)]))
+    ds = ds.map(lambda ex: {**ex, "expert_targets": tables.expert_targets(ex["label"])})
+    return _finish(ds, tables, batch_size, image_size, training, seed, flip)

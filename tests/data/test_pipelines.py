@@ -1,0 +1,141 @@
+"""Input pipelines on the tiny folder upstream: targets, slices, mixes, augmentation."""
+
+import collections
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from experts.data import pipelines, upstream
+from tests.data.conftest import draw, ink_centroid_x
+
+
+@pytest.fixture(scope="module")
+def info(folder_builder):
+    return upstream.load_info(folder_builder)
+
+
+def _all(ds):
+    batches = list(ds.as_numpy_iterator())
+    return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+
+
+def test_whole_eval_reads_each_example_once(folder_builder, info):
+    out = _all(pipelines.whole(folder_builder, info, "validation", 4, 16, training=False))
+    assert len(out["label"]) == folder_builder.info.splits["validation"].num_examples
+    assert out["image"].shape[1:] == (16, 16, 3) and out["image"].dtype == np.float32
+    assert out["image"].min() >= 0.0 and out["image"].max() <= 1.0
+    assert out["image"].max() > 0.9  # white background survives the [0, 1] conversion
+    for label, target in zip(out["label"], out["targets"], strict=True):
+        on = {info.hierarchy.nodes[i] for i in np.flatnonzero(target)}
+        name = info.labels[label]
+        assert on == {name} | info.hierarchy.ancestors(name)
+        assert target.sum() == len(on)  # exactly 0/1
+
+
+def test_whole_training_repeats_shuffles_and_is_seeded(folder_builder, info):
+    def first(seed):
+        ds = pipelines.whole(folder_builder, info, "train", 8, 16, training=True, seed=seed)
+        return [b for b in ds.take(6).as_numpy_iterator()]
+
+    a, b, c = first(1), first(1), first(2)
+    n_train = folder_builder.info.splits["train"].num_examples
+    assert sum(len(x["label"]) for x in a) == 48 > n_train  # repeats
+    assert all(x["image"].shape == (8, 16, 16, 3) for x in a)  # drop_remainder
+    np.testing.assert_array_equal(a[0]["image"], b[0]["image"])
+    assert not all(np.array_equal(x["label"], y["label"]) for x, y in zip(a, c, strict=True))
+
+
+def test_expert_slice(folder_builder, info):
+    out = _all(pipelines.expert_slice(folder_builder, info, "red", "train", 3, 16, training=False))
+    names = {info.labels[i] for i in out["label"]}
+    assert names == {"red_circle", "red_square"}
+    assert len(out["label"]) == info.node_counts("train")["red"]
+    assert out["targets"].shape[1] == len(info.hierarchy)  # B's full head
+
+
+def test_expert_mix_equal_shares_and_routing(folder_builder, info):
+    experts = ["shape", "red", "triangle"]  # slices of very different sizes
+    ds = pipelines.expert_mix(folder_builder, info, experts, "train", 32, 16, training=True)
+    out = _all(ds.take(40))
+    shares = np.bincount(out["expert"], minlength=3) / len(out["expert"])
+    np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.05)
+    mask = info.hierarchy.expert_label_mask(experts, info.labels)
+    assert all(mask[e, lab] for e, lab in zip(out["expert"], out["label"], strict=True))
+    assert out["expert"].dtype == np.int32
+
+
+def test_expert_mix_eval_emits_each_pair_once(folder_builder, info):
+    experts = ["circle", "red"]
+    ds = pipelines.expert_mix(folder_builder, info, experts, "validation", 5, 16, training=False)
+    out = _all(ds)
+    counts = info.node_counts("validation")
+    assert collections.Counter(out["expert"].tolist()) == {0: counts["circle"], 1: counts["red"]}
+
+
+def test_expert_prediction_targets(folder_builder, info):
+    experts = ["circle", "red", "blue_square"]
+    out = _all(
+        pipelines.expert_prediction(folder_builder, info, experts, "train", 4, 16, training=False)
+    )
+    by_label = {
+        info.labels[i]: t.tolist() for i, t in zip(out["label"], out["expert_targets"], strict=True)
+    }
+    assert by_label["red_circle"] == [1.0, 1.0, 0.0]
+    assert by_label["blue_square"] == [0.0, 0.0, 1.0]
+    assert "triangle" not in by_label  # in no expert's slice: dropped
+    kept = _all(
+        pipelines.expert_prediction(
+            folder_builder, info, experts, "train", 4, 16, training=False, keep_unassigned=True
+        )
+    )
+    assert len(kept["label"]) == folder_builder.info.splits["train"].num_examples
+
+
+def test_bad_expert_names(folder_builder, info):
+    with pytest.raises(ValueError, match=r"no node named 'dog'"):
+        pipelines.expert_slice(folder_builder, info, "dog", "train", 4, 16, training=False)
+    with pytest.raises(ValueError, match=r"at least one expert"):
+        pipelines.expert_mix(folder_builder, info, [], "train", 4, 16, training=True)
+
+
+def test_augmentation_crops_but_never_flips():
+    # A shape in the left part of the image stays in the left part under every crop.
+    image = np.asarray(draw("red_square", 0, size=(32, 32)))
+    encoded = tf.io.encode_png(image)
+    centre = ink_centroid_x(image)
+    assert centre < 0.35
+    outs = [
+        pipelines.preprocess(encoded, 32, training=True, seed=tf.constant([s, 7])).numpy()
+        for s in range(20)
+    ]
+    assert all(o.shape == (32, 32, 3) and 0 <= o.min() and o.max() <= 1 for o in outs)
+    assert all(ink_centroid_x(o) < 0.5 for o in outs)
+    assert len({o.tobytes() for o in outs}) > 10  # crops differ
+    flipped = [
+        pipelines.preprocess(encoded, 32, True, tf.constant([s, 7]), flip=True).numpy()
+        for s in range(20)
+    ]
+    assert any(ink_centroid_x(o) > 0.5 for o in flipped)
+    same = pipelines.preprocess(encoded, 32, True, tf.constant([3, 7])).numpy()
+    np.testing.assert_array_equal(same, outs[3])
+
+
+def test_eval_preprocess_only_resizes():
+    image = np.asarray(draw("triangle", 2, size=(32, 32)))
+    out = pipelines.preprocess(tf.io.encode_png(image), 32, training=False).numpy()
+    np.testing.assert_allclose(out, image / 255.0, atol=1e-6)
+
+
+def test_label_prior_and_sliced_splits(folder_builder, info):
+    prior = info.label_prior("red")
+    train = info.label_counts["train"]
+    expected = np.asarray(
+        [train[lab] if lab in ("red_circle", "red_square") else 0 for lab in info.labels], float
+    )
+    np.testing.assert_allclose(prior, expected / expected.sum())
+    assert info.node_counts("train[:50%]") == info.node_counts("train")
+    with pytest.raises(KeyError, match=r"no split 'test'"):
+        info.node_counts("test")
+    ds = pipelines.expert_mix(folder_builder, info, ["red", "blue"], "train[:50%]", 4, 16, True)
+    assert next(ds.as_numpy_iterator())["expert"].shape == (4,)
