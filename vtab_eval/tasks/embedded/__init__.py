@@ -1,0 +1,1 @@
+"""The embedded mini-VTAB suite: tfds builders over local sources, and their tasks."""

@@ -1,0 +1,102 @@
+"""Registry entries of the embedded mini-VTAB suite.
+
+Every task reads `train[:800]`, `validation[:200]` and `test` of its builder (the tfds
+`validation` split exists for all of them). Builders are generated from local sources on
+first use (nothing is downloaded) and cached in the tfds data_dir. `config="tiny"`
+selects a few examples per split, for tests and smoke runs.
+"""
+
+from __future__ import annotations
+
+from vtab_eval.tasks import base, vtab1k
+from vtab_eval.tasks.embedded import dsprites, kanji, natural, rendered, specialized
+from vtab_eval.tasks.registry import register, register_suite
+
+CONFIGS = ("full", "tiny")
+
+
+def _embedded_task(canonical, group, builder_cls, config, labels, **opts):
+    if config not in CONFIGS:
+        raise ValueError(f"task {canonical}: config must be one of {CONFIGS}, got {config!r}")
+    task = base.TfdsTask(
+        canonical,
+        group=group,
+        num_classes=2,  # Placeholder until read from the builder's features below.
+        tfds_name=f"{builder_cls.name}/{config}:1.*.*",
+        split_fn=base.splits_from_validation,
+        pair_fn=base.image_label,
+        local_source=True,
+        **opts,
+    )
+    task.num_classes, task.pair_fn = labels(task.builder.info.features)
+    return task
+
+
+def _plain_labels(features):
+    return features["label"].num_classes, base.image_label
+
+
+def _plain(name: str, group: str, builder_cls) -> None:
+    @register(name)
+    def factory(canonical, config="full", **opts):
+        return _embedded_task(canonical, group, builder_cls, config, _plain_labels, **opts)
+
+
+_plain("mini_fashion_mnist", "natural", natural.MiniVtabFashionMnist)
+_plain("mini_mnist", "natural", natural.MiniVtabMnist)
+_plain("mini_clipart", "natural", natural.MiniVtabClipart)
+_plain("mini_brain_mri", "specialized", specialized.MiniVtabBrainMri)
+_plain("mini_digits8x8", "specialized", specialized.MiniVtabDigits8x8)
+_plain("mini_kanji_strokes", "structured", kanji.MiniVtabKanji)
+
+
+@register("mini_dsprites")
+def mini_dsprites(canonical, predicted_attribute, num_classes=None, config="full", **opts):
+    def labels(features):
+        num_original = vtab1k.check_attribute(features, predicted_attribute, "mini_dsprites")
+        return vtab1k.binned_attribute_pair_fn(
+            predicted_attribute, num_original, num_classes, "mini_dsprites"
+        )
+
+    builder = dsprites.MiniVtabDsprites
+    return _embedded_task(canonical, "structured", builder, config, labels, **opts)
+
+
+@register("mini_smallnorb")
+def mini_smallnorb(canonical, predicted_attribute, config="full", **opts):
+    def labels(features):
+        num_classes = vtab1k.check_attribute(features, predicted_attribute, "mini_smallnorb")
+        return num_classes, vtab1k.attribute_pair_fn(predicted_attribute)
+
+    builder = rendered.MiniVtabSmallnorb
+    return _embedded_task(canonical, "structured", builder, config, labels, **opts)
+
+
+@register("mini_clevr")
+def mini_clevr(canonical, task, config="full", **opts):
+    def labels(features):
+        del features
+        return vtab1k.clevr_pair_fn(task)
+
+    builder = rendered.MiniVtabClevr
+    return _embedded_task(canonical, "structured", builder, config, labels, **opts)
+
+
+EMBEDDED_SPECS = (
+    # natural
+    "mini_fashion_mnist",
+    "mini_mnist",
+    "mini_clipart",
+    # specialized
+    "mini_brain_mri",
+    "mini_digits8x8",
+    # structured
+    'mini_dsprites(predicted_attribute="label_x_position",num_classes=16)',
+    'mini_dsprites(predicted_attribute="label_orientation",num_classes=16)',
+    'mini_smallnorb(predicted_attribute="label_azimuth")',
+    'mini_smallnorb(predicted_attribute="label_elevation")',
+    'mini_clevr(task="count_all")',
+    'mini_clevr(task="closest_object_distance")',
+    "mini_kanji_strokes",
+)
+register_suite("embedded", EMBEDDED_SPECS)

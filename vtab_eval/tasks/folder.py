@@ -1,0 +1,106 @@
+"""A task from a user's image folder: one sub-folder per class, VTAB-1k splits derived.
+
+Files are ordered by a hash of their path relative to the folder, so the order (and hence
+the splits) is deterministic, independent of the machine and of file-system order, and
+adding an image moves no other image between splits. In that order the first 800 images
+are train800, the next 200 val200 and the rest test. A folder with fewer than 1,250
+images keeps 20% for test and splits the rest 80/20, so that every split is non-empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+
+import tensorflow as tf
+
+from vtab_eval.tasks import base
+from vtab_eval.tasks.registry import register
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+MIN_TEST_FRACTION = 0.2
+
+
+def split_counts(total: int) -> tuple[int, int, int]:
+    """(train, val, test) counts for a folder of `total` images."""
+    if total < 3:
+        raise ValueError(f"an image folder needs at least 3 images, found {total}")
+    test = max(total - 1000, math.ceil(MIN_TEST_FRACTION * total))
+    rest = total - test
+    train = min(800, max(1, round(0.8 * rest)))
+    val = min(200, rest - train)
+    if val == 0:  # Two images left for train and val: one each.
+        train, val = train - 1, 1
+    return train, val, total - train - val
+
+
+def list_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
+    """(class names, [(path relative to root, label)]) in the deterministic split order."""
+    if not os.path.isdir(root):
+        raise ValueError(f"image_folder: path {root!r} is not a directory")
+    classes = sorted(
+        d
+        for d in os.listdir(root)
+        if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
+    )
+    if len(classes) < 2:
+        raise ValueError(f"image_folder: {root!r} needs >= 2 class sub-folders, found {classes}")
+    files = []
+    for label, name in enumerate(classes):
+        count = 0
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, name)):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for filename in filenames:
+                if filename.lower().endswith(IMAGE_EXTENSIONS) and not filename.startswith("."):
+                    files.append((os.path.relpath(os.path.join(dirpath, filename), root), label))
+                    count += 1
+        if count == 0:
+            raise ValueError(f"image_folder: class folder {name!r} in {root!r} has no images")
+    files.sort(key=lambda item: hashlib.sha256(item[0].encode()).hexdigest())
+    return classes, files
+
+
+class ImageFolderTask(base.Task):
+    def __init__(self, spec: str, root: str, group: str):
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self.classes, files = list_image_folder(self.root)
+        super().__init__(spec, len(self.classes), group)
+        train, val, _ = split_counts(len(files))
+        self._splits = {
+            "train800": files[:train],
+            "val200": files[train : train + val],
+            "train800val200": files[: train + val],
+            "test": files[train + val :],
+        }
+
+    def files(self, split: str) -> list[tuple[str, int]]:
+        """(relative path, label) of a split's images, in order."""
+        self._check_split(split)
+        return list(self._splits[split])
+
+    def num_examples(self, split: str) -> int:
+        return len(self.files(split))
+
+    def as_dataset(self, split: str, *, shuffle_files: bool = False) -> tf.data.Dataset:
+        files = self.files(split)
+        paths = [os.path.join(self.root, rel) for rel, _ in files]
+        labels = [label for _, label in files]
+        ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64)))
+        if shuffle_files:
+            ds = ds.shuffle(len(files))
+
+        def load(path, label):
+            image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+            return base.to_rgb_uint8(image), label
+
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+@register("image_folder")
+def image_folder(canonical, path, group="natural", **opts):
+    """`image_folder(path="/data/birds")`: data_dir/download options do not apply."""
+    del opts
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"task {canonical}: path must be a non-empty string")
+    return ImageFolderTask(canonical, path, group)
