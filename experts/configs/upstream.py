@@ -42,7 +42,12 @@ def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
     config.train.update(
         {
             "smoke": {"total_steps": 2, "global_batch": 8, "log_every": 1, "checkpoint_every": 1},
-            "cpu": {"global_batch": 128, "log_every": 50, "checkpoint_every": 250},
+            "cpu": {
+                "global_batch": 128,
+                "log_every": 50,
+                "checkpoint_every": 250,
+                "steps_per_call": 10,
+            },
             # BiT upstream: global batch 4096 on a TPUv3-512, 5k warm-up steps, 10x
             # step decays, weight decay 1e-4, many host steps per call.
             "paper": {

@@ -179,6 +179,8 @@ def train(
 
     writer = tf.summary.create_file_writer(str(workdir / "tensorboard")) if chief else None
     losses, step = [], start
+    # Throughput from the first to the last log line: excludes tracing and final saves.
+    steady_start = steady_step = steady_end = steady_end_step = None
     _log(
         job.name,
         f"training steps {start}..{total} on {replicas} replica(s), "
@@ -208,10 +210,20 @@ def train(
                     tf.summary.scalar("train/learning_rate", lr)
                     tf.summary.scalar("train/images_per_second", images_per_s)
             window_start, window_step = time.perf_counter(), step
+            if steady_start is None:
+                steady_start, steady_step = window_start, step
+            steady_end, steady_end_step = window_start, step
         if step % config.checkpoint_every == 0 or step == total:
             manager.save(checkpoint_number=step)
 
-    metrics = {"steps": total, "train_seconds": round(time.perf_counter() - run_start, 1)}
+    end = time.perf_counter()
+    metrics = {"steps": total, "train_seconds": round(end - run_start, 1)}
+    steady = {}
+    if steady_start is not None and steady_end_step > steady_step:
+        seconds = steady_end - steady_start
+        steady["images_per_second"] = (
+            (steady_end_step - steady_step) * config.global_batch / seconds
+        )
     if chief:
         if job.evaluate is not None:
             metrics.update(job.evaluate(model))
@@ -223,7 +235,7 @@ def train(
         _write_final(model, metrics, workdir)
     else:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return {**metrics, "losses": losses}
+    return {**metrics, **steady, "losses": losses}
 
 
 def _write_final(model: keras.Model, metrics: dict, workdir: Path) -> None:
