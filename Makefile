@@ -34,8 +34,20 @@ apt:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+DATA_DIR := runs/tfds
+DEMO := runs/demo
+UPSTREAM_JOBS := baseline full_experts adapter_experts epn
+
+# The pipeline so far, on the embedded default with the cpu preset. Every step is
+# cached or resumable, so a rerun only does what is missing.
 demo: setup
-	$(BIN)/python -m experts.models.summary --config=experts/configs/baseline.py:cpu
+	$(BIN)/python -m experts.models.summary --config=experts/configs/baseline.py:cpu --steps=2
+	$(BIN)/python -m experts.data.build_upstream --data_dir=$(DATA_DIR) --image_size=32
+	$(BIN)/python -m vtab_eval.tasks.build --data_dir=$(DATA_DIR) --suite=embedded
+	for job in $(UPSTREAM_JOBS); do \
+	  $(BIN)/python -m experts.train --config=experts/configs/$$job.py:cpu \
+	    --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR) || exit 1; \
+	done
 
 lint: setup
 	$(BIN)/ruff check .

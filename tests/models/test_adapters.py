@@ -39,10 +39,7 @@ def test_untrained_adapter_expert_equals_baseline():
     baseline = resnet_v2.ResNetV2(TINY, num_classes=4).build_for(32)
     randomise(baseline.weights)
     experts = resnet_v2.ResNetV2(TINY, num_classes=4, num_experts=3).build_for(32)
-    adapter_ids = {id(v) for v in experts.adapter_variables}
-    backbone_vars = [v for v in experts.weights if id(v) not in adapter_ids]
-    for src, dst in zip(baseline.weights, backbone_vars, strict=True):
-        dst.assign(src)
+    experts.copy_backbone_from(baseline)
     x = tf.random.uniform([3, 32, 32, 3])
     expected = baseline(x)["logits"].numpy()
     for expert in (0, 2, tf.constant([0, 1, 2])):
@@ -87,7 +84,7 @@ def test_adapter_is_residual_bottleneck():
 
 def test_frozen_backbone_gets_no_update_while_adapters_train():
     model = resnet_v2.ResNetV2(TINY, num_classes=4, num_experts=2).build_for(32)
-    randomise([v for v in model.weights if id(v) not in {id(a) for a in model.adapter_variables}])
+    randomise(model.backbone_and_head_weights)
     model.freeze_backbone()
     assert {id(v) for v in model.trainable_variables} == {id(v) for v in model.adapter_variables}
     before = {v.name: v.numpy().copy() for v in model.weights}
@@ -131,3 +128,15 @@ def test_adapter_model_serialisation_round_trip(tmp_path):
     clone = resnet_v2.ResNetV2.from_config(model.get_config()).build_for(32)
     tf.train.Checkpoint(model=clone).read(str(tmp_path / "ckpt")).assert_consumed()
     np.testing.assert_allclose(clone(x, expert=ids)["logits"].numpy(), expected, atol=1e-6)
+
+
+def test_copy_backbone_without_head_keeps_the_new_head():
+    source = resnet_v2.ResNetV2(TINY, num_classes=6).build_for(32)
+    randomise(source.weights)
+    target = resnet_v2.ResNetV2(TINY, num_classes=2).build_for(32)
+    target.copy_backbone_from(source, include_head=False)
+    x = tf.random.uniform([2, 32, 32, 3])
+    np.testing.assert_allclose(target(x)["pre_logits"], source(x)["pre_logits"], atol=1e-5)
+    np.testing.assert_array_equal(target(x)["logits"].numpy(), 0.0)
+    with pytest.raises(ValueError, match="cannot copy"):
+        target.copy_backbone_from(source)
