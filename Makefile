@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := unicode-data fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji \
 	ruby-gemojione fonts-dejavu-core fonts-dejavu-extra fonts-freefont-ttf \
 	dataset-fashion-mnist openclipart-png
+# Bazel, offline: Debian's bazel-bootstrap with its rules_java (see WORKSPACE).
+APT_PACKAGES += bazel-bootstrap bazel-rules-java
+BAZEL ?= bazel
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # TensorFlow's INFO/WARNING lines (CUDA probing on a GPU-less machine) are noise here.
@@ -53,12 +56,16 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# pytest runs the whole suite; Bazel then runs the fast tests (all but those tagged
+# "slow" in tests/BUILD) through the BUILD targets users run, so a broken BUILD fails CI.
 test: lint
 	$(BIN)/python -m pytest
+	$(BAZEL) test --config=fast //...
 
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
+	[ ! -L bazel-out ] || $(BAZEL) clean --expunge
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
