@@ -19,6 +19,7 @@ next to B on the same slice.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import ml_collections
 import numpy as np
@@ -60,6 +61,13 @@ def _sharded(ctx: tf.distribute.InputContext, ds: tf.data.Dataset) -> tf.data.Da
     return ds
 
 
+def sigmoid_model(config, outputs: int, num_experts: int = 0) -> resnet_v2.ResNetV2:
+    """A ResNetV2 with a sigmoid head whose bias starts at the log-prior -log(outputs)."""
+    return resnet_v2.ResNetV2(
+        config.model.size, outputs, num_experts=num_experts, head_bias_init=-math.log(outputs)
+    )
+
+
 def sigmoid_loss(targets, logits):
     return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(targets, logits), axis=-1)
 
@@ -74,7 +82,7 @@ def _restore(model: resnet_v2.ResNetV2, workdir: str) -> resnet_v2.ResNetV2:
 
 
 def load_baseline(config, data: Upstream) -> resnet_v2.ResNetV2:
-    model = resnet_v2.ResNetV2(config.model.size, data.num_nodes)
+    model = sigmoid_model(config, data.num_nodes)
     return _restore(model, config.baseline_workdir)
 
 
@@ -120,7 +128,7 @@ def baseline_job(config, data: Upstream) -> loop.Job:
 
     return loop.Job(
         name="baseline",
-        build_model=lambda: resnet_v2.ResNetV2(config.model.size, data.num_nodes).build_for(),
+        build_model=lambda: sigmoid_model(config, data.num_nodes).build_for(),
         dataset_fn=dataset_fn,
         per_example_loss=lambda m, b: sigmoid_loss(
             b["targets"], m(b["image"], training=True)["logits"]
@@ -143,7 +151,7 @@ def full_expert_job(config, data: Upstream, expert: str) -> loop.Job:
 
     return loop.Job(
         name=f"full/{expert}",
-        build_model=lambda: resnet_v2.ResNetV2(config.model.size, data.num_nodes).build_for(),
+        build_model=lambda: sigmoid_model(config, data.num_nodes).build_for(),
         dataset_fn=lambda ctx, batch, seed: _sharded(ctx, slice_data("train", batch, True, seed)),
         per_example_loss=lambda m, b: sigmoid_loss(
             b["targets"], m(b["image"], training=True)["logits"]
@@ -157,7 +165,7 @@ def adapter_experts_job(config, data: Upstream) -> loop.Job:
     experts = list(data.experts)
 
     def build_model():
-        model = resnet_v2.ResNetV2(config.model.size, data.num_nodes, num_experts=len(experts))
+        model = sigmoid_model(config, data.num_nodes, num_experts=len(experts))
         model.build_for()
         model.freeze_backbone()
         return model
@@ -222,7 +230,7 @@ def epn_job(config, data: Upstream) -> loop.Job:
 
     return loop.Job(
         name="epn",
-        build_model=lambda: resnet_v2.ResNetV2(config.model.size, len(experts)).build_for(),
+        build_model=lambda: sigmoid_model(config, len(experts)).build_for(),
         dataset_fn=lambda ctx, batch, seed: _sharded(ctx, batches("train", batch, True, seed)),
         per_example_loss=lambda m, b: sigmoid_loss(
             b["expert_targets"], m(b["image"], training=True)["logits"]

@@ -159,14 +159,24 @@ class ResNetV2(keras.Model):
       size: a name from ``SIZES`` (``r50x1``, ``r26x0.25``, ...).
       num_classes: head outputs; 0 or None builds a backbone without head.
       num_experts: adapter experts; 0 builds the plain network.
+      head_bias_init: initial head bias. Sigmoid heads over thousands of rare outputs
+        start near their prior (e.g. -log(num_classes)), as big_vision's BiT/ViT
+        upstream configs do; from 0 the first steps spend themselves pushing every
+        logit down, with a loss of num_classes * log 2 per image.
     """
 
     def __init__(
-        self, size: str = "r50x1", num_classes: int | None = 0, num_experts: int = 0, **kwargs
+        self,
+        size: str = "r50x1",
+        num_classes: int | None = 0,
+        num_experts: int = 0,
+        head_bias_init: float = 0.0,
+        **kwargs,
     ):
         kwargs.setdefault("name", "resnet")
         super().__init__(**kwargs)
         self.size_name, self.num_classes, self.num_experts = size, num_classes or 0, num_experts
+        self.head_bias_init = float(head_bias_init)
         spec = get_size(size)
         self.root_pad = FixedPadding(7, name="root_block/padding")
         self.root_conv = std_conv(
@@ -204,7 +214,10 @@ class ResNetV2(keras.Model):
         self.head = None
         if self.num_classes:
             self.head = keras.layers.Dense(
-                self.num_classes, kernel_initializer="zeros", name="head/dense"
+                self.num_classes,
+                kernel_initializer="zeros",
+                bias_initializer=keras.initializers.Constant(self.head_bias_init),
+                name="head/dense",
             )
 
     def call(self, images, expert=None, training=False):
@@ -287,6 +300,7 @@ class ResNetV2(keras.Model):
             "size": self.size_name,
             "num_classes": self.num_classes,
             "num_experts": self.num_experts,
+            "head_bias_init": self.head_bias_init,
             "name": self.name,
         }
 

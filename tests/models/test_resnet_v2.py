@@ -144,3 +144,10 @@ def test_serialisation_round_trip(tmp_path):
     clone.load_weights(str(tmp_path / "ckpt")).assert_consumed()
     for key in expected:
         np.testing.assert_allclose(clone(x)[key].numpy(), expected[key].numpy(), atol=1e-6)
+
+
+def test_sigmoid_head_can_start_at_its_prior():
+    model = resnet_v2.ResNetV2(TINY, num_classes=5, head_bias_init=-3.0)
+    logits = model(tf.random.uniform([2, 32, 32, 3]))["logits"].numpy()
+    np.testing.assert_allclose(logits, -3.0)
+    assert resnet_v2.ResNetV2.from_config(model.get_config()).head_bias_init == -3.0
