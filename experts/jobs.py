@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import ml_collections
 import numpy as np
@@ -81,18 +82,37 @@ def _restore(model: resnet_v2.ResNetV2, workdir: str) -> resnet_v2.ResNetV2:
     return model
 
 
+_BASELINES: dict[tuple[str, float], resnet_v2.ResNetV2] = {}
+
+
 def load_baseline(config, data: Upstream) -> resnet_v2.ResNetV2:
-    model = sigmoid_model(config, data.num_nodes)
-    return _restore(model, config.baseline_workdir)
+    """B from its final checkpoint, loaded once per process (every expert compares
+    with it); read-only for callers."""
+    metrics = os.path.join(config.baseline_workdir, loop.FINAL_DIR, loop.METRICS_FILE)
+    key = (config.baseline_workdir, os.path.getmtime(metrics) if os.path.exists(metrics) else 0)
+    if key not in _BASELINES:
+        _BASELINES[key] = _restore(sigmoid_model(config, data.num_nodes), config.baseline_workdir)
+    return _BASELINES[key]
+
+
+def logits_fn(model, expert=None):
+    """The model's logits as one compiled function: eager calls cost several times
+    more on a CPU."""
+
+    @tf.function(reduce_retracing=True)
+    def logits(images):
+        return model(images, **({} if expert is None else {"expert": expert}))["logits"]
+
+    return logits
 
 
 def multilabel_metrics(data: Upstream, model, dataset, expert=None) -> dict[str, float]:
     """Validation loss, label top-1 and node precision@1 of a node-headed model."""
     label_nodes = np.array([data.info.hierarchy.node_index(label) for label in data.info.labels])
     total, loss, top1, prec1 = 0, 0.0, 0, 0
+    predict = logits_fn(model, expert)
     for batch in dataset:
-        kwargs = {} if expert is None else {"expert": expert}
-        logits = model(batch["image"], **kwargs)["logits"].numpy()
+        logits = predict(batch["image"]).numpy()
         targets = batch["targets"].numpy()
         loss += float(tf.reduce_sum(sigmoid_loss(targets, logits)))
         top1 += int(np.sum(np.argmax(logits[:, label_nodes], -1) == batch["label"].numpy()))
@@ -220,8 +240,9 @@ def epn_job(config, data: Upstream) -> loop.Job:
 
     def evaluate(model):
         total, loss, hit = 0, 0.0, 0
+        predict = logits_fn(model)
         for batch in batches(EVAL_SPLIT, _eval_batch(config), False):
-            logits = model(batch["image"])["logits"].numpy()
+            logits = predict(batch["image"]).numpy()
             targets = batch["expert_targets"].numpy()
             loss += float(tf.reduce_sum(sigmoid_loss(targets, logits)))
             hit += int(np.sum(targets[np.arange(len(logits)), np.argmax(logits, -1)] > 0))

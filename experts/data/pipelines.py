@@ -193,8 +193,13 @@ def expert_slice(
     """The images of one expert's slice (its node and every node below), with the same
     multi-hot ``targets`` as ``whole``: a full expert fine-tunes B, head included."""
     tables = _Tables(info, [expert])
-    ds = _records(builder, split, training, seed, cache)
+    ds = _records(builder, split, training, seed, cache=False)
     ds = ds.filter(lambda ex: tables.in_expert(ex["label"], 0))
+    # Cache the slice, not the split: a small slice's later epochs then cost its own
+    # size instead of another pass over every record.
+    if cache == "auto":
+        cache = builder.info.splits[split].num_bytes < AUTO_CACHE_BYTES
+    ds = ds.cache() if cache else ds
     return _finish(ds, tables, batch_size, image_size, training, seed, flip)
 
 
