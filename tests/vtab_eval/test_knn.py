@@ -1,0 +1,80 @@
+"""The kNN proxy against scikit-learn, its tie rule, and its pick on a known pool."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.neighbors import NearestNeighbors
+
+from vtab_eval import features, pool
+from vtab_eval.selection import Context, KnnSelector, knn
+
+
+def _sklearn_loo(x, y, k=1):
+    # kneighbors() without X leaves each training point out of its own neighbours.
+    idx = (
+        NearestNeighbors(n_neighbors=k, algorithm="brute").fit(x).kneighbors(return_distance=False)
+    )
+    return idx, float(np.mean(y[idx[:, 0]] == y))
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_loo_1nn_matches_sklearn_across_chunks(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 24)) + 5.0  # An offset: the centring must not change anything.
+    y = rng.integers(0, 5, 300)
+    # 4096 distances per chunk: 13 rows at a time, so the last chunk is ragged.
+    ours = knn.loo_neighbors(x, 1, chunk_elements=4096, dtype=dtype)
+    theirs, accuracy = _sklearn_loo(x, y)
+    np.testing.assert_array_equal(ours, theirs)
+    assert knn.loo_accuracy(x, y, dtype=dtype, chunk_elements=4096) == accuracy
+    assert 0.05 < accuracy < 0.5  # random labels: near chance, so the test is not trivial
+
+
+def test_loo_3nn_neighbours_match_sklearn_in_order():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 8))
+    theirs, _ = _sklearn_loo(x, np.zeros(200), k=3)
+    np.testing.assert_array_equal(knn.loo_neighbors(x, 3, chunk_elements=1000), theirs)
+
+
+def test_loo_accuracy_is_one_on_separated_clusters_and_never_uses_itself():
+    x = np.concatenate([np.zeros((5, 2)), np.full((5, 2), 10.0)]) + np.arange(10)[:, None] * 1e-3
+    y = np.array([0] * 5 + [1] * 5)
+    assert knn.loo_accuracy(x, y) == 1.0
+    # Every point labelled uniquely: a point's own label is never available to it.
+    assert knn.loo_accuracy(x, np.arange(10)) == 0.0
+
+
+def test_ties_go_to_the_lowest_index():
+    # Points 1 and 2 are both at distance 1 from point 0; 3 and 4 are exact duplicates.
+    x = np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [5.0, 5.0], [5.0, 5.0], [9.0, 9.0]])
+    nn = knn.loo_neighbors(x, 1)[:, 0]
+    assert nn[0] == 1 and nn[3] == 4 and nn[4] == 3
+    for _ in range(3):  # and again, identically
+        np.testing.assert_array_equal(knn.loo_neighbors(x, 1)[:, 0], nn)
+
+
+def test_vote_breaks_ties_by_the_nearest_neighbour():
+    labels = np.array([[2, 1, 1], [2, 1, 3], [4, 4, 1], [0, 5, 5]])
+    np.testing.assert_array_equal(knn.vote(labels), [1, 2, 4, 5])
+
+
+def test_bad_inputs_name_the_problem():
+    with pytest.raises(ValueError, match="k must be in"):
+        knn.loo_neighbors(np.zeros((3, 2)), 3)
+    with pytest.raises(ValueError, match="features must be"):
+        knn.loo_neighbors(np.zeros(3))
+    with pytest.raises(ValueError, match="3 features but 2 labels"):
+        knn.loo_accuracy(np.zeros((3, 2)), np.zeros(2))
+
+
+def test_knn_picks_the_expert_whose_features_separate_the_classes(hub_root, red_task, tmp_path):
+    the_pool = pool.open_pool(str(hub_root))
+    store = features.FeatureStore(tmp_path, image_size=8)
+    result = KnnSelector().select(red_task, Context(the_pool, store))
+    red = "bit/tiny/tiny_upstream/red"
+    assert result.pick == red and result.scores[red] == 1.0
+    assert all(s < 0.6 for e, s in result.scores.items() if e != red)
+    # The baseline is scored (for the plots) but not a candidate unless asked.
+    assert "bit/tiny/tiny_upstream/baseline" in result.scores
+    assert result.cost_seconds > 0 and result.details["num_examples"] == 50

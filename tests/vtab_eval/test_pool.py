@@ -1,0 +1,82 @@
+"""Pool discovery over hub_export's tree and strict reading of expert_info.json."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.vtab_eval import hub_fixtures
+from vtab_eval import pool
+
+
+def test_discover_finds_experts_classifier_and_epn(hub_root):
+    found = pool.discover(hub_root)
+    assert found.ids == [
+        f"bit/tiny/tiny_upstream/{n}" for n in ("baseline", "blue", "green", "red")
+    ]
+    assert found.baseline.id == "bit/tiny/tiny_upstream/baseline"
+    assert found.epn.labels == ["red", "green", "blue"] and found.epn.activation == "sigmoid"
+    assert found.upstream_classifier.labels == hub_fixtures.UPSTREAM_LABELS
+    assert found.get("bit/tiny/tiny_upstream/red").label_distribution()["l_red"] == 0.9
+
+
+def test_newest_version_wins_and_hidden_and_packed_modules_are_skipped(hub_root, tmp_path):
+    root = tmp_path / "hub"
+    shutil.copytree(hub_root, root)
+    red = root / "tests/experts/bit/tiny/tiny_upstream/red"
+    shutil.copytree(red / "1", red / "2")
+    shutil.copytree(red / "1", root / "tests/experts/.incoming/module-x")
+    packed = root / "tests/experts/bit-adapter-packed/tiny/tiny_upstream/all/1"
+    shutil.copytree(red / "1", packed)
+    info = json.loads((packed / "expert_info.json").read_text())
+    (packed / "expert_info.json").write_text(json.dumps({**info, "kind": "packed"}))
+    found = pool.discover(root)
+    assert found.get("bit/tiny/tiny_upstream/red").handle == str(red / "2")
+    assert len(found.experts) == 4
+
+
+def _write(tmp_path, info):
+    path = tmp_path / "expert_info.json"
+    path.write_text(json.dumps(info))
+    return path
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"colour": "red"}, "unknown field 'colour'"),
+        ({"kind": "mixture"}, "field 'kind' is 'mixture'"),
+        ({"schema_version": 2}, "'schema_version' is 2"),
+        ({"feature_dim": "8"}, "field 'feature_dim' has type str"),
+        ({"label_distribution": {"a": 0.5, "b": 0.2}}, "sums to 0.7000"),
+        ({"input": {"range": [-1, 1]}}, "'input.range' is \\[-1, 1\\]"),
+        ({"output": {"logits": [None, 3]}}, "must have 'feature_vector'"),
+    ],
+)
+def test_read_info_rejects_undocumented_or_invalid_fields(tmp_path, change, message):
+    path = _write(tmp_path, {**hub_fixtures.expert_info("x"), **change})
+    with pytest.raises(pool.PoolError, match=message) as error:
+        pool.read_info(path)
+    assert str(path) in str(error.value)
+
+
+def test_read_info_requires_fields_and_classifier_labels(tmp_path):
+    info = hub_fixtures.expert_info("x")
+    del info["name"]
+    with pytest.raises(pool.PoolError, match="missing required field 'name'"):
+        pool.read_info(_write(tmp_path, info))
+    epn = hub_fixtures.expert_info("epn", "epn", output={"logits": [None, 2], "labels": ["a", "b"]})
+    with pytest.raises(pool.PoolError, match="'output.activation' is None"):
+        pool.read_info(_write(tmp_path, epn))
+
+
+def test_open_pool_from_comma_separated_handles(hub_root):
+    base = hub_root / "tests/experts/bit/tiny/tiny_upstream"
+    handles = f"{base / 'red' / '1'}, {base / 'baseline' / '1'}"
+    found = pool.open_pool(handles)
+    assert [e.name for e in found.experts] == ["red", "baseline"]
+    assert found.baseline.name == "baseline" and found.epn is None
+    with pytest.raises(pool.PoolError, match="not a hub module directory"):
+        pool.open_pool(str(base / "nope"))
+    with pytest.raises(pool.PoolError, match="empty --pool"):
+        pool.open_pool(" , ")

@@ -1,0 +1,94 @@
+"""The report on canned results: shape of the tables and their intervals."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from vtab_eval import files, report, stats
+from vtab_eval.configs import transfer
+
+CANNED = {
+    'task_n1(x="a")': ("natural", {"knn": [0.8, 0.82, 0.81], "baseline": [0.7, 0.71, 0.69]}),
+    "task_n2": ("natural", {"knn": [0.6, 0.65, 0.62], "baseline": [0.6, 0.61, 0.59]}),
+    "task_s1": ("specialized", {"knn": [0.9, 0.91, 0.92], "baseline": [0.93, 0.9, 0.91]}),
+    "task_t1": ("structured", {"knn": [0.3, 0.5, 0.4], "baseline": [0.35, 0.45, 0.4]}),
+}
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    for task, (group, methods) in CANNED.items():
+        d = tmp_path / "tasks" / files.slug(task)
+        picks = {"knn": "bit/e1", "baseline": "bit/baseline"}
+        result = {
+            "task": task,
+            "group": group,
+            "num_classes": 3,
+            "methods": {
+                m: {
+                    "pick": picks[m],
+                    "selection_seconds": 2.0 if m == "knn" else 0.0,
+                    "finetune_seconds": 30.0,
+                    "test_accuracies": runs,
+                    "median_test_accuracy": float(np.median(runs)),
+                }
+                for m, runs in methods.items()
+            },
+            "seconds": 60.0,
+        }
+        files.write_json(d / "result.json", result)
+        scores = {"bit/e1": 0.9, "bit/e2": 0.5, "bit/baseline": 0.7}
+        files.write_json(d / "selection" / "knn.json", {"scores": scores})
+        for expert, runs in (("bit/e1", methods["knn"]), ("bit/baseline", methods["baseline"])):
+            files.write_json(
+                d / "finetune" / f"{files.slug(expert)}.json",
+                {"expert": expert, "median_test_accuracy": float(np.median(runs))},
+            )
+    return tmp_path
+
+
+def test_group_table_matches_direct_bootstrap_and_paper_shape(workdir):
+    config = transfer.get_config("cpu")
+    config.report.bootstrap_samples = 500
+    paths = report.write_report(workdir, config)
+    with open(workdir / "report" / "table.csv") as f:
+        rows = {(r["method"], r["group"]): r for r in csv.DictReader(f)}
+    runs = {t: m["knn"] for t, (_, m) in CANNED.items()}
+    groups = {t: g for t, (g, _) in CANNED.items()}
+    expected = stats.group_intervals(runs, groups, num_samples=500, seed=config.seed)
+    for group in ("natural", "specialized", "structured", "all"):
+        row = rows[("knn", group)]
+        for key in ("mean", "low", "high"):
+            assert float(row[key]) == pytest.approx(100 * expected[group][key], abs=0.005)
+    assert float(rows[("knn", "all")]["mean"]) == pytest.approx(
+        100 * np.mean([0.81, 0.62, 0.91, 0.4])
+    )
+    table = (workdir / "report" / "table.md").read_text().splitlines()
+    assert table[0] == "| Method | NATURAL | SPECIALIZED | STRUCTURED | ALL |"
+    assert table[2].startswith("| Baseline (No Experts) |") and table[3].startswith(
+        "| Performance Proxy (kNN) |"
+    )
+    assert "71.5 [" in (workdir / "report" / "table.md").read_text()  # kNN natural: (81+62)/2
+    per_task = (workdir / "report" / "per_task.csv").read_text()
+    assert "task_n1/a,natural,bit/baseline,70.0,bit/e1,81.0" in per_task
+    timing = (workdir / "report" / "timing.csv").read_text()
+    assert "task_n2,knn,3,2.00,30.00,15.0" in timing
+    summary = (workdir / "report" / "summary.md").read_text()
+    assert "fine-tuning / selection = 15.0x" in summary and "Kendall" in summary
+    if "heatmap" in paths:  # matplotlib installed
+        assert (workdir / "report" / "knn_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+        assert (workdir / "report" / "proxy_vs_finetune.png").stat().st_size > 1000
+
+
+def test_kendall_tau_per_task_uses_the_fine_tuned_experts(workdir):
+    results = report.load_results(workdir)
+    correlations = report.proxy_correlations(report.knn_scores(results), report.finetuned(results))
+    # kNN says e1 (0.9) > baseline (0.7); fine-tuning agrees except on task_s1 (0.91 = 0.91).
+    assert correlations["task_n2"]["tau"] == pytest.approx(1.0)
+    assert np.isnan(correlations["task_s1"]["tau"])
+
+
+def test_report_without_results_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no finished task"):
+        report.write_report(tmp_path, transfer.get_config("smoke"))

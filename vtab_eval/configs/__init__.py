@@ -1,0 +1,1 @@
+"""ml_collections configs of the evaluation binary (`vtab_eval.main`)."""

@@ -1,0 +1,151 @@
+"""Task images in memory and their embeddings by any hub module, cached on disk.
+
+Images follow VTAB's task_adaptation preprocessing: decoded, resized (bilinear, no crop,
+no augmentation: flips and crops would change the labels of structured tasks such as
+dSprites orientation or position) to `image_size` square, scaled to [0, 1] at use.
+
+Embeddings are cached as `.npz` files keyed by handle, task, split and image size, so
+every proxy (and every rerun) reuses one forward pass. The key also fingerprints local
+modules (size and mtime of `saved_model.pb` and the variables index), so re-exporting
+a module at the same path does not serve stale features.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from vtab_eval import files, hub_loader
+
+CACHE_VERSION = 1
+
+
+def load_images(task, split: str, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """All examples of one split: uint8 `[n, image_size, image_size, 3]` and int64 `[n]`."""
+
+    def resize(image, label):
+        image = tf.image.resize(tf.cast(image, tf.float32), [image_size, image_size])
+        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
+
+    ds = task.as_dataset(split).map(resize, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
+    images, labels = [], []
+    for x, y in ds:
+        images.append(x.numpy())
+        labels.append(y.numpy())
+    if not images:
+        raise ValueError(f"task {task.spec}: split {split!r} is empty")
+    return np.concatenate(images), np.concatenate(labels).astype(np.int64)
+
+
+def to_float(images: tf.Tensor) -> tf.Tensor:
+    """uint8 -> float32 in [0, 1], the hub contract's input range."""
+    return tf.cast(images, tf.float32) / 255.0
+
+
+def fingerprint(handle: str) -> str:
+    """Identifies a module's content cheaply: sizes and mtimes of its files for a local
+    module, the handle itself for a remote one (tfhub versions are immutable)."""
+    path = Path(handle)
+    if not path.is_dir():
+        return handle
+    parts = [str(path.resolve())]
+    for name in ("saved_model.pb", "variables/variables.index"):
+        if (path / name).exists():
+            st = (path / name).stat()
+            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+class FeatureStore:
+    """Embeds task splits with hub modules; caches images per task and outputs on disk.
+
+    `outputs(handle, task, split)` returns `(outputs [n, dim] float32, labels [n], seconds)`
+    where `seconds` is what the forward pass cost when it was computed (read back from
+    the cache), so that selection costs stay comparable between fresh and resumed runs.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike, image_size: int, batch_size: int = 256):
+        self.cache_dir = Path(cache_dir)
+        self.image_size = int(image_size)
+        self.batch_size = int(batch_size)
+        self._images: collections.OrderedDict = collections.OrderedDict()
+        self._modules: collections.OrderedDict = collections.OrderedDict()
+        # Seconds of forward passes run by this store (not read from the cache), and of
+        # module loading: selectors subtract both from their wall time to time scoring.
+        self.compute_seconds = 0.0
+        self.load_seconds = 0.0
+
+    def images(self, task, split: str) -> tuple[np.ndarray, np.ndarray]:
+        key = (task.spec, split)
+        if key not in self._images:
+            self._images[key] = load_images(task, split, self.image_size)
+            while len(self._images) > 6:  # The four splits of the current task, and some.
+                self._images.popitem(last=False)
+        self._images.move_to_end(key)
+        return self._images[key]
+
+    def cache_path(self, handle: str, task, split: str) -> Path:
+        key = json.dumps(
+            [CACHE_VERSION, fingerprint(handle), task.spec, split, self.image_size],
+            sort_keys=True,
+        )
+        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+        name = f"{split}-{self.image_size}px-{digest}.npz"
+        return self.cache_dir / files.slug(handle) / files.slug(task.spec) / name
+
+    def _layer(self, handle: str):
+        # Loading is not counted in the forward-pass seconds: a pool's modules are loaded
+        # once and serve every task, so its cost is amortised (paper, section 6.6).
+        if handle not in self._modules:
+            start = time.perf_counter()
+            layer = hub_loader.load(handle, trainable=False)
+            # The first call instantiates the module's graph (seconds for a ResNet);
+            # that is loading, not the forward pass of whichever task comes first.
+            layer(tf.zeros([1, self.image_size, self.image_size, 3]), training=False)
+            self._modules[handle] = layer
+            self.load_seconds += time.perf_counter() - start
+            while len(self._modules) > 2:
+                self._modules.popitem(last=False)
+        self._modules.move_to_end(handle)
+        return self._modules[handle]
+
+    def embed(self, handle: str, images: np.ndarray) -> np.ndarray:
+        """Outputs of a module on uint8 images, in batches (no caching), as float32."""
+        layer = self._layer(handle)
+        start = time.perf_counter()
+        # The restored module's functions are graphs already; calling them eagerly avoids
+        # tracing one wrapper per module.
+        outputs = [
+            layer(to_float(images[i : i + self.batch_size]), training=False).numpy()
+            for i in range(0, len(images), self.batch_size)
+        ]
+        self.compute_seconds += time.perf_counter() - start
+        out = np.concatenate(outputs).astype(np.float32)
+        if out.ndim != 2 or out.shape[0] != len(images):
+            raise ValueError(f"module {handle}: expected [batch, dim] outputs, got {out.shape}")
+        return out
+
+    def outputs(self, handle: str, task, split: str) -> tuple[np.ndarray, np.ndarray, float]:
+        path = self.cache_path(handle, task, split)
+        if path.exists():
+            with np.load(path) as data:
+                return data["outputs"], data["labels"], float(data["seconds"])
+        images, labels = self.images(task, split)
+        before = self.compute_seconds
+        out = self.embed(handle, images)
+        seconds = self.compute_seconds - before
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"module {handle}: non-finite outputs on {task.spec} {split}")
+        files.write_npz(path, outputs=out, labels=labels, seconds=np.float64(seconds))
+        logging.info(
+            "embedded %s %s with %s: %s in %.1fs", task.spec, split, handle, out.shape, seconds
+        )
+        return out, labels, seconds

@@ -1,0 +1,70 @@
+"""Atomic file writes and file-system-safe names.
+
+Everything the evaluation writes (feature caches, selection and fine-tuning results,
+reports) goes through these helpers: a reader, or a run resumed after a crash, sees
+either the old file or the complete new one, never half of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _atomic_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary file lives in the target's directory so the rename stays on one
+    # file system (os.replace is atomic only there).
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    return _atomic_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, value: Any) -> Path:
+    return write_text(path, json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON: {e}") from e
+
+
+def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return _atomic_bytes(path, buffer.getvalue())
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return _atomic_bytes(path, data)
+
+
+def slug(text: str, max_len: int = 60) -> str:
+    """A readable, collision-free directory name for any string (task specs carry quotes,
+    parentheses and commas; handles carry slashes): its safe characters plus a short hash."""
+    safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_.")[:max_len] or "x"
+    return f"{safe}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"

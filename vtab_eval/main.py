@@ -1,0 +1,69 @@
+r"""Selects an expert per task, fine-tunes it, and reports (paper, sections 5 and 6.3-6.5).
+
+    python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
+        --pool=runs/hub --suite=embedded --selectors=knn,baseline --workdir=runs/transfer
+
+    --pool       a hub tree root (hub_export's layout) or comma-separated handles
+                 (module directories or tfhub.dev URLs)
+    --suite      a suite name (embedded, vtab1k) or ';'-separated task specs
+    --selectors  comma-separated: knn, domain, label, random, baseline, oracle
+    --workdir    outputs; rerunning resumes, finished tasks are not redone
+    --data_dir   tfds data directory (tasks are never downloaded)
+    --report_only  only rewrite <workdir>/report from the finished tasks
+
+Presets smoke | cpu | paper and every other field: vtab_eval/configs/transfer.py.
+"""
+
+from __future__ import annotations
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+# Flags live in this module only, so the library can be imported next to other binaries
+# (experts.train defines --config too).
+_CONFIG = config_flags.DEFINE_config_file("config", "vtab_eval/configs/transfer.py:cpu")
+_POOL = flags.DEFINE_string("pool", None, "Hub tree root, or comma-separated module handles.")
+_SUITE = flags.DEFINE_string("suite", None, "Suite name or ';'-separated task specs.")
+_SELECTORS = flags.DEFINE_string("selectors", None, "Comma-separated selector names.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (resumable).")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data directory of the tasks.")
+_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only rewrite the report.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not flags.FLAGS["verbosity"].present:
+        # Progress goes to stdout; library INFO lines (tfds, hub) would drown it.
+        logging.set_verbosity(logging.WARNING)
+    config = _CONFIG.value
+    for flag, field in (
+        (_POOL, "pool"),
+        (_SUITE, "suite"),
+        (_SELECTORS, "selectors"),
+        (_WORKDIR, "workdir"),
+        (_DATA_DIR, "data_dir"),
+    ):
+        if flag.value is not None:
+            config[field] = flag.value
+    if _REPORT_ONLY.value:
+        from vtab_eval import report  # numpy and matplotlib only: no TensorFlow start-up
+
+        paths = report.write_report(config.workdir, config)
+        print(f"report: {paths['markdown']}", flush=True)
+        return
+    # Imported after flag parsing: TensorFlow is slow to import.
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from vtab_eval import runner
+
+    tfds.disable_progress_bar()
+    # One training step is traced per fine-tuned module; TF's retracing warning counts
+    # those across modules and would fire on every task.
+    tf.get_logger().setLevel("ERROR")
+    runner.run(config, log=lambda message: print(message, flush=True))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,276 @@
+"""The evaluation loop behind `vtab_eval.main`: per task, run every selector, fine-tune
+every expert they pick, record the result; then write the report.
+
+Work directory layout (every file written atomically, so a crash loses at most the
+step in progress and a rerun resumes there):
+
+    <workdir>/run.json                         config and pool this directory was made with
+    <workdir>/features/...                     embedding cache (features.py)
+    <workdir>/tasks/<task>/selection/<s>.json  one selector's scores, pick and seconds
+    <workdir>/tasks/<task>/finetune/<e>.json   the protocol's runs for one expert
+    <workdir>/tasks/<task>/result.json         the task's summary: it is finished
+    <workdir>/report/                          tables and plots (report.py)
+
+A finished task (its result.json names every requested selector) is not redone.
+Fine-tuning results are shared between selectors that pick the same expert: the
+protocol is seeded by (seed, task) only, so two methods picking one expert would get
+the very same runs anyway; every expert on a task also sees the same batches, which
+makes the comparison between methods paired.
+
+Before the per-task loop, the features every selector needs are computed module by
+module (each module loaded once for all tasks, instead of once per task).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import ml_collections
+
+from vtab_eval import files, finetune, hyperparams, pool, report, selection, tasks
+from vtab_eval.features import FeatureStore
+
+# Fields whose change makes earlier results in a work directory incomparable.
+_RESULT_FIELDS = ("image_size", "seed", "selection", "finetune")
+
+
+def resolve_suite(suite: str) -> list[str]:
+    """A suite name (`embedded`, `vtab1k`) or ';'-separated task specs."""
+    suite = suite.strip()
+    if suite in tasks.suite_names():
+        return list(tasks.suite_specs(suite))
+    specs = [s.strip() for s in suite.split(";") if s.strip()]
+    if not specs:
+        raise ValueError(f"--suite {suite!r} names no tasks; suites: {tasks.suite_names()}")
+    for spec in specs:
+        tasks.parse_spec(spec)  # Fails early, naming the bad spec.
+    return specs
+
+
+def make_selector(name: str, config: ml_collections.ConfigDict) -> selection.Selector:
+    sel = config.selection
+    kwargs = {"include_baseline": sel.include_baseline}
+    if name == "knn":
+        kwargs.update(k=sel.knn_k, float64=sel.knn_float64)
+    elif name == "label":
+        kwargs.update(smoothing=sel.label_smoothing)
+    return selection.get_selector(name, **kwargs)
+
+
+def sweep_fn(config: ml_collections.ConfigDict) -> Callable[[int], list[hyperparams.HParams]]:
+    ft = config.finetune
+
+    def fn(dataset_size: int) -> list[hyperparams.HParams]:
+        return hyperparams.sweep(
+            ft.rule,
+            dataset_size,
+            learning_rates=tuple(ft.learning_rates),
+            batch_size=ft.batch_size,
+            steps=tuple(ft.steps),
+            epochs=tuple(ft.epochs),
+        )
+
+    return fn
+
+
+def _check_workdir(workdir: Path, config: ml_collections.ConfigDict, the_pool: pool.Pool):
+    record = {
+        "config": {f: _plain(config[f]) for f in _RESULT_FIELDS},
+        "pool": the_pool.ids,
+    }
+    path = workdir / "run.json"
+    if path.exists():
+        old = files.read_json(path)
+        for field in _RESULT_FIELDS:
+            if old["config"].get(field) != record["config"][field]:
+                raise ValueError(
+                    f"{path}: this work directory was made with a different config.{field} "
+                    f"({old['config'].get(field)} != {record['config'][field]}); use a new --workdir"
+                )
+        if old["pool"] != record["pool"]:
+            raise ValueError(
+                f"{path}: this work directory was made with another pool; use a new --workdir"
+            )
+    files.write_json(path, {**record, "preset": config.preset})
+
+
+def _plain(value):
+    if isinstance(value, ml_collections.ConfigDict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclasses.dataclass
+class Runner:
+    config: ml_collections.ConfigDict
+    pool: pool.Pool
+    specs: list[str]
+    selectors: list[str]
+    workdir: Path
+    log: Callable[[str], None] = print
+
+    def __post_init__(self):
+        self.workdir = Path(self.workdir)
+        self.store = FeatureStore(
+            self.workdir / "features", self.config.image_size, self.config.selection.batch_size
+        )
+        unknown = [s for s in self.selectors if s not in selection.SELECTORS]
+        if unknown:
+            raise ValueError(
+                f"unknown selectors {unknown}; choose from {list(selection.SELECTORS)}"
+            )
+
+    def task_dir(self, spec: str) -> Path:
+        return self.workdir / "tasks" / files.slug(spec)
+
+    def is_done(self, spec: str) -> bool:
+        path = self.task_dir(spec) / "result.json"
+        return path.exists() and set(self.selectors) <= set(files.read_json(path)["methods"])
+
+    def _modules_needed(self) -> list[pool.Module]:
+        needed = []
+        if "knn" in self.selectors:
+            needed += list(self.pool.experts)
+        if "domain" in self.selectors and self.pool.epn is not None:
+            needed.append(self.pool.epn)
+        if "label" in self.selectors and self.pool.upstream_classifier is not None:
+            needed.append(self.pool.upstream_classifier)
+        return needed
+
+    def precompute_features(self, todo: list) -> None:
+        modules = self._modules_needed()
+        split = self.config.selection.split
+        for index, module in enumerate(modules, 1):
+            missing = [
+                t for t in todo if not self.store.cache_path(module.handle, t, split).exists()
+            ]
+            if not missing:
+                continue
+            start = time.perf_counter()
+            for task in missing:
+                self.store.outputs(module.handle, task, split)
+            self.log(
+                f"features {index}/{len(modules)} {module.id}: {len(missing)} tasks in "
+                f"{time.perf_counter() - start:.1f}s"
+            )
+
+    def finetune_expert(self, task, expert: pool.Module) -> dict:
+        path = self.task_dir(task.spec) / "finetune" / f"{files.slug(expert.id)}.json"
+        if path.exists():
+            return files.read_json(path)
+        ft = self.config.finetune
+        splits = {s: self.store.images(task, s) for s in tasks.SPLITS}
+        self.log(f"  fine-tuning {expert.id}")
+        result = finetune.finetune(
+            expert.handle,
+            task,
+            splits,
+            sweep_fn(self.config),
+            image_size=self.config.image_size,
+            sweep_repeats=ft.sweep_repeats,
+            final_repeats=ft.final_repeats,
+            seed=finetune.run_seed(self.config.seed, task.spec),
+            eval_batch=ft.eval_batch,
+            progress=lambda message: self.log(f"    {message}"),
+        )
+        result.update({"expert": expert.id, "task": task.spec})
+        files.write_json(path, result)
+        self.log(
+            f"  fine-tuned {expert.id}: median test {result['median_test_accuracy']:.4f} "
+            f"in {result['seconds']:.1f}s"
+        )
+        return result
+
+    def select(self, task, name: str) -> selection.SelectionResult:
+        path = self.task_dir(task.spec) / "selection" / f"{name}.json"
+        if path.exists():
+            return selection.SelectionResult.from_json(files.read_json(path))
+        ctx = selection.Context(
+            self.pool,
+            self.store,
+            split=self.config.selection.split,
+            seed=self.config.seed,
+            finetune=lambda expert: self.finetune_expert(task, expert)["median_test_accuracy"],
+        )
+        result = make_selector(name, self.config).select(task, ctx)
+        result.write(path)
+        return result
+
+    def run_task(self, task) -> dict:
+        start = time.perf_counter()
+        methods = {}
+        for name in self.selectors:
+            sel = self.select(task, name)
+            self.log(
+                f"  {name}: picks {sel.pick} (score {sel.scores[sel.pick]:.4f}, {sel.cost_seconds:.1f}s)"
+            )
+            tuned = self.finetune_expert(task, self.pool.get(sel.pick))
+            methods[name] = {
+                "pick": sel.pick,
+                "selection_seconds": sel.cost_seconds,
+                "finetune_seconds": tuned["seconds"],
+                "test_accuracies": tuned["test_accuracies"],
+                "median_test_accuracy": tuned["median_test_accuracy"],
+            }
+        result = {
+            "task": task.spec,
+            "group": task.group,
+            "num_classes": task.num_classes,
+            "methods": methods,
+            "seconds": time.perf_counter() - start,
+        }
+        files.write_json(self.task_dir(task.spec) / "result.json", result)
+        return result
+
+    def run(self) -> dict:
+        _check_workdir(self.workdir, self.config, self.pool)
+        start = time.perf_counter()
+        todo = [s for s in self.specs if not self.is_done(s)]
+        self.log(
+            f"{len(self.specs)} tasks ({len(self.specs) - len(todo)} finished earlier), "
+            f"{len(self.pool.experts)} experts, selectors {','.join(self.selectors)}"
+        )
+        data_dir = self.config.data_dir or None
+        task_objects = {s: tasks.get_task(s, data_dir=data_dir) for s in todo}
+        self.precompute_features(list(task_objects.values()))
+        start = time.perf_counter()  # The eta extrapolates the per-task loop only.
+        for index, spec in enumerate(self.specs, 1):
+            if spec not in task_objects:
+                self.log(f"[{index}/{len(self.specs)}] {spec}: finished earlier")
+                continue
+            self.log(f"[{index}/{len(self.specs)}] {spec}")
+            result = self.run_task(task_objects[spec])
+            done = index - (len(self.specs) - len(todo))
+            elapsed = time.perf_counter() - start
+            remaining = len([s for s in self.specs[index:] if s in task_objects])
+            summary = ", ".join(
+                f"{m} {r['median_test_accuracy']:.3f}" for m, r in result["methods"].items()
+            )
+            self.log(
+                f"[{index}/{len(self.specs)}] {spec}: {summary} ({result['seconds']:.0f}s; "
+                f"eta {elapsed / max(done, 1) * remaining:.0f}s)"
+            )
+        paths = report.write_report(self.workdir, self.config)
+        self.log(f"report: {paths['markdown']} ({time.perf_counter() - start:.0f}s in all)")
+        return paths
+
+
+def run(config: ml_collections.ConfigDict, log: Callable[[str], None] = print) -> dict:
+    """Runs the configured evaluation; `config.pool`, `suite`, `selectors` and `workdir`
+    say what (the binary copies its flags into them)."""
+    if not config.pool:
+        raise ValueError("no pool: pass --pool=<hub root or handles>")
+    runner = Runner(
+        config=config,
+        pool=pool.open_pool(config.pool),
+        specs=resolve_suite(config.suite),
+        selectors=[s.strip() for s in config.selectors.split(",") if s.strip()],
+        workdir=Path(config.workdir),
+        log=log,
+    )
+    return runner.run()

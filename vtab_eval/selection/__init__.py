@@ -1,0 +1,53 @@
+"""Expert selection: one module per proxy behind the `Selector` interface.
+
+    from vtab_eval import selection
+    selector = selection.get_selector("knn", k=1)
+    result = selector.select(task, selection.Context(pool, store))
+    result.pick, result.scores, result.seconds
+
+Names: knn (performance proxy), domain (EPN), label (label matching), random, and the
+references baseline and oracle.
+"""
+
+from vtab_eval.selection.base import Context, SelectionResult, Selector, best
+from vtab_eval.selection.domain import DomainPredictionSelector
+from vtab_eval.selection.knn import KnnSelector, loo_accuracy, loo_neighbors
+from vtab_eval.selection.label_matching import LabelMatchingSelector
+from vtab_eval.selection.random_pick import RandomSelector
+from vtab_eval.selection.references import BaselineSelector, OracleSelector
+
+SELECTORS: dict[str, type[Selector]] = {
+    cls.name: cls
+    for cls in (
+        KnnSelector,
+        DomainPredictionSelector,
+        LabelMatchingSelector,
+        RandomSelector,
+        BaselineSelector,
+        OracleSelector,
+    )
+}
+
+
+def get_selector(name: str, **kwargs) -> Selector:
+    if name not in SELECTORS:
+        raise ValueError(f"unknown selector {name!r}; choose from {', '.join(SELECTORS)}")
+    return SELECTORS[name](**kwargs)
+
+
+__all__ = [
+    "SELECTORS",
+    "BaselineSelector",
+    "Context",
+    "DomainPredictionSelector",
+    "KnnSelector",
+    "LabelMatchingSelector",
+    "OracleSelector",
+    "RandomSelector",
+    "SelectionResult",
+    "Selector",
+    "best",
+    "get_selector",
+    "loo_accuracy",
+    "loo_neighbors",
+]
