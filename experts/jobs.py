@@ -95,24 +95,26 @@ def load_baseline(config, data: Upstream) -> resnet_v2.ResNetV2:
     return _BASELINES[key]
 
 
-def logits_fn(model, expert=None):
-    """The model's logits as one compiled function: eager calls cost several times
-    more on a CPU."""
+def logits_fn(model):
+    """The model's logits as one compiled function, ``(images[, expert]) -> logits``:
+    eager calls cost several times more on a CPU, and taking the expert id as a tensor
+    lets one trace serve every adapter expert."""
 
     @tf.function(reduce_retracing=True)
-    def logits(images):
+    def logits(images, expert=None):
         return model(images, **({} if expert is None else {"expert": expert}))["logits"]
 
     return logits
 
 
-def multilabel_metrics(data: Upstream, model, dataset, expert=None) -> dict[str, float]:
-    """Validation loss, label top-1 and node precision@1 of a node-headed model."""
+def multilabel_metrics(data: Upstream, predict, dataset, expert=None) -> dict[str, float]:
+    """Validation loss, label top-1 and node precision@1 of a node-headed model, given
+    its ``logits_fn`` (and the adapter expert to route through)."""
     label_nodes = np.array([data.info.hierarchy.node_index(label) for label in data.info.labels])
     total, loss, top1, prec1 = 0, 0.0, 0, 0
-    predict = logits_fn(model, expert)
+    expert = None if expert is None else tf.constant(expert, tf.int32)
     for batch in dataset:
-        logits = predict(batch["image"]).numpy()
+        logits = predict(batch["image"], expert).numpy()
         targets = batch["targets"].numpy()
         loss += float(tf.reduce_sum(sigmoid_loss(targets, logits)))
         top1 += int(np.sum(np.argmax(logits[:, label_nodes], -1) == batch["label"].numpy()))
@@ -144,7 +146,7 @@ def baseline_job(config, data: Upstream) -> loop.Job:
             data.image_size,
             training=False,
         )
-        return multilabel_metrics(data, model, ds)
+        return multilabel_metrics(data, logits_fn(model), ds)
 
     return loop.Job(
         name="baseline",
@@ -165,8 +167,8 @@ def full_expert_job(config, data: Upstream, expert: str) -> loop.Job:
 
     def evaluate(model):
         ds = slice_data(EVAL_SPLIT, _eval_batch(config), False)
-        expert_metrics = multilabel_metrics(data, model, ds)
-        base = multilabel_metrics(data, load_baseline(config, data), ds)
+        expert_metrics = multilabel_metrics(data, logits_fn(model), ds)
+        base = multilabel_metrics(data, logits_fn(load_baseline(config, data)), ds)
         return {**expert_metrics, **{f"baseline_{k}": v for k, v in base.items() if k != "images"}}
 
     return loop.Job(
@@ -201,7 +203,7 @@ def adapter_experts_job(config, data: Upstream) -> loop.Job:
         return sigmoid_loss(batch["targets"], logits)
 
     def evaluate(model):
-        baseline = load_baseline(config, data)
+        routed, baseline = logits_fn(model), logits_fn(load_baseline(config, data))
         metrics = {}
         for e, name in enumerate(experts):
             ds = pipelines.expert_slice(
@@ -213,7 +215,7 @@ def adapter_experts_job(config, data: Upstream) -> loop.Job:
                 data.image_size,
                 False,
             )
-            mine = multilabel_metrics(data, model, ds, expert=e)
+            mine = multilabel_metrics(data, routed, ds, expert=e)
             base = multilabel_metrics(data, baseline, ds)
             metrics[f"{name}/top1"], metrics[f"{name}/baseline_top1"] = mine["top1"], base["top1"]
             metrics[f"{name}/loss"], metrics[f"{name}/baseline_loss"] = mine["loss"], base["loss"]
