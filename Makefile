@@ -51,6 +51,12 @@ demo: setup
 	  $(BIN)/python -m experts.train --config=experts/configs/$$job.py:cpu \
 	    --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR) || exit 1; \
 	done
+	$(BIN)/python -m hub_export.export --config=hub_export/config.py:cpu \
+	  --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR) \
+	  --config.hub_root=$(DEMO)/hub --config.skip_existing=true
+	$(BIN)/python -m hub_export.catalog --hub_root=$(DEMO)/hub
+	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
+	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) --workdir=$(DEMO)/transfer
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,1 +1,11 @@
-"""Exports training checkpoints as TF-Hub modules (see DESIGN.md, "Hub module")."""
+"""Exports training checkpoints as TF-Hub modules (see DESIGN.md, "Hub module").
+
+* ``modules``: the savable objects (feature vector, packed adapters, classifiers);
+* ``tree``: the tfhub-style layout, atomic writes, the catalog;
+* ``metadata``: ``expert_info.json`` and the model cards;
+* ``exporter``: work tree -> hub tree; ``config.py`` is its config;
+* binaries: ``export``, ``catalog``, ``benchmark`` (``python -m hub_export.<name>``).
+
+The loader for the evaluation side lives in ``vtab_eval/hub_loader.py``: ``vtab_eval``
+never imports this package.
+"""

@@ -1,0 +1,45 @@
+r"""Exports a trained upstream work tree as TF-Hub modules (see exporter.py, tree.py).
+
+    python -m hub_export.export --config=hub_export/config.py:cpu \
+        --config.workdir=runs/demo/upstream --config.data.data_dir=runs/tfds \
+        --config.hub_root=runs/demo/hub
+
+Options (config fields): ``--config.kinds=baseline,full,adapter,packed,classifier,epn``
+(default: every module whose job has finished), ``--config.overwrite=true`` to replace
+existing modules or ``--config.skip_existing=true`` to keep them and export only new
+ones (reruns), ``--config.publisher`` and ``--config.version``. Then list the tree with
+``python -m hub_export.catalog --hub_root=runs/demo/hub``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from absl import app
+from ml_collections import config_flags
+
+from hub_export import exporter, tree
+
+_CONFIG = config_flags.DEFINE_config_file("config", "hub_export/config.py:cpu")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    start = time.perf_counter()
+    try:
+        results = exporter.export(_CONFIG.value)
+    except (tree.ExportError, FileNotFoundError) as e:
+        # Expected problems (missing runs, existing modules, bad names) are one line.
+        sys.exit(f"hub_export: error: {e}")
+    total = sum(r["size_bytes"] for r in results)
+    print(
+        f"exported {len(results)} modules ({total / 2**20:.1f} MiB) to "
+        f"{_CONFIG.value.hub_root} in {time.perf_counter() - start:.0f}s",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,347 @@
+"""Exports a finished upstream work tree (``experts.train``'s) to a hub tree.
+
+    work tree (config.workdir)           hub tree (see tree.py)
+    baseline/final/model          ->     bit/.../baseline, bit-classifier/.../upstream
+    full/<expert>/final/model     ->     bit/.../<expert>
+    adapters/final/model          ->     bit-adapter/.../<expert> (one per expert),
+                                         bit-adapter-packed/.../all
+    epn/final/model               ->     bit-epn/.../epn
+
+Each checkpoint is read once into the model its job trained (``experts/jobs.py``) and
+every module it yields is written atomically (``tree.atomic_write``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from experts.data import pipelines
+from experts.data.upstream import UpstreamInfo
+from experts.models import resnet_v2
+from experts.training import loop
+from hub_export import metadata, modules, tree
+from hub_export.tree import ExportError, Handle
+
+# kind -> the training job whose checkpoint it comes from
+JOB_OF_KIND = {
+    "baseline": "baseline",
+    "classifier": "baseline",
+    "full": "full",
+    "adapter": "adapters",
+    "packed": "adapters",
+    "epn": "epn",
+}
+
+
+@dataclasses.dataclass
+class WorkTree:
+    """A trained upstream work tree and what is needed to rebuild its models."""
+
+    workdir: Path
+    dataset: str  # tfds name
+    info: UpstreamInfo
+    experts: tuple[str, ...]  # hierarchy nodes, in the adapters' and EPN's index order
+    size: str
+    image_size: int
+    global_batch: Mapping[str, int]  # training job -> its global batch
+
+    @classmethod
+    def from_config(cls, config) -> WorkTree:
+        _, info = pipelines.open_upstream(config.data.name, config.data.data_dir or None)
+        experts = tuple(config.data.experts) or info.experts
+        info.check_experts(experts)
+        return cls(
+            Path(config.workdir),
+            config.data.name,
+            info,
+            experts,
+            config.model.size,
+            config.model.image_size,
+            dict(config.global_batch),
+        )
+
+    def job_dir(self, job: str, expert: str | None = None) -> Path:
+        # The layout of experts/train.py's job_workdir.
+        return self.workdir / "full" / expert if job == "full" else self.workdir / job
+
+    def finished(self, job: str, expert: str | None = None) -> bool:
+        return loop.is_finished(self.job_dir(job, expert))
+
+    def steps(self, job: str, expert: str | None = None) -> int:
+        return int(loop.read_metrics(self.job_dir(job, expert))["steps"])
+
+    def images(self, job: str, expert: str | None = None) -> int:
+        """Images this job trained on (steps x global batch)."""
+        return self.steps(job, expert) * int(self.global_batch[job])
+
+    def restore(self, num_classes: int, num_experts: int, job: str, expert=None):
+        """The job's final model, read from its checkpoint (every variable must match)."""
+        where = self.job_dir(job, expert)
+        if not loop.is_finished(where):
+            raise ExportError(f"{where} has no finished run (no final/metrics.json)")
+        model = resnet_v2.ResNetV2(self.size, num_classes, num_experts).build_for(self.image_size)
+        checkpoint = loop.final_model_path(where)
+        try:
+            tf.train.Checkpoint(model=model).read(checkpoint).assert_consumed()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ExportError(
+                f"{checkpoint} does not fit a {self.size} model with {num_classes} outputs and "
+                f"{num_experts} adapter experts (check --config.model.size): {first}"
+            ) from None
+        return model
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    handle: Handle
+    node: str | None = None  # the expert's hierarchy node
+    index: int | None = None  # adapter experts: the expert id in the adapters model
+
+
+def parse_kinds(text: str | Sequence[str]) -> tuple[str, ...]:
+    kinds = [k.strip() for k in text.split(",")] if isinstance(text, str) else list(text)
+    kinds = [k for k in kinds if k]
+    for kind in kinds:
+        if kind not in tree.KINDS:
+            raise ExportError(f"unknown module kind {kind!r}; choose from {', '.join(tree.KINDS)}")
+    return tuple(kinds)
+
+
+def plan(
+    work: WorkTree, publisher: str, version: int, kinds: Sequence[str] = ()
+) -> tuple[list[Target], list[str]]:
+    """The modules to export and the reasons others are skipped. With no ``kinds``,
+    everything whose job has finished; a named kind whose job has not is an error."""
+    slugs = tree.check_unique_slugs(list(work.experts))
+    explicit = bool(kinds)
+    kinds = kinds or tuple(tree.KINDS)
+
+    def handle(kind, node=None):
+        return Handle.make(publisher, kind, work.size, work.dataset, node and slugs[node], version)
+
+    targets, skipped = [], []
+    for kind in kinds:
+        job = JOB_OF_KIND[kind]
+        if kind == "full":
+            for node in work.experts:
+                if work.finished("full", node):
+                    targets.append(Target(handle(kind, node), node))
+                elif explicit:
+                    raise ExportError(f"{work.job_dir('full', node)} has no finished run")
+                else:
+                    skipped.append(f"full expert {node}: not trained")
+        elif not work.finished(job):
+            if explicit:
+                raise ExportError(f"{work.job_dir(job)} has no finished run (needed for {kind})")
+            skipped.append(f"{kind}: {job} not trained")
+        elif kind == "adapter":
+            for index, node in enumerate(work.experts):
+                targets.append(Target(handle(kind, node), node, index))
+        else:
+            targets.append(Target(handle(kind)))
+    return targets, skipped
+
+
+class Exporter:
+    """Writes the planned modules with their metadata."""
+
+    def __init__(self, work: WorkTree, hub_root: str | Path, log: Callable[[str], None] = print):
+        self.work, self.root, self.log = work, Path(hub_root), log
+        info = work.info
+        self.train_counts = np.array([info.counts("train")[lab] for lab in info.labels], float)
+        self.upstream = {
+            "dataset": work.dataset,
+            "num_labels": len(info.labels),
+            "num_nodes": len(info.hierarchy),
+            "train_images": int(self.train_counts.sum()),
+        }
+        slugs = tree.check_unique_slugs(list(work.experts))
+        self.expert_names = [slugs[node] for node in work.experts]  # EPN / packed order
+
+    # -- per-kind facts ----------------------------------------------------------------
+
+    def _slice_images(self, nodes: Sequence[str]) -> int:
+        mask = self.work.info.hierarchy.expert_label_mask(list(nodes), self.work.info.labels)
+        return int(self.train_counts @ np.any(mask, axis=0))
+
+    def _training(self, job: str, expert: str | None = None, prefix: str = "") -> dict:
+        metrics = loop.read_metrics(self.work.job_dir(job, expert))
+        numbers = {
+            k[len(prefix) :]: v
+            for k, v in metrics.items()
+            if k.startswith(prefix) and isinstance(v, (int, float))
+        }
+        return {
+            "job": job if expert is None else f"{job}/{expert}",
+            "steps": self.work.steps(job, expert),
+            "global_batch": int(self.work.global_batch[job]),
+            "warm_start": None if job == "baseline" else "baseline",
+            "metrics": numbers,
+        }
+
+    def _info(self, target: Target, model, output: dict, **extra) -> dict:
+        work, kind, node = self.work, target.handle.kind, target.node
+        base_images = work.images("baseline")
+        job = JOB_OF_KIND[kind]
+        if kind in ("baseline", "classifier"):
+            training, images_seen = self._training("baseline"), base_images
+        elif kind == "full":
+            training = self._training("full", node)
+            images_seen = base_images + work.images("full", node)
+        elif kind == "adapter":
+            # The adapters job gives every expert an equal share of each batch.
+            training = self._training("adapters", prefix=f"{node}/")
+            training["images_per_expert"] = work.images("adapters") // len(work.experts)
+            images_seen = base_images + training["images_per_expert"]
+        else:
+            training = self._training(job)
+            images_seen = base_images + work.images(job)
+        if kind in ("full", "adapter"):
+            distribution = metadata.label_distribution(
+                work.info.labels, work.info.label_prior(node)
+            )
+            slice_images = work.info.node_counts("train")[node]
+        elif kind == "baseline":
+            distribution = metadata.label_distribution(
+                work.info.labels, self.train_counts / self.train_counts.sum()
+            )
+            slice_images = self.upstream["train_images"]
+        else:
+            distribution = None
+            slice_images = (
+                self._slice_images(work.experts)
+                if kind == "packed"
+                else self.upstream["train_images"]
+            )
+        return metadata.expert_info(
+            target.handle,
+            node=node,
+            description=work.info.descriptions.get(node) if node else None,
+            feature_dim=model.feature_dim,
+            upstream={**self.upstream, "slice_images": int(slice_images)},
+            images_seen=images_seen,
+            training=training,
+            image_size=work.image_size,
+            output=output,
+            provenance=metadata.provenance(
+                work.job_dir(job, node if kind == "full" else None),
+                loop.final_model_path(work.job_dir(job, node if kind == "full" else None)),
+            ),
+            label_distribution=distribution,
+            **extra,
+        )
+
+    # -- writing -----------------------------------------------------------------------
+
+    def write(
+        self, target: Target, module: modules.Module, info: dict, overwrite: bool, start: float
+    ) -> dict:
+        """Writes one module atomically; ``start`` is when its build began (for the log)."""
+        labels = info["output"].get("labels")
+
+        def write(directory: Path) -> None:
+            modules.save(module, directory)
+            metadata.write_info(directory, info)
+            metadata.write_card(directory, info)
+            if labels:
+                (directory / "labels.txt").write_text("\n".join(labels) + "\n")
+
+        path = tree.atomic_write(self.root, target.handle.path(self.root), write, overwrite)
+        result = {
+            "handle": target.handle.relpath,
+            "path": str(path),
+            "seconds": round(time.perf_counter() - start, 2),
+            "size_bytes": tree.dir_size(path),
+        }
+        self.log(
+            f"exported {result['handle']} ({result['size_bytes'] / 2**20:.1f} MiB, "
+            f"{result['seconds']:.1f}s)"
+        )
+        return result
+
+    def build(self, target: Target, model: resnet_v2.ResNetV2) -> tuple[modules.Module, dict]:
+        """The module and its expert_info for one target, from its job's model."""
+        kind, info, work = target.handle.kind, self.work.info, self.work
+        dim, num_experts = model.feature_dim, len(work.experts)
+        if kind in ("baseline", "full", "adapter"):
+            source = model.single_expert(target.index) if kind == "adapter" else model
+            return (
+                modules.resnet_feature_vector(source),
+                self._info(target, model, {"feature_vector": [None, dim]}),
+            )
+        if kind == "packed":
+            output = {"feature_vector": [None, dim], "all_experts": [None, num_experts, dim]}
+            extra = {"experts": self.expert_names, "expert_nodes": list(work.experts)}
+            return modules.packed_adapters(model), self._info(target, model, output, **extra)
+        if kind == "classifier":
+            # Logits over the upstream labels, in label-id order: the index space of
+            # every expert's label_distribution. all_logits has every hierarchy node.
+            label_nodes = [info.hierarchy.node_index(label) for label in info.labels]
+            output = {"logits": [None, len(info.labels)], "activation": "sigmoid"}
+            output["labels"] = list(info.labels)
+            extra = {"all_logits_nodes": list(info.hierarchy.nodes)}
+            module = modules.resnet_classifier(model, label_nodes)
+            return module, self._info(target, model, output, **extra)
+        # The EPN: logits over experts, named like their modules.
+        output = {"logits": [None, num_experts], "activation": "sigmoid"}
+        output["labels"] = list(self.expert_names)
+        extra = {"expert_nodes": list(work.experts)}
+        return modules.resnet_classifier(model), self._info(target, model, output, **extra)
+
+    def export(
+        self, targets: Sequence[Target], overwrite: bool = False, skip_existing: bool = False
+    ) -> list[dict]:
+        """Exports ``targets``; an existing module is an error unless ``overwrite``
+        (replace it) or ``skip_existing`` (keep it: reruns export only what is new)."""
+        if overwrite and skip_existing:
+            raise ExportError("overwrite and skip_existing exclude each other")
+        existing = [t.handle.path(self.root) for t in targets if t.handle.path(self.root).exists()]
+        if skip_existing:
+            for path in existing:
+                self.log(f"keeping existing {path}")
+            targets = [t for t in targets if not t.handle.path(self.root).exists()]
+            existing = []
+        # Fail before any work if an existing module would be replaced without overwrite.
+        if existing and not overwrite:
+            raise ExportError(
+                f"{existing[0]} exists ({len(existing)} of {len(targets)} modules do); "
+                "pass --config.overwrite=true to replace them "
+                "or --config.skip_existing=true to keep them"
+            )
+        nodes, num_experts = len(self.work.info.hierarchy), len(self.work.experts)
+        # Each checkpoint is read once, for every module that comes from it.
+        by_checkpoint: dict[tuple[str, str | None], list[Target]] = {}
+        for t in targets:
+            job = JOB_OF_KIND[t.handle.kind]
+            by_checkpoint.setdefault((job, t.node if job == "full" else None), []).append(t)
+        results = []
+        for (job, node), group in by_checkpoint.items():
+            num_classes = num_experts if job == "epn" else nodes
+            adapters = num_experts if job == "adapters" else 0
+            model = self.work.restore(num_classes, adapters, job, node)
+            for t in group:
+                start = time.perf_counter()
+                module, info = self.build(t, model)
+                results.append(self.write(t, module, info, overwrite, start))
+        return results
+
+
+def export(config, log: Callable[[str], None] = print) -> list[dict]:
+    """Exports what ``config`` (hub_export/config.py) names; returns one result per module."""
+    work = WorkTree.from_config(config)
+    if not work.workdir.is_dir():
+        raise ExportError(f"work tree {work.workdir} does not exist (set --config.workdir)")
+    targets, skipped = plan(work, config.publisher, config.version, parse_kinds(config.kinds))
+    for reason in skipped:
+        log(f"skipping {reason}")
+    if not targets:
+        raise ExportError(f"nothing to export from {work.workdir}: no finished training job")
+    skip_existing = bool(config.get("skip_existing", False))
+    return Exporter(work, config.hub_root, log).export(targets, config.overwrite, skip_existing)

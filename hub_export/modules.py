@@ -1,0 +1,238 @@
+"""The objects saved as TF-Hub modules, built from ``ResNetV2`` models.
+
+A module is a bare ``AutoTrackable`` holding the model's variables and a few
+``tf.function``s that close over the model; the Keras model itself is not saved. So
+a loaded module is pure graphs and variables (no project code, no Keras revival), and
+saving skips Keras' tracing of every layer.
+
+Every module follows TF-Hub's reusable SavedModel convention, which is what
+``hub.KerasLayer(handle, trainable=True)`` relies on:
+
+* ``__call__(images, training=False)``: images float32 ``[batch, h, w, 3]`` in [0, 1],
+  any h and w (one trace with a ``[None, None, None, 3]`` input); traced for both
+  Python values of ``training``, which the layer passes as a Python bool;
+* ``variables`` and ``trainable_variables`` (every variable: experts are fine-tuned
+  whole) and ``regularization_losses`` (empty: BiT fine-tunes without weight decay);
+* a ``serving_default`` signature for tools that only read signatures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from experts.models import resnet_v2
+
+IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
+EXPERT = tf.TensorSpec([], tf.int32, name="expert")
+SAVE_OPTIONS = tf.saved_model.SaveOptions()
+
+
+class Module(NamedTuple):
+    obj: tf.__internal__.tracking.AutoTrackable
+    signatures: dict[str, tf.types.experimental.ConcreteFunction]
+
+
+def _holder(variables: Sequence[tf.Variable]) -> tf.__internal__.tracking.AutoTrackable:
+    obj = tf.__internal__.tracking.AutoTrackable()
+    obj.variables = list(variables)
+    obj.trainable_variables = [v for v in variables if v.trainable]
+    obj.regularization_losses = []
+    return obj
+
+
+try:  # private, hence the fallback (slower saves): see _saving
+    from tensorflow.python.saved_model import save_context as _save_context
+except ImportError:  # pragma: no cover
+    _save_context = None
+
+# Our functions are plain Python over Keras layers (static loops and branches only), so
+# autograph would only add tracing time.
+function = functools.partial(tf.function, autograph=False)
+
+
+def _saving():
+    """Trace inside this (with the options ``save`` uses): a function's cache key
+    includes whether it was traced in a save context, so functions traced outside one
+    would be traced a second time by ``tf.saved_model.save``, which is most of an
+    export's time. Calls from one function into another hit the cache only when both
+    are traced in the same kind of context."""
+    if _save_context is None or _save_context.in_save_context():
+        return contextlib.nullcontext()
+    return _save_context.save_context(SAVE_OPTIONS)
+
+
+def _trace_both(fn, *specs) -> None:
+    # Only traced concrete functions are saved; KerasLayer picks one by a Python bool.
+    for training in (False, True):
+        fn.get_concrete_function(*specs, training=training)
+
+
+def feature_vector(
+    forward: Callable[[tf.Tensor, bool], tf.Tensor], variables: Sequence[tf.Variable]
+) -> Module:
+    """An image feature-vector module from ``forward(images, training) -> [b, dim]``."""
+
+    @function
+    def call(images, training=False):
+        return forward(images, training)
+
+    @function(input_signature=[IMAGES])
+    def serve(images):
+        return {"feature_vector": call(images, training=False)}
+
+    with _saving():
+        _trace_both(call, IMAGES)
+        signatures = {"serving_default": serve.get_concrete_function()}
+    obj = _holder(variables)
+    obj.__call__ = call
+    return Module(obj, signatures)
+
+
+def classifier(
+    forward: Callable[[tf.Tensor, bool], dict[str, tf.Tensor]],
+    variables: Sequence[tf.Variable],
+    output_indices: Sequence[int] | None = None,
+) -> Module:
+    """A classification module: ``__call__`` returns sigmoid logits ``[b, n]``.
+
+    ``forward(images, training)`` returns the model's dict; ``output_indices`` selects
+    (and orders) head outputs, e.g. B's label nodes out of all hierarchy nodes. The
+    unselected head is still available as ``all_logits``.
+    """
+    indices = None if output_indices is None else tf.constant(list(output_indices), tf.int32)
+
+    # Every entry point calls this one function, so the model is traced twice in all
+    # (training False and True) however many entry points there are.
+    @function
+    def outputs(images, training=False):
+        out = forward(images, training)
+        logits = out["logits"] if indices is None else tf.gather(out["logits"], indices, axis=-1)
+        return {"logits": logits, "all_logits": out["logits"], "pre_logits": out["pre_logits"]}
+
+    @function
+    def call(images, training=False):
+        return outputs(images, training=training)["logits"]
+
+    @function(input_signature=[IMAGES])
+    def all_logits(images):
+        return outputs(images, training=False)["all_logits"]
+
+    @function(input_signature=[IMAGES])
+    def serve(images):
+        out = outputs(images, training=False)
+        # The heads are multi-label (sigmoid), not softmax.
+        return {
+            "logits": out["logits"],
+            "probabilities": tf.sigmoid(out["logits"]),
+            "pre_logits": out["pre_logits"],
+        }
+
+    with _saving():
+        _trace_both(outputs, IMAGES)
+        _trace_both(call, IMAGES)
+        all_logits.get_concrete_function()
+        signatures = {"serving_default": serve.get_concrete_function()}
+    obj = _holder(variables)
+    obj.__call__ = call
+    obj.all_logits = all_logits
+    return Module(obj, signatures)
+
+
+def headless(model: resnet_v2.ResNetV2) -> resnet_v2.ResNetV2:
+    """A copy of ``model`` without its head (same backbone and adapters). Feature-vector
+    modules leave the upstream head out: it is unused, would be registered as trainable
+    weights without gradients, and is most of a small model's size (8,070 nodes x 512)."""
+    copy = resnet_v2.ResNetV2(model.size_name, 0, model.num_experts, name=model.name)
+    copy.build_for()
+    copy.copy_backbone_from(model, include_head=False)
+    for src, dst in zip(model.adapter_variables, copy.adapter_variables, strict=True):
+        dst.assign(src)
+    return copy
+
+
+def resnet_feature_vector(model: resnet_v2.ResNetV2) -> Module:
+    """B, a full expert, or one adapter expert (``model.single_expert(e)``)."""
+    if model.num_experts > 1:
+        raise ValueError(
+            f"a feature-vector module has one expert; this model has {model.num_experts} "
+            "(use single_expert(e), or packed_adapters for all of them)"
+        )
+    model = headless(model)
+    expert = 0 if model.num_experts else None
+    return feature_vector(
+        lambda images, training: model(images, expert=expert, training=training)["pre_logits"],
+        model.variables,
+    )
+
+
+def packed_adapters(model: resnet_v2.ResNetV2) -> Module:
+    """Every adapter expert in one module (the paper's "single model"):
+
+    * ``__call__(images, expert, training=False) -> [b, dim]``: one expert by index,
+      e.g. ``hub.KerasLayer(path, arguments={"expert": 3})``;
+    * ``all_experts(images) -> [b, num_experts, dim]`` (inference: embedding a task with
+      every expert at once; fine-tune one expert through ``__call__``);
+    * signatures ``serving_default`` (``all_experts``) and ``expert`` (images, expert).
+    """
+    if model.num_experts < 1:
+        raise ValueError("packed_adapters needs a model with adapter experts")
+    model = headless(model)
+    num_experts, dim = model.num_experts, model.feature_dim
+
+    @function
+    def call(images, expert, training=False):
+        return model(images, expert=expert, training=training)["pre_logits"]
+
+    @function(input_signature=[IMAGES])
+    def all_experts(images):
+        # One expert at a time: running all at once with per-example routing would
+        # gather a [batch * experts, c, c/2] kernel per adapter.
+        per_expert = tf.map_fn(
+            lambda e: call(images, e, training=False),
+            tf.range(num_experts),
+            fn_output_signature=tf.TensorSpec([None, dim], tf.float32),
+        )
+        return tf.transpose(per_expert, [1, 0, 2])
+
+    @function(input_signature=[IMAGES])
+    def serve_all(images):
+        return {"all_experts": all_experts(images)}
+
+    @function(input_signature=[IMAGES, EXPERT])
+    def serve_one(images, expert):
+        return {"feature_vector": call(images, expert, training=False)}
+
+    with _saving():
+        _trace_both(call, IMAGES, EXPERT)
+        all_experts.get_concrete_function()
+        signatures = {
+            "serving_default": serve_all.get_concrete_function(),
+            "expert": serve_one.get_concrete_function(),
+        }
+    obj = _holder(model.variables)
+    obj.__call__ = call
+    obj.all_experts = all_experts
+    return Module(obj, signatures)
+
+
+def resnet_classifier(
+    model: resnet_v2.ResNetV2, output_indices: Sequence[int] | None = None
+) -> Module:
+    """B with its head (label matching) or the EPN (domain prediction)."""
+    if not model.num_classes or model.num_experts:
+        raise ValueError("a classifier module needs a plain ResNetV2 with a head")
+    return classifier(
+        lambda images, training: model(images, training=training), model.variables, output_indices
+    )
+
+
+def save(module: Module, path: str | os.PathLike) -> None:
+    tf.saved_model.save(
+        module.obj, os.fspath(path), signatures=module.signatures, options=SAVE_OPTIONS
+    )

@@ -1,0 +1,196 @@
+"""The hub tree: where each module goes, atomic writes, and the catalog.
+
+The tree mirrors tfhub.dev, so that a handle's URL path is its path under the root
+(``https://tfhub.dev/google/experts/bit/r50x1/in21k/animal/1`` <->
+``<root>/google/experts/bit/r50x1/in21k/animal/1``)::
+
+    <root>/<publisher>/experts/bit/<arch>/<upstream>/baseline/<version>/              B
+    <root>/<publisher>/experts/bit/<arch>/<upstream>/<expert>/<version>/              full
+    <root>/<publisher>/experts/bit-adapter/<arch>/<upstream>/<expert>/<version>/      adapter
+    <root>/<publisher>/experts/bit-adapter-packed/<arch>/<upstream>/all/<version>/    all adapters
+    <root>/<publisher>/experts/bit-classifier/<arch>/<upstream>/upstream/<version>/   B + head
+    <root>/<publisher>/experts/bit-epn/<arch>/<upstream>/epn/<version>/               the EPN
+
+The non-expert modules get collections of their own, so that a collection such as
+``bit/<arch>/<upstream>/*`` holds only interchangeable image feature vectors, as on
+tfhub.dev. Every module directory holds the SavedModel, ``expert_info.json`` and a
+``README.md`` model card. Names starting with "." are never modules: they are
+in-progress writes, which the catalog skips.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+INFO_FILE = "expert_info.json"
+CARD_FILE = "README.md"
+SAVED_MODEL_FILE = "saved_model.pb"
+# Where modules are written before they are renamed into place (same filesystem).
+INCOMING_DIR = ".incoming"
+
+# kind -> (collection, fixed module name or None for one module per expert)
+KINDS: dict[str, tuple[str, str | None]] = {
+    "baseline": ("bit", "baseline"),
+    "full": ("bit", None),
+    "adapter": ("bit-adapter", None),
+    "packed": ("bit-adapter-packed", "all"),
+    "classifier": ("bit-classifier", "upstream"),
+    "epn": ("bit-epn", "epn"),
+}
+FEATURE_VECTOR_KINDS = ("baseline", "full", "adapter")
+
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+class ExportError(Exception):
+    """A problem with the inputs or the tree, reported as one line (no traceback)."""
+
+
+def slug(name: str) -> str:
+    """A path-safe, lower-case module name for a hierarchy node or dataset name:
+    '/' becomes '.' ('script/latin' -> 'script.latin', 'embedded_upstream/32px' ->
+    'embedded_upstream.32px'); other characters outside [a-z0-9._-] become '_'."""
+    safe = _UNSAFE.sub("_", name.strip().lower().replace("/", ".")).strip("._")
+    if not safe:
+        raise ExportError(f"cannot make a module name from {name!r}")
+    return safe
+
+
+def check_unique_slugs(names: list[str]) -> dict[str, str]:
+    """name -> slug; raises when two names would share a directory."""
+    seen: dict[str, str] = {}
+    for name in names:
+        s = slug(name)
+        if s in seen and seen[s] != name:
+            raise ExportError(f"experts {seen[s]!r} and {name!r} both map to module name {s!r}")
+        seen[s] = name
+    reserved = {KINDS["baseline"][1]} & set(seen)
+    if reserved:
+        raise ExportError(f"expert {seen[reserved.pop()]!r} clashes with the baseline's name")
+    return {name: s for s, name in seen.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Handle:
+    """One module's place in the tree."""
+
+    publisher: str
+    kind: str
+    arch: str
+    upstream: str
+    name: str
+    version: int = 1
+
+    @classmethod
+    def make(cls, publisher, kind, arch, upstream, expert=None, version=1) -> Handle:
+        if kind not in KINDS:
+            raise ExportError(f"unknown module kind {kind!r}; choose one of {', '.join(KINDS)}")
+        fixed = KINDS[kind][1]
+        if (fixed is None) == (expert is None):
+            raise ExportError(f"kind {kind!r} {'needs' if fixed is None else 'takes no'} expert")
+        if int(version) < 1:
+            raise ExportError(f"module versions start at 1, got {version}")
+        return cls(slug(publisher), kind, arch, slug(upstream), fixed or slug(expert), int(version))
+
+    @property
+    def collection(self) -> str:
+        return KINDS[self.kind][0]
+
+    @property
+    def relpath(self) -> str:
+        parts = (self.publisher, "experts", self.collection, self.arch, self.upstream, self.name)
+        return "/".join(parts + (str(self.version),))
+
+    @property
+    def url(self) -> str:
+        """The tfhub.dev-style handle; resolves to ``<root>/<relpath>`` with a mirror."""
+        return f"https://tfhub.dev/{self.relpath}"
+
+    def path(self, root: str | os.PathLike) -> Path:
+        return Path(root) / self.relpath
+
+
+def atomic_write(
+    root: str | os.PathLike,
+    target: str | os.PathLike,
+    write: Callable[[Path], None],
+    overwrite: bool = False,
+) -> Path:
+    """Runs ``write(tmp_dir)`` on a fresh directory under ``<root>/.incoming`` and then
+    renames it to ``target``: a reader never sees a half-written module, and a failed
+    write leaves nothing but (briefly) a hidden directory, which is removed.
+
+    An existing ``target`` is replaced only with ``overwrite``; it is moved aside first
+    and deleted after the rename, so for a moment neither version is visible, but a
+    mixture of the two never is.
+    """
+    root, target = Path(root), Path(target)
+    if target.exists() and not overwrite:
+        raise ExportError(f"{target} exists; pass --config.overwrite=true to replace it")
+    incoming = root / INCOMING_DIR
+    incoming.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="module-", dir=incoming))
+    try:
+        write(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes 0700 directories
+        target.parent.mkdir(parents=True, exist_ok=True)
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix="replaced-", dir=incoming)) / "module"
+            os.rename(target, old)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if old is not None:
+                os.rename(old, target)
+            raise
+        if old is not None:
+            shutil.rmtree(old.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            incoming.rmdir()  # only when empty: another export may be running
+        except OSError:
+            pass
+    return target
+
+
+def dir_size(path: str | os.PathLike) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def catalog(root: str | os.PathLike, kind: str | None = None) -> list[dict]:
+    """Every module under ``root`` (sorted by handle) as its ``expert_info.json`` plus
+    ``path``, ``handle`` (the path under the root) and ``size_bytes``. SavedModels
+    without an info file (e.g. a mirrored published module) are listed with kind None."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ExportError(f"hub root {root} does not exist")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if SAVED_MODEL_FILE not in filenames:
+            continue
+        dirnames[:] = []  # a module's variables/ and assets/ hold no modules
+        path = Path(dirpath)
+        info = {"kind": None}
+        if INFO_FILE in filenames:
+            info = json.loads((path / INFO_FILE).read_text())
+        found.append(
+            {
+                **info,
+                "path": str(path),
+                "handle": path.relative_to(root).as_posix(),
+                "size_bytes": dir_size(path),
+            }
+        )
+    if kind is not None:
+        found = [m for m in found if m.get("kind") == kind]
+    return sorted(found, key=lambda m: m["handle"])

@@ -1,0 +1,267 @@
+"""Exporting a work tree: the tree, expert_info.json, model cards, errors, overwrite."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from absl import flags
+
+import hub_export
+from experts.data import pipelines
+from hub_export import catalog as catalog_cli
+from hub_export import config as config_lib
+from hub_export import export as export_cli
+from hub_export import exporter, metadata, tree
+
+from .conftest import BATCH, EXPERTS, LABELS, STEPS, TINY, make_info, module_path
+
+UPSTREAM = "toy_upstream.32px"
+EXPECTED = [
+    f"local/experts/bit-adapter-packed/{TINY}/{UPSTREAM}/all/1",
+    f"local/experts/bit-adapter/{TINY}/{UPSTREAM}/script.greek/1",
+    f"local/experts/bit-adapter/{TINY}/{UPSTREAM}/script.latin/1",
+    f"local/experts/bit-classifier/{TINY}/{UPSTREAM}/upstream/1",
+    f"local/experts/bit-epn/{TINY}/{UPSTREAM}/epn/1",
+    f"local/experts/bit/{TINY}/{UPSTREAM}/baseline/1",
+    f"local/experts/bit/{TINY}/{UPSTREAM}/script.greek/1",
+    f"local/experts/bit/{TINY}/{UPSTREAM}/script.latin/1",
+]
+B_IMAGES = STEPS["baseline"] * BATCH["baseline"]
+
+
+def info_of(root, kind, expert=None):
+    return json.loads((module_path(root, kind, expert) / tree.INFO_FILE).read_text())
+
+
+def test_every_kind_is_exported_and_catalogued(hub_tree):
+    root, results, lines = hub_tree
+    assert sorted(r["handle"] for r in results) == EXPECTED
+    assert len(lines) == len(EXPECTED) and all(line.startswith("exported ") for line in lines)
+    entries = tree.catalog(root)
+    assert [e["handle"] for e in entries] == EXPECTED
+    kinds = [e["kind"] for e in entries]
+    assert kinds == [
+        "packed",
+        "adapter",
+        "adapter",
+        "classifier",
+        "epn",
+        "baseline",
+        "full",
+        "full",
+    ]
+    assert all(e["size_bytes"] > 100_000 for e in entries)
+    for e in entries:
+        assert e["handle"] == e["path"][len(str(root)) + 1 :]
+        assert {tree.SAVED_MODEL_FILE, tree.INFO_FILE, tree.CARD_FILE} <= set(
+            p.name for p in Path(e["path"]).iterdir()
+        )
+    assert not (root / tree.INCOMING_DIR).exists()
+
+
+def test_baseline_info(hub_tree):
+    info = info_of(hub_tree[0], "baseline")
+    assert info["schema_version"] == metadata.SCHEMA_VERSION
+    assert (info["name"], info["kind"], info["node"]) == ("baseline", "baseline", None)
+    assert info["handle"] == EXPECTED[5]
+    assert (info["arch"], info["feature_dim"]) == (TINY, 256)
+    assert info["upstream"] == {
+        "dataset": "toy_upstream/32px",
+        "num_labels": 4,
+        "num_nodes": 7,
+        "train_images": 100,
+        "slice_images": 100,
+    }
+    assert info["images_seen"] == B_IMAGES
+    assert info["training"] == {
+        "job": "baseline",
+        "steps": STEPS["baseline"],
+        "global_batch": BATCH["baseline"],
+        "warm_start": None,
+        "metrics": {"steps": STEPS["baseline"], "top1": 0.5},
+    }
+    assert info["input"] == {
+        "range": [0.0, 1.0],
+        "dtype": "float32",
+        "layout": "NHWC",
+        "size": [32, 32],
+        "any_size": True,
+    }
+    assert info["output"] == {"feature_vector": [None, 256]}
+    expected = {"char/a": 0.1, "char/b": 0.3, "char/alpha": 0.2, "char/beta": 0.4}
+    assert info["label_distribution"] == pytest.approx(expected)
+    prov = info["provenance"]
+    assert prov["checkpoint"].endswith("baseline/final/model")
+    assert prov["tensorflow"] and prov["exported_at"].endswith("+00:00")
+
+
+def test_full_and_adapter_expert_info(hub_tree):
+    root = hub_tree[0]
+    full = info_of(root, "full", "script/latin")
+    assert (full["name"], full["kind"], full["node"]) == ("script.latin", "full", "script/latin")
+    assert full["description"] == "Latin script"
+    assert full["images_seen"] == B_IMAGES + STEPS["full"] * BATCH["full"]
+    assert full["upstream"]["slice_images"] == 40
+    assert full["label_distribution"] == pytest.approx({"char/a": 0.25, "char/b": 0.75})
+    assert full["training"]["job"] == "full/script/latin"
+    assert full["training"]["warm_start"] == "baseline"
+    assert full["provenance"]["checkpoint"].endswith("full/script/latin/final/model")
+    # The label prior is the one the data library computes for the slice.
+    prior = make_info().label_prior("script/greek")
+    adapter = info_of(root, "adapter", "script/greek")
+    np.testing.assert_allclose(prior, [0, 0, 1 / 3, 2 / 3])
+    expected = {"char/alpha": 1 / 3, "char/beta": 2 / 3}  # zeros are left out
+    assert adapter["label_distribution"] == pytest.approx(expected)
+    per_expert = STEPS["adapters"] * BATCH["adapters"] // len(EXPERTS)
+    assert adapter["images_seen"] == B_IMAGES + per_expert
+    assert adapter["training"]["images_per_expert"] == per_expert
+    # Only this expert's evaluation, without its prefix.
+    assert adapter["training"]["metrics"] == {"top1": 0.75, "loss": 1.5}
+    assert adapter["collection"] == "bit-adapter"
+
+
+def test_packed_classifier_and_epn_info(hub_tree):
+    root = hub_tree[0]
+    packed = info_of(root, "packed")
+    assert packed["experts"] == ["script.latin", "script.greek"]
+    assert packed["expert_nodes"] == list(EXPERTS)
+    assert packed["output"] == {"feature_vector": [None, 256], "all_experts": [None, 2, 256]}
+    assert packed["images_seen"] == B_IMAGES + STEPS["adapters"] * BATCH["adapters"]
+    assert "label_distribution" not in packed
+    classifier = info_of(root, "classifier")
+    assert classifier["output"]["labels"] == list(LABELS)
+    assert classifier["output"]["activation"] == "sigmoid"
+    assert classifier["all_logits_nodes"] == list(make_info().hierarchy.nodes)
+    labels_file = module_path(root, "classifier") / "labels.txt"
+    assert labels_file.read_text().split() == list(LABELS)
+    epn = info_of(root, "epn")
+    assert epn["output"]["labels"] == ["script.latin", "script.greek"]
+    assert epn["expert_nodes"] == list(EXPERTS)
+    assert epn["images_seen"] == B_IMAGES + STEPS["epn"] * BATCH["epn"]
+
+
+def test_model_cards(hub_tree):
+    root = hub_tree[0]
+    card = (module_path(root, "adapter", "script/latin") / tree.CARD_FILE).read_text()
+    assert card.startswith(f"# Module local/experts/bit-adapter/{TINY}/{UPSTREAM}/script.latin/1")
+    assert "adapter expert" in card and "`script/latin`" in card
+    assert "hub.KerasLayer(" in card and "trainable=True" in card
+    assert "This module's slice: 40 train images." in card
+    assert "- Upstream evaluation: top1 0.25.\n" in card  # its own metrics, unprefixed
+    card = (module_path(root, "classifier") / tree.CARD_FILE).read_text()
+    assert "[batch, 4] sigmoid logits" in card
+
+
+def test_plan_skips_unfinished_jobs_unless_they_are_named(work, tmp_path):
+    empty = exporter.WorkTree(**{**vars(work[0]), "workdir": tmp_path})
+    targets, skipped = exporter.plan(empty, "local", 1)
+    assert targets == []
+    assert skipped[:3] == [
+        "baseline: baseline not trained",
+        "full expert script/latin: not trained",
+        "full expert script/greek: not trained",
+    ]
+    with pytest.raises(tree.ExportError, match=r"epn has no finished run \(needed for epn\)"):
+        exporter.plan(empty, "local", 1, ("epn",))
+    with pytest.raises(tree.ExportError, match="unknown module kind 'fulll'"):
+        exporter.parse_kinds("full,fulll")
+    assert exporter.parse_kinds(" full, epn ,") == ("full", "epn")
+
+
+def test_a_checkpoint_of_another_size_is_a_one_line_error(work):
+    wrong = exporter.WorkTree(**{**vars(work[0]), "size": "r26x0.25"})
+    with pytest.raises(tree.ExportError) as error:
+        wrong.restore(7, 0, "baseline")
+    message = str(error.value)
+    assert "does not fit a r26x0.25 model with 7 outputs" in message and "\n" not in message
+
+
+def test_existing_modules_stop_the_export_before_any_work(hub_tree, work):
+    root = hub_tree[0]
+    before = info_of(root, "epn")
+    targets, _ = exporter.plan(work[0], "local", 1)
+    with pytest.raises(
+        tree.ExportError, match=r"exists \(8 of 8 modules do\); pass --config.overwrite=true"
+    ):
+        exporter.Exporter(work[0], root, print).export(targets)
+    assert info_of(root, "epn") == before
+    assert exporter.Exporter(work[0], root, print).export(targets, skip_existing=True) == []
+    assert info_of(root, "epn") == before
+    with pytest.raises(tree.ExportError, match="exclude each other"):
+        exporter.Exporter(work[0], root, print).export(targets, True, True)
+
+
+@pytest.fixture
+def config(work, tmp_path, monkeypatch):
+    """A config for the fake work tree; its data "opens" without tfds."""
+    monkeypatch.setattr(pipelines, "open_upstream", lambda name, data_dir: (None, make_info()))
+    config = config_lib.get_config("smoke")
+    config.workdir = str(work[0].workdir)
+    config.data.name = "toy_upstream/32px"
+    config.hub_root = str(tmp_path / "hub")
+    config.global_batch = BATCH
+    config.kinds = "baseline"  # the cheapest module to build
+    return config
+
+
+def test_export_from_config_failing_midway_leaves_nothing_then_overwrites(config, monkeypatch):
+    root = Path(config.hub_root)
+    with monkeypatch.context() as m:  # the SavedModel is written, then the card fails
+
+        def broken(directory, info):
+            raise OSError("disk full")
+
+        m.setattr(metadata, "write_card", broken)
+        with pytest.raises(OSError, match="disk full"):
+            exporter.export(config, log=print)
+    assert list(root.iterdir()) == []
+
+    [result] = exporter.export(config, log=print)
+    path = Path(result["path"])
+    assert path == module_path(root, "baseline")
+    first = (path.stat().st_ino, info_of(root, "baseline")["images_seen"])
+    assert first[1] == B_IMAGES
+    with pytest.raises(tree.ExportError, match="exists"):
+        exporter.export(config, log=print)
+    config.overwrite = True
+    config.global_batch.baseline = 1  # a visible change in the replacement
+    exporter.export(config, log=print)
+    second = (path.stat().st_ino, info_of(root, "baseline")["images_seen"])
+    assert second[0] != first[0] and second[1] == STEPS["baseline"]
+    assert [e["handle"] for e in tree.catalog(root)] == [EXPECTED[5]]
+
+
+def test_cli_errors_are_one_line(tmp_path, monkeypatch):
+    config_file = Path(hub_export.__file__).parent / "config.py"
+    argv = [
+        "export",
+        f"--config={config_file}:smoke",
+        f"--config.workdir={tmp_path}/upstream",
+        f"--config.data.data_dir={tmp_path}/tfds",
+    ]
+    # The config flag reads its overrides from sys.argv.
+    monkeypatch.setattr(sys, "argv", argv)
+    flags.FLAGS(argv)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            export_cli.main(argv[:1])
+    finally:
+        flags.FLAGS.unparse_flags()
+    message = str(exit_.value.code)
+    assert message.startswith("hub_export: error: embedded_upstream/32px is not prepared in ")
+    assert "\n" not in message
+
+
+def test_catalog_command_prints_json_without_bulky_fields(hub_tree, capsys):
+    argv = ["catalog", f"--hub_root={hub_tree[0]}", "--json", "--kind=classifier"]
+    flags.FLAGS(argv)
+    try:
+        catalog_cli.main(argv[:1])
+    finally:
+        flags.FLAGS.unparse_flags()
+    [entry] = json.loads(capsys.readouterr().out)
+    assert entry["handle"] == EXPECTED[3] and entry["kind"] == "classifier"
+    assert entry["output"]["labels"] == len(LABELS)  # a count instead of the list
+    assert "all_logits_nodes" not in entry and "label_distribution" not in entry
