@@ -15,13 +15,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from absl import app
+from absl import app, flags
 from ml_collections import config_flags
 
 from experts import jobs
 from experts.training import distribute, loop
-
-_CONFIG = config_flags.DEFINE_config_file("config", "experts/configs/baseline.py:cpu")
 
 
 def job_workdir(config, expert: str | None = None) -> Path:
@@ -60,8 +58,11 @@ def run(config) -> dict[str, dict]:
 
 def main(argv):
     del argv
-    run(_CONFIG.value)
+    run(flags.FLAGS.config)
 
 
 if __name__ == "__main__":
+    # Defined only when run as a program: tests import run(), and other binaries'
+    # modules (hub_export.export) define their own --config in the same process.
+    config_flags.DEFINE_config_file("config", "experts/configs/baseline.py:cpu")
     app.run(main)
