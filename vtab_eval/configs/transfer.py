@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import ml_collections
 
+# The same presets as experts/configs/presets.py, restated because vtab_eval never
+# imports experts/ (it sees experts only as hub handles).
 PRESETS = ("smoke", "cpu", "paper")
 DEFAULT_PRESET = "cpu"
 
