@@ -227,7 +227,7 @@ def train(
     if chief:
         if job.evaluate is not None:
             metrics.update(job.evaluate(model))
-            _log(job.name, "eval " + " ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+            _log(job.name, "eval " + _summary(metrics, workdir))
             if writer:
                 with writer.as_default(step=total):
                     for key, value in metrics.items():
@@ -236,6 +236,15 @@ def train(
     else:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return {**metrics, **steady, "losses": losses}
+
+
+def _summary(metrics: dict, workdir: Path, shown: int = 10) -> str:
+    """The first metrics on one console line; jobs with many (one set per adapter
+    expert) point to the file instead of printing hundreds."""
+    items = [f"{k} {v:.4g}" for k, v in metrics.items()]
+    rest = len(items) - shown
+    more = f" ... and {rest} more in {workdir / FINAL_DIR / METRICS_FILE}" if rest > 0 else ""
+    return " ".join(items[:shown]) + more
 
 
 def _write_final(model: keras.Model, metrics: dict, workdir: Path) -> None:

@@ -119,3 +119,12 @@ def test_batch_must_split_over_replicas(tmp_path):
 def test_unknown_strategy_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown strategy 'gpu'"):
         distribute.make_strategy("gpu")
+
+
+def test_long_evaluations_are_summarised_on_the_console(tmp_path):
+    metrics = {f"expert{i}/top1": i / 100 for i in range(30)}
+    line = loop._summary(metrics, tmp_path)
+    assert line.startswith("expert0/top1 0 expert1/top1 0.01")
+    assert "expert9/top1" in line and "expert10/top1" not in line
+    assert line.endswith(f"... and 20 more in {tmp_path / 'final' / 'metrics.json'}")
+    assert loop._summary({"loss": 1.5}, tmp_path) == "loss 1.5"
