@@ -180,7 +180,7 @@ def train(
     writer = tf.summary.create_file_writer(str(workdir / "tensorboard")) if chief else None
     losses, step = [], start
     # Throughput from the first to the last log line: excludes tracing and final saves.
-    steady_start = steady_step = steady_end = steady_end_step = None
+    steady_start = steady_step = None
     _log(
         job.name,
         f"training steps {start}..{total} on {replicas} replica(s), "
@@ -212,18 +212,15 @@ def train(
             window_start, window_step = time.perf_counter(), step
             if steady_start is None:
                 steady_start, steady_step = window_start, step
-            steady_end, steady_end_step = window_start, step
         if step % config.checkpoint_every == 0 or step == total:
             manager.save(checkpoint_number=step)
 
     end = time.perf_counter()
     metrics = {"steps": total, "train_seconds": round(end - run_start, 1)}
     steady = {}
-    if steady_start is not None and steady_end_step > steady_step:
-        seconds = steady_end - steady_start
-        steady["images_per_second"] = (
-            (steady_end_step - steady_step) * config.global_batch / seconds
-        )
+    if steady_start is not None and window_step > steady_step:  # window_*: the last log
+        seconds = window_start - steady_start
+        steady["images_per_second"] = (window_step - steady_step) * config.global_batch / seconds
     if chief:
         if job.evaluate is not None:
             metrics.update(job.evaluate(model))
