@@ -15,6 +15,15 @@ def info(folder_builder):
     return upstream.load_info(folder_builder)
 
 
+@pytest.fixture(autouse=True, params=["per_example", "batched"])
+def image_path(request, monkeypatch):
+    """Runs every pipeline test down both paths: the folder's images all have one size,
+    so declaring it static sends them through the decoded, batched path."""
+    if request.param == "batched":
+        monkeypatch.setattr(pipelines, "static_image_shape", lambda builder: (20, 24, 3))
+    return request.param
+
+
 def _all(ds):
     batches = list(ds.as_numpy_iterator())
     return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
@@ -139,3 +148,32 @@ def test_label_prior_and_sliced_splits(folder_builder, info):
         info.node_counts("test")
     ds = pipelines.expert_mix(folder_builder, info, ["red", "blue"], "train[:50%]", 4, 16, True)
     assert next(ds.as_numpy_iterator())["expert"].shape == (4,)
+
+
+def test_batched_augmentation_crops_but_never_flips():
+    image = np.asarray(draw("red_square", 0, size=(32, 32)))
+    batch = tf.constant(np.stack([image] * 20))
+    out = pipelines.preprocess_batch(batch, 32, training=True, seed=tf.constant([5, 7])).numpy()
+    assert out.shape == (20, 32, 32, 3) and 0 <= out.min() and out.max() <= 1
+    assert ink_centroid_x(image) < 0.35
+    assert all(ink_centroid_x(o) < 0.5 for o in out)
+    assert len({o.tobytes() for o in out}) > 10  # one crop per image
+    again = pipelines.preprocess_batch(batch, 32, True, tf.constant([5, 7])).numpy()
+    np.testing.assert_array_equal(again, out)
+    flipped = pipelines.preprocess_batch(batch, 32, True, tf.constant([5, 7]), flip=True).numpy()
+    assert any(ink_centroid_x(o) > 0.5 for o in flipped)
+
+
+def test_batched_eval_only_converts_or_resizes():
+    image = np.asarray(draw("triangle", 2, size=(32, 32)))
+    out = pipelines.preprocess_batch(tf.constant(image[None]), 32, training=False).numpy()
+    np.testing.assert_allclose(out[0], image / 255.0, atol=1e-6)
+    small = pipelines.preprocess_batch(tf.constant(image[None]), 16, training=False).numpy()
+    assert small.shape == (1, 16, 16, 3)
+
+
+def test_batch_targets_match_per_example(info):
+    tables = pipelines._Tables(info)
+    labels = tf.constant([0, 3, 1, 3], tf.int64)
+    expected = np.stack([tables.targets(label).numpy() for label in labels])
+    np.testing.assert_array_equal(tables.batch_targets(labels).numpy(), expected)
