@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import weakref
 
 import ml_collections
 import numpy as np
@@ -95,16 +96,23 @@ def load_baseline(config, data: Upstream) -> resnet_v2.ResNetV2:
     return _BASELINES[key]
 
 
+_LOGITS_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def logits_fn(model):
     """The model's logits as one compiled function, ``(images[, expert]) -> logits``:
     eager calls cost several times more on a CPU, and taking the expert id as a tensor
-    lets one trace serve every adapter expert."""
+    lets one trace serve every adapter expert. One function per model object, so a
+    model reused across jobs (full experts) or B, evaluated next to each of them, is
+    traced once."""
+    if model not in _LOGITS_FNS:
 
-    @tf.function(reduce_retracing=True)
-    def logits(images, expert=None):
-        return model(images, **({} if expert is None else {"expert": expert}))["logits"]
+        @tf.function(reduce_retracing=True)
+        def logits(images, expert=None):
+            return model(images, **({} if expert is None else {"expert": expert}))["logits"]
 
-    return logits
+        _LOGITS_FNS[model] = logits
+    return _LOGITS_FNS[model]
 
 
 def multilabel_metrics(data: Upstream, predict, dataset, expert=None) -> dict[str, float]:
@@ -180,6 +188,7 @@ def full_expert_job(config, data: Upstream, expert: str) -> loop.Job:
         ),
         warm_start=lambda model: _restore(model, config.baseline_workdir),
         evaluate=evaluate,
+        reuse_key="full",  # every expert is B's model, loss and variables
     )
 
 

@@ -50,6 +50,11 @@ class Job:
     warm_start(model) -> None: initialises a fresh model (e.g. from B); not called
         when resuming.
     evaluate(model) -> dict of floats, run once at the end on the chief.
+    reuse_key: jobs sharing a key (and the train config and strategy) have the same
+        model structure, trainable variables and loss, and a warm start that sets every
+        model weight; one process then builds and traces their training step once and
+        reuses it, re-initialising the model by ``warm_start`` and zeroing the optimiser.
+        Full experts share one: tracing costs as much as 100 steps at the cpu preset.
     """
 
     name: str
@@ -61,6 +66,21 @@ class Job:
     )
     warm_start: Callable[[keras.Model], None] | None = None
     evaluate: Callable[[keras.Model], dict[str, float]] | None = None
+    reuse_key: str | None = None
+
+
+@dataclasses.dataclass
+class _Compiled:
+    """What ``train`` builds for a job: kept per ``Job.reuse_key`` for the next job."""
+
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    schedule: schedules.WarmupDecay
+    loss_mean: keras.metrics.Mean
+    run_steps: Callable
+
+
+_COMPILED: dict[tuple, _Compiled] = {}
 
 
 def default_train_config() -> ml_collections.ConfigDict:
@@ -126,16 +146,22 @@ def train(
         )
     total = int(config.total_steps)
     peak = schedules.scaled_learning_rate(config.base_lr, config.global_batch)
-    schedule = schedules.WarmupDecay(
-        peak, total, schedules.warmup_steps_for(total, config.warmup_fraction), config.decay
-    )
-    with strategy.scope():
-        model = job.build_model()
-        variables = job.trainable_variables(model)
-        decayed = [v for v in variables if "kernel" in v.name]
-        optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum)
-        optimizer.build(variables)
-        loss_mean = keras.metrics.Mean()
+    key = None
+    if job.reuse_key is not None and job.warm_start is not None:
+        key = (job.reuse_key, id(strategy), json.dumps(config.to_dict(), sort_keys=True))
+    compiled = _COMPILED.get(key) if key else None
+    if compiled is None:
+        compiled = _compile(job, config, strategy, peak, total)
+        if key:
+            _COMPILED.clear()  # one compiled job at a time: models hold memory
+            _COMPILED[key] = compiled
+    else:
+        for variable in compiled.optimizer.variables:
+            variable.assign(tf.zeros_like(variable))
+        compiled.optimizer.iterations.assign(0)
+        compiled.loss_mean.reset_state()
+    model, optimizer, schedule = compiled.model, compiled.optimizer, compiled.schedule
+    loss_mean, run_steps = compiled.loss_mean, compiled.run_steps
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     # Every multi-worker process must save; only the chief's copy is kept.
     checkpoint_dir = workdir / "checkpoints"
@@ -158,24 +184,6 @@ def train(
         lambda ctx: job.dataset_fn(ctx, per_replica_batch, config.seed + start)
     )
     iterator = iter(dataset)
-
-    def step_fn(batch):
-        with tf.GradientTape() as tape:
-            per_example = job.per_example_loss(model, batch)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.global_batch)
-            if config.weight_decay and decayed:
-                # Gradients are summed over replicas, so each adds its share.
-                loss += (
-                    config.weight_decay * tf.add_n([tf.nn.l2_loss(v) for v in decayed]) / replicas
-                )
-        grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(grads, variables, strict=True))
-        loss_mean.update_state(tf.reduce_mean(per_example))
-
-    @tf.function
-    def run_steps(iterator, steps):
-        for _ in tf.range(steps):
-            strategy.run(step_fn, args=(next(iterator),))
 
     writer = tf.summary.create_file_writer(str(workdir / "tensorboard")) if chief else None
     losses, step = [], start
@@ -233,6 +241,41 @@ def train(
     else:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return {**metrics, **steady, "losses": losses}
+
+
+def _compile(job: Job, config, strategy, peak: float, total: int) -> _Compiled:
+    """Builds the model, optimiser and the traced multi-step training function."""
+    replicas = strategy.num_replicas_in_sync
+    schedule = schedules.WarmupDecay(
+        peak, total, schedules.warmup_steps_for(total, config.warmup_fraction), config.decay
+    )
+    with strategy.scope():
+        model = job.build_model()
+        variables = job.trainable_variables(model)
+        decayed = [v for v in variables if "kernel" in v.name]
+        optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum)
+        optimizer.build(variables)
+        loss_mean = keras.metrics.Mean()
+
+    def step_fn(batch):
+        with tf.GradientTape() as tape:
+            per_example = job.per_example_loss(model, batch)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.global_batch)
+            if config.weight_decay and decayed:
+                # Gradients are summed over replicas, so each adds its share.
+                loss += (
+                    config.weight_decay * tf.add_n([tf.nn.l2_loss(v) for v in decayed]) / replicas
+                )
+        grads = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        loss_mean.update_state(tf.reduce_mean(per_example))
+
+    @tf.function
+    def run_steps(iterator, steps):
+        for _ in tf.range(steps):
+            strategy.run(step_fn, args=(next(iterator),))
+
+    return _Compiled(model, optimizer, schedule, loss_mean, run_steps)
 
 
 def _summary(metrics: dict, workdir: Path, shown: int = 10) -> str:

@@ -128,3 +128,44 @@ def test_long_evaluations_are_summarised_on_the_console(tmp_path):
     assert "expert9/top1" in line and "expert10/top1" not in line
     assert line.endswith(f"... and 20 more in {tmp_path / 'final' / 'metrics.json'}")
     assert loop._summary({"loss": 1.5}, tmp_path) == "loss 1.5"
+
+
+def test_jobs_sharing_a_reuse_key_train_as_if_alone(tmp_path):
+    """A reused model and step (the full experts' path) gives each job exactly the run it
+    would have had in a fresh process: same losses and final weights."""
+    import dataclasses
+
+    import tf_keras as keras
+
+    def warm_start(model):  # sets every weight, as a reused job's warm start must
+        keras.utils.set_random_seed(1)
+        fresh = synthetic.job().build_model()
+        for target, source in zip(model.variables, fresh.variables, strict=True):
+            target.assign(source)
+
+    def make(seed):
+        base = synthetic.job()
+        return dataclasses.replace(
+            base,
+            warm_start=warm_start,
+            reuse_key="synthetic",
+            dataset_fn=lambda ctx, b, s: synthetic.dataset_fn(ctx, b, s + seed),
+        )
+
+    config = synthetic.config(total_steps=3)
+    loop._COMPILED.clear()
+    first = loop.train(make(0), config, tmp_path / "a")
+    second = loop.train(make(5), config, tmp_path / "b")
+    assert len(loop._COMPILED) == 1
+    loop._COMPILED.clear()
+    alone = loop.train(dataclasses.replace(make(5), reuse_key=None), config, tmp_path / "c")
+    np.testing.assert_allclose(second["losses"], alone["losses"], rtol=1e-5)
+    assert not np.allclose(first["losses"], second["losses"])
+    for name, _ in tf.train.list_variables(loop.final_model_path(tmp_path / "b")):
+        if name.startswith("model/"):
+            np.testing.assert_allclose(
+                tf.train.load_variable(loop.final_model_path(tmp_path / "b"), name),
+                tf.train.load_variable(loop.final_model_path(tmp_path / "c"), name),
+                rtol=1e-5,
+                atol=1e-6,
+            )
