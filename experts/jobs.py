@@ -174,7 +174,8 @@ def full_expert_job(config, data: Upstream, expert: str) -> loop.Job:
         )
 
     def evaluate(model):
-        ds = slice_data(EVAL_SPLIT, _eval_batch(config), False)
+        # Read once for both models: a slice is a small part of the validation split.
+        ds = list(slice_data(EVAL_SPLIT, _eval_batch(config), False))
         expert_metrics = multilabel_metrics(data, logits_fn(model), ds)
         base = multilabel_metrics(data, logits_fn(load_baseline(config, data)), ds)
         return {**expert_metrics, **{f"baseline_{k}": v for k, v in base.items() if k != "images"}}

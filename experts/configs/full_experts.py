@@ -19,7 +19,11 @@ from experts.configs import upstream
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config = upstream.base_config(preset, "full")
     config.train.total_steps = {"smoke": 2, "cpu": 100, "paper": 20_000}[config.preset]
-    # Fine-tuning from B: a smaller rate than from scratch, as BiT fine-tunes.
-    config.train.base_lr = 0.03
+    # B's own rate (0.1 per 256 images), cosine-decayed over the short run. A smaller
+    # one (0.03, BiT's fine-tuning habit) left experts within a point of B on every
+    # downstream kNN score at 100 steps; at 0.1 the digit expert's kNN score on
+    # mini_mnist rose from 75.7 (B) to 78.5 and the emoji/objects one's on clip art
+    # from 38.5 to 40.6, so selection has something to choose between.
+    config.train.base_lr = 0.1
     config.train.warmup_fraction = 0.1
     return config

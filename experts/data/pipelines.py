@@ -147,6 +147,18 @@ def _decode_static(ds: tf.data.Dataset, shape: tuple[int, int, int]) -> tf.data.
     return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+_TABLES: dict[tuple[int, tuple[str, ...]], tuple[upstream.UpstreamInfo, _Tables]] = {}
+
+
+def _tables(info: upstream.UpstreamInfo, experts: Sequence[str] = ()) -> _Tables:
+    """``_Tables`` built once per (info, experts): checking the experts costs seconds
+    on the embedded hierarchy, and full experts build several pipelines each."""
+    key = (id(info), tuple(experts))
+    if key not in _TABLES or _TABLES[key][0] is not info:
+        _TABLES[key] = (info, _Tables(info, experts))
+    return _TABLES[key][1]
+
+
 class _Tables:
     """Label-indexed lookups as constants: targets are gathered, never computed in Python."""
 
@@ -267,7 +279,7 @@ def whole(
     cache: bool | str = "auto",
 ) -> tf.data.Dataset:
     """The whole split with multi-hot ``targets`` over all nodes: baseline B's data."""
-    tables = _Tables(info)
+    tables = _tables(info)
     ds = _records(builder, split, training, seed, cache)
     return _finish(ds, tables, batch_size, image_size, training, seed, flip)
 
@@ -286,7 +298,7 @@ def expert_slice(
 ) -> tf.data.Dataset:
     """The images of one expert's slice (its node and every node below), with the same
     multi-hot ``targets`` as ``whole``: a full expert fine-tunes B, head included."""
-    tables = _Tables(info, [expert])
+    tables = _tables(info, [expert])
     ds = _records(builder, split, training, seed, cache=False, decode=False)
     ds = ds.filter(lambda ex: tables.in_expert(ex["label"], 0))
     shape = static_image_shape(builder)
@@ -323,7 +335,7 @@ def expert_mix(
     experts = list(experts)
     if not experts:
         raise ValueError("expert_mix needs at least one expert")
-    tables = _Tables(info, experts)
+    tables = _tables(info, experts)
     records = _records(builder, split, training, seed, cache)
     counts = info.node_counts(split)
     sizes = np.asarray([counts[e] for e in experts], np.float64)
@@ -379,7 +391,7 @@ def expert_prediction(
     experts = list(experts)
     if not experts:
         raise ValueError("expert_prediction needs at least one expert")
-    tables = _Tables(info, experts)
+    tables = _tables(info, experts)
     ds = _records(builder, split, training, seed, cache)
     if not keep_unassigned:
         ds = ds.filter(lambda ex: tf.reduce_any(tables.expert_mask[tf.cast(ex["label"], tf.int32)]))
