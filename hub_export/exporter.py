@@ -7,13 +7,16 @@
                                          bit-adapter-packed/.../all
     epn/final/model               ->     bit-epn/.../epn
 
-Each checkpoint is read once into the model its job trained (``experts/jobs.py``) and
-every module it yields is written atomically (``tree.atomic_write``).
+Each checkpoint is read once into the model its job trained (``experts/jobs.py``; one
+model per shape, reused from checkpoint to checkpoint) and every module it yields is
+written atomically (``tree.atomic_write``). Feature-vector modules are traced once per
+architecture and refilled for each expert (``modules.FeatureVectorTemplate``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -80,12 +83,19 @@ class WorkTree:
         """Images this job trained on (steps x global batch)."""
         return self.steps(job, expert) * int(self.global_batch[job])
 
-    def restore(self, num_classes: int, num_experts: int, job: str, expert=None):
-        """The job's final model, read from its checkpoint (every variable must match)."""
+    def restore(self, num_classes: int, num_experts: int, job: str, expert=None, into=None):
+        """The job's final model, read from its checkpoint (every variable must match).
+        ``into``: a model of this shape from an earlier ``restore`` to read it into
+        (every variable is overwritten) instead of building a new one."""
         where = self.job_dir(job, expert)
         if not loop.is_finished(where):
             raise ExportError(f"{where} has no finished run (no final/metrics.json)")
-        model = resnet_v2.ResNetV2(self.size, num_classes, num_experts).build_for(self.image_size)
+        shape = (self.size, num_classes, num_experts)
+        if into is None:
+            into = resnet_v2.ResNetV2(*shape).build_for(self.image_size)
+        elif (into.size_name, into.num_classes, into.num_experts) != shape:
+            raise ValueError(f"cannot restore a {shape} model into {into.get_config()}")
+        model = into
         checkpoint = loop.final_model_path(where)
         try:
             tf.train.Checkpoint(model=model).read(checkpoint).assert_consumed()
@@ -164,8 +174,16 @@ class Exporter:
         }
         slugs = tree.check_unique_slugs(list(work.experts))
         self.expert_names = [slugs[node] for node in work.experts]  # EPN / packed order
+        # Traced once and refilled for every feature-vector module of one architecture.
+        self._templates: dict[tuple, modules.FeatureVectorTemplate] = {}
 
     # -- per-kind facts ----------------------------------------------------------------
+
+    @functools.cached_property
+    def node_counts(self) -> dict[str, int]:
+        # Train images per hierarchy node; computing it takes about as long as saving a
+        # module (a labels x nodes product), so once per export, not once per expert.
+        return self.work.info.node_counts("train")
 
     def _slice_images(self, nodes: Sequence[str]) -> int:
         mask = self.work.info.hierarchy.expert_label_mask(list(nodes), self.work.info.labels)
@@ -207,7 +225,7 @@ class Exporter:
             distribution = metadata.label_distribution(
                 work.info.labels, work.info.label_prior(node)
             )
-            slice_images = work.info.node_counts("train")[node]
+            slice_images = self.node_counts[node]
         elif kind == "baseline":
             distribution = metadata.label_distribution(
                 work.info.labels, self.train_counts / self.train_counts.sum()
@@ -271,9 +289,11 @@ class Exporter:
         kind, info, work = target.handle.kind, self.work.info, self.work
         dim, num_experts = model.feature_dim, len(work.experts)
         if kind in ("baseline", "full", "adapter"):
-            source = model.single_expert(target.index) if kind == "adapter" else model
+            key = modules.FeatureVectorTemplate.key(model, adapter=kind == "adapter")
+            if key not in self._templates:
+                self._templates[key] = modules.FeatureVectorTemplate(*key)
             return (
-                modules.resnet_feature_vector(source),
+                self._templates[key].fill(model, target.index),
                 self._info(target, model, {"feature_vector": [None, dim]}),
             )
         if kind == "packed":
@@ -322,10 +342,15 @@ class Exporter:
             job = JOB_OF_KIND[t.handle.kind]
             by_checkpoint.setdefault((job, t.node if job == "full" else None), []).append(t)
         results = []
+        # One model per shape, into which each checkpoint of that shape is read in turn
+        # (B and the full experts share one): building a model costs more than reading.
+        models: dict[tuple[int, int], resnet_v2.ResNetV2] = {}
         for (job, node), group in by_checkpoint.items():
             num_classes = num_experts if job == "epn" else nodes
             adapters = num_experts if job == "adapters" else 0
-            model = self.work.restore(num_classes, adapters, job, node)
+            shape = (num_classes, adapters)
+            models[shape] = self.work.restore(*shape, job, node, into=models.get(shape))
+            model = models[shape]
             for t in group:
                 start = time.perf_counter()
                 module, info = self.build(t, model)

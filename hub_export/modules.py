@@ -3,7 +3,8 @@
 A module is a bare ``AutoTrackable`` holding the model's variables and a few
 ``tf.function``s that close over the model; the Keras model itself is not saved. So
 a loaded module is pure graphs and variables (no project code, no Keras revival), and
-saving skips Keras' tracing of every layer.
+saving skips Keras' tracing of every layer. Feature-vector modules of many experts
+share one traced module (``FeatureVectorTemplate``), refilled with each expert's weights.
 
 Every module follows TF-Hub's reusable SavedModel convention, which is what
 ``hub.KerasLayer(handle, trainable=True)`` relies on:
@@ -156,19 +157,75 @@ def headless(model: resnet_v2.ResNetV2) -> resnet_v2.ResNetV2:
     return copy
 
 
+class FeatureVectorTemplate:
+    """One traced feature-vector module, refilled for every expert of one architecture.
+
+    B, the full experts and the adapter experts (one adapter set each) of one work tree
+    share a network, so their modules differ only in variable values. Building and
+    tracing a module per expert would trace that network again every time, which was
+    most of an export's time; instead the module is built and traced once over a
+    headless model of its own, and ``fill`` assigns an expert's weights into that
+    model's variables. ``tf.saved_model.save`` then reuses the traced concrete
+    functions and writes the variables' current values.
+
+    Every variable is assigned on every ``fill``, so nothing carries over from one
+    expert to the next; the module ``fill`` returns is shared, so save it before the
+    next ``fill``. An adapter expert's template has one adapter set, which the traced
+    functions select as the constant expert 0: the expert's index only decides which
+    slice of the source adapters is copied into it.
+    """
+
+    def __init__(self, size: str, num_experts: int = 0, name: str = "resnet"):
+        if num_experts not in (0, 1):
+            raise ValueError(f"a feature-vector module has 0 or 1 adapter sets, not {num_experts}")
+        # The source's name: Keras names the variables after it, and the saved
+        # variables keep those names.
+        self.model = resnet_v2.ResNetV2(size, 0, num_experts, name=name).build_for()
+        model, expert = self.model, 0 if num_experts else None
+        self.module = feature_vector(
+            lambda images, training: model(images, expert=expert, training=training)["pre_logits"],
+            model.variables,
+        )
+
+    @staticmethod
+    def key(model: resnet_v2.ResNetV2, adapter: bool = False) -> tuple[str, int, str]:
+        """The template a source model (with ``adapter``: one of its adapter experts)
+        fills: size, adapter sets, name."""
+        return model.size_name, int(adapter or model.num_experts > 0), model.name
+
+    def fill(self, source: resnet_v2.ResNetV2, expert: int | None = None) -> Module:
+        """The module with ``source``'s weights: B or a full expert (``expert`` None), a
+        one-expert model, or adapter expert ``expert`` of a model with adapters."""
+        model = self.model
+        if source.num_experts and expert is None:
+            if source.num_experts > 1:
+                raise ValueError(
+                    f"a feature-vector module has one expert; this model has "
+                    f"{source.num_experts} (pass expert=, or use packed_adapters for all)"
+                )
+            expert = 0
+        if expert is not None and not 0 <= expert < source.num_experts:
+            raise ValueError(f"expert {expert} out of range for {source.num_experts} experts")
+        if self.key(source, expert is not None) != self.key(model):
+            raise ValueError(
+                f"a {self.key(source, expert is not None)} source does not fit this "
+                f"{self.key(model)} template (size, adapter sets, name)"
+            )
+        model.copy_backbone_from(source, include_head=False)
+        for src, dst in zip(source.adapter_variables, model.adapter_variables, strict=True):
+            dst.assign(src[expert : expert + 1])
+        return self.module
+
+
 def resnet_feature_vector(model: resnet_v2.ResNetV2) -> Module:
-    """B, a full expert, or one adapter expert (``model.single_expert(e)``)."""
+    """B, a full expert, or one adapter expert (``model.single_expert(e)``); exports of
+    many experts reuse a ``FeatureVectorTemplate`` instead."""
     if model.num_experts > 1:
         raise ValueError(
             f"a feature-vector module has one expert; this model has {model.num_experts} "
             "(use single_expert(e), or packed_adapters for all of them)"
         )
-    model = headless(model)
-    expert = 0 if model.num_experts else None
-    return feature_vector(
-        lambda images, training: model(images, expert=expert, training=training)["pre_logits"],
-        model.variables,
-    )
+    return FeatureVectorTemplate(*FeatureVectorTemplate.key(model)).fill(model)
 
 
 def packed_adapters(model: resnet_v2.ResNetV2) -> Module:

@@ -169,6 +169,52 @@ def test_epn_returns_expert_logits(loaded, work, images):
     np.testing.assert_allclose(hub.KerasLayer(loaded("epn"))(x).numpy(), expected, **TOL)
 
 
+@pytest.mark.parametrize("kind", ["full", "adapter"])
+def test_a_template_refilled_for_two_experts_saves_each_experts_own_weights(
+    work, tmp_path, images, kind
+):
+    """The exporter traces one module per architecture and refills it per expert."""
+    models = work[1]
+    source = models["baseline" if kind == "full" else "adapters"]
+    template = modules.FeatureVectorTemplate(
+        *modules.FeatureVectorTemplate.key(source, adapter=kind == "adapter")
+    )
+    call = template.module.obj.__call__
+    traces = [call.experimental_get_tracing_count()]
+    for index, expert in enumerate(EXPERTS):
+        if kind == "full":
+            module = template.fill(models[f"full/{expert}"])
+        else:
+            module = template.fill(models["adapters"], index)
+        assert module is template.module
+        modules.save(module, tmp_path / expert)
+        traces.append(call.experimental_get_tracing_count())
+    # The second expert's save reused the first one's traces, which (with the private
+    # save context, when TF has it) are the ones traced when the template was built.
+    assert traces[2] == traces[1] == (traces[0] if modules._save_context else traces[1])
+    x = images[1]
+    outputs = []
+    for expert in EXPERTS:
+        layer = hub.KerasLayer(str(tmp_path / expert), trainable=True)
+        expected = source_features(models, kind, expert)(x).numpy()
+        np.testing.assert_allclose(layer(x).numpy(), expected, **TOL)
+        assert len(layer.trainable_weights) == len(template.model.variables)
+        outputs.append(layer(x).numpy())
+    # The experts differ, so each module holds its own expert's weights.
+    assert not np.allclose(outputs[0], outputs[1], atol=1e-3)
+
+
+def test_a_template_refuses_sources_of_another_architecture(work):
+    models = work[1]
+    template = modules.FeatureVectorTemplate(*modules.FeatureVectorTemplate.key(models["epn"]))
+    with pytest.raises(ValueError, match="does not fit"):
+        template.fill(models["adapters"], 0)
+    with pytest.raises(ValueError, match="out of range"):
+        template.fill(models["adapters"], 2)
+    with pytest.raises(ValueError, match="pass expert="):
+        template.fill(models["adapters"])
+
+
 def test_feature_module_of_a_multi_expert_model_is_refused(work):
     with pytest.raises(ValueError, match="has 2"):
         modules.resnet_feature_vector(work[1]["adapters"])
