@@ -7,9 +7,16 @@ which task_adaptation used (`m = 0.9 m + g; w -= lr m`), so a rate change takes 
 at once and resetting a run is assigning zeros. Loss: softmax cross-entropy plus any
 regularisation losses the module exports; no weight decay, no augmentation (VTAB).
 
-One `FineTuner` is built per (task, module) and reused by every run of the protocol:
-weights and momenta are restored in place between runs, so the training step is traced
-once. Each run draws its batches from its own seed (epoch-wise permutations).
+One `FineTuner` is built per module and reused by every run of the protocol on every
+task: weights (head included) and momenta are restored in place between runs, so the
+module is loaded and its training step traced once (`TunerCache` keeps the recently
+used ones). The head has a fixed `max_classes` outputs and each run passes a class mask
+as a tensor: logits of the classes a task does not have are set to a large negative
+constant (`MASKED_LOGIT`, not -inf, which would make NaN) before the softmax
+cross-entropy and the argmax. Their softmax probability is exactly zero, so their head
+columns get zero gradients and stay at zero: a run equals one with a head of exactly
+`num_classes` outputs, up to float rounding. Each run draws its batches from its own
+seed (epoch-wise permutations).
 
 Protocol (`run_protocol`, paper section 6.3):
   for each of `sweep_repeats` trials: fine-tune every sweep candidate on train800,
@@ -21,6 +28,7 @@ With a single sweep candidate the val200 run cannot change the choice and is ski
 
 from __future__ import annotations
 
+import collections
 import gc
 import hashlib
 import time
@@ -53,41 +61,78 @@ def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
     return order[:needed].reshape(steps, batch_size)
 
 
-class FineTuner:
-    """A module with a fresh zero head for one task; `run` trains from the initial
-    weights and returns the accuracy on an evaluation set."""
+# Logit of a class the task does not have: its softmax probability underflows to exactly
+# zero, while -inf would give NaN (inf - inf) in the loss and its gradient.
+MASKED_LOGIT = -1e9
 
-    def __init__(self, handle: str, num_classes: int, image_size: int, eval_batch: int = 256):
+
+class FineTuner:
+    """A module with a zero head of `max_classes` outputs; `run` trains from the initial
+    weights on a task of up to `max_classes` classes and returns the accuracy on an
+    evaluation set. Building it loads the module and traces and runs its functions once
+    (`build_seconds`), so the first run costs what every later run does."""
+
+    def __init__(self, handle: str, max_classes: int, image_size: int, eval_batch: int = 256):
+        start = time.perf_counter()
+        if max_classes < 1:
+            raise ValueError(f"max_classes must be >= 1, got {max_classes}")
         self.handle = handle
+        self.max_classes = int(max_classes)
+        self.image_size = int(image_size)
         self.eval_batch = eval_batch
         layer = hub_loader.load(handle, trainable=True)
         inputs = keras.Input([image_size, image_size, 3], dtype=tf.float32)
         features = layer(inputs)
         head = keras.layers.Dense(
-            num_classes, kernel_initializer="zeros", bias_initializer="zeros", name="head"
+            self.max_classes, kernel_initializer="zeros", bias_initializer="zeros", name="head"
         )
         self.model = keras.Model(inputs, head(features))
         if not layer.trainable_variables:
             raise ValueError(f"module {handle}: no trainable variables; cannot fine-tune it")
+        self.feature_dim = int(features.shape[-1])
+        self._backbone_parameters = int(sum(np.prod(v.shape) for v in layer.trainable_variables))
         self._trainable = self.model.trainable_variables
         self._initial = [v.numpy() for v in self.model.variables]
         self._momenta = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self._trainable]
         spec = tf.TensorSpec([None, image_size, image_size, 3], tf.uint8)
-        label_spec = tf.TensorSpec([None], tf.int64)
+        mask_spec = tf.TensorSpec([self.max_classes], tf.bool)
         self._train_step = tf.function(
-            self._step, input_signature=[spec, label_spec, tf.TensorSpec([], tf.float32)]
-        )
-        self._predict = tf.function(
-            lambda x: tf.argmax(self.model(to_float(x), training=False), -1), input_signature=[spec]
-        )
+            self._step,
+            input_signature=[
+                spec, tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.float32), mask_spec
+            ],
+        )  # fmt: skip
+        self._predict = tf.function(self._predict_fn, input_signature=[spec, mask_spec])
+        self.losses: list[float] = []  # the last run's loss curve
+        self._warm_up()
+        self.build_seconds = time.perf_counter() - start
 
-    @property
-    def num_parameters(self) -> int:
-        return int(sum(np.prod(v.shape) for v in self._trainable))
+    def num_parameters(self, num_classes: int | None = None) -> int:
+        """Trainable parameters of the module plus a head of `num_classes` outputs (the
+        padded columns of a smaller task are not counted: they never change)."""
+        num_classes = self.max_classes if num_classes is None else num_classes
+        return self._backbone_parameters + (self.feature_dim + 1) * int(num_classes)
 
-    def _step(self, images, labels, lr):
+    def class_mask(self, num_classes: int | None = None) -> tf.Tensor:
+        """`[max_classes]` bool: True for the task's classes 0 .. num_classes - 1."""
+        num_classes = self.max_classes if num_classes is None else int(num_classes)
+        if num_classes > self.max_classes:
+            raise ValueError(
+                f"a task with {num_classes} classes does not fit the head of {self.max_classes} "
+                f"outputs of the FineTuner for {self.handle}; raise max_classes "
+                "(config.finetune.max_classes)"
+            )
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        return tf.constant(np.arange(self.max_classes) < num_classes)
+
+    def _logits(self, images, mask, training: bool):
+        logits = self.model(to_float(images), training=training)
+        return tf.where(mask, logits, tf.constant(MASKED_LOGIT, logits.dtype))
+
+    def _step(self, images, labels, lr, mask):
         with tf.GradientTape() as tape:
-            logits = self.model(to_float(images), training=True)
+            logits = self._logits(images, mask, training=True)
             loss = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
             )
@@ -101,37 +146,64 @@ class FineTuner:
             var.assign_sub(tf.cast(lr, var.dtype) * momentum)
         return loss
 
+    def _predict_fn(self, images, mask):
+        return tf.argmax(self._logits(images, mask, training=False), -1)
+
+    def _warm_up(self) -> None:
+        """Traces both functions and runs them once (the runtime optimises a function's
+        graph on its first call), at learning rate 0, then restores the initial state."""
+        images = tf.zeros([1, self.image_size, self.image_size, 3], tf.uint8)
+        mask = self.class_mask()
+        self._train_step(images, tf.zeros([1], tf.int64), tf.constant(0.0), mask)
+        self._predict(images, mask)
+        self.reset()
+
     def reset(self) -> None:
+        """Restores every weight (the module's and the head's) and zeroes the momenta."""
         for var, value in zip(self.model.variables, self._initial, strict=True):
             var.assign(value)
         for momentum in self._momenta:
             momentum.assign(tf.zeros_like(momentum))
 
-    def accuracy(self, data: Arrays) -> float:
+    def accuracy(self, data: Arrays, num_classes: int | None = None) -> float:
         images, labels = data
+        _check_labels(labels, self.max_classes if num_classes is None else num_classes)
+        mask = self.class_mask(num_classes)
         predictions = [
-            self._predict(tf.constant(images[i : i + self.eval_batch])).numpy()
+            self._predict(tf.constant(images[i : i + self.eval_batch]), mask).numpy()
             for i in range(0, len(images), self.eval_batch)
         ]
         return float(np.mean(np.concatenate(predictions) == labels))
 
-    def run(self, train: Arrays, evaluate: Arrays, hp: HParams, seed: int) -> dict:
-        """Trains from the initial weights with `hp`; returns accuracy and loss curve."""
-        self.reset()
+    def run(
+        self,
+        train: Arrays,
+        evaluate: Arrays,
+        hp: HParams,
+        seed: int,
+        num_classes: int | None = None,
+    ) -> dict:
+        """Trains from the initial weights with `hp` on a task of `num_classes` classes
+        (default: `max_classes`); returns accuracy and loss curve."""
+        mask = self.class_mask(num_classes)
         images, labels = train
+        _check_labels(labels, self.max_classes if num_classes is None else num_classes)
+        self.reset()
         start = time.perf_counter()
-        losses = []
+        losses = self.losses = []
         for step, idx in enumerate(batch_indices(len(labels), hp.batch_size, hp.steps, seed)):
             lr = tf.constant(learning_rate_at(step, hp), tf.float32)
             losses.append(
-                float(self._train_step(tf.constant(images[idx]), tf.constant(labels[idx]), lr))
+                float(
+                    self._train_step(tf.constant(images[idx]), tf.constant(labels[idx]), lr, mask)
+                )
             )
             if not np.isfinite(losses[-1]):
                 raise FloatingPointError(
                     f"module {self.handle}: loss became {losses[-1]} at step {step} with {hp}"
                 )
         train_seconds = time.perf_counter() - start
-        accuracy = self.accuracy(evaluate)
+        accuracy = self.accuracy(evaluate, num_classes)
         return {
             "accuracy": accuracy,
             "seed": seed,
@@ -140,6 +212,53 @@ class FineTuner:
             "train_seconds": train_seconds,
             "seconds": time.perf_counter() - start,
         }
+
+
+def _check_labels(labels: np.ndarray, num_classes: int) -> None:
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"labels span [{labels.min()}, {labels.max()}], outside a task of {num_classes} classes"
+        )
+
+
+class TunerCache:
+    """FineTuners by handle, the least recently used dropped beyond `size`: a module is
+    loaded and traced once for every task it fine-tunes on while it stays in the cache
+    (order the work module by module to make that always)."""
+
+    def __init__(self, image_size: int, max_classes: int, eval_batch: int = 256, size: int = 3):
+        if size < 1:
+            raise ValueError(f"the FineTuner cache needs a size >= 1, got {size}")
+        self.image_size = int(image_size)
+        self.max_classes = int(max_classes)
+        self.eval_batch = int(eval_batch)
+        self.size = int(size)
+        self._tuners: collections.OrderedDict[str, FineTuner] = collections.OrderedDict()
+        self.builds = 0
+
+    def __contains__(self, handle: str) -> bool:
+        return handle in self._tuners
+
+    def __len__(self) -> int:
+        return len(self._tuners)
+
+    def get(self, handle: str) -> tuple[FineTuner, float]:
+        """The module's FineTuner and the seconds spent building it now (0 if cached)."""
+        if handle in self._tuners:
+            self._tuners.move_to_end(handle)
+            return self._tuners[handle], 0.0
+        while len(self._tuners) >= self.size:  # Frees memory before building another.
+            self._tuners.popitem(last=False)
+            gc.collect()
+        tuner = FineTuner(handle, self.max_classes, self.image_size, self.eval_batch)
+        self._tuners[handle] = tuner
+        self.builds += 1
+        return tuner, tuner.build_seconds
+
+    def clear(self) -> None:
+        self._tuners.clear()
+        keras.backend.clear_session()
+        gc.collect()
 
 
 SweepFn = Callable[[int], Sequence[HParams]]
@@ -153,12 +272,14 @@ def run_protocol(
     sweep_repeats: int,
     final_repeats: int,
     seed: int,
+    num_classes: int | None = None,
     progress: Callable[[str], None] = lambda message: None,
 ) -> dict:
     """The VTAB-1k protocol for one (task, module); see the module docstring.
 
     `splits` maps train800, val200, train800val200 and test to (uint8 images, labels);
-    `sweep_fn(dataset_size)` gives the candidate settings for a training-set size.
+    `sweep_fn(dataset_size)` gives the candidate settings for a training-set size;
+    `num_classes` is the task's (default: the tuner's `max_classes`).
     """
     if sweep_repeats < 1 or final_repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {sweep_repeats} and {final_repeats}")
@@ -170,8 +291,9 @@ def run_protocol(
         if len(candidates) > 1:
             for index, hp in enumerate(candidates):
                 result = tuner.run(
-                    splits["train800"], splits["val200"], hp, run_seed(seed, trial, "sweep", index)
-                )
+                    splits["train800"], splits["val200"], hp,
+                    run_seed(seed, trial, "sweep", index), num_classes,
+                )  # fmt: skip
                 records.append(
                     {"hparams": hp.to_json(), "val_accuracy": result["accuracy"], **result}
                 )
@@ -188,7 +310,7 @@ def run_protocol(
         for repeat in range(final_repeats):
             result = tuner.run(
                 splits["train800val200"], splits["test"], final_hp,
-                run_seed(seed, trial, "final", repeat),
+                run_seed(seed, trial, "final", repeat), num_classes,
             )  # fmt: skip
             finals.append({"test_accuracy": result["accuracy"], **result})
             tests.append(result["accuracy"])
@@ -205,7 +327,7 @@ def run_protocol(
         )
     return {
         "handle": tuner.handle,
-        "num_parameters": tuner.num_parameters,
+        "num_parameters": tuner.num_parameters(num_classes),
         "trials": trials,
         "test_accuracies": tests,
         "median_test_accuracy": float(np.median(tests)),
@@ -224,11 +346,23 @@ def finetune(
     final_repeats: int,
     seed: int,
     eval_batch: int = 256,
+    tuners: TunerCache | None = None,
     progress: Callable[[str], None] = lambda message: None,
 ) -> dict:
-    """Builds a FineTuner and runs the protocol; `seconds` includes building the model."""
-    start = time.perf_counter()
-    tuner = FineTuner(handle, task.num_classes, image_size, eval_batch)
+    """Runs the protocol with the module's FineTuner from `tuners` (built there when
+    missing), or, without a cache, with one of exactly the task's classes built for this
+    call alone. `seconds` includes the build when this call built the FineTuner, which
+    `build_seconds` records (0 when an earlier task had built it)."""
+    if tuners is None:
+        tuner = FineTuner(handle, task.num_classes, image_size, eval_batch)
+        build_seconds = tuner.build_seconds
+    else:
+        if tuners.image_size != image_size or tuners.eval_batch != eval_batch:
+            raise ValueError(
+                f"the FineTuner cache is for {tuners.image_size} px and evaluation batches of "
+                f"{tuners.eval_batch}, not {image_size} and {eval_batch}"
+            )
+        tuner, build_seconds = tuners.get(handle)
     try:
         result = run_protocol(
             tuner,
@@ -237,13 +371,16 @@ def finetune(
             sweep_repeats=sweep_repeats,
             final_repeats=final_repeats,
             seed=seed,
+            num_classes=task.num_classes,
             progress=progress,
         )
     finally:
-        del tuner
-        keras.backend.clear_session()
-        gc.collect()
-    result["seconds"] = time.perf_counter() - start
+        if tuners is None:
+            del tuner
+            keras.backend.clear_session()
+            gc.collect()
+    result["build_seconds"] = build_seconds
+    result["seconds"] += build_seconds
     logging.info(
         "fine-tuned %s on %s: median test %.4f", handle, task.spec, result["median_test_accuracy"]
     )

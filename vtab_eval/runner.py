@@ -18,7 +18,13 @@ the very same runs anyway; every expert on a task also sees the same batches, wh
 makes the comparison between methods paired.
 
 Before the per-task loop, the features every selector needs are computed module by
-module (each module loaded once for all tasks, instead of once per task).
+module (each module loaded once for all tasks, instead of once per task). Fine-tuning
+keeps the recently used modules' FineTuners (`finetune.TunerCache`, size
+`config.finetune.tuner_cache`): one per module, whatever the task, so the baseline is
+loaded and traced once for the suite. The oracle fine-tunes every candidate on every
+task; it runs before the per-task loop too, module by module, so each module is built
+once (its per-(task, module) files make it resumable), and its selection then reads
+them back.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from vtab_eval.features import FeatureStore
 
 # Fields whose change makes earlier results in a work directory incomparable.
 _RESULT_FIELDS = ("image_size", "seed", "selection", "finetune")
+# ... except these, which change how fast the results come, not what they are.
+_SPEED_FIELDS = {"finetune": ("max_classes", "tuner_cache")}
 
 
 def resolve_suite(suite: str) -> list[str]:
@@ -77,10 +85,10 @@ def sweep_fn(config: ml_collections.ConfigDict) -> Callable[[int], list[hyperpar
 
 
 def _check_workdir(workdir: Path, config: ml_collections.ConfigDict, the_pool: pool.Pool):
-    record = {
-        "config": {f: _plain(config[f]) for f in _RESULT_FIELDS},
-        "pool": the_pool.ids,
-    }
+    record = {"config": {f: _plain(config[f]) for f in _RESULT_FIELDS}, "pool": the_pool.ids}
+    for section, fields in _SPEED_FIELDS.items():
+        for field in fields:
+            record["config"][section].pop(field, None)
     path = workdir / "run.json"
     if path.exists():
         old = files.read_json(path)
@@ -119,6 +127,7 @@ class Runner:
         self.store = FeatureStore(
             self.workdir / "features", self.config.image_size, self.config.selection.batch_size
         )
+        self.tuners: finetune.TunerCache | None = None
         unknown = [s for s in self.selectors if s not in selection.SELECTORS]
         if unknown:
             raise ValueError(
@@ -159,13 +168,39 @@ class Runner:
                 f"{time.perf_counter() - start:.1f}s"
             )
 
+    def open_tuners(self, task_objects) -> finetune.TunerCache:
+        """The FineTuner cache, with heads of `config.finetune.max_classes` outputs, or
+        (when 0) of the most classes among the tasks given and those seen before."""
+        ft, task_objects = self.config.finetune, list(task_objects)
+        most = max(t.num_classes for t in task_objects)
+        if ft.max_classes and most > ft.max_classes:
+            big = max(task_objects, key=lambda t: t.num_classes)
+            raise ValueError(
+                f"task {big.spec} has {big.num_classes} classes, more than "
+                f"config.finetune.max_classes={ft.max_classes}; raise it (or set 0: the most "
+                "classes of any task in the suite)"
+            )
+        max_classes = ft.max_classes or most
+        if self.tuners is None or self.tuners.max_classes < max_classes:
+            if self.tuners is not None:
+                self.tuners.clear()
+            self.tuners = finetune.TunerCache(
+                self.config.image_size, max_classes, ft.eval_batch, size=ft.tuner_cache
+            )
+        return self.tuners
+
+    def finetune_path(self, task, expert: pool.Module) -> Path:
+        return self.task_dir(task.spec) / "finetune" / f"{files.slug(expert.id)}.json"
+
     def finetune_expert(self, task, expert: pool.Module) -> dict:
-        path = self.task_dir(task.spec) / "finetune" / f"{files.slug(expert.id)}.json"
+        path = self.finetune_path(task, expert)
         if path.exists():
             return files.read_json(path)
         ft = self.config.finetune
         splits = {s: self.store.images(task, s) for s in tasks.SPLITS}
-        self.log(f"  fine-tuning {expert.id}")
+        tuners = self.open_tuners([task])
+        cached = expert.handle in tuners
+        self.log(f"  fine-tuning {expert.id} on {task.spec}")
         result = finetune.finetune(
             expert.handle,
             task,
@@ -176,15 +211,35 @@ class Runner:
             final_repeats=ft.final_repeats,
             seed=finetune.run_seed(self.config.seed, task.spec),
             eval_batch=ft.eval_batch,
+            tuners=tuners,
             progress=lambda message: self.log(f"    {message}"),
         )
         result.update({"expert": expert.id, "task": task.spec})
         files.write_json(path, result)
+        build = "" if cached else f", {result['build_seconds']:.1f}s of it building the module"
         self.log(
             f"  fine-tuned {expert.id}: median test {result['median_test_accuracy']:.4f} "
-            f"in {result['seconds']:.1f}s"
+            f"in {result['seconds']:.1f}s{build}"
         )
         return result
+
+    def precompute_oracle(self, todo: list) -> None:
+        """Fine-tunes every oracle candidate on every task, module by module, so that
+        each module is loaded and traced once rather than once per task."""
+        if "oracle" not in self.selectors or not todo:
+            return
+        ids = make_selector("oracle", self.config).candidates(self.pool)
+        for index, expert in enumerate(map(self.pool.get, ids), 1):
+            missing = [t for t in todo if not self.finetune_path(t, expert).exists()]
+            if not missing:
+                continue
+            start = time.perf_counter()
+            for task in missing:
+                self.finetune_expert(task, expert)
+            self.log(
+                f"oracle {index}/{len(ids)} {expert.id}: {len(missing)} tasks in "
+                f"{time.perf_counter() - start:.1f}s"
+            )
 
     def select(self, task, name: str) -> selection.SelectionResult:
         path = self.task_dir(task.spec) / "selection" / f"{name}.json"
@@ -195,7 +250,7 @@ class Runner:
             self.store,
             split=self.config.selection.split,
             seed=self.config.seed,
-            finetune=lambda expert: self.finetune_expert(task, expert)["median_test_accuracy"],
+            finetune=lambda expert: self.finetune_expert(task, expert),
         )
         result = make_selector(name, self.config).select(task, ctx)
         result.write(path)
@@ -237,7 +292,10 @@ class Runner:
         )
         data_dir = self.config.data_dir or None
         task_objects = {s: tasks.get_task(s, data_dir=data_dir) for s in todo}
+        if task_objects:
+            self.open_tuners(task_objects.values())  # Fails early on too many classes.
         self.precompute_features(list(task_objects.values()))
+        self.precompute_oracle(list(task_objects.values()))
         start = time.perf_counter()  # The eta extrapolates the per-task loop only.
         for index, spec in enumerate(self.specs, 1):
             if spec not in task_objects:

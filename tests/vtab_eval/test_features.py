@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.vtab_eval import hub_fixtures
-from vtab_eval import features
+from vtab_eval import features, tasks
 
 RED = "tests/experts/bit/tiny/tiny_upstream/red/1"
 
@@ -66,3 +66,43 @@ def test_non_finite_outputs_are_refused(hub_root, red_task, tmp_path):
     with pytest.raises(ValueError, match="non-finite outputs"):
         store.outputs(handle, red_task, "val200")
     assert not store.cache_path(handle, red_task, "val200").exists()
+
+
+def test_one_trace_per_module_whatever_the_number_of_images(
+    hub_root, red_task, green_task, tmp_path
+):
+    handle = str(hub_root / "tests/experts/bit/tiny/tiny_upstream/baseline/1")
+    store = features.FeatureStore(tmp_path, image_size=8, batch_size=16)
+    # 40, 30 and 10 images: full batches, and last batches of 8, 14 and 10 (padded).
+    for task, split in ((red_task, "train800"), (green_task, "test"), (red_task, "val200")):
+        out, labels, _ = store.outputs(handle, task, split)
+        images = task.splits[split][0]
+        assert out.shape == (len(images), 8) and len(labels) == len(images)
+        # A padded batch gives each image the outputs it has on its own.
+        layer = store._layer(handle)
+        np.testing.assert_allclose(out, layer(features.to_float(images)).numpy(), atol=1e-6)
+    _, forward = store._module(handle)
+    assert forward.experimental_get_tracing_count() == 1
+
+
+def test_task_images_stay_in_memory_up_to_a_byte_budget(red_task, green_task, monkeypatch):
+    loads = []
+    real = features.load_images
+
+    def counting(task, split, image_size):
+        loads.append((task.spec, split))
+        return real(task, split, image_size)
+
+    monkeypatch.setattr(features, "load_images", counting)
+    store = features.FeatureStore("unused", image_size=8)
+    for _ in range(2):  # Eight splits, all kept (the old cache kept six).
+        for task in (red_task, green_task):
+            for split in tasks.SPLITS:
+                store.images(task, split)
+    assert len(loads) == 8
+    one_split = sum(a.nbytes for a in store.images(red_task, "train800"))
+    small = features.FeatureStore("unused", image_size=8, image_cache_bytes=one_split)
+    loads.clear()
+    for split in ("train800", "test", "train800"):
+        small.images(red_task, split)
+    assert [split for _, split in loads] == ["train800", "test", "train800"]

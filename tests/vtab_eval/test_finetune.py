@@ -1,10 +1,12 @@
-"""Fine-tuning: zero head, whole network trained, resets, and the VTAB protocol."""
+"""Fine-tuning: zero head, whole network trained, resets, the padded head with a class
+mask, the FineTuner cache, and the VTAB protocol."""
 
 import math
 
 import numpy as np
 import pytest
 
+from tests.vtab_eval import hub_fixtures
 from vtab_eval import finetune, tasks
 from vtab_eval.hyperparams import HParams
 
@@ -13,7 +15,16 @@ RED = "tests/experts/bit/tiny/tiny_upstream/red/1"
 
 @pytest.fixture(scope="module")
 def tuner(hub_root):
-    return finetune.FineTuner(str(hub_root / RED), num_classes=4, image_size=8, eval_batch=16)
+    return finetune.FineTuner(str(hub_root / RED), max_classes=4, image_size=8, eval_batch=16)
+
+
+@pytest.fixture(scope="module")
+def conv_module(tmp_path_factory):
+    """A module with a nonlinearity (conv, ReLU, pooling), so the backbone's updates
+    depend on the head's in a non-trivial way."""
+    path = tmp_path_factory.mktemp("conv") / "module"
+    module = hub_fixtures.TinyModule("conv", seed=3)
+    return str(hub_fixtures.save_module(path, module, hub_fixtures.expert_info("conv")))
 
 
 def _splits(task):
@@ -49,6 +60,61 @@ def test_runs_restart_from_the_initial_weights(tuner, red_task):
     second = tuner.run(red_task.splits["train800"], red_task.splits["val200"], setting, seed=5)
     assert first["final_loss"] == pytest.approx(second["final_loss"], rel=1e-6)
     assert first["accuracy"] == second["accuracy"]
+
+
+def test_a_padded_head_with_a_class_mask_equals_an_exact_head(conv_module, red_task):
+    setting = HParams(0.3, 12, 8, warmup_steps=2, decay_boundaries=(8,))
+    train, test = red_task.splits["train800"], red_task.splits["test"]
+    exact = finetune.FineTuner(conv_module, max_classes=4, image_size=8, eval_batch=16)
+    padded = finetune.FineTuner(conv_module, max_classes=11, image_size=8, eval_batch=16)
+    want = exact.run(train, test, setting, seed=3)
+    got = padded.run(train, test, setting, seed=3, num_classes=4)
+    assert got["first_loss"] == pytest.approx(math.log(4), rel=1e-6)  # not log(11)
+    np.testing.assert_allclose(padded.losses, exact.losses, rtol=1e-5)
+    assert got["accuracy"] == want["accuracy"]
+    head, exact_head = padded.model.get_layer("head"), exact.model.get_layer("head")
+    # The masked columns get exactly zero gradients: they never move.
+    assert not np.any(head.kernel.numpy()[:, 4:]) and not np.any(head.bias.numpy()[4:])
+    np.testing.assert_allclose(head.kernel.numpy()[:, :4], exact_head.kernel.numpy(), atol=1e-5)
+    for a, b in zip(padded.model.variables[:-2], exact.model.variables[:-2], strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+    assert padded.num_parameters(4) == exact.num_parameters() == exact.num_parameters(4)
+
+    # The same tuner serves a task with other classes, then the first again: every run
+    # restarts from the initial weights, the head's included.
+    two = hub_fixtures.colour_task("two", hub_fixtures.GREENISH[:2], seed=2)
+    small = finetune.FineTuner(conv_module, max_classes=2, image_size=8, eval_batch=16)
+    want_two = small.run(two.splits["train800"], two.splits["test"], setting, seed=4)
+    got_two = padded.run(two.splits["train800"], two.splits["test"], setting, 4, num_classes=2)
+    np.testing.assert_allclose(padded.losses, small.losses, rtol=1e-5)
+    assert got_two["accuracy"] == want_two["accuracy"]
+    again = padded.run(train, test, setting, seed=3, num_classes=4)
+    np.testing.assert_allclose(padded.losses, exact.losses, rtol=1e-5)
+    assert again["accuracy"] == want["accuracy"]
+
+
+def test_classes_beyond_the_head_or_labels_beyond_the_task_are_refused(tuner, red_task):
+    setting = HParams(0.3, 2, 8, warmup_steps=0, decay_boundaries=())
+    train, test = red_task.splits["train800"], red_task.splits["test"]
+    with pytest.raises(ValueError, match="5 classes does not fit the head of 4 outputs"):
+        tuner.run(train, test, setting, seed=0, num_classes=5)
+    with pytest.raises(ValueError, match="outside a task of 3 classes"):
+        tuner.run(train, test, setting, seed=0, num_classes=3)
+
+
+def test_the_cache_builds_each_module_once_and_drops_the_least_recently_used(hub_root):
+    red, green, blue = (str(hub_root / RED.replace("red", c)) for c in ("red", "green", "blue"))
+    cache = finetune.TunerCache(image_size=8, max_classes=6, eval_batch=16, size=2)
+    first, seconds = cache.get(red)
+    assert seconds > 0 and seconds == first.build_seconds and first.max_classes == 6
+    assert cache.get(red) == (first, 0.0)
+    cache.get(green)
+    cache.get(red)  # red is now the most recently used: blue drops green.
+    cache.get(blue)
+    assert red in cache and blue in cache and green not in cache and len(cache) == 2
+    assert cache.builds == 3
+    with pytest.raises(ValueError, match="size >= 1"):
+        finetune.TunerCache(image_size=8, max_classes=6, size=0)
 
 
 def test_protocol_selects_on_val_and_retrains_on_train_plus_val(tuner, red_task):
@@ -87,9 +153,22 @@ def test_smoke_preset_fine_tunes_a_real_task_end_to_end(hub_root, tmp_path):
     )
     store = FeatureStore(tmp_path / "features", config.image_size)
     splits = {s: store.images(task, s) for s in tasks.SPLITS}
-    result = finetune.finetune(
-        str(hub_root / RED.replace("red", "baseline")), task, splits, runner.sweep_fn(config),
-        image_size=config.image_size, sweep_repeats=1, final_repeats=1, seed=0,
-    )  # fmt: skip
+    handle = str(hub_root / RED.replace("red", "baseline"))
+    kwargs = dict(image_size=config.image_size, sweep_repeats=1, final_repeats=1, seed=0)
+    result = finetune.finetune(handle, task, splits, runner.sweep_fn(config), **kwargs)
     assert len(result["test_accuracies"]) == 1 and 0.0 <= result["median_test_accuracy"] <= 1.0
     assert result["trials"][0]["finals"][0]["first_loss"] == pytest.approx(math.log(16), rel=1e-5)
+    assert 0 < result["build_seconds"] < result["seconds"]
+
+    # With a cache of wider heads: the same runs; the build counts in the first use only.
+    cache = finetune.TunerCache(config.image_size, max_classes=20, eval_batch=256)
+    runs = [
+        finetune.finetune(handle, task, splits, runner.sweep_fn(config), tuners=cache, **kwargs)
+        for _ in range(2)
+    ]
+    assert runs[0]["build_seconds"] > 0 and runs[1]["build_seconds"] == 0.0 and cache.builds == 1
+    for cached in runs:
+        assert cached["num_parameters"] == result["num_parameters"]
+        assert cached["test_accuracies"] == result["test_accuracies"]
+        final, want = cached["trials"][0]["finals"][0], result["trials"][0]["finals"][0]
+        assert final["final_loss"] == pytest.approx(want["final_loss"], rel=1e-5)

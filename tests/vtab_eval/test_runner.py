@@ -1,4 +1,5 @@
-"""The evaluation loop end to end on the smoke preset: files, resume, the binary."""
+"""The evaluation loop end to end on the smoke preset: files, resume, the oracle, the
+binary."""
 
 import os
 import subprocess
@@ -7,21 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from vtab_eval import files, runner
+from vtab_eval import files, pool, runner
 from vtab_eval.configs import transfer
 
 SPEC = 'mini_dsprites(predicted_attribute="label_orientation",num_classes=16,config="tiny")'
+SPEC4 = 'mini_dsprites(predicted_attribute="label_x_position",num_classes=4,config="tiny")'
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def finished(hub_root, tmp_path_factory):
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="module")
+def finished(hub_root, data_dir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
     config = transfer.get_config("smoke")
-    config.update(
-        pool=str(hub_root), suite=SPEC, workdir=str(workdir),
-        data_dir=str(tmp_path_factory.mktemp("tfds")),
-    )  # fmt: skip
+    config.update(pool=str(hub_root), suite=SPEC, workdir=str(workdir), data_dir=data_dir)
     log = []
     paths = runner.run(config, log=log.append)
     return config, workdir, paths, log
@@ -55,6 +59,66 @@ def test_a_rerun_resumes_and_refuses_a_changed_config(finished):
     changed.finetune.final_repeats = 5
     with pytest.raises(ValueError, match="different config.finetune"):
         runner.run(changed, log=log.append)
+
+
+def _oracle_runner(config, log):
+    return runner.Runner(
+        config=config,
+        pool=pool.open_pool(config.pool),
+        specs=runner.resolve_suite(config.suite),
+        selectors=["oracle", "baseline"],
+        workdir=Path(config.workdir),
+        log=log.append,
+    )
+
+
+def test_the_oracle_builds_each_module_once_for_every_task(hub_root, data_dir, tmp_path):
+    config = transfer.get_config("smoke")
+    config.update(
+        pool=str(hub_root), suite=f"{SPEC};{SPEC4}", workdir=str(tmp_path), data_dir=data_dir
+    )
+    log = []
+    run = _oracle_runner(config, log)
+    run.run()
+    experts = [e.id for e in run.pool.experts]
+    assert len(experts) == 4 and run.tuners.builds == 4  # not 4 x 2 tasks
+    assert run.tuners.max_classes == 16  # the suite's largest task
+    assert sum(line.startswith("oracle ") for line in log) == 3  # the baseline is no candidate
+    for spec in (SPEC, SPEC4):
+        task_dir = tmp_path / "tasks" / files.slug(spec)
+        results = {
+            r["expert"]: r for r in map(files.read_json, (task_dir / "finetune").glob("*.json"))
+        }
+        assert sorted(results) == sorted(experts)
+        assert all(r["seconds"] >= r["build_seconds"] >= 0 for r in results.values())
+        oracle = files.read_json(task_dir / "selection" / "oracle.json")
+        candidates = [e for e in experts if not e.endswith("baseline")]
+        assert oracle["scores"] == {
+            e: (results[e]["median_test_accuracy"] if e in candidates else -1.0) for e in experts
+        }
+        # Its cost is the fine-tuning it needs, though it ran before the selection.
+        cost = sum(results[e]["seconds"] for e in candidates)
+        assert oracle["cost_seconds"] == pytest.approx(cost)
+    # Each module's build counts in its first task only.
+    first = files.read_json(tmp_path / "tasks" / files.slug(SPEC) / "result.json")
+    built = [
+        files.read_json(p)["build_seconds"] > 0 for p in (tmp_path / "tasks").glob("*/finetune/*")
+    ]
+    assert sum(built) == 4 and first["num_classes"] == 16
+
+    # A lost result is redone alone; cache size and head width do not change results,
+    # but a task wider than max_classes is refused.
+    lost = tmp_path / "tasks" / files.slug(SPEC4) / "finetune"
+    next(p for p in lost.glob("*.json") if "green" in p.name).unlink()
+    (lost.parent / "result.json").unlink()
+    config.finetune.max_classes = 3
+    with pytest.raises(ValueError, match="4 classes, more than config.finetune.max_classes=3"):
+        _oracle_runner(config, log).run()
+    config.finetune.update(max_classes=0, tuner_cache=1)
+    rerun = _oracle_runner(config, log)
+    rerun.run()
+    assert rerun.tuners.builds == 1 and rerun.tuners.max_classes == 4
+    assert len(list(lost.glob("*.json"))) == 4
 
 
 def test_suite_resolution():

@@ -26,13 +26,15 @@ from vtab_eval.pool import Module, Pool
 @dataclasses.dataclass
 class Context:
     """What selectors may use: the pool, the feature cache, the split to score on, a
-    seed, and (for the oracle only) a function fine-tuning one expert on the task."""
+    seed, and (for the oracle only) a function fine-tuning one expert on the task, which
+    returns its median test accuracy or the protocol's results (a mapping with at least
+    `median_test_accuracy` and `seconds`)."""
 
     pool: Pool
     store: FeatureStore
     split: str = "train800val200"
     seed: int = 0
-    finetune: Callable[[Module], float] | None = None
+    finetune: Callable[[Module], float | Mapping[str, Any]] | None = None
 
 
 @dataclasses.dataclass

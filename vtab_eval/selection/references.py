@@ -4,12 +4,17 @@
 - `oracle`: fine-tunes every candidate with the full protocol and picks the best test
   accuracy in hindsight (paper, section 5: "too expensive ... to select the best with
   hindsight"). An upper bound for benchmarks, never a default: its cost is one
-  fine-tuning protocol per expert, and it looks at test accuracy.
+  fine-tuning protocol per expert, and it looks at test accuracy. When `Context.finetune`
+  returns the fine-tuning results (the runner's does), that cost is the sum of their
+  recorded `seconds`, whether they ran during the selection or before (the runner
+  fine-tunes the whole pool module by module ahead of the per-task loop).
 """
 
 from __future__ import annotations
 
-from vtab_eval.selection.base import Context, Selector
+from collections.abc import Mapping
+
+from vtab_eval.selection.base import Context, SelectionResult, Selector
 
 
 class BaselineSelector(Selector):
@@ -30,7 +35,25 @@ class OracleSelector(Selector):
         if ctx.finetune is None:
             raise ValueError("the oracle needs Context.finetune (a fine-tuning function)")
         candidates = set(self.candidates(ctx.pool))
-        scores = {}
+        scores, seconds = {}, 0.0
         for expert in ctx.pool.experts:
-            scores[expert.id] = ctx.finetune(expert) if expert.id in candidates else -1.0
-        return scores, {"score": "median test accuracy of the fine-tuning protocol"}, 0.0
+            if expert.id not in candidates:
+                scores[expert.id] = -1.0
+                continue
+            outcome = ctx.finetune(expert)
+            if isinstance(outcome, Mapping):
+                scores[expert.id] = float(outcome["median_test_accuracy"])
+                seconds = None if seconds is None else seconds + float(outcome["seconds"])
+            else:
+                scores[expert.id] = float(outcome)
+                seconds = None  # Not timed: the wall time of the call stands.
+        details = {"score": "median test accuracy of the fine-tuning protocol"}
+        if seconds is not None:
+            details["finetune_seconds"] = seconds
+        return scores, details, 0.0
+
+    def select(self, task, ctx: Context) -> SelectionResult:
+        result = super().select(task, ctx)
+        if "finetune_seconds" in result.details:
+            result.cost_seconds = result.details["finetune_seconds"]
+        return result
