@@ -9,7 +9,8 @@ r"""Selects an expert per task, fine-tunes it, and reports (paper, sections 5 an
     --selectors  comma-separated: knn, domain, label, random, baseline, oracle
     --workdir    outputs; rerunning resumes, finished tasks are not redone
     --data_dir   tfds data directory (tasks are never downloaded)
-    --report_only  only rewrite <workdir>/report from the finished tasks
+    --report_dir where the report goes (default <workdir>/report)
+    --report_only  only rewrite the report from the finished tasks
 
 Presets smoke | cpu | paper and every other field: vtab_eval/configs/transfer.py.
 """
@@ -27,6 +28,7 @@ _SUITE = flags.DEFINE_string("suite", None, "Suite name or ';'-separated task sp
 _SELECTORS = flags.DEFINE_string("selectors", None, "Comma-separated selector names.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (resumable).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data directory of the tasks.")
+_REPORT_DIR = flags.DEFINE_string("report_dir", None, "Report directory (<workdir>/report).")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only rewrite the report.")
 
 
@@ -46,6 +48,8 @@ def main(argv):
     ):
         if flag.value is not None:
             config[field] = flag.value
+    if _REPORT_DIR.value is not None:
+        config.report.dir = _REPORT_DIR.value
     if _REPORT_ONLY.value:
         from vtab_eval import report  # numpy and matplotlib only: no TensorFlow start-up
 

@@ -10,9 +10,12 @@
 * ``proxy_vs_finetune.png``: kNN score against fine-tuned accuracy of every expert that
   was fine-tuned on a task, with Kendall's tau per task (tau needs at least two
   fine-tuned experts; the oracle fine-tunes them all);
-* ``summary.md``: all of the above in one page.
+* ``summary.md``: all of the above in one page;
+* ``results.json``: every number behind them: per task and method the pick, the test
+  accuracies and their median, the selection and fine-tuning seconds, every expert's
+  kNN score and fine-tuned accuracy; the group table with intervals; totals.
 
-It can be regenerated at any time: ``python -m vtab_eval.main --report_only ...``.
+The report goes to ``config.report.dir`` if set, else ``<workdir>/report``. It can be regenerated at any time: ``python -m vtab_eval.main --report_only ...``.
 """
 
 from __future__ import annotations
@@ -205,10 +208,48 @@ def plot_scatter(correlations: dict[str, dict], path: Path) -> Path | None:
     return files.write_bytes(path, buffer.getvalue())
 
 
+def results_record(results, table, knn, tuned, config) -> dict:
+    """Everything the tables and plots show, as one JSON-ready dict."""
+    tasks = []
+    for r in results:
+        tasks.append(
+            {
+                "task": r["task"],
+                "short": short_task(r["task"]),
+                "group": r["group"],
+                "num_classes": r["num_classes"],
+                "methods": r["methods"],
+                "knn_scores": knn.get(r["task"], {}),
+                "finetuned_accuracy": tuned.get(r["task"], {}),
+            }
+        )
+    methods = method_order(results)
+    totals = {
+        m: {
+            "selection_seconds": sum(
+                r["methods"][m]["selection_seconds"] for r in results if m in r["methods"]
+            ),
+            "finetune_seconds": sum(
+                r["methods"][m]["finetune_seconds"] for r in results if m in r["methods"]
+            ),
+        }
+        for m in methods
+    }
+    return {
+        "preset": config.preset,
+        "image_size": config.image_size,
+        "confidence": config.report.confidence,
+        "table": {m: table[m] for m in methods},
+        "totals": totals,
+        "tasks": tasks,
+    }
+
+
 def write_report(workdir, config) -> dict[str, str]:
-    """Writes the report under `<workdir>/report`; returns the paths written."""
+    """Writes the report under `config.report.dir` (default `<workdir>/report`);
+    returns the paths written."""
     workdir = Path(workdir)
-    out = workdir / "report"
+    out = Path(config.report.get("dir") or workdir / "report")
     results = load_results(workdir)
     if not results:
         raise FileNotFoundError(f"{workdir}/tasks: no finished task to report on")
@@ -248,8 +289,14 @@ def write_report(workdir, config) -> dict[str, str]:
     timing = timing_rows(results, num_experts)
     files.write_text(out / "timing.csv", csv_text(timing_header, timing))
 
-    correlations = proxy_correlations(knn, finetuned(results))
-    paths = {"markdown": str(out / "summary.md"), "table": str(out / "table.md")}
+    tuned = finetuned(results)
+    correlations = proxy_correlations(knn, tuned)
+    paths = {
+        "markdown": str(out / "summary.md"),
+        "table": str(out / "table.md"),
+        "results": str(out / "results.json"),
+    }
+    files.write_json(out / "results.json", results_record(results, table, knn, tuned, config))
     if config.report.plots:
         for name, made in (
             ("heatmap", plot_heatmap(knn, out / "knn_heatmap.png")),

@@ -92,3 +92,24 @@ def test_kendall_tau_per_task_uses_the_fine_tuned_experts(workdir):
 def test_report_without_results_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no finished task"):
         report.write_report(tmp_path, transfer.get_config("smoke"))
+
+
+def test_results_json_and_report_dir(workdir, tmp_path_factory):
+    config = transfer.get_config("cpu")
+    config.report.bootstrap_samples = 200
+    config.report.plots = False
+    elsewhere = tmp_path_factory.mktemp("demo_report")
+    config.report.dir = str(elsewhere)
+    paths = report.write_report(workdir, config)
+    assert paths["results"] == str(elsewhere / "results.json")
+    assert not (workdir / "report").exists()
+    record = files.read_json(elsewhere / "results.json")
+    assert record["table"]["knn"]["all"]["mean"] == pytest.approx(
+        100 * np.mean([0.81, 0.62, 0.91, 0.4])
+    )
+    by_task = {t["task"]: t for t in record["tasks"]}
+    first = by_task['task_n1(x="a")']
+    assert first["short"] == "task_n1/a" and first["methods"]["knn"]["pick"] == "bit/e1"
+    assert first["knn_scores"]["bit/e2"] == 0.5
+    assert first["finetuned_accuracy"]["bit/baseline"] == pytest.approx(0.7)
+    assert record["totals"]["knn"] == {"selection_seconds": 8.0, "finetune_seconds": 120.0}

@@ -94,6 +94,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     ft.tuner_cache = 3
 
     config.report = ml_collections.ConfigDict(
-        {"bootstrap_samples": 2000, "confidence": 0.95, "plots": True}
+        # dir: where the report goes; empty means <workdir>/report (--report_dir sets it).
+        {"bootstrap_samples": 2000, "confidence": 0.95, "plots": True, "dir": ""}
     )
     return config
