@@ -35,6 +35,8 @@ METHOD_NAMES = {
     "random": "Random Expert",
     "domain": "Domain Prediction",
     "label": "Label Matching",
+    "knn_full": "kNN (full experts)",
+    "knn_adapter": "kNN (adapter experts)",
     "knn": "Performance Proxy (kNN)",
     "oracle": "Oracle (best in hindsight)",
 }

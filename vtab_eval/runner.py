@@ -61,7 +61,7 @@ def resolve_suite(suite: str) -> list[str]:
 def make_selector(name: str, config: ml_collections.ConfigDict) -> selection.Selector:
     sel = config.selection
     kwargs = {"include_baseline": sel.include_baseline}
-    if name == "knn":
+    if name in ("knn", "knn_full", "knn_adapter"):
         kwargs.update(k=sel.knn_k, float64=sel.knn_float64)
     elif name == "label":
         kwargs.update(smoothing=sel.label_smoothing)
@@ -143,7 +143,7 @@ class Runner:
 
     def _modules_needed(self) -> list[pool.Module]:
         needed = []
-        if "knn" in self.selectors:
+        if {"knn", "knn_full", "knn_adapter"} & set(self.selectors):
             needed += list(self.pool.experts)
         if "domain" in self.selectors and self.pool.epn is not None:
             needed.append(self.pool.epn)

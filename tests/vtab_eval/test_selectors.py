@@ -99,3 +99,14 @@ def test_best_breaks_ties_by_candidate_order():
     assert best({"a": -math.inf, "b": 0.0}, ["a", "b"]) == "b"
     with pytest.raises(ValueError, match="no candidate"):
         best({"a": -math.inf}, ["a"])
+
+
+def test_knn_within_one_kind_of_expert(ctx, red_task):
+    full = get_selector("knn_full").select(red_task, ctx)
+    everything = get_selector("knn").select(red_task, ctx)
+    assert full.selector == "knn_full"
+    assert full.pick == everything.pick and full.scores == everything.scores  # all are full
+    kinds = {e.id: e.kind for e in ctx.pool.experts}
+    assert kinds[full.pick] == "full"
+    with pytest.raises(ValueError, match=r"knn_adapter: the pool has no 'adapter' experts"):
+        get_selector("knn_adapter").select(red_task, ctx)

@@ -5,13 +5,15 @@
     result = selector.select(task, selection.Context(pool, store))
     result.pick, result.scores, result.seconds
 
-Names: knn (performance proxy), domain (EPN), label (label matching), random, and the
-references baseline and oracle.
+Names: knn (performance proxy), knn_full and knn_adapter (kNN within one kind of
+expert), domain (EPN), label (label matching), random, and the references baseline and
+oracle.
 """
 
 from vtab_eval.selection.base import Context, SelectionResult, Selector, best
 from vtab_eval.selection.domain import DomainPredictionSelector
 from vtab_eval.selection.knn import KnnSelector, loo_accuracy, loo_neighbors
+from vtab_eval.selection.knn_subpools import KnnAdapterSelector, KnnFullSelector
 from vtab_eval.selection.label_matching import LabelMatchingSelector
 from vtab_eval.selection.random_pick import RandomSelector
 from vtab_eval.selection.references import BaselineSelector, OracleSelector
@@ -20,6 +22,8 @@ SELECTORS: dict[str, type[Selector]] = {
     cls.name: cls
     for cls in (
         KnnSelector,
+        KnnFullSelector,
+        KnnAdapterSelector,
         DomainPredictionSelector,
         LabelMatchingSelector,
         RandomSelector,
@@ -40,6 +44,8 @@ __all__ = [
     "BaselineSelector",
     "Context",
     "DomainPredictionSelector",
+    "KnnAdapterSelector",
+    "KnnFullSelector",
     "KnnSelector",
     "LabelMatchingSelector",
     "OracleSelector",

@@ -1,0 +1,37 @@
+"""kNN restricted to one kind of expert: the paper's Table 1 rows "kNN (full experts)"
+and "kNN (adapter experts)", next to kNN over all experts.
+
+They score and pick within the sub-pool only (the baseline is scored for the plots, as
+every selector does), so their cost counts that sub-pool's forward passes. Features are
+the same cache entries kNN over all experts uses, so running all three costs one
+feature extraction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from vtab_eval.selection.base import Context, SelectionResult
+from vtab_eval.selection.knn import KnnSelector
+
+
+class _KnnSubPool(KnnSelector):
+    kind: ClassVar[str]
+
+    def select(self, task, ctx: Context) -> SelectionResult:
+        experts = tuple(e for e in ctx.pool.experts if e.kind == self.kind or e.is_baseline)
+        if not any(e.kind == self.kind for e in experts):
+            raise ValueError(f"selector {self.name}: the pool has no {self.kind!r} experts")
+        sub_pool = dataclasses.replace(ctx.pool, experts=experts)
+        return super().select(task, dataclasses.replace(ctx, pool=sub_pool))
+
+
+class KnnFullSelector(_KnnSubPool):
+    name = "knn_full"
+    kind = "full"
+
+
+class KnnAdapterSelector(_KnnSubPool):
+    name = "knn_adapter"
+    kind = "adapter"
