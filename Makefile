@@ -18,7 +18,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # TensorFlow's INFO/WARNING lines (CUDA probing on a GPU-less machine) are noise here.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup apt demo test lint format clean
+.PHONY: setup apt demo bench test lint format clean
 
 setup: $(STAMP) apt
 
@@ -41,9 +41,10 @@ DATA_DIR := runs/tfds
 DEMO := runs/demo
 UPSTREAM_JOBS := baseline full_experts adapter_experts epn
 
-# The pipeline so far, on the embedded default with the cpu preset. Every step is
-# cached or resumable, so a rerun only does what is missing.
+# The whole pipeline on the embedded default with the cpu preset (README: about 30 min
+# on 2 cores). Every step is cached or resumable, so a rerun only does what is missing.
 demo: setup
+	@mkdir -p $(DEMO) && date +%s > $(DEMO)/.started
 	$(BIN)/python -m experts.models.summary --config=experts/configs/baseline.py:cpu --steps=2
 	$(BIN)/python -m experts.data.build_upstream --data_dir=$(DATA_DIR) --image_size=32
 	$(BIN)/python -m vtab_eval.tasks.build --data_dir=$(DATA_DIR) --suite=embedded
@@ -56,7 +57,28 @@ demo: setup
 	  --config.hub_root=$(DEMO)/hub --config.skip_existing=true
 	$(BIN)/python -m hub_export.catalog --hub_root=$(DEMO)/hub
 	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
-	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) --workdir=$(DEMO)/transfer
+	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) --workdir=$(DEMO)/transfer \
+	  --report_dir=$(DEMO)/report
+	@echo; cat $(DEMO)/report/table.md; echo
+	@echo "report: $(DEMO)/report/summary.md, numbers: $(DEMO)/report/results.json"
+	@echo "demo took $$(( $$(date +%s) - $$(cat $(DEMO)/.started) ))s"
+
+BENCH := runs/bench
+BENCH_SELECTORS := baseline,random,domain,label,knn_full,knn_adapter,knn,oracle
+
+# Benchmarks on the demo's hub tree (README: up to 2 hours on 2 cores; resumable):
+# transfer quality with every selector and the oracle, the kNN kernel against
+# scikit-learn and faiss, feature extraction through hub modules; runs/bench/README.md.
+bench: demo
+	$(BIN)/pip install --quiet -e ".[data,dev,bench]"
+	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
+	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) \
+	  --selectors=$(BENCH_SELECTORS) --workdir=$(BENCH)/transfer
+	$(BIN)/python -m vtab_eval.bench.knn_kernel --output=$(BENCH)/knn_kernel.json
+	$(BIN)/python -m hub_export.benchmark --hub_root=$(DEMO)/hub \
+	  --output=$(BENCH)/feature_extraction.json
+	$(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH)
+	@echo "benchmarks: $(BENCH)/README.md"
 
 lint: setup
 	$(BIN)/ruff check .
