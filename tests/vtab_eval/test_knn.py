@@ -45,13 +45,32 @@ def test_loo_accuracy_is_one_on_separated_clusters_and_never_uses_itself():
     assert knn.loo_accuracy(x, np.arange(10)) == 0.0
 
 
-def test_ties_go_to_the_lowest_index():
+# One block; or blocks of 2 points, so that 0's tie (1 and 2) and 3's duplicate (4) are
+# across blocks.
+@pytest.mark.parametrize("chunk_elements", [1 << 24, 4])
+def test_ties_go_to_the_lowest_index(chunk_elements):
     # Points 1 and 2 are both at distance 1 from point 0; 3 and 4 are exact duplicates.
     x = np.array([[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [5.0, 5.0], [5.0, 5.0], [9.0, 9.0]])
-    nn = knn.loo_neighbors(x, 1)[:, 0]
+    nn = knn.loo_neighbors(x, 1, chunk_elements=chunk_elements)[:, 0]
     assert nn[0] == 1 and nn[3] == 4 and nn[4] == 3
+    assert nn[1] == 0 and nn[2] == 0
     for _ in range(3):  # and again, identically
-        np.testing.assert_array_equal(knn.loo_neighbors(x, 1)[:, 0], nn)
+        np.testing.assert_array_equal(
+            knn.loo_neighbors(x, 1, chunk_elements=chunk_elements)[:, 0], nn
+        )
+
+
+@pytest.mark.parametrize("chunk_elements", [1 << 24, 64])
+def test_integer_data_full_of_ties_follows_the_lowest_index_rule(chunk_elements):
+    # Small integers: many exact duplicates and equidistant points, all scored exactly.
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 4, size=(60, 3)).astype(np.float32) + 7.0
+    x = np.concatenate([base, base[:20]])
+    d = np.linalg.norm(x[:, None] - x[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    lowest = [np.flatnonzero(row == row.min())[0] for row in d]
+    nn = knn.loo_neighbors(x, 1, chunk_elements=chunk_elements)[:, 0]
+    np.testing.assert_array_equal(nn, lowest)
 
 
 def test_vote_breaks_ties_by_the_nearest_neighbour():
