@@ -1,0 +1,1 @@
+"""Benchmarks of the evaluation's kernels against reference libraries (`make bench`)."""

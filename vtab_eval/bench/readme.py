@@ -1,0 +1,253 @@
+r"""Writes ``runs/bench/README.md`` from the benchmarks' JSON files (the last step of
+``make bench``).
+
+    python -m vtab_eval.bench.readme --bench_dir=runs/bench
+
+Reads, under ``--bench_dir``:
+
+* ``transfer/``: a ``vtab_eval.main`` work directory run with every selector and the
+  oracle; its ``report/results.json`` gives the paper's Table 1 shape, and the
+  per-(task, expert) fine-tuning files give the oracle's picks and costs;
+* ``knn_kernel.json`` (``vtab_eval.bench.knn_kernel``);
+* ``feature_extraction.json`` (``hub_export.benchmark --output``).
+
+A missing part is reported as missing in the README, never silently left out. Every
+figure is read from those files; nothing here measures anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+from absl import app, flags
+
+from vtab_eval import files, report
+
+_BENCH_DIR = flags.DEFINE_string("bench_dir", "runs/bench", "Directory of the benchmarks.")
+
+TARGET_RELATIVE_GAIN = 3.6  # percent: the paper's VTAB headline for kNN over the baseline
+TARGET_ORACLE_SHARE = 80.0  # percent of the oracle's gain kNN should reach
+KNN_ROWS = {"knn_full": "full", "knn_adapter": "adapter", "knn": "all"}
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _short(expert: str) -> str:
+    """`bit-adapter/r26x0.25/embedded_upstream.32px/script.han` -> `adapter:script.han`."""
+    parts = expert.split("/")
+    kind = {"bit": "full", "bit-adapter": "adapter"}.get(parts[0], parts[0])
+    return "baseline" if parts[-1] == "baseline" else f"{kind}:{parts[-1]}"
+
+
+def finetune_records(transfer_dir: Path) -> dict[str, dict[str, dict]]:
+    """{task spec: {expert id: fine-tuning result}} from every finetune/*.json."""
+    out: dict[str, dict[str, dict]] = {}
+    for path in sorted(transfer_dir.glob("tasks/*/finetune/*.json")):
+        record = files.read_json(path)
+        out.setdefault(record["task"], {})[record["expert"]] = record
+    return out
+
+
+def headline(table: dict) -> list[str]:
+    """The issue's two targets, computed from the ALL column."""
+    lines = []
+    base = table.get("baseline", {}).get("all", {}).get("mean")
+    knn = table.get("knn", {}).get("all", {}).get("mean")
+    oracle = table.get("oracle", {}).get("all", {}).get("mean")
+    if base is None or knn is None:
+        return ["- kNN or baseline rows missing: no headline."]
+    gain = 100 * (knn - base) / base
+    met = "met" if gain >= TARGET_RELATIVE_GAIN else "NOT met"
+    lines.append(
+        f"- kNN over all experts: {knn:.1f} vs baseline {base:.1f} mean accuracy (ALL): "
+        f"{gain:+.1f}% relative; target >= +{TARGET_RELATIVE_GAIN}%: {met}."
+    )
+    if oracle is not None:
+        if oracle > base:
+            share = 100 * (knn - base) / (oracle - base)
+            met = "met" if share >= TARGET_ORACLE_SHARE else "NOT met"
+            lines.append(
+                f"- Oracle {oracle:.1f} ({100 * (oracle - base) / base:+.1f}% relative): kNN "
+                f"reaches {share:.0f}% of the oracle's gain; target >= "
+                f"{TARGET_ORACLE_SHARE:.0f}%: {met}."
+            )
+        else:
+            lines.append(f"- Oracle {oracle:.1f}: no gain over the baseline to share.")
+    return lines
+
+
+def per_task_rows(results: dict, tuned: dict[str, dict[str, dict]]) -> list[list[str]]:
+    """Per task: baseline, kNN's pick, score and accuracy, the kNN score spread, the
+    oracle's pick and accuracy, and where the oracle's pick ranks among kNN scores."""
+    rows = []
+    for task in results["tasks"]:
+        methods, scores = task["methods"], task["knn_scores"]
+        base = methods.get("baseline", {}).get("median_test_accuracy")
+        knn = methods.get("knn", {})
+        oracle = methods.get("oracle", {})
+        experts = {e: s for e, s in scores.items() if not e.endswith("/baseline")}
+        finite = [s for s in experts.values() if s is not None and math.isfinite(s)]
+        spread = f"{100 * (max(finite) - min(finite)):.1f}" if finite else "-"
+        ranked = sorted(experts, key=lambda e: -(experts[e] or -1.0))
+        rank = (
+            str(ranked.index(oracle["pick"]) + 1) if oracle.get("pick") in ranked else "-"
+        )  # fmt: skip
+        rows.append(
+            [
+                task["short"],
+                task["group"],
+                _pct(base),
+                _short(knn["pick"]) if knn else "-",
+                _pct(scores.get(knn.get("pick"))) if knn else "-",
+                _pct(knn.get("median_test_accuracy")),
+                spread,
+                _short(oracle["pick"]) if oracle else "-",
+                _pct(oracle.get("median_test_accuracy")),
+                rank,
+                str(len(tuned.get(task["task"], {}))),
+            ]
+        )
+    return rows
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def cost_lines(results: dict, tuned: dict[str, dict[str, dict]]) -> list[str]:
+    """Selection against fine-tuning, summed over tasks: kNN's selection (feature
+    extraction included, at its first-computation cost), one candidate's fine-tuning
+    (the median over the pool, per task) and the whole pool's (the oracle)."""
+    select = sum(t["methods"]["knn"]["selection_seconds"] for t in results["tasks"])
+    one, pool, count = 0.0, 0.0, 0
+    for task in results["tasks"]:
+        runs = [r["seconds"] for r in tuned.get(task["task"], {}).values()]
+        if runs:
+            one += statistics.median(runs)
+            pool += sum(runs)
+            count = max(count, len(runs))
+    if not select or not one:
+        return ["- Missing kNN selections or fine-tuning records: no cost comparison."]
+    return [
+        f"- kNN selection over the pool, all {len(results['tasks'])} tasks: {select:,.0f} s "
+        "(feature extraction included).",
+        f"- Fine-tuning one candidate under the same protocol (median over the pool, summed "
+        f"over tasks): {one:,.0f} s, {one / select:.1f}x the selection.",
+        f"- Fine-tuning the whole pool ({count} experts per task; the oracle): {pool:,.0f} s, "
+        f"{pool / select:.0f}x the selection.",
+    ]
+
+
+def table_lines(table: dict) -> list[str]:
+    header = ["Method", "NATURAL", "SPECIALIZED", "STRUCTURED", "ALL"]
+    rows = []
+    for method, cells in table.items():
+        name = report.METHOD_NAMES.get(method, method)
+        rows.append([name] + [report._cell(cells.get(g)) for g in report.GROUPS])
+    return [report.markdown_table(header, rows)]
+
+
+def feature_lines(data: dict | None) -> list[str]:
+    """Rendered here from the JSON (vtab_eval does not import hub_export)."""
+    if not data or not data.get("measurements"):
+        return ["Missing: `feature_extraction.json` (run `make bench`)."]
+    rows = [
+        [
+            e["handle"],
+            str(e["image_size"]),
+            str(e["batch"]),
+            f"{e['bare_images_per_second']:,.0f}",
+            f"{e['hub_images_per_second']:,.0f}",
+            f"{e['ratio']:.3f}",
+        ]
+        for _, e in sorted(data["measurements"].items())
+    ]
+    header = ["module", "px", "batch", "bare img/s", "hub img/s", "hub / bare"]
+    return [report.markdown_table(header, rows), "Target: hub / bare >= 0.9."]
+
+
+def write(bench_dir: Path) -> Path:
+    transfer_dir = bench_dir / "transfer"
+    results = _load(transfer_dir / "report" / "results.json")
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m vtab_eval.bench.readme`) from the JSON files "
+        "in this directory; every figure below was measured by the commands in the "
+        "Makefile's `bench` target.",
+        "",
+        "## Transfer quality (the paper's Table 1 shape)",
+        "",
+    ]
+    if results is None:
+        lines += ["Missing: `transfer/report/results.json` (run `make bench`).", ""]
+    else:
+        tuned = finetune_records(transfer_dir)
+        lines += [
+            f"{len(results['tasks'])} tasks of the embedded suite; preset "
+            f"`{results['preset']}`, {results['image_size']} px. Per task the median test "
+            f"accuracy of its fine-tuning runs; group means with "
+            f"{100 * results['confidence']:.0f}% bootstrap intervals.",
+            "",
+            *table_lines(results["table"]),
+            *headline(results["table"]),
+            "",
+            "### Per task",
+            "",
+            "kNN score: leave-one-out 1-NN accuracy on the task's 1,000 training images; "
+            "spread: best minus worst expert's kNN score; rank: where the oracle's pick "
+            "stands in kNN's order.",
+            "",
+            report.markdown_table(
+                [
+                    "task",
+                    "group",
+                    "baseline",
+                    "kNN pick",
+                    "kNN score",
+                    "kNN acc",
+                    "spread",
+                    "oracle pick",
+                    "oracle acc",
+                    "rank",
+                    "tuned",
+                ],
+                per_task_rows(results, tuned),
+            ),
+            "## Selection cost",
+            "",
+            *cost_lines(results, tuned),
+            "",
+            "Plots: [kNN score per expert and task](transfer/report/knn_heatmap.png), "
+            "[kNN score against fine-tuned accuracy](transfer/report/proxy_vs_finetune.png); "
+            "the full report: [transfer/report/summary.md](transfer/report/summary.md).",
+            "",
+        ]
+    lines += ["## kNN kernel", ""]
+    kernel = _load(bench_dir / "knn_kernel.json")
+    if kernel is None:
+        lines += ["Missing: `knn_kernel.json` (run `make bench`).", ""]
+    else:
+        from vtab_eval.bench import knn_kernel
+
+        lines += [knn_kernel.to_markdown(kernel), ""]
+    lines += ["## Feature extraction: hub module against the bare model", ""]
+    lines += [*feature_lines(_load(bench_dir / "feature_extraction.json")), ""]
+    path = bench_dir / "README.md"
+    files.write_text(path, "\n".join(lines))
+    return path
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    print(f"wrote {write(Path(_BENCH_DIR.value))}", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
