@@ -2,20 +2,30 @@ r"""Feature-extraction throughput: an exported module against the bare tf_keras 
 
     python -m hub_export.benchmark --size=r26x0.25 --image_size=32 --batch=256
     python -m hub_export.benchmark --module=runs/demo/hub/local/experts/bit/...
+    python -m hub_export.benchmark --hub_root=runs/demo/hub --output=runs/bench/hub.json
 
 Both sides embed the same in-memory batches with ``training=False``: the bare side is
 ``model(images)["pre_logits"]`` under ``tf.function`` (how a feature extractor runs the
 Keras model), the hub side is ``hub.KerasLayer(module)`` under ``tf.function`` (how
-``vtab_eval`` runs it). Without ``--module`` a freshly initialised model of ``--size``
-is exported to a temporary directory; with one, the bare model is a fresh model of the
-module's arch, with one adapter set for an adapter expert (weights do not change
-the cost). Rounds alternate between the two sides
-and the median is reported, so machine load hits both alike. Target: ratio >= 0.9.
+``vtab_eval`` runs it). Without ``--module`` or ``--hub_root`` a freshly initialised
+model of ``--size`` is exported to a temporary directory; with them, the bare model is a
+fresh model of each module's arch, with one adapter set for an adapter expert (weights
+do not change the cost). ``--module`` may be repeated; ``--hub_root`` adds the first
+module (by handle) of each feature-vector kind in that tree: baseline, full, adapter.
+Rounds alternate between the two sides and the median is reported, so machine load
+hits both alike. Target: ratio >= 0.9.
+
+``--output`` writes the figures as JSON (atomically, after each module), one entry per
+module, image size and batch. A rerun keeps the other entries and skips a module
+already measured with the same settings (``--overwrite`` measures it again);
+``to_markdown`` renders the file as a table.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -28,12 +38,26 @@ from absl import app, flags
 from experts.models import resnet_v2
 from hub_export import modules, tree
 
-_SIZE = flags.DEFINE_string("size", "r26x0.25", "ResNet-v2 size (ignored with --module).")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Input height and width.")
-_BATCH = flags.DEFINE_integer("batch", 256, "Images per batch.")
-_BATCHES = flags.DEFINE_integer("batches", 10, "Batches per timed round.")
-_ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds per side (alternating).")
-_MODULE = flags.DEFINE_string("module", None, "An exported feature-vector module directory.")
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines this binary's flags; only when run as a program, so importing the module
+    claims no global flag names (``hub_export.catalog`` also has ``--hub_root``)."""
+    flags.DEFINE_string("size", "r26x0.25", "ResNet-v2 size (without a module).", flag_values=fv)
+    flags.DEFINE_integer("image_size", 32, "Input height and width.", flag_values=fv)
+    flags.DEFINE_integer("batch", 256, "Images per batch.", flag_values=fv)
+    flags.DEFINE_integer("batches", 10, "Batches per timed round.", flag_values=fv)
+    flags.DEFINE_integer("rounds", 5, "Timed rounds per side (alternating).", flag_values=fv)
+    flags.DEFINE_multi_string(
+        "module", [], "An exported feature-vector module directory (repeatable).", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "hub_root",
+        None,
+        "Also measure the first baseline, full and adapter module of this tree.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string("output", None, "Write the figures to this JSON file.", flag_values=fv)
+    flags.DEFINE_bool("overwrite", False, "Remeasure modules already in --output.", flag_values=fv)
 
 
 def throughput(fn, images: tf.Tensor, batches: int) -> float:
@@ -60,31 +84,161 @@ def compare(model: resnet_v2.ResNetV2, module_dir: str, images, batches: int, ro
     return statistics.median(results["bare"]), statistics.median(results["hub"])
 
 
-def main(argv):
-    del argv
-    size = _SIZE.value
+def hub_root_modules(root: str) -> list[str]:
+    """The first module (by handle) of each feature-vector kind under ``root``."""
+    found = []
+    for kind in tree.FEATURE_VECTOR_KINDS:
+        listed = tree.catalog(root, kind)
+        if listed:
+            found.append(listed[0]["path"])
+    if not found:
+        raise app.UsageError(f"--hub_root: no feature-vector module under {root}")
+    return found
+
+
+def describe(module_dir: str | None, size: str) -> dict:
+    """Who is measured: the module's handle, name, kind and arch (from its info file),
+    or a fresh export of ``size``."""
+    if not module_dir:
+        return {"module": None, "handle": f"fresh/{size}", "name": "fresh", "kind": None}
+    path = Path(module_dir)
+    info = json.loads((path / tree.INFO_FILE).read_text())
+    if info["kind"] not in tree.FEATURE_VECTOR_KINDS:
+        raise app.UsageError(f"--module: a {info['kind']} module is not one expert")
+    return {
+        "module": str(path),
+        "handle": info.get("handle", str(path)),
+        "name": info.get("name", path.name),
+        "kind": info["kind"],
+        "arch": info["arch"],
+        # A re-exported module is measured again.
+        "module_mtime_ns": (path / tree.SAVED_MODEL_FILE).stat().st_mtime_ns,
+    }
+
+
+def measure(who: dict, size: str, image_size: int, batch: int, batches: int, rounds: int):
+    """Figures for one module (``describe``'s output): bare and hub images/s."""
+    size = who.get("arch", size)
     with tempfile.TemporaryDirectory() as tmp:
-        module_dir = _MODULE.value
-        num_experts = 0
-        if module_dir:
-            info = json.loads((Path(module_dir) / tree.INFO_FILE).read_text())
-            if info["kind"] not in tree.FEATURE_VECTOR_KINDS:
-                raise app.UsageError(f"--module: a {info['kind']} module is not one expert")
-            size, num_experts = info["arch"], int(info["kind"] == "adapter")
-        model = resnet_v2.ResNetV2(size, 0, num_experts).build_for(_IMAGE_SIZE.value)
+        module_dir = who["module"]
+        num_experts = int(who["kind"] == "adapter")
+        model = resnet_v2.ResNetV2(size, 0, num_experts).build_for(image_size)
         if not module_dir:
             module_dir = str(Path(tmp) / "module")
             start = time.perf_counter()
             modules.save(modules.resnet_feature_vector(model), module_dir)
             print(f"exported a fresh {size} in {time.perf_counter() - start:.1f}s")
-        shape = [_BATCH.value, _IMAGE_SIZE.value, _IMAGE_SIZE.value, 3]
-        images = tf.random.stateless_uniform(shape, seed=[0, 1])
-        bare, via_hub = compare(model, module_dir, images, _BATCHES.value, _ROUNDS.value)
-    print(f"{size} at {_IMAGE_SIZE.value}px, batch {_BATCH.value}, feature extraction:")
-    print(f"  bare tf_keras model: {bare:,.0f} img/s")
-    print(f"  hub.KerasLayer:      {via_hub:,.0f} img/s")
-    print(f"  ratio hub / bare:    {via_hub / bare:.3f} (target >= 0.9)")
+        images = tf.random.stateless_uniform([batch, image_size, image_size, 3], seed=[0, 1])
+        bare, via_hub = compare(model, module_dir, images, batches, rounds)
+    return {
+        **who,
+        "arch": size,
+        "image_size": image_size,
+        "batch": batch,
+        "batches": batches,
+        "rounds": rounds,
+        "bare_images_per_second": bare,
+        "hub_images_per_second": via_hub,
+        "ratio": via_hub / bare,
+        "load_average": os.getloadavg()[0],
+        "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def entry_key(who: dict, image_size: int, batch: int) -> str:
+    return f"{who['handle']}@{image_size}px/batch{batch}"
+
+
+# What a stored entry must match to be reused.
+_SETTINGS = ("module", "module_mtime_ns", "image_size", "batch", "batches", "rounds")
+
+
+def read_results(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results.setdefault("measurements", {})
+    return results
+
+
+def write_results(path: str | os.PathLike, results: dict) -> None:
+    """Writes ``results`` as JSON atomically: a reader sees the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(results, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_markdown(results: dict) -> str:
+    """The measurements as a Markdown table, one row per module, image size and batch."""
+    lines = [
+        "| module | image size | batch | bare img/s | hub img/s | hub/bare |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for _, e in sorted(results["measurements"].items()):
+        lines.append(
+            f"| {e['handle']} | {e['image_size']} | {e['batch']} "
+            f"| {e['bare_images_per_second']:,.0f} | {e['hub_images_per_second']:,.0f} "
+            f"| {e['ratio']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def report(figures: dict) -> None:
+    print(
+        f"{figures['arch']} at {figures['image_size']}px, batch {figures['batch']}, feature extraction:"
+    )
+    print(f"  bare tf_keras model: {figures['bare_images_per_second']:,.0f} img/s")
+    print(f"  hub.KerasLayer:      {figures['hub_images_per_second']:,.0f} img/s")
+    print(f"  ratio hub / bare:    {figures['ratio']:.3f} (target >= 0.9)")
+
+
+def run(fv: flags.FlagValues) -> dict:
+    """Measures what the parsed flags ask for; returns the results (as written)."""
+    module_dirs = list(fv.module)
+    if fv.hub_root:
+        module_dirs += hub_root_modules(fv.hub_root)
+    if not module_dirs:
+        module_dirs = [None]
+    results = read_results(fv.output) if fv.output else {"measurements": {}}
+    for module_dir in module_dirs:
+        who = describe(module_dir, fv.size)
+        key = entry_key(who, fv.image_size, fv.batch)
+        wanted = {**who, "image_size": fv.image_size, "batch": fv.batch}
+        wanted.update(batches=fv.batches, rounds=fv.rounds)
+        old = results["measurements"].get(key)
+        if fv.output and not fv.overwrite and old and _same_settings(old, wanted):
+            print(f"{key}: measured already (--overwrite measures it again)")
+            report(old)
+            continue
+        if module_dir:
+            print(f"module {who['handle']}")
+        figures = measure(who, fv.size, fv.image_size, fv.batch, fv.batches, fv.rounds)
+        report(figures)
+        results["measurements"][key] = figures
+        if fv.output:
+            write_results(fv.output, results)
+    return results
+
+
+def _same_settings(old: dict, wanted: dict) -> bool:
+    return all(old.get(k) == wanted.get(k) for k in _SETTINGS)
+
+
+def main(argv):
+    del argv
+    fv = flags.FLAGS
+    results = run(fv)
+    if fv.output:
+        print(f"\n{to_markdown(results)}\nwritten to {fv.output}")
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
