@@ -1,0 +1,79 @@
+"""The bench README writer on canned benchmark files: tables, headline targets, and
+missing parts reported as missing."""
+
+from vtab_eval import files
+from vtab_eval.bench import readme
+
+BASE, E1, E2 = "bit/a/u/baseline", "bit/a/u/e1", "bit-adapter/a/u/e2"
+
+
+def _transfer(bench_dir):
+    tasks, runs = [], {"t1": (0.50, 0.60, 0.62), "t2": (0.80, 0.80, 0.84)}
+    for name, (base, knn, oracle) in runs.items():
+        methods = {
+            "baseline": {"pick": BASE, "median_test_accuracy": base, "selection_seconds": 0.0},
+            "knn": {"pick": E1, "median_test_accuracy": knn, "selection_seconds": 2.0},
+            "oracle": {"pick": E2, "median_test_accuracy": oracle, "selection_seconds": 9.0},
+        }
+        tasks.append(
+            {
+                "task": name,
+                "short": name,
+                "group": "natural",
+                "num_classes": 3,
+                "methods": methods,
+                "knn_scores": {BASE: 0.4, E1: 0.7, E2: 0.6},
+                "finetuned_accuracy": {},
+            }
+        )
+        for expert, seconds in ((BASE, 10.0), (E1, 12.0), (E2, 14.0)):
+            files.write_json(
+                bench_dir / "transfer" / "tasks" / name / "finetune" / f"{files.slug(expert)}.json",
+                {"task": name, "expert": expert, "seconds": seconds},
+            )
+    cell = {"mean": 0.0, "low": 0.0, "high": 0.0, "tasks": 2}
+    table = {
+        m: {"all": {**cell, "mean": v}, "natural": {**cell, "mean": v}}
+        for m, v in (("baseline", 65.0), ("knn", 70.0), ("oracle", 73.0))
+    }
+    files.write_json(
+        bench_dir / "transfer" / "report" / "results.json",
+        {"preset": "cpu", "image_size": 32, "confidence": 0.95, "table": table, "tasks": tasks},
+    )
+
+
+def test_readme_from_canned_files(tmp_path):
+    _transfer(tmp_path)
+    files.write_json(
+        tmp_path / "feature_extraction.json",
+        {
+            "measurements": {
+                "x": {
+                    "handle": "hub/bit/e1",
+                    "image_size": 32,
+                    "batch": 256,
+                    "bare_images_per_second": 1000.0,
+                    "hub_images_per_second": 950.0,
+                    "ratio": 0.95,
+                }
+            }
+        },
+    )
+    text = readme.write(tmp_path).read_text()
+    assert "| Performance Proxy (kNN) | 70.0 [0.0–0.0] | - | - | 70.0 [0.0–0.0] |" in text
+    # (70 - 65) / 65 = +7.7% relative; (70 - 65) / (73 - 65) = 62% of the oracle's gain.
+    assert "+7.7% relative; target >= +3.6%: met." in text
+    assert "kNN reaches 62% of the oracle's gain; target >= 80%: NOT met." in text
+    assert (
+        "| t1 | natural | 50.0 | full:e1 | 70.0 | 60.0 | 10.0 | adapter:e2 | 62.0 | 2 | 3 |" in text
+    )
+    # Selection 4 s; one candidate: median 12 s per task, 24 s; the pool: 72 s.
+    assert "24 s, 6.0x the selection" in text and "72 s, 18x the selection" in text
+    assert "| hub/bit/e1 | 32 | 256 | 1,000 | 950 | 0.950 |" in text
+    assert "Missing: `knn_kernel.json`" in text
+
+
+def test_readme_says_what_is_missing(tmp_path):
+    text = readme.write(tmp_path).read_text()
+    assert "Missing: `transfer/report/results.json`" in text
+    assert "Missing: `feature_extraction.json`" in text
