@@ -46,8 +46,11 @@ UPSTREAM_JOBS := baseline full_experts adapter_experts epn
 demo: setup
 	@mkdir -p $(DEMO) && date +%s > $(DEMO)/.started
 	$(BIN)/python -m experts.models.summary --config=experts/configs/baseline.py:cpu --steps=2
-	$(BIN)/python -m experts.data.build_upstream --data_dir=$(DATA_DIR) --image_size=32
-	$(BIN)/python -m vtab_eval.tasks.build --data_dir=$(DATA_DIR) --suite=embedded
+	# The two data builds are mostly single-threaded rendering: run them side by side.
+	$(BIN)/python -m experts.data.build_upstream --data_dir=$(DATA_DIR) --image_size=32 & \
+	upstream=$$!; \
+	$(BIN)/python -m vtab_eval.tasks.build --data_dir=$(DATA_DIR) --suite=embedded; \
+	downstream=$$?; wait $$upstream && [ $$downstream = 0 ]
 	for job in $(UPSTREAM_JOBS); do \
 	  $(BIN)/python -m experts.train --config=experts/configs/$$job.py:cpu \
 	    --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR) || exit 1; \

@@ -225,6 +225,7 @@ def adapter_experts_job(config, data: Upstream) -> loop.Job:
                 data.image_size,
                 False,
             )
+            ds = list(ds)  # read once for the adapter expert and B
             mine = multilabel_metrics(data, routed, ds, expert=e)
             base = multilabel_metrics(data, baseline, ds)
             metrics[f"{name}/top1"], metrics[f"{name}/baseline_top1"] = mine["top1"], base["top1"]

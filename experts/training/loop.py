@@ -231,7 +231,9 @@ def train(
         steady["images_per_second"] = (window_step - steady_step) * config.global_batch / seconds
     if chief:
         if job.evaluate is not None:
+            eval_start = time.perf_counter()
             metrics.update(job.evaluate(model))
+            metrics["eval_seconds"] = round(time.perf_counter() - eval_start, 1)
             _log(job.name, "eval " + _summary(metrics, workdir))
             if writer:
                 with writer.as_default(step=total):

@@ -19,7 +19,12 @@ def test_one_step_smoke_run_writes_final_artefacts(tmp_path, capsys):
     result = loop.train(synthetic.job(), synthetic.config(total_steps=1), tmp_path)
     assert result["steps"] == 1 and len(result["losses"]) == 1
     assert loop.is_finished(tmp_path)
-    assert set(loop.read_metrics(tmp_path)) == {"steps", "train_seconds", "accuracy"}
+    assert set(loop.read_metrics(tmp_path)) == {
+        "steps",
+        "train_seconds",
+        "eval_seconds",
+        "accuracy",
+    }
     assert tf.train.list_variables(loop.final_model_path(tmp_path))
     assert list((tmp_path / "tensorboard").iterdir())
     assert "step 1/1 loss" in capsys.readouterr().out
