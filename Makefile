@@ -27,7 +27,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[data,dev]"
+	$(BIN)/pip install --quiet -e ".[data,dev,bench]"
 	touch $@
 
 apt:
@@ -73,7 +73,6 @@ BENCH_SELECTORS := baseline,random,domain,label,knn_full,knn_adapter,knn,oracle
 # transfer quality with every selector and the oracle, the kNN kernel against
 # scikit-learn and faiss, feature extraction through hub modules; runs/bench/README.md.
 bench: demo
-	$(BIN)/pip install --quiet -e ".[data,dev,bench]"
 	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
 	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) \
 	  --selectors=$(BENCH_SELECTORS) --workdir=$(BENCH)/transfer
