@@ -29,7 +29,7 @@ resolution before resizing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -199,11 +199,17 @@ class _Tables:
 
 
 def _records(
-    builder, split: str, training: bool, seed: int, cache: bool | str, decode: bool = True
+    builder,
+    split: str,
+    training: bool,
+    seed: int,
+    cache: bool | str,
+    keep: Callable[[dict], tf.Tensor] | None = None,
 ) -> tf.data.Dataset:
-    """``{"image", "label": int64}``. Images stay encoded unless the builder's images
-    share a static shape and ``decode``; then they are decoded uint8, so a cache holds
-    pixels and later epochs never decode again."""
+    """``{"image", "label": int64}``, only the records ``keep`` accepts (it sees the
+    label before any image is decoded). Images stay encoded unless the builder's images
+    share a static shape; then they are decoded uint8, so a cache holds pixels and later
+    epochs never decode again."""
     read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
     ds = builder.as_dataset(
         split=split,
@@ -212,13 +218,11 @@ def _records(
         decoders={"image": tfds.decode.SkipDecoding()},
     )
     ds = ds.map(lambda ex: {"image": ex["image"], "label": ex["label"]})
+    if keep is not None:
+        ds = ds.filter(keep)
     shape = static_image_shape(builder)
-    if decode and shape is not None:
+    if shape is not None:
         ds = _decode_static(ds, shape)
-    return _maybe_cache(ds, builder, split, cache)
-
-
-def _maybe_cache(ds: tf.data.Dataset, builder, split: str, cache: bool | str) -> tf.data.Dataset:
     if cache == "auto":
         shape = static_image_shape(builder)
         split_info = builder.info.splits[split]
@@ -299,14 +303,11 @@ def expert_slice(
     """The images of one expert's slice (its node and every node below), with the same
     multi-hot ``targets`` as ``whole``: a full expert fine-tunes B, head included."""
     tables = _tables(info, [expert])
-    ds = _records(builder, split, training, seed, cache=False, decode=False)
-    ds = ds.filter(lambda ex: tables.in_expert(ex["label"], 0))
-    shape = static_image_shape(builder)
-    if shape is not None:
-        ds = _decode_static(ds, shape)
-    # Cache the slice, not the split: a small slice's later epochs then cost its own
-    # size instead of another pass over every record.
-    ds = _maybe_cache(ds, builder, split, cache)
+    # The cache holds the slice, not the split: a small slice's later epochs then cost
+    # its own size instead of another pass over every record.
+    ds = _records(
+        builder, split, training, seed, cache, lambda ex: tables.in_expert(ex["label"], 0)
+    )
     return _finish(ds, tables, batch_size, image_size, training, seed, flip)
 
 
@@ -392,8 +393,10 @@ def expert_prediction(
     if not experts:
         raise ValueError("expert_prediction needs at least one expert")
     tables = _tables(info, experts)
-    ds = _records(builder, split, training, seed, cache)
-    if not keep_unassigned:
-        ds = ds.filter(lambda ex: tf.reduce_any(tables.expert_mask[tf.cast(ex["label"], tf.int32)]))
+
+    def assigned(ex):
+        return tf.reduce_any(tables.expert_mask[tf.cast(ex["label"], tf.int32)])
+
+    ds = _records(builder, split, training, seed, cache, None if keep_unassigned else assigned)
     ds = ds.map(lambda ex: {**ex, "expert_targets": tables.expert_targets(ex["label"])})
     return _finish(ds, tables, batch_size, image_size, training, seed, flip)
