@@ -15,7 +15,8 @@
   accuracies and their median, the selection and fine-tuning seconds, every expert's
   kNN score and fine-tuned accuracy; the group table with intervals; totals.
 
-The report goes to ``config.report.dir`` if set, else ``<workdir>/report``. It can be regenerated at any time: ``python -m vtab_eval.main --report_only ...``.
+The report goes to ``config.report.dir`` if set, else ``<workdir>/report``. It can be
+regenerated at any time: ``python -m vtab_eval.main --report_only ...``.
 """
 
 from __future__ import annotations
@@ -210,6 +211,17 @@ def plot_scatter(correlations: dict[str, dict], path: Path) -> Path | None:
     return files.write_bytes(path, buffer.getvalue())
 
 
+def method_totals(results: list[dict]) -> dict[str, dict[str, float]]:
+    """{method: {"selection_seconds", "finetune_seconds"}} summed over the tasks."""
+    return {
+        m: {
+            key: sum(r["methods"][m][key] for r in results if m in r["methods"])
+            for key in ("selection_seconds", "finetune_seconds")
+        }
+        for m in method_order(results)
+    }
+
+
 def results_record(results, table, knn, tuned, config) -> dict:
     """Everything the tables and plots show, as one JSON-ready dict."""
     tasks = []
@@ -226,23 +238,12 @@ def results_record(results, table, knn, tuned, config) -> dict:
             }
         )
     methods = method_order(results)
-    totals = {
-        m: {
-            "selection_seconds": sum(
-                r["methods"][m]["selection_seconds"] for r in results if m in r["methods"]
-            ),
-            "finetune_seconds": sum(
-                r["methods"][m]["finetune_seconds"] for r in results if m in r["methods"]
-            ),
-        }
-        for m in methods
-    }
     return {
         "preset": config.preset,
         "image_size": config.image_size,
         "confidence": config.report.confidence,
         "table": {m: table[m] for m in methods},
-        "totals": totals,
+        "totals": method_totals(results),
         "tasks": tasks,
     }
 
@@ -322,9 +323,8 @@ def write_report(workdir, config) -> dict[str, str]:
         "## Time: selection against fine-tuning",
         "",
     ]
-    for m in methods:
-        sel = sum(r["methods"][m]["selection_seconds"] for r in results if m in r["methods"])
-        ft = sum(r["methods"][m]["finetune_seconds"] for r in results if m in r["methods"])
+    for m, totals in method_totals(results).items():
+        sel, ft = totals["selection_seconds"], totals["finetune_seconds"]
         # baseline and random pick without looking at the task: no selection cost to compare.
         cheap = m in ("baseline", "random")
         ratio = f"{ft / sel:.1f}x" if sel > 0 and not cheap else "n/a (no data looked at)"
