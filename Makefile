@@ -72,14 +72,17 @@ BENCH_SELECTORS := baseline,random,domain,label,knn_full,knn_adapter,knn,oracle
 # Benchmarks on the demo's hub tree (README: up to 2 hours on 2 cores; resumable):
 # transfer quality with every selector and the oracle, the kNN kernel against
 # scikit-learn and faiss, feature extraction through hub modules; runs/bench/README.md.
+# The transfer run adds selectors to the demo's work directory, so the demo's features
+# and fine-tuning runs are reused (same config, same seeds); its report goes to bench.
 bench: demo
 	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
 	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) \
-	  --selectors=$(BENCH_SELECTORS) --workdir=$(BENCH)/transfer
+	  --selectors=$(BENCH_SELECTORS) --workdir=$(DEMO)/transfer \
+	  --report_dir=$(BENCH)/transfer/report
 	$(BIN)/python -m vtab_eval.bench.knn_kernel --output=$(BENCH)/knn_kernel.json
 	$(BIN)/python -m hub_export.benchmark --hub_root=$(DEMO)/hub \
 	  --output=$(BENCH)/feature_extraction.json
-	$(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH)
+	$(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH) --workdir=$(DEMO)/transfer
 	@echo "benchmarks: $(BENCH)/README.md"
 
 lint: setup

@@ -10,7 +10,8 @@ r"""Selects an expert per task, fine-tunes it, and reports (paper, sections 5 an
     --workdir    outputs; rerunning resumes, finished tasks are not redone
     --data_dir   tfds data directory (tasks are never downloaded)
     --report_dir where the report goes (default <workdir>/report)
-    --report_only  only rewrite the report from the finished tasks
+    --report_only  only rewrite the report from the finished tasks (on --selectors'
+                 methods when given, else on all)
 
 Presets smoke | cpu | paper and every other field: vtab_eval/configs/transfer.py.
 """
@@ -53,7 +54,9 @@ def main(argv):
     if _REPORT_ONLY.value:
         from vtab_eval import report  # numpy and matplotlib only: no TensorFlow start-up
 
-        paths = report.write_report(config.workdir, config)
+        # Every method of the finished tasks, unless --selectors names some.
+        methods = _SELECTORS.value and [m.strip() for m in _SELECTORS.value.split(",")]
+        paths = report.write_report(config.workdir, config, methods=methods)
         print(f"report: {paths['markdown']}", flush=True)
         return
     # Imported after flag parsing: TensorFlow is slow to import.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -248,12 +249,16 @@ def results_record(results, table, knn, tuned, config) -> dict:
     }
 
 
-def write_report(workdir, config) -> dict[str, str]:
-    """Writes the report under `config.report.dir` (default `<workdir>/report`);
-    returns the paths written."""
+def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[str, str]:
+    """Writes the report under `config.report.dir` (default `<workdir>/report`) on the
+    given methods (default: every method any task has; a work directory shared by runs
+    with different selectors holds more); returns the paths written."""
     workdir = Path(workdir)
     out = Path(config.report.get("dir") or workdir / "report")
     results = load_results(workdir)
+    if methods is not None:
+        for r in results:
+            r["methods"] = {m: v for m, v in r["methods"].items() if m in methods}
     if not results:
         raise FileNotFoundError(f"{workdir}/tasks: no finished task to report on")
     methods = method_order(results)

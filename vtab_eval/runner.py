@@ -8,6 +8,7 @@ step in progress and a rerun resumes there):
     <workdir>/features/...                     embedding cache (features.py)
     <workdir>/tasks/<task>/selection/<s>.json  one selector's scores, pick and seconds
     <workdir>/tasks/<task>/finetune/<e>.json   the protocol's runs for one expert
+    <workdir>/tasks/<task>/oracle_screen<n>/<e>.json   the oracle's screening runs
     <workdir>/tasks/<task>/result.json         the task's summary: it is finished
     <workdir>/report/                          tables and plots (report.py)
 
@@ -24,7 +25,9 @@ keeps the recently used modules' FineTuners (`finetune.TunerCache`, size
 loaded and traced once for the suite. The oracle fine-tunes every candidate on every
 task; it runs before the per-task loop too, module by module, so each module is built
 once (its per-(task, module) files make it resumable), and its selection then reads
-them back.
+them back. With `config.oracle.screen_repeats` = n > 0 it screens with the protocol's
+first n final runs only (same seeds as the whole protocol's first ones), then its pick
+is fine-tuned with the whole protocol like every other method's.
 """
 
 from __future__ import annotations
@@ -192,29 +195,56 @@ class Runner:
     def finetune_path(self, task, expert: pool.Module) -> Path:
         return self.task_dir(task.spec) / "finetune" / f"{files.slug(expert.id)}.json"
 
-    def finetune_expert(self, task, expert: pool.Module) -> dict:
-        path = self.finetune_path(task, expert)
+    def oracle_screening(self) -> int | None:
+        """The final runs the oracle screens each candidate with, or None when that is
+        the whole protocol (screen_repeats 0, or no fewer runs than the protocol has)."""
+        ft, repeats = self.config.finetune, self.config.oracle.screen_repeats
+        if repeats <= 0 or (ft.sweep_repeats == 1 and ft.final_repeats <= repeats):
+            return None
+        return int(repeats)
+
+    def oracle_path(self, task, expert: pool.Module) -> Path:
+        repeats = self.oracle_screening()
+        if repeats is None:
+            return self.finetune_path(task, expert)
+        return (
+            self.task_dir(task.spec) / f"oracle_screen{repeats}" / f"{files.slug(expert.id)}.json"
+        )
+
+    def screen_expert(self, task, expert: pool.Module) -> dict:
+        """The oracle's fine-tuning of one candidate (see `oracle_screening`)."""
+        return self.finetune_expert(task, expert, screen=self.oracle_screening())
+
+    def finetune_expert(self, task, expert: pool.Module, screen: int | None = None) -> dict:
+        """The protocol's results for (task, expert); with `screen` = n, those of its
+        first trial's first n final runs only (the oracle's screening)."""
+        path = (
+            self.finetune_path(task, expert) if screen is None else self.oracle_path(task, expert)
+        )
         if path.exists():
             return files.read_json(path)
         ft = self.config.finetune
         splits = {s: self.store.images(task, s) for s in tasks.SPLITS}
         tuners = self.open_tuners([task])
         cached = expert.handle in tuners
-        self.log(f"  fine-tuning {expert.id} on {task.spec}")
+        what = "fine-tuning" if screen is None else f"screening ({screen} runs)"
+        self.log(f"  {what} {expert.id} on {task.spec}")
         result = finetune.finetune(
             expert.handle,
             task,
             splits,
             sweep_fn(self.config),
             image_size=self.config.image_size,
-            sweep_repeats=ft.sweep_repeats,
-            final_repeats=ft.final_repeats,
+            sweep_repeats=ft.sweep_repeats if screen is None else 1,
+            final_repeats=ft.final_repeats if screen is None else screen,
             seed=finetune.run_seed(self.config.seed, task.spec),
             eval_batch=ft.eval_batch,
             tuners=tuners,
             progress=lambda message: self.log(f"    {message}"),
         )
         result.update({"expert": expert.id, "task": task.spec})
+        if screen is not None:
+            result["screen_repeats"] = screen
         files.write_json(path, result)
         build = "" if cached else f", {result['build_seconds']:.1f}s of it building the module"
         self.log(
@@ -230,12 +260,12 @@ class Runner:
             return
         ids = make_selector("oracle", self.config).candidates(self.pool)
         for index, expert in enumerate(map(self.pool.get, ids), 1):
-            missing = [t for t in todo if not self.finetune_path(t, expert).exists()]
+            missing = [t for t in todo if not self.oracle_path(t, expert).exists()]
             if not missing:
                 continue
             start = time.perf_counter()
             for task in missing:
-                self.finetune_expert(task, expert)
+                self.screen_expert(task, expert)
             self.log(
                 f"oracle {index}/{len(ids)} {expert.id}: {len(missing)} tasks in "
                 f"{time.perf_counter() - start:.1f}s"
@@ -250,7 +280,7 @@ class Runner:
             self.store,
             split=self.config.selection.split,
             seed=self.config.seed,
-            finetune=lambda expert: self.finetune_expert(task, expert),
+            finetune=lambda expert: self.screen_expert(task, expert),  # the oracle's
         )
         result = make_selector(name, self.config).select(task, ctx)
         result.write(path)
@@ -313,7 +343,7 @@ class Runner:
                 f"[{index}/{len(self.specs)}] {spec}: {summary} ({result['seconds']:.0f}s; "
                 f"eta {elapsed / max(done, 1) * remaining:.0f}s)"
             )
-        paths = report.write_report(self.workdir, self.config)
+        paths = report.write_report(self.workdir, self.config, methods=self.selectors)
         self.log(f"report: {paths['markdown']} ({time.perf_counter() - start:.0f}s in all)")
         return paths
 

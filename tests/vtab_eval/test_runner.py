@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vtab_eval import files, pool, runner
+from vtab_eval import files, pool, report, runner
 from vtab_eval.configs import transfer
 
 SPEC = 'mini_dsprites(predicted_attribute="label_orientation",num_classes=16,config="tiny")'
@@ -119,6 +119,41 @@ def test_the_oracle_builds_each_module_once_for_every_task(hub_root, data_dir, t
     rerun.run()
     assert rerun.tuners.builds == 1 and rerun.tuners.max_classes == 4
     assert len(list(lost.glob("*.json"))) == 4
+
+
+def test_the_oracle_screens_with_the_protocols_first_runs(hub_root, data_dir, tmp_path):
+    config = transfer.get_config("smoke")
+    config.update(pool=str(hub_root), suite=SPEC4, workdir=str(tmp_path), data_dir=data_dir)
+    config.finetune.final_repeats = 2
+    config.oracle.screen_repeats = 1
+    _oracle_runner(config, []).run()
+    task_dir = tmp_path / "tasks" / files.slug(SPEC4)
+    screens = {
+        r["expert"]: r for r in map(files.read_json, (task_dir / "oracle_screen1").glob("*.json"))
+    }
+    assert len(screens) == 3 and all(len(r["test_accuracies"]) == 1 for r in screens.values())
+    oracle = files.read_json(task_dir / "selection" / "oracle.json")
+    assert oracle["cost_seconds"] == pytest.approx(sum(r["seconds"] for r in screens.values()))
+    assert all(oracle["scores"][e] == r["median_test_accuracy"] for e, r in screens.items())
+    # Only the picks get the whole protocol, whose first run the screening was.
+    tuned = {r["expert"]: r for r in map(files.read_json, (task_dir / "finetune").glob("*.json"))}
+    assert oracle["pick"] in tuned and len(tuned) == 2  # the pick and the baseline
+    whole = tuned[oracle["pick"]]
+    assert len(whole["test_accuracies"]) == 2
+    seeds = [
+        t["finals"][0]["seed"] for t in (whole["trials"][0], screens[oracle["pick"]]["trials"][0])
+    ]
+    assert seeds[0] == seeds[1]
+    result = files.read_json(task_dir / "result.json")
+    assert result["methods"]["oracle"]["test_accuracies"] == whole["test_accuracies"]
+
+
+def test_the_report_keeps_the_methods_asked_for(finished, tmp_path):
+    config, workdir, _, _ = finished
+    config = config.copy_and_resolve_references()
+    config.report.update(dir=str(tmp_path), plots=False)
+    report.write_report(workdir, config, methods=["knn", "baseline"])
+    assert set(files.read_json(tmp_path / "results.json")["table"]) == {"knn", "baseline"}
 
 
 def test_suite_resolution():

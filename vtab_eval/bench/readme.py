@@ -1,13 +1,14 @@
 r"""Writes ``runs/bench/README.md`` from the benchmarks' JSON files (the last step of
 ``make bench``).
 
-    python -m vtab_eval.bench.readme --bench_dir=runs/bench
+    python -m vtab_eval.bench.readme --bench_dir=runs/bench --workdir=runs/demo/transfer
 
 Reads, under ``--bench_dir``:
 
-* ``transfer/``: a ``vtab_eval.main`` work directory run with every selector and the
-  oracle; its ``report/results.json`` gives the paper's Table 1 shape, and the
-  per-(task, expert) fine-tuning files give the oracle's picks and costs;
+* ``transfer/report/results.json``: the report of a ``vtab_eval.main`` run with every
+  selector and the oracle, the paper's Table 1 shape; the per-(task, expert)
+  fine-tuning and oracle screening files of that run's ``--workdir`` (default
+  ``<bench_dir>/transfer``) give the costs;
 * ``knn_kernel.json`` (``vtab_eval.bench.knn_kernel``);
 * ``feature_extraction.json`` (``hub_export.benchmark --output``).
 
@@ -27,10 +28,20 @@ from absl import app, flags
 from vtab_eval import files, report
 
 _BENCH_DIR = flags.DEFINE_string("bench_dir", "runs/bench", "Directory of the benchmarks.")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", "", "The transfer run's work directory; empty: <bench_dir>/transfer."
+)
 
 TARGET_RELATIVE_GAIN = 3.6  # percent: the paper's VTAB headline for kNN over the baseline
 TARGET_ORACLE_SHARE = 80.0  # percent of the oracle's gain kNN should reach
 KNN_ROWS = {"knn_full": "full", "knn_adapter": "adapter", "knn": "all"}
+
+
+ORACLE_SCREENING = (
+    " The oracle picks the expert with the best test accuracy in hindsight after "
+    "screening every expert with the protocol's first run(s) (`config.oracle`), and its "
+    "row is its pick's whole protocol, like every other row."
+)
 
 
 def _load(path: Path) -> dict | None:
@@ -44,10 +55,11 @@ def _short(expert: str) -> str:
     return "baseline" if parts[-1] == "baseline" else f"{kind}:{parts[-1]}"
 
 
-def finetune_records(transfer_dir: Path) -> dict[str, dict[str, dict]]:
-    """{task spec: {expert id: fine-tuning result}} from every finetune/*.json."""
+def finetune_records(transfer_dir: Path, kind: str = "finetune") -> dict[str, dict[str, dict]]:
+    """{task spec: {expert id: result}} from every tasks/*/<kind>/*.json: the whole
+    protocol's (`finetune`) or the oracle's screening (`oracle_screen*`)."""
     out: dict[str, dict[str, dict]] = {}
-    for path in sorted(transfer_dir.glob("tasks/*/finetune/*.json")):
+    for path in sorted(transfer_dir.glob(f"tasks/*/{kind}/*.json")):
         record = files.read_json(path)
         out.setdefault(record["task"], {})[record["expert"]] = record
     return out
@@ -119,28 +131,49 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
-def cost_lines(results: dict, tuned: dict[str, dict[str, dict]]) -> list[str]:
+def cost_lines(
+    results: dict, tuned: dict[str, dict[str, dict]], screened: dict[str, dict[str, dict]]
+) -> list[str]:
     """Selection against fine-tuning, summed over tasks: kNN's selection (feature
-    extraction included, at its first-computation cost), one candidate's fine-tuning
-    (the median over the pool, per task) and the whole pool's (the oracle)."""
-    select = sum(t["methods"]["knn"]["selection_seconds"] for t in results["tasks"])
-    one, pool, count = 0.0, 0.0, 0
-    for task in results["tasks"]:
-        runs = [r["seconds"] for r in tuned.get(task["task"], {}).values()]
-        if runs:
-            one += statistics.median(runs)
-            pool += sum(runs)
-            count = max(count, len(runs))
+    extraction included, at its first-computation cost); one candidate's fine-tuning
+    under the whole protocol (per task the median over the experts some method picked);
+    the whole pool's, measured when the oracle ran the whole protocol, else measured for
+    its screening and estimated for the whole protocol as candidates x one candidate."""
+    tasks = results["tasks"]
+    select = sum(t["methods"]["knn"]["selection_seconds"] for t in tasks if "knn" in t["methods"])
+    one = sum(
+        statistics.median(r["seconds"] for r in tuned[t["task"]].values())
+        for t in tasks
+        if tuned.get(t["task"])
+    )
     if not select or not one:
         return ["- Missing kNN selections or fine-tuning records: no cost comparison."]
-    return [
-        f"- kNN selection over the pool, all {len(results['tasks'])} tasks: {select:,.0f} s "
+    lines = [
+        f"- kNN selection over the pool, all {len(tasks)} tasks: {select:,.0f} s "
         "(feature extraction included).",
-        f"- Fine-tuning one candidate under the same protocol (median over the pool, summed "
-        f"over tasks): {one:,.0f} s, {one / select:.1f}x the selection.",
-        f"- Fine-tuning the whole pool ({count} experts per task; the oracle): {pool:,.0f} s, "
-        f"{pool / select:.0f}x the selection.",
+        f"- Fine-tuning one candidate under the same protocol (per task the median over "
+        f"the experts the methods picked, summed over tasks): {one:,.0f} s, "
+        f"{one / select:.1f}x the selection.",
     ]
+    oracle = screened or tuned
+    count = max((len(oracle.get(t["task"], {})) for t in tasks), default=0)
+    pool = sum(r["seconds"] for t in tasks for r in oracle.get(t["task"], {}).values())
+    if screened:
+        repeats = {r.get("screen_repeats") for v in screened.values() for r in v.values()}
+        estimate = one * count
+        lines += [
+            f"- The oracle's screening of the whole pool ({count} experts per task, "
+            f"{'/'.join(map(str, sorted(repeats)))} run(s) of the protocol each): "
+            f"{pool:,.0f} s, {pool / select:.0f}x the selection.",
+            f"- Fine-tuning the whole pool under the whole protocol (estimated: {count} x "
+            f"one candidate): {estimate:,.0f} s, {estimate / select:.0f}x the selection.",
+        ]
+    elif pool:
+        lines.append(
+            f"- Fine-tuning the whole pool ({count} experts per task; the oracle): "
+            f"{pool:,.0f} s, {pool / select:.0f}x the selection."
+        )
+    return lines
 
 
 def table_lines(table: dict) -> list[str]:
@@ -171,9 +204,10 @@ def feature_lines(data: dict | None) -> list[str]:
     return [report.markdown_table(header, rows), "Target: hub / bare >= 0.9."]
 
 
-def write(bench_dir: Path) -> Path:
-    transfer_dir = bench_dir / "transfer"
-    results = _load(transfer_dir / "report" / "results.json")
+def write(bench_dir: Path, workdir: Path | None = None) -> Path:
+    """`workdir`: the transfer run's work directory (default `<bench_dir>/transfer`)."""
+    workdir = workdir or bench_dir / "transfer"
+    results = _load(bench_dir / "transfer" / "report" / "results.json")
     lines = [
         "# Benchmarks",
         "",
@@ -187,12 +221,14 @@ def write(bench_dir: Path) -> Path:
     if results is None:
         lines += ["Missing: `transfer/report/results.json` (run `make bench`).", ""]
     else:
-        tuned = finetune_records(transfer_dir)
+        tuned = finetune_records(workdir)
+        screened = finetune_records(workdir, "oracle_screen*")
         lines += [
             f"{len(results['tasks'])} tasks of the embedded suite; preset "
             f"`{results['preset']}`, {results['image_size']} px. Per task the median test "
             f"accuracy of its fine-tuning runs; group means with "
-            f"{100 * results['confidence']:.0f}% bootstrap intervals.",
+            f"{100 * results['confidence']:.0f}% bootstrap intervals."
+            + (ORACLE_SCREENING if screened else ""),
             "",
             *table_lines(results["table"]),
             *headline(results["table"]),
@@ -201,7 +237,7 @@ def write(bench_dir: Path) -> Path:
             "",
             "kNN score: leave-one-out 1-NN accuracy on the task's 1,000 training images; "
             "spread: best minus worst expert's kNN score; rank: where the oracle's pick "
-            "stands in kNN's order.",
+            "stands in kNN's order; candidates: the experts the oracle fine-tuned.",
             "",
             report.markdown_table(
                 [
@@ -215,13 +251,13 @@ def write(bench_dir: Path) -> Path:
                     "oracle pick",
                     "oracle acc",
                     "rank",
-                    "tuned",
+                    "candidates",
                 ],
-                per_task_rows(results, tuned),
+                per_task_rows(results, screened or tuned),
             ),
             "## Selection cost",
             "",
-            *cost_lines(results, tuned),
+            *cost_lines(results, tuned, screened),
             "",
             "Plots: [kNN score per expert and task](transfer/report/knn_heatmap.png), "
             "[kNN score against fine-tuned accuracy](transfer/report/proxy_vs_finetune.png); "
@@ -246,7 +282,8 @@ def write(bench_dir: Path) -> Path:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    print(f"wrote {write(Path(_BENCH_DIR.value))}", flush=True)
+    workdir = Path(_WORKDIR.value) if _WORKDIR.value else None
+    print(f"wrote {write(Path(_BENCH_DIR.value), workdir)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Reference "selectors": the baseline alone, and the oracle.
 
 - `baseline`: always the baseline B, the paper's "Baseline (No Experts)" row.
-- `oracle`: fine-tunes every candidate with the full protocol and picks the best test
-  accuracy in hindsight (paper, section 5: "too expensive ... to select the best with
-  hindsight"). An upper bound for benchmarks, never a default: its cost is one
-  fine-tuning protocol per expert, and it looks at test accuracy. When `Context.finetune`
+- `oracle`: fine-tunes every candidate and picks the best test accuracy in hindsight
+  (paper, section 5: "too expensive ... to select the best with hindsight"). An upper
+  bound for benchmarks, never a default: its cost is fine-tuning every expert, and it
+  looks at test accuracy. The runner may screen with part of the protocol's runs
+  (`config.oracle.screen_repeats`). When `Context.finetune`
   returns the fine-tuning results (the runner's does), that cost is the sum of their
   recorded `seconds`, whether they ran during the selection or before (the runner
   fine-tunes the whole pool module by module ahead of the per-task loop).
@@ -47,7 +48,7 @@ class OracleSelector(Selector):
             else:
                 scores[expert.id] = float(outcome)
                 seconds = None  # Not timed: the wall time of the call stands.
-        details = {"score": "median test accuracy of the fine-tuning protocol"}
+        details = {"score": "median test accuracy of its fine-tuning runs"}
         if seconds is not None:
             details["finetune_seconds"] = seconds
         return scores, details, 0.0

@@ -73,6 +73,25 @@ def test_readme_from_canned_files(tmp_path):
     assert "Missing: `knn_kernel.json`" in text
 
 
+def test_readme_with_the_oracles_screening_in_another_workdir(tmp_path):
+    bench, workdir = tmp_path / "bench", tmp_path / "work"
+    _transfer(bench)
+    workdir.mkdir()
+    (bench / "transfer" / "tasks").rename(workdir / "tasks")
+    for task in ("t1", "t2"):
+        for expert in (E1, E2):
+            files.write_json(
+                workdir / "tasks" / task / "oracle_screen1" / f"{files.slug(expert)}.json",
+                {"task": task, "expert": expert, "seconds": 5.0, "screen_repeats": 1},
+            )
+    text = readme.write(bench, workdir).read_text()
+    assert "after screening every expert" in text
+    assert "| adapter:e2 | 62.0 | 2 | 2 |" in text  # two candidates screened
+    # Screening 4 x 5 s = 20 s; the whole protocol on the pool: 2 x 24 s.
+    assert "1 run(s) of the protocol each): 20 s, 5x the selection" in text
+    assert "(estimated: 2 x one candidate): 48 s, 12x the selection" in text
+
+
 def test_readme_says_what_is_missing(tmp_path):
     text = readme.write(tmp_path).read_text()
     assert "Missing: `transfer/report/results.json`" in text
