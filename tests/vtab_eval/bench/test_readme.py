@@ -92,6 +92,20 @@ def test_readme_with_the_oracles_screening_in_another_workdir(tmp_path):
     assert "(estimated: 2 x one candidate): 48 s, 12x the selection" in text
 
 
+def test_an_oracle_on_some_tasks_is_compared_on_those_tasks_only(tmp_path):
+    _transfer(tmp_path)
+    path = tmp_path / "transfer" / "report" / "results.json"
+    results = files.read_json(path)
+    del results["tasks"][1]["methods"]["oracle"]  # the oracle ran on t1 only
+    results["table"]["oracle"]["all"]["tasks"] = 1
+    files.write_json(path, results)
+    text = readme.write(tmp_path).read_text()
+    assert "| Oracle (best in hindsight) (1 of 2 tasks) |" in text
+    # On t1: baseline 50, kNN 60, oracle 62: (60 - 50) / (62 - 50) = 83%.
+    assert "Oracle on 1 of 2 tasks only (t1): there, baseline 50.0, kNN 60.0, oracle 62.0" in text
+    assert "kNN reaches 83% of the oracle's gain; target >= 80%: met on these tasks" in text
+
+
 def test_readme_says_what_is_missing(tmp_path):
     text = readme.write(tmp_path).read_text()
     assert "Missing: `transfer/report/results.json`" in text
