@@ -227,7 +227,7 @@ class Runner:
         splits = {s: self.store.images(task, s) for s in tasks.SPLITS}
         tuners = self.open_tuners([task])
         cached = expert.handle in tuners
-        what = "fine-tuning" if screen is None else f"screening ({screen} runs)"
+        what = "fine-tuning" if screen is None else f"screening (first {screen} run(s))"
         self.log(f"  {what} {expert.id} on {task.spec}")
         result = finetune.finetune(
             expert.handle,
