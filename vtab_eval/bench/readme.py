@@ -101,6 +101,8 @@ def headline(table: dict, tasks: list[dict] | None = None) -> list[str]:
             )
         else:
             lines.append(f"- Oracle {oracle:.1f}: no gain over the baseline to share.")
+    else:
+        lines.append("- Missing: the oracle row (`make bench` runs it last), so its share too.")
     return lines
 
 

@@ -106,6 +106,19 @@ def test_an_oracle_on_some_tasks_is_compared_on_those_tasks_only(tmp_path):
     assert "kNN reaches 83% of the oracle's gain; target >= 80%: met on these tasks" in text
 
 
+def test_readme_without_the_oracle_says_so(tmp_path):
+    _transfer(tmp_path)
+    path = tmp_path / "transfer" / "report" / "results.json"
+    results = files.read_json(path)
+    del results["table"]["oracle"]
+    for task in results["tasks"]:
+        del task["methods"]["oracle"]
+    files.write_json(path, results)
+    text = readme.write(tmp_path).read_text()
+    assert "target >= +3.6%: met." in text
+    assert "- Missing: the oracle row" in text
+
+
 def test_readme_says_what_is_missing(tmp_path):
     text = readme.write(tmp_path).read_text()
     assert "Missing: `transfer/report/results.json`" in text
