@@ -154,7 +154,7 @@ def per_task_rows(results: dict, tuned: dict[str, dict[str, dict]]) -> list[list
                 _short(oracle["pick"]) if oracle else "-",
                 _pct(oracle.get("median_test_accuracy")),
                 rank,
-                str(len(tuned.get(task["task"], {}))),
+                str(len(tuned.get(task["task"], {}))) if oracle else "-",
             ]
         )
     return rows
@@ -213,7 +213,12 @@ def table_lines(table: dict) -> list[str]:
     header = ["Method", "NATURAL", "SPECIALIZED", "STRUCTURED", "ALL"]
     rows = []
     most = max((c.get("all", {}).get("tasks", 0) for c in table.values()), default=0)
-    for method, cells in table.items():
+    # The paper's row order (results.json's keys come back sorted).
+    order = [m for m in report.METHOD_NAMES if m in table] + sorted(
+        set(table) - set(report.METHOD_NAMES)
+    )
+    for method in order:
+        cells = table[method]
         name = report.METHOD_NAMES.get(method, method)
         count = cells.get("all", {}).get("tasks", most)
         if count < most:  # A row over fewer tasks is not comparable column by column.
