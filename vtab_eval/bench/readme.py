@@ -189,22 +189,32 @@ def cost_lines(
         f"{one / select:.1f}x the selection.",
     ]
     oracle = screened or tuned
-    count = max((len(oracle.get(t["task"], {})) for t in tasks), default=0)
-    pool = sum(r["seconds"] for t in tasks for r in oracle.get(t["task"], {}).values())
+    # Only the tasks the oracle finished (an interrupted run may have left a few more),
+    # against the kNN selection on the same tasks.
+    done = [t for t in tasks if "oracle" in t["methods"]]
+    count = max((len(oracle.get(t["task"], {})) for t in done), default=0)
+    pool = sum(r["seconds"] for t in done for r in oracle.get(t["task"], {}).values())
+    select_done = sum(
+        t["methods"]["knn"]["selection_seconds"] for t in done if "knn" in t["methods"]
+    )
+    where = "" if len(done) == len(tasks) else f" on the {len(done)} tasks it ran"
     if screened:
         repeats = {r.get("screen_repeats") for v in screened.values() for r in v.values()}
         estimate = one * count
-        lines += [
-            f"- The oracle's screening of the whole pool ({count} experts per task, "
-            f"{'/'.join(map(str, sorted(repeats)))} run(s) of the protocol each): "
-            f"{pool:,.0f} s, {pool / select:.0f}x the selection.",
-            f"- Fine-tuning the whole pool under the whole protocol (estimated: {count} x "
-            f"one candidate): {estimate:,.0f} s, {estimate / select:.0f}x the selection.",
-        ]
-    elif pool:
         lines.append(
-            f"- Fine-tuning the whole pool ({count} experts per task; the oracle): "
-            f"{pool:,.0f} s, {pool / select:.0f}x the selection."
+            f"- Fine-tuning the whole pool under the whole protocol (estimated: {count} x "
+            f"one candidate): {estimate:,.0f} s, {estimate / select:.0f}x the selection."
+        )
+        if pool and select_done:
+            lines.append(
+                f"- The oracle's screening of the whole pool{where} ({count} experts per task, "
+                f"{'/'.join(map(str, sorted(repeats)))} run(s) of the protocol each): "
+                f"{pool:,.0f} s, {pool / select_done:.0f}x the kNN selection there."
+            )
+    elif pool and select_done:
+        lines.append(
+            f"- Fine-tuning the whole pool ({count} experts per task; the oracle){where}: "
+            f"{pool:,.0f} s, {pool / select_done:.0f}x the kNN selection there."
         )
     return lines
 

@@ -68,7 +68,7 @@ def test_readme_from_canned_files(tmp_path):
         "| t1 | natural | 50.0 | full:e1 | 70.0 | 60.0 | 10.0 | adapter:e2 | 62.0 | 2 | 3 |" in text
     )
     # Selection 4 s; one candidate: median 12 s per task, 24 s; the pool: 72 s.
-    assert "24 s, 6.0x the selection" in text and "72 s, 18x the selection" in text
+    assert "24 s, 6.0x the selection" in text and "72 s, 18x the kNN selection there" in text
     assert "| hub/bit/e1 | 32 | 256 | 1,000 | 950 | 0.950 |" in text
     assert "Missing: `knn_kernel.json`" in text
 
@@ -88,7 +88,7 @@ def test_readme_with_the_oracles_screening_in_another_workdir(tmp_path):
     assert "after screening every expert" in text
     assert "| adapter:e2 | 62.0 | 2 | 2 |" in text  # two candidates screened
     # Screening 4 x 5 s = 20 s; the whole protocol on the pool: 2 x 24 s.
-    assert "1 run(s) of the protocol each): 20 s, 5x the selection" in text
+    assert "1 run(s) of the protocol each): 20 s, 5x the kNN selection there" in text
     assert "(estimated: 2 x one candidate): 48 s, 12x the selection" in text
 
 
