@@ -31,10 +31,12 @@ def test_one_step_smoke_run_writes_final_artefacts(tmp_path, capsys):
 
 
 def test_training_reduces_the_loss(tmp_path):
+    # 80 steps: after 40 the accuracy depended on the CPU's float rounding (0.81 on one
+    # host, above 0.9 on another); after 80 it is 1.0.
     result = loop.train(
         synthetic.job(),
         synthetic.config(
-            total_steps=40, log_every=10, global_batch=16, base_lr=0.5, weight_decay=0.0
+            total_steps=80, log_every=10, global_batch=16, base_lr=0.5, weight_decay=0.0
         ),
         tmp_path,
     )
