@@ -64,9 +64,14 @@ def short_task(spec: str) -> str:
     return f"{name}/{first.removeprefix('label_')}"
 
 
-def method_order(results: list[dict]) -> list[str]:
-    present = {m for r in results for m in r["methods"]}
+def paper_order(methods) -> list[str]:
+    """The given method names in the paper's row order, unknown ones last, sorted."""
+    present = set(methods)
     return [m for m in METHOD_NAMES if m in present] + sorted(present - set(METHOD_NAMES))
+
+
+def method_order(results: list[dict]) -> list[str]:
+    return paper_order(m for r in results for m in r["methods"])
 
 
 def group_table(results: list[dict], num_samples: int, level: float, seed: int = 0) -> dict:

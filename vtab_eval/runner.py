@@ -192,9 +192,6 @@ class Runner:
             )
         return self.tuners
 
-    def finetune_path(self, task, expert: pool.Module) -> Path:
-        return self.task_dir(task.spec) / "finetune" / f"{files.slug(expert.id)}.json"
-
     def oracle_screening(self) -> int | None:
         """The final runs the oracle screens each candidate with, or None when that is
         the whole protocol (screen_repeats 0, or no fewer runs than the protocol has)."""
@@ -203,13 +200,13 @@ class Runner:
             return None
         return int(repeats)
 
+    def result_path(self, task, expert: pool.Module, screen: int | None = None) -> Path:
+        """Where `finetune_expert(task, expert, screen)` keeps its results."""
+        kind = "finetune" if screen is None else f"oracle_screen{screen}"
+        return self.task_dir(task.spec) / kind / f"{files.slug(expert.id)}.json"
+
     def oracle_path(self, task, expert: pool.Module) -> Path:
-        repeats = self.oracle_screening()
-        if repeats is None:
-            return self.finetune_path(task, expert)
-        return (
-            self.task_dir(task.spec) / f"oracle_screen{repeats}" / f"{files.slug(expert.id)}.json"
-        )
+        return self.result_path(task, expert, self.oracle_screening())
 
     def screen_expert(self, task, expert: pool.Module) -> dict:
         """The oracle's fine-tuning of one candidate (see `oracle_screening`)."""
@@ -218,9 +215,7 @@ class Runner:
     def finetune_expert(self, task, expert: pool.Module, screen: int | None = None) -> dict:
         """The protocol's results for (task, expert); with `screen` = n, those of its
         first trial's first n final runs only (the oracle's screening)."""
-        path = (
-            self.finetune_path(task, expert) if screen is None else self.oracle_path(task, expert)
-        )
+        path = self.result_path(task, expert, screen)
         if path.exists():
             return files.read_json(path)
         ft = self.config.finetune

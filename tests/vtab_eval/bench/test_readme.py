@@ -42,6 +42,12 @@ def _transfer(bench_dir):
     )
 
 
+def _transfer_results(bench_dir) -> dict:
+    """The canned transfer files, and their results.json to edit and write back."""
+    _transfer(bench_dir)
+    return files.read_json(bench_dir / "transfer" / "report" / "results.json")
+
+
 def test_readme_from_canned_files(tmp_path):
     _transfer(tmp_path)
     files.write_json(
@@ -93,13 +99,11 @@ def test_readme_with_the_oracles_screening_in_another_workdir(tmp_path):
 
 
 def test_an_oracle_on_some_tasks_is_compared_on_those_tasks_only(tmp_path):
-    _transfer(tmp_path)
-    path = tmp_path / "transfer" / "report" / "results.json"
-    results = files.read_json(path)
+    results = _transfer_results(tmp_path)
     del results["tasks"][1]["methods"]["oracle"]  # the oracle ran on t1 only
     results["table"]["oracle"]["all"]["tasks"] = 1
     results["table"]["random"] = results["table"]["baseline"]  # sorts after "knn"
-    files.write_json(path, results)
+    files.write_json(tmp_path / "transfer" / "report" / "results.json", results)
     text = readme.write(tmp_path).read_text()
     assert "| Oracle (best in hindsight) (1 of 2 tasks) |" in text
     rows = ("| Baseline", "| Random", "| Performance Proxy", "| Oracle")
@@ -111,13 +115,11 @@ def test_an_oracle_on_some_tasks_is_compared_on_those_tasks_only(tmp_path):
 
 
 def test_readme_without_the_oracle_says_so(tmp_path):
-    _transfer(tmp_path)
-    path = tmp_path / "transfer" / "report" / "results.json"
-    results = files.read_json(path)
+    results = _transfer_results(tmp_path)
     del results["table"]["oracle"]
     for task in results["tasks"]:
         del task["methods"]["oracle"]
-    files.write_json(path, results)
+    files.write_json(tmp_path / "transfer" / "report" / "results.json", results)
     text = readme.write(tmp_path).read_text()
     assert "target >= +3.6%: met." in text
     assert "- Missing: the oracle row" in text
