@@ -35,6 +35,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 from absl import app, flags
 
+from experts import files
 from experts.models import resnet_v2
 from hub_export import modules, tree
 
@@ -162,17 +163,7 @@ def read_results(path: str | os.PathLike) -> dict:
 
 def write_results(path: str | os.PathLike, results: dict) -> None:
     """Writes ``results`` as JSON atomically: a reader sees the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_json(path, results)
 
 
 def to_markdown(results: dict) -> str:

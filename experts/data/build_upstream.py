@@ -18,6 +18,7 @@ import tensorflow_datasets as tfds
 from absl import app, flags, logging
 from PIL import Image
 
+from experts import files
 from experts.data import upstream
 from experts.data.builders import EmbeddedUpstream, EmbeddedUpstreamConfig
 
@@ -68,9 +69,7 @@ def sample_grid(builder, path: str, side: int, seed: int = 0) -> None:
     out = Image.fromarray(grid).resize(
         (grid.shape[1] * scale, grid.shape[0] * scale), Image.Resampling.NEAREST
     )
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    out.save(tmp)
-    os.replace(tmp, path)
+    files.write_png(path, out)
 
 
 def main(argv):

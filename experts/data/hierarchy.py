@@ -21,11 +21,12 @@ node may carry images, leaves or not.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+
+from experts import files
 
 _NAME = re.compile(r"^[^\s:,#]+$")
 
@@ -110,10 +111,7 @@ class Hierarchy:
 
     def save(self, path: str) -> None:
         """Writes the file atomically (a temporary file renamed into place)."""
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(self.to_text())
-        os.replace(tmp, path)
+        files.write_text(path, self.to_text())
 
     # -- structure ---------------------------------------------------------------------
 

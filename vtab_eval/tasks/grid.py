@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from collections.abc import Sequence
 
 import numpy as np
 
+from vtab_eval import files
 from vtab_eval.tasks.base import Task
 
 TILE = 64
@@ -38,14 +38,7 @@ def write_grid(rows: Sequence[tuple[str, list[tuple[np.ndarray, int]]]], path: s
             tile = Image.fromarray(image).resize((TILE, TILE), resample)
             sheet.paste(tile, (left, top))
             draw.text((left + 2, top + TILE + 1), str(label), fill="black", font=font)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            sheet.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    files.write_bytes(path, buffer.getvalue())
     return path
