@@ -74,7 +74,8 @@ BENCH_TRANSFER = $(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/tran
 BENCH_README = $(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH) \
 	  --workdir=$(DEMO)/transfer
 
-# Benchmarks on the demo's hub tree (README: up to 2 hours on 2 cores; resumable):
+# Benchmarks on the demo's hub tree (README: about 2.5 h on 2 cores, most of it the
+# oracle; resumable):
 # transfer quality with every selector and the oracle, the kNN kernel against
 # scikit-learn and faiss, feature extraction through hub modules; runs/bench/README.md.
 # The transfer runs add selectors to the demo's work directory, so the demo's features
