@@ -256,7 +256,7 @@ def cost_lines(
 
 def table_lines(table: dict) -> list[str]:
     header = ["Method", "NATURAL", "SPECIALIZED", "STRUCTURED", "ALL"]
-    rows = []
+    rows, partial = [], False
     most = max((c.get("all", {}).get("tasks", 0) for c in table.values()), default=0)
     for method in report.paper_order(table):  # results.json's keys come back sorted
         cells = table[method]
@@ -264,9 +264,10 @@ def table_lines(table: dict) -> list[str]:
         count = cells.get("all", {}).get("tasks", most)
         if count < most:  # A row over fewer tasks is not comparable column by column.
             name += f" ({count} of {most} tasks)"
+            partial = True
         rows.append([name] + [report._cell(cells.get(g)) for g in report.GROUPS])
     lines = [report.markdown_table(header, rows)]
-    if any(c.get("all", {}).get("tasks", most) < most for c in table.values()):
+    if partial:
         lines.append("A row over fewer tasks averages, in every column, only its own tasks.")
     return lines
 

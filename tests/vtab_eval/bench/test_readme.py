@@ -84,6 +84,7 @@ def test_readme_from_canned_files(tmp_path):
     assert "24 s, 6.0x the selection" in text
     assert "(2 experts per task; the oracle): 52 s, 13x the kNN selection there (plus 8 s" in text
     assert "| hub/bit/e1 | 32 | 256 | 1,000 | 950 | 0.950 |" in text
+    assert "A row over fewer tasks" not in text  # every row covers both tasks
     assert "Missing: `knn_kernel.json`" in text
 
 
@@ -120,6 +121,7 @@ def test_an_oracle_on_some_tasks_is_compared_on_those_tasks_only(tmp_path):
     files.write_json(tmp_path / "transfer" / "report" / "results.json", results)
     text = readme.write(tmp_path).read_text()
     assert "| Oracle (best in hindsight) (1 of 2 tasks) |" in text
+    assert "A row over fewer tasks averages, in every column, only its own tasks." in text
     rows = ("| Baseline", "| Random", "| Performance Proxy", "| Oracle")
     assert sorted(rows, key=text.index) == list(rows)  # the paper's order
     assert "| t2 | natural | 80.0 | full:e1 | 70.0 | 80.0 | 10.0 | - | - | - | - |" in text
