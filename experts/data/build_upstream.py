@@ -19,7 +19,7 @@ from absl import app, flags, logging
 from PIL import Image
 
 from experts import files
-from experts.data import upstream
+from experts.data import embedded, probes, upstream
 from experts.data.builders import EmbeddedUpstream, EmbeddedUpstreamConfig
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "runs/tfds", "tfds data_dir holding the cache.")
@@ -35,6 +35,14 @@ _GRID = flags.DEFINE_string(
     "grid", None, "PNG of sample images (default: <data_dir>/embedded_upstream_<size>px.png)."
 )
 _GRID_SIDE = flags.DEFINE_integer("grid_side", 16, "Samples per row and column of the grid.")
+_PROBES_DIR = flags.DEFINE_string(
+    "probes_dir",
+    None,
+    "Where the specialisation probes go (default: <data_dir>/embedded_probes/<size>px).",
+)
+_PROBE_IMAGES = flags.DEFINE_integer(
+    "probe_images", probes.DEFAULT_MAX_IMAGES, "Most images in one expert's probe."
+)
 
 
 def builder_for(data_dir: str, image_size: int) -> EmbeddedUpstream:
@@ -101,6 +109,29 @@ def main(argv):
     )
     sample_grid(builder, grid, _GRID_SIDE.value)
     print(f"sample grid: {grid}")
+    write_probes(builder, experts)
+
+
+def write_probes(builder, experts) -> None:
+    """The held-out probe of every expert node (experts/data/probes.py), once."""
+    size = builder.builder_config.image_size
+    out_dir = _PROBES_DIR.value or os.path.join(_DATA_DIR.value, "embedded_probes", f"{size}px")
+    spec = builder.builder_config.spec
+    start = time.time()
+    manifest = probes.ensure_probes(
+        lambda: embedded.make_plan(spec),
+        spec,
+        experts,
+        size,
+        out_dir,
+        upstream=f"{builder.name}/{builder.builder_config.name}",
+        max_images=_PROBE_IMAGES.value,
+    )
+    print(f"probes ({len(manifest['probes'])}, {time.time() - start:.1f} s): {out_dir}")
+    for p in manifest["probes"]:
+        print(f"  {p['node']:42s} {p['images']:5d} images of {p['classes']:4d} classes")
+    for node, why in manifest["skipped"].items():
+        print(f"  {node:42s} no probe: {why}")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,11 @@ class EmbeddedSpec:
     emoji_groups: tuple[str, ...] | None = None
     max_emoji_per_subgroup: int | None = None
     validation_percent: int = 10
+    # Classes held out of the upstream, by a hash of their name, for the specialisation
+    # probes (experts/data/probes.py): no upstream job ever sees their images. Emoji
+    # nodes have ten times fewer classes than glyph nodes, so a larger share of them.
+    probe_glyph_percent: int = 10
+    probe_emoji_percent: int = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,11 +96,19 @@ class Item:
 
 @dataclasses.dataclass
 class Plan:
+    """The upstream (``labels``, ``items``, ``hierarchy``) and, apart from it, the
+    held-out probe classes (``probe_labels``, ``probe_items`` with labels indexing
+    ``probe_labels``); ``full_hierarchy`` holds both, so a probe class's ancestors
+    are known though the upstream's hierarchy never names it."""
+
     labels: list[str]
     descriptions: dict[str, str]  # node -> human-readable text
     hierarchy: Hierarchy
     faces: list[fonts.Face]
     items: list[Item]
+    probe_labels: list[str] = dataclasses.field(default_factory=list)
+    probe_items: list[Item] = dataclasses.field(default_factory=list)
+    full_hierarchy: Hierarchy | None = None
 
     def label_counts(self, split: str = "train") -> dict[str, int]:
         counts = collections.Counter(
@@ -227,8 +240,7 @@ def _inks(face: fonts.Face, cp: int) -> bool:
     return font.getmask(chr(cp)).getbbox() is not None
 
 
-def make_plan(spec: EmbeddedSpec) -> Plan:
-    """Lists every class, image and node of the embedded upstream (no rendering yet)."""
+def _faces(spec: EmbeddedSpec) -> list[fonts.Face]:
     files = [
         f
         for f in fonts.find_font_files(spec.font_dirs, spec.font_patterns)
@@ -240,16 +252,17 @@ def make_plan(spec: EmbeddedSpec) -> Plan:
             f"no font faces match {spec.font_patterns} under {spec.font_dirs}; install "
             "fonts-noto-core, fonts-noto-cjk, fonts-dejavu-core and fonts-freefont-ttf"
         )
+    return faces
+
+
+def _plan_glyphs(spec, faces, b: _Builder, labels: list[str], items: list[Item]) -> None:
+    """Adds every qualifying character as a class, with one image per inking face."""
     u = spec.unicode_dir
     chars = ut.read_unicode_data(ut.unicode_path(u, "UnicodeData.txt"))
     scripts = ut.range_lookup(ut.read_ranges(ut.unicode_path(u, "Scripts.txt")))
     blocks = ut.range_lookup(ut.read_ranges(ut.unicode_path(u, "Blocks.txt")))
     radical_chars = ut.read_cjk_radicals(ut.unicode_path(u, "CJKRadicals.txt"))
     rs = ut.read_unihan_field(ut.unicode_path(u, "Unihan_IRGSources.txt.bz2"), "kRSUnicode")
-
-    b = _Builder()
-    labels: list[str] = []
-    items: list[Item] = []
     b.node(GLYPH_ROOT, [], "characters rendered in font faces")
     for cp, covering in sorted(_select_chars(spec, faces, chars, scripts, blocks).items()):
         # Walk the faces in diversity order and keep the first ones that draw something.
@@ -272,13 +285,8 @@ def make_plan(spec: EmbeddedSpec) -> Plan:
             parents.append(b.node(f"category/{sub}", [top_node], sub.replace("-", " ")))
         if script == "Han" and cp in rs:
             r = ut.kangxi_radical(rs[cp])
-            parents.append(
-                b.node(
-                    f"han/radical-{r:03d}",
-                    [script_node],
-                    f"Kangxi radical {r} {radical_chars.get(r, '')}",
-                )
-            )
+            description = f"Kangxi radical {r} {radical_chars.get(r, '')}"
+            parents.append(b.node(f"han/radical-{r:03d}", [script_node], description))
         label = b.node(f"char/U+{cp:04X}", parents, f"{chr(cp)} {info.name}")
         labels.append(label)
         for i in inked:
@@ -286,7 +294,10 @@ def make_plan(spec: EmbeddedSpec) -> Plan:
                 Item(f"{label}/{faces[i].name}", len(labels) - 1, chr(cp), faces[i].name, i, "")
             )
 
-    emoji = ut.read_emoji_test(ut.unicode_path(u, "emoji/emoji-test.txt"))
+
+def _plan_emoji(spec, b: _Builder, labels: list[str], items: list[Item]) -> None:
+    """Adds every emoji both styles draw as a class, ``emoji_variants`` layouts each."""
+    emoji = ut.read_emoji_test(ut.unicode_path(spec.unicode_dir, "emoji/emoji-test.txt"))
     b.node(EMOJI_ROOT, [], "emoji in two styles")
     per_subgroup: collections.Counter = collections.Counter()
     for e in emoji:
@@ -307,14 +318,67 @@ def make_plan(spec: EmbeddedSpec) -> Plan:
         for style in ("noto", "emojione"):
             for v in range(spec.emoji_variants):
                 items.append(Item(f"{label}/{style}/{v}", len(labels) - 1, e.text, style, -1, ""))
+
+
+def is_probe_class(label: str, spec: EmbeddedSpec) -> bool:
+    """Whether a class is held out of the upstream for the probes (a stable hash)."""
+    emoji = label.startswith("emoji/")
+    percent = spec.probe_emoji_percent if emoji else spec.probe_glyph_percent
+    return _hash01("probe/" + label) < percent / 100
+
+
+def _reindex(items: list[Item], labels: list[str], keep: list[str]) -> list[Item]:
+    """The items of the classes ``keep``, their labels renumbered to index ``keep``."""
+    index = {lab: i for i, lab in enumerate(keep)}
+    return [
+        dataclasses.replace(it, label=index[labels[it.label]])
+        for it in items
+        if labels[it.label] in index
+    ]
+
+
+def make_plan(spec: EmbeddedSpec) -> Plan:
+    """Lists every class, image and node of the embedded upstream and of its held-out
+    probe classes (no rendering yet)."""
+    faces = _faces(spec)
+    b = _Builder()
+    labels: list[str] = []
+    items: list[Item] = []
+    _plan_glyphs(spec, faces, b, labels, items)
+    _plan_emoji(spec, b, labels, items)
     if not labels:
         raise ValueError(f"the embedded spec selects no classes: {spec}")
-    # Drop roots with nothing under them (a glyph-only or emoji-only slice).
-    used = {n for n, ps in b.parents.items() for n in ps} | set(labels)
-    parents = {n: ps for n, ps in b.parents.items() if n in used}
+    probe_labels = [lab for lab in labels if is_probe_class(lab, spec)]
+    kept = [lab for lab in labels if not is_probe_class(lab, spec)]
+    if not kept:
+        raise ValueError(f"the embedded spec holds every class out for probes: {spec}")
+    full = Hierarchy(_used_nodes(b.parents, labels), source="embedded upstream and probes")
+    parents = _used_nodes(b.parents, kept)
     hierarchy = Hierarchy(parents, source="embedded upstream")
-    descriptions = {n: b.descriptions[n] for n in parents}
-    return Plan(labels, descriptions, hierarchy, faces, _split(items, spec.validation_percent))
+    return Plan(
+        labels=kept,
+        descriptions={n: b.descriptions[n] for n in full.nodes},
+        hierarchy=hierarchy,
+        faces=faces,
+        items=_split(_reindex(items, labels, kept), spec.validation_percent),
+        probe_labels=probe_labels,
+        probe_items=[
+            dataclasses.replace(it, split="probe") for it in _reindex(items, labels, probe_labels)
+        ],
+        full_hierarchy=full,
+    )
+
+
+def _used_nodes(parents: dict[str, list[str]], labels: Sequence[str]) -> dict[str, list[str]]:
+    """The part of the graph that leads up from ``labels``: a block, root or radical
+    whose every class is held out has no place in the upstream's hierarchy."""
+    used, stack = set(), list(labels)
+    while stack:
+        node = stack.pop()
+        if node not in used:
+            used.add(node)
+            stack.extend(parents[node])
+    return {n: ps for n, ps in parents.items() if n in used}
 
 
 def render(

@@ -164,3 +164,52 @@ def test_sample_grid(builder, tmp_path):
     with Image.open(path) as grid:
         assert grid.size[0] == grid.size[1] >= 4 * 24
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]  # no temporary left
+
+
+def _digest(image) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+def test_probe_classes_never_reach_the_upstream(builder, info):
+    plan = embedded.make_plan(SPEC)
+    assert plan.probe_labels and not set(plan.probe_labels) & set(info.labels)
+    for label in plan.probe_labels:
+        assert label in plan.full_hierarchy and label not in info.hierarchy
+    # By content too: no probe image is any upstream image.
+    upstream_images = {
+        _digest(ex["image"])
+        for split in ("train", "validation")
+        for ex in builder.as_dataset(split=split).as_numpy_iterator()
+    }
+    probe_images = {_digest(embedded.render(it, plan.faces, 24, SPEC)) for it in plan.probe_items}
+    assert probe_images and not probe_images & upstream_images
+
+
+def test_written_probes_are_labelled_within_their_node(info, tmp_path):
+    from experts.data import probes
+
+    plan = embedded.make_plan(SPEC)
+    nodes = ["glyph", "emoji", "script/latin"]
+    out = str(tmp_path / "probes")
+    manifest = probes.ensure_probes(
+        lambda: plan, SPEC, nodes, 24, out, upstream="test", max_images=40
+    )
+    assert sorted(os.listdir(tmp_path)) == ["probes"]  # no temporary left
+    assert manifest["probes"], manifest
+    for probe in manifest["probes"]:
+        folder = os.path.join(out, probe["path"])
+        classes = os.listdir(folder)
+        assert len(classes) == probe["classes"] >= 2
+        images = sum(len(os.listdir(os.path.join(folder, c))) for c in classes)
+        assert images == probe["images"] and images <= 40 or probe["classes"] == 2
+        below = {embedded.slug(c) for c in probes.classes_below(plan, probe["node"])}
+        assert set(classes) <= below
+    # A second call with the same request reuses the folder; another cap rewrites it.
+    again = probes.ensure_probes(
+        lambda: 1 / 0, SPEC, nodes, 24, out, upstream="test", max_images=40
+    )
+    assert again == manifest
+    other = probes.ensure_probes(lambda: plan, SPEC, nodes, 24, out, upstream="test", max_images=8)
+    assert other["max_images"] == 8 and sorted(os.listdir(tmp_path)) == ["probes"]
