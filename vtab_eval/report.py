@@ -29,19 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vtab_eval import files, stats
+from vtab_eval import files, selection, stats
 
 GROUPS = ("natural", "specialized", "structured", stats.ALL)
-METHOD_NAMES = {
-    "baseline": "Baseline (No Experts)",
-    "random": "Random Expert",
-    "domain": "Domain Prediction",
-    "label": "Label Matching",
-    "knn_full": "kNN (full experts)",
-    "knn_adapter": "kNN (adapter experts)",
-    "knn": "Performance Proxy (kNN)",
-    "oracle": "Oracle (best in hindsight)",
-}
+# Every selector's table row, in the paper's order (the registry's).
+METHOD_NAMES = {name: cls.display_name for name, cls in selection.SELECTORS.items()}
 
 
 def load_results(workdir: Path) -> list[dict]:

@@ -62,13 +62,9 @@ def resolve_suite(suite: str) -> list[str]:
 
 
 def make_selector(name: str, config: ml_collections.ConfigDict) -> selection.Selector:
-    sel = config.selection
-    kwargs = {"include_baseline": sel.include_baseline}
-    if name in ("knn", "knn_full", "knn_adapter"):
-        kwargs.update(k=sel.knn_k, float64=sel.knn_float64)
-    elif name == "label":
-        kwargs.update(smoothing=sel.label_smoothing)
-    return selection.get_selector(name, **kwargs)
+    if name not in selection.SELECTORS:
+        raise ValueError(f"unknown selector {name!r}; choose from {', '.join(selection.SELECTORS)}")
+    return selection.SELECTORS[name].from_config(config.selection)
 
 
 def sweep_fn(config: ml_collections.ConfigDict) -> Callable[[int], list[hyperparams.HParams]]:
@@ -145,13 +141,11 @@ class Runner:
         return path.exists() and set(self.selectors) <= set(files.read_json(path)["methods"])
 
     def _modules_needed(self) -> list[pool.Module]:
-        needed = []
-        if {"knn", "knn_full", "knn_adapter"} & set(self.selectors):
-            needed += list(self.pool.experts)
-        if "domain" in self.selectors and self.pool.epn is not None:
-            needed.append(self.pool.epn)
-        if "label" in self.selectors and self.pool.upstream_classifier is not None:
-            needed.append(self.pool.upstream_classifier)
+        needs = {selection.SELECTORS[name].needs for name in self.selectors}
+        needed = list(self.pool.experts) if "features" in needs else []
+        for need, module in (("epn", self.pool.epn), ("classifier", self.pool.upstream_classifier)):
+            if need in needs and module is not None:
+                needed.append(module)
         return needed
 
     def precompute_features(self, todo: list) -> None:

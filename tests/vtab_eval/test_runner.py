@@ -77,6 +77,7 @@ def test_the_oracle_builds_each_module_once_for_every_task(hub_root, data_dir, t
     config.update(
         pool=str(hub_root), suite=f"{SPEC};{SPEC4}", workdir=str(tmp_path), data_dir=data_dir
     )
+    config.selection.include_baseline = False  # the paper's oracle: experts only
     log = []
     run = _oracle_runner(config, log)
     run.run()
@@ -131,13 +132,15 @@ def test_the_oracle_screens_with_the_protocols_first_runs(hub_root, data_dir, tm
     screens = {
         r["expert"]: r for r in map(files.read_json, (task_dir / "oracle_screen1").glob("*.json"))
     }
-    assert len(screens) == 3 and all(len(r["test_accuracies"]) == 1 for r in screens.values())
+    # B is a candidate by default, so it is screened with the three experts.
+    assert len(screens) == 4 and all(len(r["test_accuracies"]) == 1 for r in screens.values())
     oracle = files.read_json(task_dir / "selection" / "oracle.json")
     assert oracle["cost_seconds"] == pytest.approx(sum(r["seconds"] for r in screens.values()))
     assert all(oracle["scores"][e] == r["median_test_accuracy"] for e, r in screens.items())
     # Only the picks get the whole protocol, whose first run the screening was.
     tuned = {r["expert"]: r for r in map(files.read_json, (task_dir / "finetune").glob("*.json"))}
-    assert oracle["pick"] in tuned and len(tuned) == 2  # the pick and the baseline
+    baseline = next(e for e in screens if e.endswith("/baseline"))
+    assert oracle["pick"] in tuned and sorted(tuned) == sorted({oracle["pick"], baseline})
     whole = tuned[oracle["pick"]]
     assert len(whole["test_accuracies"]) == 2
     seeds = [

@@ -110,3 +110,25 @@ def test_knn_within_one_kind_of_expert(ctx, red_task):
     assert kinds[full.pick] == "full"
     with pytest.raises(ValueError, match=r"knn_adapter: the pool has no 'adapter' experts"):
         get_selector("knn_adapter").select(red_task, ctx)
+
+
+def test_the_baseline_is_a_candidate_by_default_but_not_for_knn_experts(ctx):
+    from vtab_eval.configs import transfer
+    from vtab_eval.selection import SELECTORS
+
+    selection = transfer.get_config("cpu").selection
+    assert selection.include_baseline
+    for name in ("knn", "knn_full", "label", "random"):
+        assert BASE in SELECTORS[name].from_config(selection).candidates(ctx.pool), name
+    experts_only = SELECTORS["knn_experts"].from_config(selection)
+    assert BASE not in experts_only.candidates(ctx.pool) and RED in experts_only.candidates(
+        ctx.pool
+    )
+    # Every selector names its table row and what it reads.
+    assert all(cls.display_name for cls in SELECTORS.values())
+    assert {SELECTORS[n].needs for n in ("knn", "knn_experts", "domain", "label", "random")} == {
+        "features",
+        "epn",
+        "classifier",
+        "",
+    }

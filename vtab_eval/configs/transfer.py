@@ -60,7 +60,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
             "knn_k": 1,
             "knn_float64": False,
             "label_smoothing": 1e-3,
-            "include_baseline": False,  # the paper selects among experts only
+            # B is a candidate too, so a task no expert suits falls back on the generic
+            # model (paper, section 7); selector knn_experts reports the pool without it.
+            "include_baseline": True,
             "batch_size": 256,
         }
     )

@@ -6,28 +6,34 @@
     result.pick, result.scores, result.seconds
 
 Names: knn (performance proxy), knn_full and knn_adapter (kNN within one kind of
-expert), domain (EPN), label (label matching), random, and the references baseline and
+expert), knn_experts (kNN over the experts without the baseline), domain (EPN), label (label matching), random, and the references baseline and
 oracle.
 """
 
 from vtab_eval.selection.base import Context, SelectionResult, Selector, best
 from vtab_eval.selection.domain import DomainPredictionSelector
 from vtab_eval.selection.knn import KnnSelector, loo_accuracy, loo_neighbors
-from vtab_eval.selection.knn_subpools import KnnAdapterSelector, KnnFullSelector
+from vtab_eval.selection.knn_subpools import (
+    KnnAdapterSelector,
+    KnnExpertsSelector,
+    KnnFullSelector,
+)
 from vtab_eval.selection.label_matching import LabelMatchingSelector
 from vtab_eval.selection.random_pick import RandomSelector
 from vtab_eval.selection.references import BaselineSelector, OracleSelector
 
+# In the paper's Table 1 row order, which the reports follow.
 SELECTORS: dict[str, type[Selector]] = {
     cls.name: cls
     for cls in (
-        KnnSelector,
-        KnnFullSelector,
-        KnnAdapterSelector,
+        BaselineSelector,
+        RandomSelector,
         DomainPredictionSelector,
         LabelMatchingSelector,
-        RandomSelector,
-        BaselineSelector,
+        KnnFullSelector,
+        KnnAdapterSelector,
+        KnnExpertsSelector,
+        KnnSelector,
         OracleSelector,
     )
 }
@@ -45,6 +51,7 @@ __all__ = [
     "Context",
     "DomainPredictionSelector",
     "KnnAdapterSelector",
+    "KnnExpertsSelector",
     "KnnFullSelector",
     "KnnSelector",
     "LabelMatchingSelector",

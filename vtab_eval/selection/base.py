@@ -2,8 +2,8 @@
 
 Scores are "higher is better" for every proxy (label matching reports -KL). A selector
 picks among the pool's experts; the baseline is scored too (for the plots) but only
-picked when `include_baseline` is set or the pool holds nothing else, since the paper
-selects among experts and reports the baseline as its own row.
+picked when `include_baseline` is set (the default of every preset: a task no expert
+suits falls back on the generic model, paper section 7) or the pool holds nothing else.
 
 Ties between experts resolve to the first in pool order (discovery sorts by path), so
 a selection is a pure function of its inputs.
@@ -82,12 +82,27 @@ def best(scores: Mapping[str, float], candidates: list[str]) -> str:
 
 
 class Selector(abc.ABC):
-    """One proxy. Subclasses implement `score`; `select` times it and picks."""
+    """One proxy. Subclasses implement `score`; `select` times it and picks.
+
+    Each describes itself, so the runner and the reports never branch on names:
+    `display_name` is its row in the tables; `needs` says which modules' outputs it
+    reads (`features`: every expert's embedding of the task; `epn` or `classifier`:
+    that upstream module's; nothing: none); `uses_labels` whether it looks at the
+    task's labels; `from_config` builds it from the run's `selection` config section.
+    """
 
     name: ClassVar[str]
+    display_name: ClassVar[str]
+    needs: ClassVar[str] = ""
+    uses_labels: ClassVar[bool] = False
 
     def __init__(self, include_baseline: bool = False):
         self.include_baseline = include_baseline
+
+    @classmethod
+    def from_config(cls, selection) -> Selector:
+        """This selector from a run's `selection` config section."""
+        return cls(include_baseline=selection.include_baseline)
 
     @abc.abstractmethod
     def score(self, task, ctx: Context) -> tuple[dict[str, float], dict[str, Any], float]:

@@ -31,6 +31,8 @@ def log_probabilities(logits: np.ndarray, activation: str) -> np.ndarray:
 
 class DomainPredictionSelector(Selector):
     name = "domain"
+    display_name = "Domain Prediction"
+    needs = "epn"
 
     def score(self, task, ctx: Context):
         epn = ctx.pool.epn

@@ -162,11 +162,18 @@ def loo_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 1, **kwargs)
 
 class KnnSelector(Selector):
     name = "knn"
+    display_name = "Performance Proxy (kNN)"
+    needs = "features"
+    uses_labels = True
 
     def __init__(self, k: int = 1, float64: bool = False, include_baseline: bool = False):
         super().__init__(include_baseline)
         self.k = k
         self.dtype = tf.float64 if float64 else tf.float32
+
+    @classmethod
+    def from_config(cls, selection) -> KnnSelector:
+        return cls(selection.knn_k, selection.knn_float64, selection.include_baseline)
 
     def score(self, task, ctx: Context):
         scores, forward = {}, 0.0

@@ -1,5 +1,6 @@
-"""kNN restricted to one kind of expert: the paper's Table 1 rows "kNN (full experts)"
-and "kNN (adapter experts)", next to kNN over all experts.
+"""kNN restricted to part of the pool: the paper's Table 1 rows "kNN (full experts)"
+and "kNN (adapter experts)", and kNN over the experts without the baseline, next to
+kNN over the whole pool.
 
 They score and pick within the sub-pool only (the baseline is scored for the plots, as
 every selector does), so their cost counts that sub-pool's forward passes. Features are
@@ -29,9 +30,22 @@ class _KnnSubPool(KnnSelector):
 
 class KnnFullSelector(_KnnSubPool):
     name = "knn_full"
+    display_name = "kNN (full experts)"
     kind = "full"
 
 
 class KnnAdapterSelector(_KnnSubPool):
     name = "knn_adapter"
+    display_name = "kNN (adapter experts)"
     kind = "adapter"
+
+
+class KnnExpertsSelector(KnnSelector):
+    """kNN that never falls back on the baseline, whatever `include_baseline` says: the
+    pool without B, next to `knn` over the pool with it."""
+
+    name = "knn_experts"
+    display_name = "kNN (experts only, no B)"
+
+    def candidates(self, pool):
+        return [e.id for e in pool.non_baseline()] or pool.ids

@@ -46,6 +46,12 @@ def smoothed(prior: np.ndarray, eps: float) -> np.ndarray:
 
 class LabelMatchingSelector(Selector):
     name = "label"
+    display_name = "Label Matching"
+    needs = "classifier"
+
+    @classmethod
+    def from_config(cls, selection) -> LabelMatchingSelector:
+        return cls(selection.label_smoothing, selection.include_baseline)
 
     def __init__(self, smoothing: float = 1e-3, include_baseline: bool = False):
         super().__init__(include_baseline)

@@ -15,6 +15,7 @@ from vtab_eval.selection.base import Context, Selector
 
 class RandomSelector(Selector):
     name = "random"
+    display_name = "Random Expert"
 
     def score(self, task, ctx: Context):
         digest = hashlib.sha256(f"{ctx.seed}:{task.spec}".encode()).digest()

@@ -20,6 +20,7 @@ from vtab_eval.selection.base import Context, SelectionResult, Selector
 
 class BaselineSelector(Selector):
     name = "baseline"
+    display_name = "Baseline (No Experts)"
 
     def candidates(self, pool):
         return [pool.baseline.id]
@@ -31,6 +32,8 @@ class BaselineSelector(Selector):
 
 class OracleSelector(Selector):
     name = "oracle"
+    display_name = "Oracle (best in hindsight)"
+    uses_labels = True  # the test labels, in hindsight
 
     def score(self, task, ctx: Context):
         if ctx.finetune is None:
