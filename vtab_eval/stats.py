@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import scipy.stats
 
 ALL = "all"
 
@@ -72,18 +73,24 @@ def group_intervals(
     return out
 
 
-def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b (ties in either variable handled as scipy.stats.kendalltau does);
-    NaN when fewer than two points or either variable is constant. O(n^2), for the few
-    experts fine-tuned per task."""
+def _paired(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | None:
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be 1-D of one length, got {x.shape} and {y.shape}")
-    if len(x) < 2:
-        return float("nan")
-    i, j = np.triu_indices(len(x), k=1)
-    dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
-    n_x, n_y = np.count_nonzero(dx), np.count_nonzero(dy)
-    if n_x == 0 or n_y == 0:
-        return float("nan")
-    return float(np.sum(dx * dy) / np.sqrt(n_x * n_y))
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return None
+    return x, y
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b (scipy.stats.kendalltau); NaN when fewer than two points or either
+    variable is constant."""
+    pair = _paired(x, y)
+    return float("nan") if pair is None else float(scipy.stats.kendalltau(*pair).statistic)
+
+
+def weighted_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """scipy.stats.weightedtau (hyperbolic weights): swaps among the top-ranked count
+    most, which is what matters to a selector that keeps only its best score."""
+    pair = _paired(x, y)
+    return float("nan") if pair is None else float(scipy.stats.weightedtau(*pair).statistic)

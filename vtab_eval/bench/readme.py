@@ -9,6 +9,7 @@ Reads, under ``--bench_dir``:
   selector and the oracle, the paper's Table 1 shape; the per-(task, expert)
   fine-tuning and oracle screening files of that run's ``--workdir`` (default
   ``<bench_dir>/transfer``) give the costs;
+* ``probes/probes.json`` (``vtab_eval.bench.probes``);
 * ``knn_kernel.json`` (``vtab_eval.bench.knn_kernel``);
 * ``feature_extraction.json`` (``hub_export.benchmark --output``).
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from absl import app, flags
 
 from vtab_eval import files, report
+from vtab_eval.bench import quality
 
 _BENCH_DIR = flags.DEFINE_string("bench_dir", "runs/bench", "Directory of the benchmarks.")
 _WORKDIR = flags.DEFINE_string(
@@ -344,6 +346,10 @@ def write(bench_dir: Path, workdir: Path | None = None) -> Path:
                 ],
                 per_task_rows(results, oracle),
             ),
+            "### Rank agreement of kNN with fine-tuning",
+            "",
+            *quality.tau_lines(results, oracle),
+            "",
             "## Selection cost",
             "",
             *cost_lines(results, tuned, oracle, bool(screened)),
@@ -353,6 +359,7 @@ def write(bench_dir: Path, workdir: Path | None = None) -> Path:
             "the full report: [transfer/report/summary.md](transfer/report/summary.md).",
             "",
         ]
+    lines += ["## Specialisation probes", "", *quality.probe_lines(bench_dir), ""]
     lines += ["## kNN kernel", ""]
     kernel = _load(bench_dir / "knn_kernel.json")
     if kernel is None:
