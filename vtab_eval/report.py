@@ -246,6 +246,22 @@ def results_record(results, table, knn, tuned, config) -> dict:
     }
 
 
+def probe_section(path: str) -> list[str]:
+    """The specialisation benchmark's summary line (``vtab_eval.bench.probes``), when
+    the run names its ``probes.json``."""
+    if not path:
+        return []
+    if not Path(path).exists():
+        return [
+            "## Specialisation probes",
+            "",
+            f"Missing: {path} (run vtab_eval.bench.probes).",
+            "",
+        ]
+    record = files.read_json(path)
+    return ["## Specialisation probes", "", record["summary_line"], "", f"Details: {path}.", ""]
+
+
 def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[str, str]:
     """Writes the report under `config.report.dir` (default `<workdir>/report`) on the
     given methods (default: every method any task has; a work directory shared by runs
@@ -319,6 +335,7 @@ def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[
         f"{config.image_size} px.",
         "",
         md_table,
+        *probe_section(config.report.get("probes", "")),
         "## Per task",
         "",
         markdown_table(task_header, task_rows),

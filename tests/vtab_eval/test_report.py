@@ -1,6 +1,7 @@
 """The report on canned results: shape of the tables and their intervals."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,17 @@ def test_results_json_and_report_dir(workdir, tmp_path_factory):
     assert first["knn_scores"]["bit/e2"] == 0.5
     assert first["finetuned_accuracy"]["bit/baseline"] == pytest.approx(0.7)
     assert record["totals"]["knn"] == {"selection_seconds": 8.0, "finetune_seconds": 120.0}
+
+
+def test_the_summary_quotes_the_probes(workdir, tmp_path_factory):
+    config = transfer.get_config("cpu")
+    config.report.update(bootstrap_samples=50, plots=False)
+    config.report.dir = str(tmp_path_factory.mktemp("report"))
+    config.report.probes = str(workdir / "probes.json")
+    report.write_report(workdir, config)
+    summary = (Path(config.report.dir) / "summary.md").read_text()
+    assert "Missing: " in summary  # named but not there: said so
+    files.write_json(workdir / "probes.json", {"summary_line": "Specialisation probes: 3/4."})
+    report.write_report(workdir, config)
+    summary = (Path(config.report.dir) / "summary.md").read_text()
+    assert "## Specialisation probes\n\nSpecialisation probes: 3/4." in summary

@@ -106,6 +106,8 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
 
     config.report = ml_collections.ConfigDict(
         # dir: where the report goes; empty means <workdir>/report (--report_dir sets it).
-        {"bootstrap_samples": 2000, "confidence": 0.95, "plots": True, "dir": ""}
+        # probes: a specialisation benchmark's probes.json (vtab_eval.bench.probes), whose
+        # summary line the report quotes; empty: none.
+        {"bootstrap_samples": 2000, "confidence": 0.95, "plots": True, "dir": "", "probes": ""}
     )
     return config
