@@ -38,6 +38,8 @@ apt:
 	fi
 
 DATA_DIR := runs/tfds
+# The specialisation probes: held-out classes of every expert node (build_upstream).
+PROBES := $(DATA_DIR)/embedded_probes/32px
 DEMO := runs/demo
 UPSTREAM_JOBS := baseline full_experts adapter_experts epn
 
@@ -59,9 +61,11 @@ demo: setup
 	  --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR) \
 	  --config.hub_root=$(DEMO)/hub --config.skip_existing=true
 	$(BIN)/python -m hub_export.catalog --hub_root=$(DEMO)/hub
+	$(BIN)/python -m vtab_eval.bench.probes --pool=$(DEMO)/hub --probes=$(PROBES) \
+	  --output_dir=$(DEMO)/probes
 	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
 	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) --workdir=$(DEMO)/transfer \
-	  --report_dir=$(DEMO)/report
+	  --report_dir=$(DEMO)/report --config.report.probes=$(DEMO)/probes/probes.json
 	@echo; cat $(DEMO)/report/table.md; echo
 	@echo "report: $(DEMO)/report/summary.md, numbers: $(DEMO)/report/results.json"
 	@echo "demo took $$(( $$(date +%s) - $$(cat $(DEMO)/.started) ))s"
@@ -83,6 +87,8 @@ BENCH_README = $(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH) \
 # The oracle, which fine-tunes every expert on every task (most of the time), comes
 # last; the README is rewritten after each part, saying which parts are still missing.
 bench: demo
+	$(BIN)/python -m vtab_eval.bench.probes --pool=$(DEMO)/hub --probes=$(PROBES) \
+	  --output_dir=$(BENCH)/probes --cache_dir=$(DEMO)/probes/features
 	$(BENCH_TRANSFER) --selectors=$(BENCH_SELECTORS)
 	$(BENCH_README)
 	$(BIN)/python -m vtab_eval.bench.knn_kernel --output=$(BENCH)/knn_kernel.json
