@@ -43,6 +43,9 @@ _PROBES_DIR = flags.DEFINE_string(
 _PROBE_IMAGES = flags.DEFINE_integer(
     "probe_images", probes.DEFAULT_MAX_IMAGES, "Most images in one expert's probe."
 )
+_PROBE_PER_CLASS = flags.DEFINE_integer(
+    "probe_per_class", probes.DEFAULT_PER_CLASS, "Images per class in a probe, styles apart."
+)
 
 
 def builder_for(data_dir: str, image_size: int) -> EmbeddedUpstream:
@@ -126,6 +129,7 @@ def write_probes(builder, experts) -> None:
         out_dir,
         upstream=f"{builder.name}/{builder.builder_config.name}",
         max_images=_PROBE_IMAGES.value,
+        per_class=_PROBE_PER_CLASS.value,
     )
     print(f"probes ({len(manifest['probes'])}, {time.time() - start:.1f} s): {out_dir}")
     for p in manifest["probes"]:

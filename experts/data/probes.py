@@ -2,8 +2,11 @@
 
 The embedded plan holds a share of its classes out of the upstream (``embedded.py``,
 ``is_probe_class``). For every expert node, the probe is those held-out classes below
-it, labelled by class (a character across font faces, an emoji across its two styles
-and layouts), capped near ``max_images`` images. An expert that learned its domain
+it, labelled by class, capped near ``max_images`` images. Each class shows as
+``per_class`` renderings in different styles (two font designs of a character, or an
+emoji in each of its two art styles), so leave-one-out 1-NN must recognise a class it
+has never seen across styles: with several layouts of one emoji bitmap or near-identical
+faces it would only match copies, and every model would score near 100%. An expert that learned its domain
 should tell unseen classes of that domain apart better than the generic model: the
 kNN matrix of every module on every probe (``vtab_eval.bench.probes``) measures that,
 as the paper's Appendix C analysis does.
@@ -34,6 +37,7 @@ from experts.data import embedded
 MANIFEST = "probes.json"
 MANIFEST_VERSION = 1
 DEFAULT_MAX_IMAGES = 1000
+DEFAULT_PER_CLASS = 3
 
 
 def classes_below(plan: embedded.Plan, node: str) -> list[str]:
@@ -45,15 +49,28 @@ def classes_below(plan: embedded.Plan, node: str) -> list[str]:
     return sorted(below, key=lambda lab: embedded._hash01("probe-order/" + lab))
 
 
-def plan_probe(plan: embedded.Plan, node: str, max_images: int) -> list[embedded.Item]:
-    """The items of one node's probe: whole classes (two images or more each) until the
-    next class would pass ``max_images``."""
+def _one_per_style(items: Sequence[embedded.Item], k: int) -> list[embedded.Item]:
+    """Up to ``k`` of a class's items, one per style (face, emoji style) first, in plan
+    order (the plan lists a character's faces most diverse first)."""
+    by_style: dict[str, list[embedded.Item]] = {}
+    for item in items:
+        by_style.setdefault(item.style, []).append(item)
+    rounds = max((len(v) for v in by_style.values()), default=0)
+    ordered = [v[r] for r in range(rounds) for v in by_style.values() if r < len(v)]
+    return ordered[:k]
+
+
+def plan_probe(
+    plan: embedded.Plan, node: str, max_images: int, per_class: int = DEFAULT_PER_CLASS
+) -> list[embedded.Item]:
+    """The items of one node's probe: whole classes of ``per_class`` images in different
+    styles until the next class would pass ``max_images``."""
     by_label: dict[str, list[embedded.Item]] = {}
     for item in plan.probe_items:
         by_label.setdefault(plan.probe_labels[item.label], []).append(item)
     chosen: list[embedded.Item] = []
     for label in classes_below(plan, node):
-        group = by_label.get(label, [])
+        group = _one_per_style(by_label.get(label, []), per_class)
         if len(group) < 2:
             continue  # leave-one-out needs a second image of the class
         if chosen and len(chosen) + len(group) > max_images:
@@ -77,6 +94,7 @@ def write_probes(
     *,
     upstream: str,
     max_images: int = DEFAULT_MAX_IMAGES,
+    per_class: int = DEFAULT_PER_CLASS,
 ) -> dict:
     """Renders and writes the probes of ``nodes`` (see the module docstring); returns
     the manifest. A node with fewer than two held-out classes gets no probe, and the
@@ -86,11 +104,11 @@ def write_probes(
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", dir=parent)
     rendered: dict[str, bytes] = {}  # item key -> PNG: nodes share classes
     manifest = {"version": MANIFEST_VERSION, "upstream": upstream, "image_size": image_size}
-    manifest["max_images"] = max_images
+    manifest["max_images"], manifest["per_class"] = max_images, per_class
     manifest["probes"], manifest["skipped"] = [], {}
     try:
         for n, node in enumerate(nodes):
-            items = plan_probe(plan, node, max_images)
+            items = plan_probe(plan, node, max_images, per_class)
             classes = sorted({plan.probe_labels[it.label] for it in items})
             if len(classes) < 2:
                 manifest["skipped"][node] = f"{len(classes)} held-out class(es) below it"
@@ -127,15 +145,33 @@ def read_manifest(out_dir: str) -> dict | None:
         return json.load(f)
 
 
-def ensure_probes(plan_fn, spec, nodes, image_size, out_dir, *, upstream, max_images) -> dict:
+def ensure_probes(
+    plan_fn,
+    spec,
+    nodes,
+    image_size,
+    out_dir,
+    *,
+    upstream,
+    max_images=DEFAULT_MAX_IMAGES,
+    per_class=DEFAULT_PER_CLASS,
+) -> dict:
     """Writes the probes unless ``out_dir`` already holds them for these nodes, upstream,
-    size and cap (``plan_fn`` is called only when they must be written)."""
+    size, cap and images per class (``plan_fn`` is called only when they must be
+    written)."""
     manifest = read_manifest(out_dir)
-    wanted = {"upstream": upstream, "image_size": image_size}
+    wanted = {"upstream": upstream, "image_size": image_size, "per_class": per_class}
     if manifest is not None and all(manifest.get(k) == v for k, v in wanted.items()):
         listed = [p["node"] for p in manifest["probes"]] + list(manifest["skipped"])
         if sorted(listed) == sorted(nodes) and manifest.get("max_images") == max_images:
             return manifest
     return write_probes(
-        plan_fn(), spec, nodes, image_size, out_dir, upstream=upstream, max_images=max_images
+        plan_fn(),
+        spec,
+        nodes,
+        image_size,
+        out_dir,
+        upstream=upstream,
+        max_images=max_images,
+        per_class=per_class,
     )
