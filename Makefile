@@ -61,11 +61,9 @@ demo: setup
 	  --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR) \
 	  --config.hub_root=$(DEMO)/hub --config.skip_existing=true
 	$(BIN)/python -m hub_export.catalog --hub_root=$(DEMO)/hub
-	$(BIN)/python -m vtab_eval.bench.probes --pool=$(DEMO)/hub --probes=$(PROBES) \
-	  --output_dir=$(DEMO)/probes
 	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
 	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) --workdir=$(DEMO)/transfer \
-	  --report_dir=$(DEMO)/report --config.report.probes=$(DEMO)/probes/probes.json
+	  --report_dir=$(DEMO)/report --config.probes=$(PROBES)
 	@echo; cat $(DEMO)/report/table.md; echo
 	@echo "report: $(DEMO)/report/summary.md, numbers: $(DEMO)/report/results.json"
 	@echo "demo took $$(( $$(date +%s) - $$(cat $(DEMO)/.started) ))s"
@@ -88,7 +86,7 @@ BENCH_README = $(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH) \
 # last; the README is rewritten after each part, saying which parts are still missing.
 bench: demo
 	$(BIN)/python -m vtab_eval.bench.probes --pool=$(DEMO)/hub --probes=$(PROBES) \
-	  --output_dir=$(BENCH)/probes --cache_dir=$(DEMO)/probes/features
+	  --output_dir=$(BENCH)/probes --cache_dir=$(DEMO)/transfer/features
 	$(BENCH_TRANSFER) --selectors=$(BENCH_SELECTORS)
 	$(BENCH_README)
 	$(BIN)/python -m vtab_eval.bench.knn_kernel --output=$(BENCH)/knn_kernel.json

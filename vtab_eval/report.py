@@ -335,7 +335,10 @@ def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[
         f"{config.image_size} px.",
         "",
         md_table,
-        *probe_section(config.report.get("probes", "")),
+        *probe_section(
+            config.report.get("probes")
+            or (str(out / "probes" / "probes.json") if config.get("probes") else "")
+        ),
         "## Per task",
         "",
         markdown_table(task_header, task_rows),

@@ -40,6 +40,7 @@ from pathlib import Path
 import ml_collections
 
 from vtab_eval import files, finetune, hyperparams, pool, report, selection, tasks
+from vtab_eval.bench import probes
 from vtab_eval.features import FeatureStore
 
 # Fields whose change makes earlier results in a work directory incomparable.
@@ -127,6 +128,8 @@ class Runner:
             self.workdir / "features", self.config.image_size, self.config.selection.batch_size
         )
         self.tuners: finetune.TunerCache | None = None
+        folder = self.config.get("probes", "")
+        self.probe_images = probes.ProbeImages(folder) if folder else None
         unknown = [s for s in self.selectors if s not in selection.SELECTORS]
         if unknown:
             raise ValueError(
@@ -149,16 +152,24 @@ class Runner:
         return needed
 
     def precompute_features(self, todo: list) -> None:
+        """Every needed module's features of the unfinished tasks, and of the probes
+        (when `config.probes` names them), module by module: each is loaded once."""
         modules = self._modules_needed()
-        split = self.config.selection.split
+        jobs = [(t, self.config.selection.split) for t in todo]
+        if self.probe_images is not None:
+            modules += [e for e in self.pool.experts if e not in modules]
+            jobs.append((self.probe_images, "all"))
         for index, module in enumerate(modules, 1):
             missing = [
-                t for t in todo if not self.store.cache_path(module.handle, t, split).exists()
+                (t, split)
+                for t, split in jobs
+                if not self.store.cache_path(module.handle, t, split).exists()
+                and (t is not self.probe_images or module in self.pool.experts)
             ]
             if not missing:
                 continue
             start = time.perf_counter()
-            for task in missing:
+            for task, split in missing:
                 self.store.outputs(module.handle, task, split)
             self.log(
                 f"features {index}/{len(modules)} {module.id}: {len(missing)} tasks in "
@@ -185,6 +196,15 @@ class Runner:
                 self.config.image_size, max_classes, ft.eval_batch, size=ft.tuner_cache
             )
         return self.tuners
+
+    def write_probes(self) -> None:
+        """The specialisation benchmark from the features embedded with the tasks', into
+        `<report dir>/probes` (where the report finds it)."""
+        if self.probe_images is None:
+            return
+        out = Path(self.config.report.get("dir") or self.workdir / "report") / "probes"
+        record = probes.write(self.pool, self.probe_images, self.store, out)
+        self.log(f"{record['summary_line']} ({out}/probes.md)")
 
     def oracle_screening(self) -> int | None:
         """The final runs the oracle screens each candidate with, or None when that is
@@ -332,6 +352,7 @@ class Runner:
                 f"[{index}/{len(self.specs)}] {spec}: {summary} ({result['seconds']:.0f}s; "
                 f"eta {elapsed / max(done, 1) * remaining:.0f}s)"
             )
+        self.write_probes()
         paths = report.write_report(self.workdir, self.config, methods=self.selectors)
         self.log(f"report: {paths['markdown']} ({time.perf_counter() - start:.0f}s in all)")
         return paths

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.vtab_eval.bench.test_probes import _probe_folder as probe_folder
 from vtab_eval import files, pool, report, runner
+from vtab_eval.bench import probes
 from vtab_eval.configs import transfer
 
 SPEC = 'mini_dsprites(predicted_attribute="label_orientation",num_classes=16,config="tiny")'
@@ -26,6 +28,7 @@ def finished(hub_root, data_dir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
     config = transfer.get_config("smoke")
     config.update(pool=str(hub_root), suite=SPEC, workdir=str(workdir), data_dir=data_dir)
+    config.probes = str(probe_folder(tmp_path_factory.mktemp("probes"), ["red", "green"]))
     log = []
     paths = runner.run(config, log=log.append)
     return config, workdir, paths, log
@@ -45,6 +48,19 @@ def test_a_run_writes_selections_fine_tuning_results_and_the_report(finished):
     assert len(list((task_dir / "finetune").glob("*.json"))) == len(picks)  # shared runs
     assert Path(paths["markdown"]).exists() and (workdir / "report" / "table.csv").exists()
     assert any(line.startswith("[1/1]") for line in log)
+
+
+def test_the_probes_are_embedded_with_the_tasks_and_reported(finished):
+    config, workdir, paths, log = finished
+    record = files.read_json(workdir / "report" / "probes" / "probes.json")
+    assert len(record["matrix"]) == 4 and {r["node"] for r in record["probes"]} == {"red", "green"}
+    # The runner's own feature cache holds the probes: the benchmark needs no reload.
+    images = probes.ProbeImages(config.probes)
+    the_pool = pool.open_pool(config.pool)
+    store = runner.Runner(config, the_pool, [SPEC], ["knn"], workdir).store
+    assert all(store.cache_path(e.handle, images, "all").exists() for e in the_pool.experts)
+    assert "## Specialisation probes" in Path(paths["markdown"]).read_text()
+    assert any(line.startswith("Specialisation probes:") for line in log)
 
 
 def test_a_rerun_resumes_and_refuses_a_changed_config(finished):

@@ -228,10 +228,16 @@ def plot(matrix: dict, rows: list[dict], baseline: str, path: Path) -> Path | No
 
 
 def run(pool_spec: str, probes_dir: str, output_dir: str, cache_dir: str, batch_size: int):
-    """Computes and writes the benchmark (module docstring); returns the summary."""
+    """Computes and writes the benchmark (module docstring); returns the record."""
     pool = pool_lib.open_pool(pool_spec)
     images = ProbeImages(probes_dir)
     store = FeatureStore(cache_dir, images.image_size, batch_size)
+    return write(pool, images, store, output_dir)
+
+
+def write(pool: pool_lib.Pool, images: ProbeImages, store: FeatureStore, output_dir) -> dict:
+    """The benchmark from ``store`` (its cached features, or new forward passes) into
+    ``output_dir``; returns the record written to ``probes.json``."""
     matrix = compute_matrix(pool, images, store)
     rows = probe_rows(matrix, pool)
     summary = summarise(rows)
