@@ -72,7 +72,7 @@ BENCH := runs/bench
 BENCH_SELECTORS := baseline,random,domain,label,knn_full,knn_adapter,knn_experts,knn
 BENCH_TRANSFER = $(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
 	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) \
-	  --workdir=$(DEMO)/transfer --report_dir=$(BENCH)/transfer/report
+	  --workdir=$(DEMO)/transfer --report_dir=$(BENCH)/transfer/report --config.probes=$(PROBES)
 BENCH_README = $(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH) \
 	  --workdir=$(DEMO)/transfer
 
