@@ -47,8 +47,7 @@ class Upstream:
     @classmethod
     def open(cls, config: ml_collections.ConfigDict) -> Upstream:
         builder, info = pipelines.open_upstream(config.data.name, config.data.data_dir or None)
-        experts = tuple(config.data.experts) or info.experts
-        info.check_experts(experts)
+        experts = info.job_experts(config.data.experts, config.data.get("num_experts", 0))
         return cls(builder, info, experts, config.model.image_size)
 
     @property

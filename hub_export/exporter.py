@@ -57,8 +57,7 @@ class WorkTree:
     @classmethod
     def from_config(cls, config) -> WorkTree:
         _, info = pipelines.open_upstream(config.data.name, config.data.data_dir or None)
-        experts = tuple(config.data.experts) or info.experts
-        info.check_experts(experts)
+        experts = info.job_experts(config.data.experts, config.data.get("num_experts", 0))
         return cls(
             Path(config.workdir),
             config.data.name,

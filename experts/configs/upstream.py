@@ -30,6 +30,8 @@ def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
             "data_dir": "runs/tfds",
             # Empty: the experts chosen automatically when the data was built.
             "experts": (),
+            # 0: all of those; N: the N largest (the choice is ordered by image count).
+            "num_experts": 0,
         }
     )
     config.workdir = "runs/upstream"

@@ -68,6 +68,17 @@ class UpstreamInfo:
     def check_experts(self, experts: Sequence[str], split: str = "train") -> None:
         self.hierarchy.check_experts(experts, self.counts(split))
 
+    def job_experts(self, names: Sequence[str] = (), num_experts: int = 0) -> tuple[str, ...]:
+        """The experts a job trains: ``names``, or else the choice recorded at build time
+        (largest first), cut to its ``num_experts`` largest when that is positive."""
+        experts = tuple(names) or self.experts
+        if num_experts < 0:
+            raise ValueError(f"config.data.num_experts must be >= 0, got {num_experts}")
+        if num_experts:
+            experts = experts[:num_experts]
+        self.check_experts(experts)
+        return experts
+
     def label_prior(self, expert: str, split: str = "train") -> np.ndarray:
         """float64 ``[len(labels)]``: the empirical label distribution of the expert's
         slice, the per-expert prior of the paper's label matching (section 5)."""

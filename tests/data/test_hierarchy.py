@@ -193,3 +193,24 @@ def test_expert_errors(h):
 def test_parents_given_as_string_rejected():
     with pytest.raises(H.HierarchyError, match=r"parents of 'a' must be a list"):
         H.Hierarchy({"root": [], "a": "root"})
+
+
+def test_job_experts_takes_the_largest_of_the_recorded_choice(h):
+    from experts.data import upstream
+
+    counts = {"dog": 10, "car": 7}
+    info = upstream.UpstreamInfo(
+        name="toy",
+        labels=tuple(counts),
+        hierarchy=h,
+        label_counts={"train": counts},
+        experts=("animal", "car"),
+        descriptions={},
+    )
+    assert info.job_experts() == ("animal", "car")
+    assert info.job_experts(num_experts=1) == ("animal",)
+    assert info.job_experts(["car"], num_experts=5) == ("car",)
+    with pytest.raises(ValueError, match="num_experts must be >= 0"):
+        info.job_experts(num_experts=-1)
+    with pytest.raises(H.HierarchyError, match="no images"):
+        info.job_experts(["lion"])
