@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import os
 import re
 from collections.abc import Sequence
 
@@ -240,21 +239,6 @@ def _inks(face: fonts.Face, cp: int) -> bool:
     return font.getmask(chr(cp)).getbbox() is not None
 
 
-def _faces(spec: EmbeddedSpec) -> list[fonts.Face]:
-    files = [
-        f
-        for f in fonts.find_font_files(spec.font_dirs, spec.font_patterns)
-        if not _SKIP_FAMILIES.search(os.path.basename(f))
-    ]
-    faces = [f for f in fonts.discover_faces(files) if not _SKIP_FAMILIES.search(f.family)]
-    if not faces:
-        raise FileNotFoundError(
-            f"no font faces match {spec.font_patterns} under {spec.font_dirs}; install "
-            "fonts-noto-core, fonts-noto-cjk, fonts-dejavu-core and fonts-freefont-ttf"
-        )
-    return faces
-
-
 def _plan_glyphs(spec, faces, b: _Builder, labels: list[str], items: list[Item]) -> None:
     """Adds every qualifying character as a class, with one image per inking face."""
     u = spec.unicode_dir
@@ -340,7 +324,7 @@ def _reindex(items: list[Item], labels: list[str], keep: list[str]) -> list[Item
 def make_plan(spec: EmbeddedSpec) -> Plan:
     """Lists every class, image and node of the embedded upstream and of its held-out
     probe classes (no rendering yet)."""
-    faces = _faces(spec)
+    faces = fonts.text_faces(spec.font_dirs, spec.font_patterns, _SKIP_FAMILIES)
     b = _Builder()
     labels: list[str] = []
     items: list[Item] = []

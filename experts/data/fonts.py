@@ -87,6 +87,21 @@ def discover_faces(font_files: Iterable[str]) -> list[Face]:
     return faces
 
 
+def text_faces(font_dirs: Sequence[str], patterns: Sequence[str], skip) -> list[Face]:
+    """The faces of the matching font files, except those whose file or family name the
+    ``skip`` regex finds (faces that are not text designs of their characters)."""
+    files = [
+        f for f in find_font_files(font_dirs, patterns) if not skip.search(os.path.basename(f))
+    ]
+    faces = [f for f in discover_faces(files) if not skip.search(f.family)]
+    if not faces:
+        raise FileNotFoundError(
+            f"no font faces match {patterns} under {font_dirs}; install "
+            "fonts-noto-core, fonts-noto-cjk, fonts-dejavu-core and fonts-freefont-ttf"
+        )
+    return faces
+
+
 @functools.lru_cache(maxsize=64)
 def _truetype(path: str, index: int, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size=size, index=index)
