@@ -151,8 +151,16 @@ def plot_heatmap(scores: dict[str, dict[str, float]], path: Path) -> Path | None
     task_names = list(scores)
     experts = sorted({e for s in scores.values() for e in s})
     grid = np.array([[scores[t].get(e, np.nan) for t in task_names] for e in experts])
+    # Per task relative to the baseline, on a diverging scale around zero: one absolute
+    # scale over tasks of 20% and 90% accuracy hides every difference within a task.
+    base = [e for e in experts if e.endswith("/baseline")]
+    if base:
+        grid = grid - grid[experts.index(base[0])][None, :]
+    limit = max(0.01, float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.01)
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(task_names), 1.5 + 0.28 * len(experts)))
-    image = ax.imshow(grid, aspect="auto", cmap="viridis")
+    cmap = "RdBu" if base else "viridis"
+    vmin, vmax = (-limit, limit) if base else (None, None)
+    image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_xticks(
         range(len(task_names)),
         [short_task(t) for t in task_names],
@@ -164,8 +172,10 @@ def plot_heatmap(scores: dict[str, dict[str, float]], path: Path) -> Path | None
     if grid.size <= 600:
         for (i, j), v in np.ndenumerate(grid):
             if np.isfinite(v):
-                ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=5, color="w")
-    fig.colorbar(image, ax=ax, label="kNN leave-one-out accuracy")
+                text = f"{100 * v:+.0f}" if base else f"{100 * v:.0f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=5)
+    label = "kNN accuracy minus B's (per task)" if base else "kNN leave-one-out accuracy"
+    fig.colorbar(image, ax=ax, label=label)
     ax.set_title("kNN proxy accuracy per expert and task")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=130, bbox_inches="tight")
