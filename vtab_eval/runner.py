@@ -39,8 +39,7 @@ from pathlib import Path
 
 import ml_collections
 
-from vtab_eval import files, finetune, hyperparams, pool, report, selection, tasks
-from vtab_eval.bench import probes
+from vtab_eval import files, finetune, hyperparams, pool, probes, report, selection, tasks
 from vtab_eval.features import FeatureStore
 
 # Fields whose change makes earlier results in a work directory incomparable.

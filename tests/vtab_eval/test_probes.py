@@ -8,7 +8,7 @@ from PIL import Image
 
 from tests.vtab_eval import hub_fixtures
 from vtab_eval import pool as pool_lib
-from vtab_eval.bench import probes
+from vtab_eval import probes
 
 REDS = hub_fixtures.REDDISH
 
