@@ -41,10 +41,16 @@ DATA_DIR := runs/tfds
 # The specialisation probes: held-out classes of every expert node (build_upstream).
 PROBES := $(DATA_DIR)/embedded_probes/32px
 DEMO := runs/demo
-UPSTREAM_JOBS := baseline full_experts adapter_experts epn
+# The demo's selection needs the experts only; the expert prediction network (domain
+# prediction) and the upstream classifier (label matching) serve the bench's selectors.
+UPSTREAM_JOBS := baseline full_experts adapter_experts
+DEMO_KINDS := baseline,full,adapter
+EXPORT = $(BIN)/python -m hub_export.export --config=hub_export/config.py:cpu \
+	  --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR) \
+	  --config.hub_root=$(DEMO)/hub --config.skip_existing=true
 
-# The whole pipeline on the embedded default with the cpu preset (README: about 30 min
-# on 2 cores). Every step is cached or resumable, so a rerun only does what is missing.
+# The whole pipeline on the embedded default with the cpu preset (RESULTS.md: about 30
+# min on 2 cores). Every step is cached or resumable, so a rerun only does what is missing.
 demo: setup
 	@mkdir -p $(DEMO) && date +%s > $(DEMO)/.started
 	$(BIN)/python -m experts.models.summary --config=experts/configs/baseline.py:cpu --steps=2
@@ -57,9 +63,7 @@ demo: setup
 	  $(BIN)/python -m experts.train --config=experts/configs/$$job.py:cpu \
 	    --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR) || exit 1; \
 	done
-	$(BIN)/python -m hub_export.export --config=hub_export/config.py:cpu \
-	  --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR) \
-	  --config.hub_root=$(DEMO)/hub --config.skip_existing=true
+	$(EXPORT) --config.kinds=$(DEMO_KINDS)
 	$(BIN)/python -m hub_export.catalog --hub_root=$(DEMO)/hub
 	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
 	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) --workdir=$(DEMO)/transfer \
@@ -76,8 +80,8 @@ BENCH_TRANSFER = $(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/tran
 BENCH_README = $(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH) \
 	  --workdir=$(DEMO)/transfer
 
-# Benchmarks on the demo's hub tree (README: about 2.5 h on 2 cores, most of it the
-# oracle; resumable):
+# Benchmarks on the demo's hub tree (RESULTS.md: about 2 h on 2 cores, most of it the
+# oracle; resumable): the EPN and the rest of the hub tree, the specialisation probes,
 # transfer quality with every selector and the oracle, the kNN kernel against
 # scikit-learn and faiss, feature extraction through hub modules; runs/bench/README.md.
 # The transfer runs add selectors to the demo's work directory, so the demo's features
@@ -85,6 +89,9 @@ BENCH_README = $(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH) \
 # The oracle, which fine-tunes every expert on every task (most of the time), comes
 # last; the README is rewritten after each part, saying which parts are still missing.
 bench: demo
+	$(BIN)/python -m experts.train --config=experts/configs/epn.py:cpu \
+	  --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR)
+	$(EXPORT)
 	$(BIN)/python -m vtab_eval.bench.probes --pool=$(DEMO)/hub --probes=$(PROBES) \
 	  --output_dir=$(BENCH)/probes --cache_dir=$(DEMO)/transfer/features
 	$(BENCH_TRANSFER) --selectors=$(BENCH_SELECTORS)
