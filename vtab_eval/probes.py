@@ -221,7 +221,7 @@ def plot(matrix: dict, rows: list[dict], baseline: str, path: Path) -> Path | No
     fig.colorbar(image, ax=ax, label="kNN accuracy minus B's (points)")
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return files.write_bytes(path, buffer.getvalue())
 
