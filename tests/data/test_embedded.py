@@ -63,6 +63,12 @@ def info(builder):
     return upstream.load_info(builder)
 
 
+@pytest.fixture(scope="module")
+def plan():
+    """A plan made again, apart from the builder's (planning takes seconds)."""
+    return embedded.make_plan(SPEC)
+
+
 def test_hierarchy_is_a_dag_with_several_parents(info):
     h = info.hierarchy
     assert set(h.roots) == {"glyph", "emoji"}
@@ -130,8 +136,8 @@ def test_emoji_styles_differ():
     assert fonts.noto_emoji_image("\U0001f436\u200d\U0001f436") is None
 
 
-def test_build_is_deterministic(info):
-    again = embedded.make_plan(SPEC)
+def test_build_is_deterministic(info, plan):
+    again = plan
     assert again.labels == list(info.labels)
     assert again.hierarchy == info.hierarchy
     assert again.label_counts("train") == info.label_counts["train"]
@@ -172,8 +178,7 @@ def _digest(image) -> str:
     return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
 
 
-def test_probe_classes_never_reach_the_upstream(builder, info):
-    plan = embedded.make_plan(SPEC)
+def test_probe_classes_never_reach_the_upstream(builder, info, plan):
     assert plan.probe_labels and not set(plan.probe_labels) & set(info.labels)
     for label in plan.probe_labels:
         assert label in plan.full_hierarchy and label not in info.hierarchy
@@ -187,10 +192,9 @@ def test_probe_classes_never_reach_the_upstream(builder, info):
     assert probe_images and not probe_images & upstream_images
 
 
-def test_written_probes_are_labelled_within_their_node(info, tmp_path):
+def test_written_probes_are_labelled_within_their_node(plan, tmp_path):
     from experts.data import probes
 
-    plan = embedded.make_plan(SPEC)
     nodes = ["glyph", "emoji", "script/latin"]
     out = str(tmp_path / "probes")
     manifest = probes.ensure_probes(

@@ -194,11 +194,3 @@ def test_the_binary_rewrites_the_report(finished):
     out = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "report:" in out.stdout and (workdir / "report" / "summary.md").exists()
-
-
-def test_the_libraries_define_no_flags_of_the_binaries():
-    # main.py imports the runner inside main(): a library that defined absl flags (as a
-    # binary does) would fail there with a duplicate flag, after the upstream work.
-    code = "import vtab_eval.main, vtab_eval.runner, vtab_eval.probes, vtab_eval.report"
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
