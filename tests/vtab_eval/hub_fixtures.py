@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from vtab_eval.tasks import Task
 
@@ -168,3 +169,25 @@ def colour_task(spec: str, colours, sizes=(40, 10, 30), size: int = 8, seed: int
 
 REDDISH = [(0.9, 0.1, 0.1), (0.6, 0.1, 0.1), (0.9, 0.35, 0.1), (0.9, 0.1, 0.35)]
 GREENISH = [(0.1, 0.9, 0.1), (0.1, 0.6, 0.1), (0.35, 0.9, 0.1), (0.1, 0.9, 0.35)]
+
+
+def probe_folder(root, nodes):
+    """A specialisation probe folder (vtab_eval/probes.py) with one probe per node, each
+    of four reddish colour classes, five noisy images each (top-left 2x2 pixels noise)."""
+    rng = np.random.default_rng(0)
+    manifest = {"version": 1, "upstream": "tiny", "image_size": 8, "probes": [], "skipped": {}}
+    for n, node in enumerate(nodes):
+        folder = f"{n:02d}-{node}"
+        for c, colour in enumerate(REDDISH):
+            for k in range(5):
+                image = np.empty((8, 8, 3), np.float32)
+                image[:] = colour
+                image += rng.normal(0, 0.02, image.shape)
+                image[:2, :2] = rng.uniform(0, 1, (2, 2, 3))
+                path = root / folder / f"class{c}" / f"{k}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+                Image.fromarray(pixels).save(path)
+        manifest["probes"].append({"node": node, "path": folder, "classes": 4, "images": 20})
+    (root / "probes.json").write_text(json.dumps(manifest))
+    return root

@@ -3,41 +3,14 @@ probe's classes beats the baseline there, ranks first, and the files are written
 
 import json
 
-import numpy as np
-from PIL import Image
-
 from tests.vtab_eval import hub_fixtures
 from vtab_eval import pool as pool_lib
 from vtab_eval import probes
 
-REDS = hub_fixtures.REDDISH
-
-
-def _probe_folder(root, nodes):
-    """A probe per node: colour classes (images differ only by noise in the corner)."""
-    rng = np.random.default_rng(0)
-    manifest = {"version": 1, "upstream": "tiny", "image_size": 8, "probes": [], "skipped": {}}
-    for n, node in enumerate(nodes):
-        folder = f"{n:02d}-{node}"
-        for c, colour in enumerate(REDS):
-            for k in range(5):
-                image = np.empty((8, 8, 3), np.float32)
-                image[:] = colour
-                image += rng.normal(0, 0.02, image.shape)
-                image[:2, :2] = rng.uniform(0, 1, (2, 2, 3))
-                path = root / folder / f"class{c}" / f"{k}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-                Image.fromarray(pixels).save(path)
-        manifest["probes"].append({"node": node, "path": folder, "classes": 4, "images": 20})
-    # The same images under a second name: embedded once.
-    (root / "probes.json").write_text(json.dumps(manifest))
-    return root
-
 
 def test_matrix_margins_and_files(tmp_path):
     hub = hub_fixtures.make_pool(tmp_path / "hub", classifiers=False)
-    folder = _probe_folder(tmp_path / "probes", ["red", "green"])
+    folder = hub_fixtures.probe_folder(tmp_path / "probes", ["red", "green"])
     record = probes.run(str(hub), str(folder), str(tmp_path / "out"), str(tmp_path / "cache"), 16)
     matrix, base = record["matrix"], record["baseline"]
     red = next(m for m in matrix if m.endswith("/red"))
@@ -58,7 +31,7 @@ def test_matrix_margins_and_files(tmp_path):
 
 
 def test_shared_images_are_embedded_once(tmp_path):
-    folder = _probe_folder(tmp_path / "probes", ["a", "b"])
+    folder = hub_fixtures.probe_folder(tmp_path / "probes", ["a", "b"])
     images = probes.ProbeImages(str(folder))
     # Both probes were drawn from one generator, so they differ; a copy is not.
     assert len(images.paths) == 40

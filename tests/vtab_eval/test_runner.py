@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.vtab_eval.test_probes import _probe_folder as probe_folder
+from tests.vtab_eval.hub_fixtures import probe_folder
 from vtab_eval import files, pool, probes, report, runner
 from vtab_eval.configs import transfer
 
