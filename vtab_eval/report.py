@@ -154,9 +154,9 @@ def plot_heatmap(scores: dict[str, dict[str, float]], path: Path) -> Path | None
     # Per task relative to the baseline, on a diverging scale around zero: one absolute
     # scale over tasks of 20% and 90% accuracy hides every difference within a task.
     base = [e for e in experts if e.endswith("/baseline")]
-    if base:
-        grid = grid - grid[experts.index(base[0])][None, :]
-    limit = max(0.01, float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 0.01)
+    if base:  # in points, as the cells print them
+        grid = 100 * (grid - grid[experts.index(base[0])][None, :])
+    limit = max(1.0, float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0)
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(task_names), 1.5 + 0.28 * len(experts)))
     cmap = "RdBu" if base else "viridis"
     vmin, vmax = (-limit, limit) if base else (None, None)
@@ -172,9 +172,9 @@ def plot_heatmap(scores: dict[str, dict[str, float]], path: Path) -> Path | None
     if grid.size <= 600:
         for (i, j), v in np.ndenumerate(grid):
             if np.isfinite(v):
-                text = f"{100 * v:+.0f}" if base else f"{100 * v:.0f}"
+                text = f"{v:+.0f}" if base else f"{100 * v:.0f}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=5)
-    label = "kNN accuracy minus B's (per task)" if base else "kNN leave-one-out accuracy"
+    label = "kNN accuracy minus B's (points)" if base else "kNN leave-one-out accuracy"
     fig.colorbar(image, ax=ax, label=label)
     ax.set_title("kNN proxy accuracy per expert and task")
     buffer = io.BytesIO()
