@@ -256,6 +256,14 @@ def results_record(results, table, knn, tuned, config) -> dict:
     }
 
 
+PROBES_DIR = "probes"  # the probe matrix, under the report directory
+
+
+def report_dir(workdir, config) -> Path:
+    """Where a run's report goes: `config.report.dir`, or `<workdir>/report`."""
+    return Path(config.report.get("dir") or Path(workdir) / "report")
+
+
 def probe_section(path: str) -> list[str]:
     """The specialisation benchmark's summary line (``vtab_eval.bench.probes``), when
     the run names its ``probes.json``."""
@@ -277,7 +285,7 @@ def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[
     given methods (default: every method any task has; a work directory shared by runs
     with different selectors holds more); returns the paths written."""
     workdir = Path(workdir)
-    out = Path(config.report.get("dir") or workdir / "report")
+    out = report_dir(workdir, config)
     results = load_results(workdir)
     if methods is not None:
         for r in results:
@@ -347,7 +355,7 @@ def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[
         md_table,
         *probe_section(
             config.report.get("probes")
-            or (str(out / "probes" / "probes.json") if config.get("probes") else "")
+            or (str(out / PROBES_DIR / "probes.json") if config.get("probes") else "")
         ),
         "## Per task",
         "",

@@ -62,9 +62,7 @@ def resolve_suite(suite: str) -> list[str]:
 
 
 def make_selector(name: str, config: ml_collections.ConfigDict) -> selection.Selector:
-    if name not in selection.SELECTORS:
-        raise ValueError(f"unknown selector {name!r}; choose from {', '.join(selection.SELECTORS)}")
-    return selection.SELECTORS[name].from_config(config.selection)
+    return selection.selector_class(name).from_config(config.selection)
 
 
 def sweep_fn(config: ml_collections.ConfigDict) -> Callable[[int], list[hyperparams.HParams]]:
@@ -201,7 +199,7 @@ class Runner:
         `<report dir>/probes` (where the report finds it)."""
         if self.probe_images is None:
             return
-        out = Path(self.config.report.get("dir") or self.workdir / "report") / "probes"
+        out = report.report_dir(self.workdir, self.config) / report.PROBES_DIR
         record = probes.write(self.pool, self.probe_images, self.store, out)
         self.log(f"{record['summary_line']} ({out}/probes.md)")
 

@@ -332,8 +332,9 @@ def make_plan(spec: EmbeddedSpec) -> Plan:
     _plan_emoji(spec, b, labels, items)
     if not labels:
         raise ValueError(f"the embedded spec selects no classes: {spec}")
-    probe_labels = [lab for lab in labels if is_probe_class(lab, spec)]
-    kept = [lab for lab in labels if not is_probe_class(lab, spec)]
+    held_out = {lab for lab in labels if is_probe_class(lab, spec)}
+    probe_labels = [lab for lab in labels if lab in held_out]
+    kept = [lab for lab in labels if lab not in held_out]
     if not kept:
         raise ValueError(f"the embedded spec holds every class out for probes: {spec}")
     full = Hierarchy(_used_nodes(b.parents, labels), source="embedded upstream and probes")

@@ -160,10 +160,15 @@ def ensure_probes(
     size, cap and images per class (``plan_fn`` is called only when they must be
     written)."""
     manifest = read_manifest(out_dir)
-    wanted = {"upstream": upstream, "image_size": image_size, "per_class": per_class}
+    wanted = {
+        "upstream": upstream,
+        "image_size": image_size,
+        "per_class": per_class,
+        "max_images": max_images,
+    }
     if manifest is not None and all(manifest.get(k) == v for k, v in wanted.items()):
         listed = [p["node"] for p in manifest["probes"]] + list(manifest["skipped"])
-        if sorted(listed) == sorted(nodes) and manifest.get("max_images") == max_images:
+        if sorted(listed) == sorted(nodes):
             return manifest
     return write_probes(
         plan_fn(),

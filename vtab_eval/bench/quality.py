@@ -3,12 +3,11 @@ probes, and the rank agreement between kNN scores and fine-tuned accuracy."""
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
 
-from vtab_eval import report, stats
+from vtab_eval import files, report, stats
 
 TARGET_MEDIAN_TAU = 0.4
 MIN_EXPERTS_FOR_TAU = 5  # tau over two or three points is +-1 or nearly so
@@ -73,7 +72,7 @@ def probe_lines(bench_dir: Path) -> list[str]:
     path = bench_dir / "probes" / "probes.json"
     if not path.exists():
         return ["Missing: `probes/probes.json` (run `make bench`)."]
-    record = json.loads(path.read_text())
+    record = files.read_json(path)
     saturated = [r["node"] for r in record["probes"] if r["saturated"]]
     lines = [
         record["summary_line"],

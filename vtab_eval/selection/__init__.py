@@ -39,10 +39,14 @@ SELECTORS: dict[str, type[Selector]] = {
 }
 
 
-def get_selector(name: str, **kwargs) -> Selector:
+def selector_class(name: str) -> type[Selector]:
     if name not in SELECTORS:
         raise ValueError(f"unknown selector {name!r}; choose from {', '.join(SELECTORS)}")
-    return SELECTORS[name](**kwargs)
+    return SELECTORS[name]
+
+
+def get_selector(name: str, **kwargs) -> Selector:
+    return selector_class(name)(**kwargs)
 
 
 __all__ = [
@@ -61,6 +65,7 @@ __all__ = [
     "Selector",
     "best",
     "get_selector",
+    "selector_class",
     "loo_accuracy",
     "loo_neighbors",
 ]
