@@ -45,8 +45,7 @@ DEMO := runs/demo
 # prediction) and the upstream classifier (label matching) serve the bench's selectors.
 UPSTREAM_JOBS := baseline full_experts adapter_experts
 DEMO_KINDS := baseline,full,adapter
-EXPORT = $(BIN)/python -m hub_export.export --config=hub_export/config.py:cpu \
-	  --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR) \
+EXPORT = $(BIN)/python -m hub_export.export --config.workdir=$(DEMO)/upstream \
 	  --config.hub_root=$(DEMO)/hub --config.skip_existing=true
 
 # The whole pipeline on the embedded default with the cpu preset (RESULTS.md: about 30
@@ -61,7 +60,7 @@ demo: setup
 	downstream=$$?; wait $$upstream && [ $$downstream = 0 ]
 	for job in $(UPSTREAM_JOBS); do \
 	  $(BIN)/python -m experts.train --config=experts/configs/$$job.py:cpu \
-	    --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR) || exit 1; \
+	    --config.workdir=$(DEMO)/upstream --data_dir=$(DATA_DIR) || exit 1; \
 	done
 	$(EXPORT) --config.kinds=$(DEMO_KINDS)
 	$(BIN)/python -m hub_export.catalog --hub_root=$(DEMO)/hub
@@ -90,7 +89,7 @@ BENCH_README = $(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH) \
 # last; the README is rewritten after each part, saying which parts are still missing.
 bench: demo
 	$(BIN)/python -m experts.train --config=experts/configs/epn.py:cpu \
-	  --config.workdir=$(DEMO)/upstream --config.data.data_dir=$(DATA_DIR)
+	  --config.workdir=$(DEMO)/upstream --data_dir=$(DATA_DIR)
 	$(EXPORT)
 	$(BIN)/python -m vtab_eval.bench.probes --pool=$(DEMO)/hub --probes=$(PROBES) \
 	  --output_dir=$(BENCH)/probes --cache_dir=$(DEMO)/transfer/features

@@ -20,18 +20,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import weakref
+from pathlib import Path
 
 import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from experts import work_tree
 from experts.data import pipelines, upstream
 from experts.models import resnet_v2
 from experts.training import loop
 
-JOBS = ("baseline", "full", "adapters", "epn")
+JOBS = work_tree.JOBS
 EVAL_SPLIT = "validation"
 
 
@@ -75,10 +76,11 @@ def sigmoid_loss(targets, logits):
 
 def _restore(model: resnet_v2.ResNetV2, workdir: str) -> resnet_v2.ResNetV2:
     """Loads a finished job's model (same structure) from its final checkpoint."""
-    if not loop.is_finished(workdir):
+    job = work_tree.JobDir(Path(workdir))
+    if not job.finished():
         raise FileNotFoundError(f"{workdir} has no finished run; train that job first")
     model.build_for()
-    tf.train.Checkpoint(model=model).read(loop.final_model_path(workdir)).assert_consumed()
+    tf.train.Checkpoint(model=model).read(job.final_model).assert_consumed()
     return model
 
 
@@ -88,8 +90,8 @@ _BASELINES: dict[tuple[str, float], resnet_v2.ResNetV2] = {}
 def load_baseline(config, data: Upstream) -> resnet_v2.ResNetV2:
     """B from its final checkpoint, loaded once per process (every expert compares
     with it); read-only for callers."""
-    metrics = os.path.join(config.baseline_workdir, loop.FINAL_DIR, loop.METRICS_FILE)
-    key = (config.baseline_workdir, os.path.getmtime(metrics) if os.path.exists(metrics) else 0)
+    metrics = work_tree.JobDir(Path(config.baseline_workdir)).metrics_path
+    key = (config.baseline_workdir, metrics.stat().st_mtime if metrics.exists() else 0)
     if key not in _BASELINES:
         _BASELINES[key] = _restore(sigmoid_model(config, data.num_nodes), config.baseline_workdir)
     return _BASELINES[key]

@@ -5,26 +5,37 @@ r"""Trains an upstream job: the baseline B, full experts, adapter experts or the
     python -m experts.train --config=experts/configs/adapter_experts.py:cpu
     python -m experts.train --config=experts/configs/epn.py:cpu
 
-Flags beyond the config: none; the strategy is ``--config.strategy`` (default,
-mirrored, multi_worker_mirrored, tpu). Rerunning a job resumes it; a finished job is
-skipped. TensorBoard: ``tensorboard --logdir <workdir>``.
+Flags beyond the config: ``--data_dir`` (the prepared upstream's tfds directory, as
+for every binary; it sets ``--config.data.data_dir``). The strategy is
+``--config.strategy`` (default, mirrored, multi_worker_mirrored, tpu).
+
+Rerunning a job resumes it, and a finished job is skipped. Each job records its config
+when it starts (``experts.work_tree``): a rerun with a setting that would change its
+results is refused, naming the field; ``--config.restart=true`` trains it afresh.
+TensorBoard: ``tensorboard --logdir <workdir>``.
 """
 
 from __future__ import annotations
 
+import sys
 import time
-from pathlib import Path
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from experts import jobs
+from experts import jobs, work_tree
 from experts.training import distribute, loop
 
 
-def job_workdir(config, expert: str | None = None) -> Path:
-    root = Path(config.workdir)
-    return root / "full" / expert if config.job == "full" else root / config.job
+def recorded_config(config, data: jobs.Upstream, expert: str | None) -> dict:
+    """The job's config as it is recorded: the experts resolved to the ones this job
+    trains (none for B, which trains on everything), so that training more experts
+    later does not count as a change to the jobs already done."""
+    resolved = config.to_dict()
+    resolved["expert"] = expert or ""
+    experts = {"baseline": [], "full": [expert]}.get(config.job, list(data.experts))
+    resolved["data"]["experts"] = experts
+    return resolved
 
 
 def run(config) -> dict[str, dict]:
@@ -32,37 +43,48 @@ def run(config) -> dict[str, dict]:
     returns the metrics per work directory."""
     if config.job not in jobs.JOBS:
         raise ValueError(f"unknown job {config.job!r}; choose one of {', '.join(jobs.JOBS)}")
-    config.baseline_workdir = config.baseline_workdir or str(Path(config.workdir) / "baseline")
+    tree = work_tree.WorkTree(config.workdir)
+    config.baseline_workdir = config.baseline_workdir or str(tree.baseline.path)
     strategy = distribute.make_strategy(config.strategy, config.tpu_address)
     data = jobs.Upstream.open(config)
     if config.job == "full":
         experts = [config.expert] if config.expert else list(data.experts)
         if config.expert and config.expert not in data.info.hierarchy:
             raise ValueError(f"--config.expert={config.expert!r} is not a hierarchy node")
-        work = [(jobs.full_expert_job(config, data, e), job_workdir(config, e)) for e in experts]
+        work = [(jobs.full_expert_job(config, data, e), e) for e in experts]
     else:
         make = {
             "baseline": jobs.baseline_job,
             "adapters": jobs.adapter_experts_job,
             "epn": jobs.epn_job,
         }[config.job]
-        work = [(make(config, data), job_workdir(config))]
+        work = [(make(config, data), None)]
     results = {}
-    for index, (job, workdir) in enumerate(work, 1):
+    for index, (job, expert) in enumerate(work, 1):
         start = time.perf_counter()
-        print(f"== {job.name} ({index}/{len(work)}) in {workdir}", flush=True)
-        results[str(workdir)] = loop.train(job, config.train, workdir, strategy)
+        jobdir = tree.job(config.job, expert)
+        print(f"== {job.name} ({index}/{len(work)}) in {jobdir.path}", flush=True)
+        jobdir.start(recorded_config(config, data, expert), restart=config.get("restart", False))
+        results[str(jobdir.path)] = loop.train(job, config.train, jobdir.path, strategy)
         print(f"== {job.name} done in {time.perf_counter() - start:.0f}s", flush=True)
     return results
 
 
 def main(argv):
     del argv
-    run(flags.FLAGS.config)
+    config = flags.FLAGS.config
+    if flags.FLAGS.data_dir is not None:
+        config.data.data_dir = flags.FLAGS.data_dir
+    try:
+        run(config)
+    except (work_tree.ConfigChanged, FileNotFoundError) as e:
+        # A user's mistake (a changed setting, a missing B) is one line, not a traceback.
+        sys.exit(f"experts.train: error: {e}")
 
 
 if __name__ == "__main__":
     # Defined only when run as a program: tests import run(), and other binaries'
     # modules (hub_export.export) define their own --config in the same process.
     config_flags.DEFINE_config_file("config", "experts/configs/baseline.py:cpu")
+    flags.DEFINE_string("data_dir", None, "tfds directory of the prepared upstream.")
     app.run(main)

@@ -1,8 +1,7 @@
 r"""Exports a trained upstream work tree as TF-Hub modules (see exporter.py, tree.py).
 
-    python -m hub_export.export --config=hub_export/config.py:cpu \
-        --config.workdir=runs/demo/upstream --config.data.data_dir=runs/tfds \
-        --config.hub_root=runs/demo/hub
+    python -m hub_export.export --config.workdir=runs/demo/upstream \
+        --config.hub_root=runs/demo/hub [--data_dir=runs/tfds]
 
 Options (config fields): ``--config.kinds=baseline,full,adapter,packed,classifier,epn``
 (default: every module whose job has finished), ``--config.overwrite=true`` to replace
@@ -16,18 +15,23 @@ from __future__ import annotations
 import sys
 import time
 
-from absl import app
+from absl import app, flags
 from ml_collections import config_flags
 
 from hub_export import exporter, tree
 
-_CONFIG = config_flags.DEFINE_config_file("config", "hub_export/config.py:cpu")
+_CONFIG = config_flags.DEFINE_config_file("config", "hub_export/config.py")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "tfds directory of the upstream (default: where B was trained from)."
+)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     start = time.perf_counter()
+    if _DATA_DIR.value is not None:
+        _CONFIG.value.data_dir = _DATA_DIR.value
     try:
         results = exporter.export(_CONFIG.value)
     except (tree.ExportError, FileNotFoundError) as e:

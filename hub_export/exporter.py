@@ -1,6 +1,6 @@
 """Exports a finished upstream work tree (``experts.train``'s) to a hub tree.
 
-    work tree (config.workdir)           hub tree (see tree.py)
+    work tree (experts/work_tree.py)     hub tree (see tree.py)
     baseline/final/model          ->     bit/.../baseline, bit-classifier/.../upstream
     full/<expert>/final/model     ->     bit/.../<expert>
     adapters/final/model          ->     bit-adapter/.../<expert> (one per expert),
@@ -18,16 +18,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from experts import work_tree
 from experts.data import pipelines
 from experts.data.upstream import UpstreamInfo
 from experts.models import resnet_v2
-from experts.training import loop
 from hub_export import metadata, modules, tree
 from hub_export.tree import ExportError, Handle
 
@@ -44,7 +44,8 @@ JOB_OF_KIND = {
 
 @dataclasses.dataclass
 class WorkTree:
-    """A trained upstream work tree and what is needed to rebuild its models."""
+    """A trained upstream work tree and what is needed to rebuild its models, as its
+    jobs recorded it (``experts.work_tree``)."""
 
     workdir: Path
     dataset: str  # tfds name
@@ -52,50 +53,60 @@ class WorkTree:
     experts: tuple[str, ...]  # hierarchy nodes, in the adapters' and EPN's index order
     size: str
     image_size: int
-    global_batch: Mapping[str, int]  # training job -> its global batch
+    # Every full expert trained in the tree; empty: ``experts``.
+    full_experts: tuple[str, ...] = ()
 
     @classmethod
-    def from_config(cls, config) -> WorkTree:
-        _, info = pipelines.open_upstream(config.data.name, config.data.data_dir or None)
-        experts = info.job_experts(config.data.experts, config.data.get("num_experts", 0))
-        return cls(
-            Path(config.workdir),
-            config.data.name,
-            info,
-            experts,
-            config.model.size,
-            config.model.image_size,
-            dict(config.global_batch),
-        )
+    def open(cls, workdir: str | Path, data_dir: str = "") -> WorkTree:
+        """The tree at ``workdir``; its data is read from ``data_dir``, or else from
+        where B was trained."""
+        tree = work_tree.WorkTree(workdir)
+        if not tree.root.is_dir():
+            raise ExportError(f"work tree {tree.root} does not exist (set --config.workdir)")
+        try:
+            base = tree.baseline.config()
+        except (FileNotFoundError, ValueError) as e:
+            raise ExportError(str(e)) from None
+        name = base["data"]["name"]
+        _, info = pipelines.open_upstream(name, data_dir or base["data"]["data_dir"] or None)
+        model = base["model"]
+        experts = _recorded_experts(tree)
+        full = experts + tuple(e for e in tree.full_experts() if e not in experts)
+        return cls(tree.root, name, info, experts or full, model["size"], model["image_size"], full)
 
     def job_dir(self, job: str, expert: str | None = None) -> Path:
-        # The layout of experts/train.py's job_workdir.
-        return self.workdir / "full" / expert if job == "full" else self.workdir / job
+        return self.job(job, expert).path
+
+    def job(self, job: str, expert: str | None = None) -> work_tree.JobDir:
+        return work_tree.WorkTree(self.workdir).job(job, expert)
 
     def finished(self, job: str, expert: str | None = None) -> bool:
-        return loop.is_finished(self.job_dir(job, expert))
+        return self.job(job, expert).finished()
 
     def steps(self, job: str, expert: str | None = None) -> int:
-        return int(loop.read_metrics(self.job_dir(job, expert))["steps"])
+        return int(self.job(job, expert).metrics()["steps"])
+
+    def global_batch(self, job: str, expert: str | None = None) -> int:
+        return int(self.job(job, expert).config()["train"]["global_batch"])
 
     def images(self, job: str, expert: str | None = None) -> int:
-        """Images this job trained on (steps x global batch)."""
-        return self.steps(job, expert) * int(self.global_batch[job])
+        """Images this job trained on (steps x its recorded global batch)."""
+        return self.steps(job, expert) * self.global_batch(job, expert)
 
     def restore(self, num_classes: int, num_experts: int, job: str, expert=None, into=None):
         """The job's final model, read from its checkpoint (every variable must match).
         ``into``: a model of this shape from an earlier ``restore`` to read it into
         (every variable is overwritten) instead of building a new one."""
-        where = self.job_dir(job, expert)
-        if not loop.is_finished(where):
-            raise ExportError(f"{where} has no finished run (no final/metrics.json)")
+        where = self.job(job, expert)
+        if not where.finished():
+            raise ExportError(f"{where.path} has no finished run (no {where.metrics_path.name})")
         shape = (self.size, num_classes, num_experts)
         if into is None:
             into = resnet_v2.ResNetV2(*shape).build_for(self.image_size)
         elif (into.size_name, into.num_classes, into.num_experts) != shape:
             raise ValueError(f"cannot restore a {shape} model into {into.get_config()}")
         model = into
-        checkpoint = loop.final_model_path(where)
+        checkpoint = where.final_model
         try:
             tf.train.Checkpoint(model=model).read(checkpoint).assert_consumed()
         except (AssertionError, ValueError, tf.errors.OpError) as e:
@@ -114,6 +125,21 @@ class Target:
     index: int | None = None  # adapter experts: the expert id in the adapters model
 
 
+def _recorded_experts(tree: work_tree.WorkTree) -> tuple[str, ...]:
+    """The experts in the adapters' and EPN's index order (which must agree)."""
+    orders = {
+        job: tuple(tree.job(job).config()["data"]["experts"])
+        for job in ("adapters", "epn")
+        if tree.job(job).has_config()
+    }
+    if len(set(orders.values())) > 1:
+        raise ExportError(
+            f"the adapters and the EPN in {tree.root} were trained on different experts "
+            f"({', '.join(orders['adapters'])} / {', '.join(orders['epn'])})"
+        )
+    return next(iter(orders.values()), ())
+
+
 def parse_kinds(text: str | Sequence[str]) -> tuple[str, ...]:
     kinds = [k.strip() for k in text.split(",")] if isinstance(text, str) else list(text)
     kinds = [k for k in kinds if k]
@@ -128,7 +154,7 @@ def plan(
 ) -> tuple[list[Target], list[str]]:
     """The modules to export and the reasons others are skipped. With no ``kinds``,
     everything whose job has finished; a named kind whose job has not is an error."""
-    slugs = tree.check_unique_slugs(list(work.experts))
+    slugs = tree.check_unique_slugs(list(dict.fromkeys(work.experts + work.full_experts)))
     explicit = bool(kinds)
     kinds = kinds or tuple(tree.KINDS)
 
@@ -139,7 +165,7 @@ def plan(
     for kind in kinds:
         job = JOB_OF_KIND[kind]
         if kind == "full":
-            for node in work.experts:
+            for node in work.full_experts or work.experts:
                 if work.finished("full", node):
                     targets.append(Target(handle(kind, node), node))
                 elif explicit:
@@ -189,7 +215,7 @@ class Exporter:
         return int(self.train_counts @ np.any(mask, axis=0))
 
     def _training(self, job: str, expert: str | None = None, prefix: str = "") -> dict:
-        metrics = loop.read_metrics(self.work.job_dir(job, expert))
+        metrics = self.work.job(job, expert).metrics()
         numbers = {
             k[len(prefix) :]: v
             for k, v in metrics.items()
@@ -198,7 +224,7 @@ class Exporter:
         return {
             "job": job if expert is None else f"{job}/{expert}",
             "steps": self.work.steps(job, expert),
-            "global_batch": int(self.work.global_batch[job]),
+            "global_batch": self.work.global_batch(job, expert),
             "warm_start": None if job == "baseline" else "baseline",
             "metrics": numbers,
         }
@@ -207,6 +233,7 @@ class Exporter:
         work, kind, node = self.work, target.handle.kind, target.node
         base_images = work.images("baseline")
         job = JOB_OF_KIND[kind]
+        source = work.job(job, node if kind == "full" else None)
         if kind in ("baseline", "classifier"):
             training, images_seen = self._training("baseline"), base_images
         elif kind == "full":
@@ -247,10 +274,7 @@ class Exporter:
             training=training,
             image_size=work.image_size,
             output=output,
-            provenance=metadata.provenance(
-                work.job_dir(job, node if kind == "full" else None),
-                loop.final_model_path(work.job_dir(job, node if kind == "full" else None)),
-            ),
+            provenance=metadata.provenance(source.path, source.final_model),
             label_distribution=distribution,
             **extra,
         )
@@ -359,9 +383,7 @@ class Exporter:
 
 def export(config, log: Callable[[str], None] = print) -> list[dict]:
     """Exports what ``config`` (hub_export/config.py) names; returns one result per module."""
-    work = WorkTree.from_config(config)
-    if not work.workdir.is_dir():
-        raise ExportError(f"work tree {work.workdir} does not exist (set --config.workdir)")
+    work = WorkTree.open(config.workdir, config.data_dir)
     targets, skipped = plan(work, config.publisher, config.version, parse_kinds(config.kinds))
     for reason in skipped:
         log(f"skipping {reason}")

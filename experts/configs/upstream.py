@@ -3,9 +3,8 @@
 Each job file (baseline.py, full_experts.py, adapter_experts.py, epn.py) starts from
 ``base_config(preset, job)`` and sets its own step counts and learning rate.
 
-Work directories: ``<workdir>/baseline``, ``<workdir>/full/<expert>``,
-``<workdir>/adapters`` and ``<workdir>/epn``; every job after B reads B's final
-checkpoint from ``<workdir>/baseline``.
+Work directories: one per job under ``<workdir>`` (layout: ``experts/work_tree.py``);
+every job after B reads B's final checkpoint from ``<workdir>/baseline``.
 """
 
 from __future__ import annotations
@@ -39,6 +38,9 @@ def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
     config.workdir = "runs/upstream"
     config.baseline_workdir = ""  # empty: <workdir>/baseline
     config.expert = ""  # full experts: one expert by name; empty trains all in turn
+    # Delete a job's earlier work and train it afresh (a rerun with a changed setting
+    # is refused otherwise: experts/work_tree.py).
+    config.restart = False
     config.strategy = "default"
     config.tpu_address = ""
     config.eval_batch = 256

@@ -7,13 +7,13 @@ evaluation); ``train`` runs it under a tf.distribute strategy:
   the *global* batch, so gradients summed across replicas equal the single-device
   gradient;
 * ``tf.train.CheckpointManager`` saves periodically; a rerun restores the latest
-  checkpoint and stops at the same total step count, and a finished job (its
-  ``final/`` directory exists) is not trained again;
-* progress lines on the console, TensorBoard scalars (loss, learning rate, images/s)
-  in ``<workdir>/tensorboard``;
-* at the end, the model alone is written to ``<workdir>/final/model`` with the
-  evaluation in ``final/metrics.json``, atomically (a temporary directory, renamed),
-  for warm starts and for hub export.
+  checkpoint and stops at the same total step count, and a finished job is not
+  trained again;
+* progress lines on the console, TensorBoard scalars (loss, learning rate, images/s);
+* at the end, the model alone and its evaluation are written atomically, for warm
+  starts and for hub export.
+
+Where each of these lives in the job's directory is ``experts.work_tree``'s to say.
 """
 
 from __future__ import annotations
@@ -31,11 +31,8 @@ import ml_collections
 import tensorflow as tf
 import tf_keras as keras
 
+from experts import work_tree
 from experts.training import distribute, schedules
-
-FINAL_DIR = "final"
-MODEL_CHECKPOINT = "model"  # prefix of the model-only checkpoint inside final/
-METRICS_FILE = "metrics.json"
 
 
 @dataclasses.dataclass
@@ -103,18 +100,6 @@ def default_train_config() -> ml_collections.ConfigDict:
     )
 
 
-def is_finished(workdir: str | os.PathLike) -> bool:
-    return (Path(workdir) / FINAL_DIR / METRICS_FILE).exists()
-
-
-def final_model_path(workdir: str | os.PathLike) -> str:
-    return str(Path(workdir) / FINAL_DIR / MODEL_CHECKPOINT)
-
-
-def read_metrics(workdir: str | os.PathLike) -> dict:
-    return json.loads((Path(workdir) / FINAL_DIR / METRICS_FILE).read_text())
-
-
 def _log(name: str, message: str) -> None:
     print(f"[{name}] {message}", flush=True)
 
@@ -133,11 +118,11 @@ def train(
     """Trains ``job`` to ``config.total_steps`` in ``workdir``; returns its metrics
     (and a "losses" list of the logged training losses when it trained)."""
     strategy = strategy or tf.distribute.get_strategy()
-    workdir = Path(workdir)
+    jobdir = work_tree.JobDir(Path(workdir))
     chief = distribute.is_chief(strategy)
-    if is_finished(workdir):
-        _log(job.name, f"already finished in {workdir}; skipping")
-        return read_metrics(workdir)
+    if jobdir.finished():
+        _log(job.name, f"already finished in {jobdir.path}; skipping")
+        return jobdir.metrics()
 
     replicas = strategy.num_replicas_in_sync
     if config.global_batch % replicas:
@@ -164,7 +149,7 @@ def train(
     loss_mean, run_steps = compiled.loss_mean, compiled.run_steps
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     # Every multi-worker process must save; only the chief's copy is kept.
-    checkpoint_dir = workdir / "checkpoints"
+    checkpoint_dir = jobdir.checkpoints
     if not chief:
         checkpoint_dir = Path(tempfile.mkdtemp(prefix="worker-checkpoints-"))
     manager = tf.train.CheckpointManager(
@@ -185,7 +170,7 @@ def train(
     )
     iterator = iter(dataset)
 
-    writer = tf.summary.create_file_writer(str(workdir / "tensorboard")) if chief else None
+    writer = tf.summary.create_file_writer(str(jobdir.tensorboard)) if chief else None
     losses, step = [], start
     # Throughput from the first to the last log line: excludes tracing and final saves.
     steady_start = steady_step = None
@@ -234,12 +219,12 @@ def train(
             eval_start = time.perf_counter()
             metrics.update(job.evaluate(model))
             metrics["eval_seconds"] = round(time.perf_counter() - eval_start, 1)
-            _log(job.name, "eval " + _summary(metrics, workdir))
+            _log(job.name, "eval " + _summary(metrics, jobdir))
             if writer:
                 with writer.as_default(step=total):
                     for key, value in metrics.items():
                         tf.summary.scalar(f"eval/{key}", value)
-        _write_final(model, metrics, workdir)
+        jobdir.write_final(model, metrics)
     else:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return {**metrics, **steady, "losses": losses}
@@ -280,20 +265,10 @@ def _compile(job: Job, config, strategy, peak: float, total: int) -> _Compiled:
     return _Compiled(model, optimizer, schedule, loss_mean, run_steps)
 
 
-def _summary(metrics: dict, workdir: Path, shown: int = 10) -> str:
+def _summary(metrics: dict, jobdir: work_tree.JobDir, shown: int = 10) -> str:
     """The first metrics on one console line; jobs with many (one set per adapter
     expert) point to the file instead of printing hundreds."""
     items = [f"{k} {v:.4g}" for k, v in metrics.items()]
     rest = len(items) - shown
-    more = f" ... and {rest} more in {workdir / FINAL_DIR / METRICS_FILE}" if rest > 0 else ""
+    more = f" ... and {rest} more in {jobdir.metrics_path}" if rest > 0 else ""
     return " ".join(items[:shown]) + more
-
-
-def _write_final(model: keras.Model, metrics: dict, workdir: Path) -> None:
-    """Writes final/ through a temporary sibling and a rename, so that a final/
-    directory (the "finished" marker) is never half-written."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".final-", dir=workdir))
-    tf.train.Checkpoint(model=model).write(str(tmp / MODEL_CHECKPOINT))
-    (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, workdir / FINAL_DIR)

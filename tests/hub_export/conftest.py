@@ -5,17 +5,16 @@ adapter kernels would otherwise make every expert equal B, and equality tests co
 not fail.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from experts import work_tree
 from experts.data.hierarchy import Hierarchy
 from experts.data.upstream import UpstreamInfo
 from experts.models import resnet_v2
-from experts.training import loop
 from hub_export import exporter
 from hub_export import tree as hub_export_tree
 
@@ -55,11 +54,18 @@ def perturb(model: resnet_v2.ResNetV2, seed: int, scale: float = 0.05) -> resnet
     return model
 
 
-def write_final(model, workdir: Path, metrics: dict) -> None:
-    final = workdir / loop.FINAL_DIR
-    final.mkdir(parents=True)
-    tf.train.Checkpoint(model=model).write(str(final / loop.MODEL_CHECKPOINT))
-    (final / loop.METRICS_FILE).write_text(json.dumps(metrics))
+def write_final(model, workdir: Path, metrics: dict, job: str, experts=()) -> None:
+    """A finished job as experts.train leaves it: its recorded config, then final/."""
+    jobdir = work_tree.JobDir(workdir)
+    jobdir.start(
+        {
+            "job": job,
+            "model": {"size": TINY, "image_size": IMAGE_SIZE},
+            "data": {"name": "toy_upstream/32px", "data_dir": "", "experts": list(experts)},
+            "train": {"global_batch": BATCH[job]},
+        }
+    )
+    jobdir.write_final(model, metrics)
 
 
 @pytest.fixture(scope="session")
@@ -71,12 +77,13 @@ def work(tmp_path_factory):
     models = {}
     baseline = perturb(resnet_v2.ResNetV2(TINY, nodes).build_for(IMAGE_SIZE), 0)
     models["baseline"] = baseline
-    write_final(baseline, root / "baseline", {"steps": STEPS["baseline"], "top1": 0.5})
+    write_final(baseline, root / "baseline", {"steps": STEPS["baseline"], "top1": 0.5}, "baseline")
     for i, expert in enumerate(EXPERTS):
         full = resnet_v2.ResNetV2(TINY, nodes).build_for(IMAGE_SIZE)
         full.copy_backbone_from(baseline)
         models[f"full/{expert}"] = perturb(full, 10 + i)
-        write_final(full, root / "full" / expert, {"steps": STEPS["full"], "top1": 0.7})
+        full_dir = work_tree.WorkTree(root).job("full", expert).path
+        write_final(full, full_dir, {"steps": STEPS["full"], "top1": 0.7}, "full", [expert])
     adapters = resnet_v2.ResNetV2(TINY, nodes, num_experts=len(EXPERTS)).build_for(IMAGE_SIZE)
     adapters.copy_backbone_from(baseline)
     rng = np.random.default_rng(20)
@@ -85,11 +92,11 @@ def work(tmp_path_factory):
     models["adapters"] = adapters
     adapter_metrics = {"steps": STEPS["adapters"], "script/latin/top1": 0.25}
     adapter_metrics.update({"script/greek/top1": 0.75, "script/greek/loss": 1.5})
-    write_final(adapters, root / "adapters", adapter_metrics)
+    write_final(adapters, root / "adapters", adapter_metrics, "adapters", EXPERTS)
     epn = resnet_v2.ResNetV2(TINY, len(EXPERTS)).build_for(IMAGE_SIZE)
     epn.copy_backbone_from(baseline, include_head=False)
     models["epn"] = perturb(epn, 30)
-    write_final(epn, root / "epn", {"steps": STEPS["epn"], "prec1": 0.9})
+    write_final(epn, root / "epn", {"steps": STEPS["epn"], "prec1": 0.9}, "epn", EXPERTS)
     tree = exporter.WorkTree(
         workdir=root,
         dataset="toy_upstream/32px",
@@ -97,7 +104,6 @@ def work(tmp_path_factory):
         experts=EXPERTS,
         size=TINY,
         image_size=IMAGE_SIZE,
-        global_batch=BATCH,
     )
     return tree, models
 

@@ -1,6 +1,7 @@
 """Exporting a work tree: the tree, expert_info.json, model cards, errors, overwrite."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def test_full_and_adapter_expert_info(hub_tree):
     assert full["label_distribution"] == pytest.approx({"char/a": 0.25, "char/b": 0.75})
     assert full["training"]["job"] == "full/script/latin"
     assert full["training"]["warm_start"] == "baseline"
-    assert full["provenance"]["checkpoint"].endswith("full/script/latin/final/model")
+    assert full["provenance"]["checkpoint"].endswith("full/script%2Flatin/final/model")
     # The label prior is the one the data library computes for the slice.
     prior = make_info().label_prior("script/greek")
     adapter = info_of(root, "adapter", "script/greek")
@@ -195,15 +196,27 @@ def test_existing_modules_stop_the_export_before_any_work(hub_tree, work):
 
 @pytest.fixture
 def config(work, tmp_path, monkeypatch):
-    """A config for the fake work tree; its data "opens" without tfds."""
+    """A config for a copy of the fake work tree's B; its data "opens" without tfds."""
     monkeypatch.setattr(pipelines, "open_upstream", lambda name, data_dir: (None, make_info()))
-    config = config_lib.get_config("smoke")
-    config.workdir = str(work[0].workdir)
-    config.data.name = "toy_upstream/32px"
+    shutil.copytree(work[0].workdir / "baseline", tmp_path / "upstream" / "baseline")
+    config = config_lib.get_config()
+    config.workdir = str(tmp_path / "upstream")
     config.hub_root = str(tmp_path / "hub")
-    config.global_batch = BATCH
     config.kinds = "baseline"  # the cheapest module to build
     return config
+
+
+def test_the_work_tree_is_read_from_what_its_jobs_recorded(work, monkeypatch):
+    opened = []
+    monkeypatch.setattr(
+        pipelines, "open_upstream", lambda *args: opened.append(args) or (None, make_info())
+    )
+    read = exporter.WorkTree.open(work[0].workdir, data_dir="elsewhere")
+    assert (read.dataset, read.size, read.image_size) == ("toy_upstream/32px", TINY, 32)
+    assert read.experts == EXPERTS  # the adapters' index order
+    assert set(read.full_experts) == set(EXPERTS)
+    assert opened == [("toy_upstream/32px", "elsewhere")]
+    assert read.images("full", "script/latin") == STEPS["full"] * BATCH["full"]
 
 
 def test_export_from_config_failing_midway_leaves_nothing_then_overwrites(config, monkeypatch):
@@ -226,7 +239,10 @@ def test_export_from_config_failing_midway_leaves_nothing_then_overwrites(config
     with pytest.raises(tree.ExportError, match="exists"):
         exporter.export(config, log=print)
     config.overwrite = True
-    config.global_batch.baseline = 1  # a visible change in the replacement
+    recorded = Path(config.workdir) / "baseline" / "config.json"
+    changed = json.loads(recorded.read_text())
+    changed["train"]["global_batch"] = 1  # a visible change in the replacement
+    recorded.write_text(json.dumps(changed))
     exporter.export(config, log=print)
     second = (path.stat().st_ino, info_of(root, "baseline")["images_seen"])
     assert second[0] != first[0] and second[1] == STEPS["baseline"]
@@ -235,11 +251,15 @@ def test_export_from_config_failing_midway_leaves_nothing_then_overwrites(config
 
 def test_cli_errors_are_one_line(tmp_path, monkeypatch):
     config_file = Path(hub_export.__file__).parent / "config.py"
+    base = tmp_path / "upstream" / "baseline"
+    base.mkdir(parents=True)
+    recorded = {"data": {"name": "embedded_upstream/32px", "data_dir": "unused"}}
+    (base / "config.json").write_text(json.dumps(recorded))
     argv = [
         "export",
-        f"--config={config_file}:smoke",
+        f"--config={config_file}",
         f"--config.workdir={tmp_path}/upstream",
-        f"--config.data.data_dir={tmp_path}/tfds",
+        f"--data_dir={tmp_path}/tfds",
     ]
     # The config flag reads its overrides from sys.argv.
     monkeypatch.setattr(sys, "argv", argv)

@@ -5,12 +5,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from experts import train
+from experts import train, work_tree
 from experts.configs import adapter_experts, baseline, epn, full_experts
 from experts.data import upstream
 from experts.data.builders import ImageFolderUpstream, ImageFolderUpstreamConfig
 from experts.models import resnet_v2
-from experts.training import loop
 from tests.data.conftest import make_folder
 
 EXPERTS = ("circle", "red", "square")
@@ -53,7 +52,7 @@ def trained(data_dir, tmp_path_factory):
 
 def test_baseline_trains_and_reports_validation_metrics(trained):
     workdir, results = trained
-    metrics = loop.read_metrics(workdir / "baseline")
+    metrics = work_tree.JobDir(workdir / "baseline").metrics()
     assert metrics["steps"] == 2 and metrics["images"] > 0
     assert set(metrics) >= {"loss", "top1", "prec1"}
     assert len(results[str(workdir / "baseline")]["losses"]) == 2
@@ -62,7 +61,7 @@ def test_baseline_trains_and_reports_validation_metrics(trained):
 def test_each_full_expert_has_its_own_workdir_and_is_compared_with_b(trained):
     workdir, _ = trained
     for expert in EXPERTS:
-        metrics = loop.read_metrics(workdir / "full" / expert)
+        metrics = work_tree.JobDir(workdir / "full" / expert).metrics()
         assert {"top1", "baseline_top1", "loss", "baseline_loss"} <= set(metrics)
 
 
@@ -74,21 +73,23 @@ def test_adapter_job_changes_adapter_variables_only(trained, data_dir):
         ).hierarchy
     )
     b = resnet_v2.ResNetV2("r14x0.125", nodes).build_for()
-    tf.train.Checkpoint(model=b).read(loop.final_model_path(workdir / "baseline")).assert_consumed()
+    tf.train.Checkpoint(model=b).read(
+        work_tree.JobDir(workdir / "baseline").final_model
+    ).assert_consumed()
     adapted = resnet_v2.ResNetV2("r14x0.125", nodes, num_experts=len(EXPERTS)).build_for()
     tf.train.Checkpoint(model=adapted).read(
-        loop.final_model_path(workdir / "adapters")
+        work_tree.JobDir(workdir / "adapters").final_model
     ).assert_consumed()
     for src, dst in zip(b.weights, adapted.backbone_and_head_weights, strict=True):
         np.testing.assert_array_equal(src.numpy(), dst.numpy(), err_msg=dst.name)
     last_convs = [v for v in adapted.adapter_variables if "a2/conv1x1" in v.name]
     assert all(np.abs(v.numpy()).max() > 0 for v in last_convs)  # moved off zero
-    assert {f"{e}/top1" for e in EXPERTS} <= set(loop.read_metrics(workdir / "adapters"))
+    assert {f"{e}/top1" for e in EXPERTS} <= set(work_tree.JobDir(workdir / "adapters").metrics())
 
 
 def test_epn_predicts_experts(trained):
     workdir, _ = trained
-    metrics = loop.read_metrics(workdir / "epn")
+    metrics = work_tree.JobDir(workdir / "epn").metrics()
     assert 0 <= metrics["prec1"] <= 1 and metrics["images"] > 0
 
 
@@ -103,3 +104,41 @@ def test_bad_expert_and_missing_baseline_are_clear_errors(data_dir, tmp_path):
         train.run(smoke(full_experts, data_dir, tmp_path, expert="dog"))
     with pytest.raises(FileNotFoundError, match="has no finished run; train that job first"):
         train.run(smoke(epn, data_dir, tmp_path))
+
+
+def test_each_job_records_the_config_it_was_started_with(trained):
+    workdir, _ = trained
+    tree = work_tree.WorkTree(workdir)
+    assert tree.baseline.config()["data"]["experts"] == []  # B trains on everything
+    assert tree.job("full", "red").config()["data"]["experts"] == ["red"]
+    assert tree.job("adapters").config()["data"]["experts"] == list(EXPERTS)
+    assert tree.job("epn").config()["train"]["total_steps"] == 2
+    assert tree.full_experts() == sorted(EXPERTS)
+
+
+def test_a_rerun_with_a_changed_setting_is_refused_naming_it(trained, data_dir):
+    workdir, _ = trained
+    before = work_tree.JobDir(workdir / "baseline").metrics()
+    changed = smoke(baseline, data_dir, workdir)
+    changed.model.size = "r26x0.25"
+    with pytest.raises(work_tree.ConfigChanged, match=r"^model.size is 'r26x0.25' but .*"):
+        train.run(changed)
+    # Speed-only settings may change; the finished job is kept as it was.
+    train.run(smoke(baseline, data_dir, workdir, eval_batch=4))
+    assert work_tree.JobDir(workdir / "baseline").metrics() == before
+
+
+def test_restart_trains_a_job_afresh_under_its_new_config(trained, data_dir, tmp_path):
+    workdir, _ = trained
+    copy = tmp_path / "runs"
+    copy.mkdir()
+    (copy / "baseline").symlink_to(workdir / "baseline")  # read-only use: B for the warm start
+    train.run(smoke(epn, data_dir, copy, baseline_workdir=str(workdir / "baseline")))
+    steps = smoke(epn, data_dir, copy, baseline_workdir=str(workdir / "baseline"))
+    steps.train.total_steps = 3
+    with pytest.raises(work_tree.ConfigChanged, match="train.total_steps is 3"):
+        train.run(steps)
+    steps.restart = True
+    train.run(steps)
+    assert work_tree.JobDir(copy / "epn").metrics()["steps"] == 3
+    assert work_tree.JobDir(copy / "epn").config()["train"]["total_steps"] == 3

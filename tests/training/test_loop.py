@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from experts import work_tree
 from experts.training import distribute, loop
 from tests.training import synthetic
 
@@ -18,14 +19,14 @@ REPO = Path(__file__).resolve().parents[2]
 def test_one_step_smoke_run_writes_final_artefacts(tmp_path, capsys):
     result = loop.train(synthetic.job(), synthetic.config(total_steps=1), tmp_path)
     assert result["steps"] == 1 and len(result["losses"]) == 1
-    assert loop.is_finished(tmp_path)
-    assert set(loop.read_metrics(tmp_path)) == {
+    assert work_tree.JobDir(tmp_path).finished()
+    assert set(work_tree.JobDir(tmp_path).metrics()) == {
         "steps",
         "train_seconds",
         "eval_seconds",
         "accuracy",
     }
-    assert tf.train.list_variables(loop.final_model_path(tmp_path))
+    assert tf.train.list_variables(work_tree.JobDir(tmp_path).final_model)
     assert list((tmp_path / "tensorboard").iterdir())
     assert "step 1/1 loss" in capsys.readouterr().out
 
@@ -41,14 +42,14 @@ def test_training_reduces_the_loss(tmp_path):
         tmp_path,
     )
     assert result["losses"][-1] < 0.5 * result["losses"][0]
-    assert loop.read_metrics(tmp_path)["accuracy"] > 0.9
+    assert work_tree.JobDir(tmp_path).metrics()["accuracy"] > 0.9
 
 
 def test_interrupted_run_resumes_and_finished_run_is_not_retrained(tmp_path, capsys):
     config = synthetic.config(total_steps=4, checkpoint_every=2, global_batch=8)
     with pytest.raises(tf.errors.InvalidArgumentError):  # dies during step 3
         loop.train(synthetic.job(fail_after=20), config, tmp_path)
-    assert not loop.is_finished(tmp_path)
+    assert not work_tree.JobDir(tmp_path).finished()
     assert tf.train.latest_checkpoint(tmp_path / "checkpoints").endswith("ckpt-2")
 
     result = loop.train(synthetic.job(), config, tmp_path)
@@ -70,9 +71,9 @@ def test_mirrored_strategy_matches_single_device(tmp_path):
     assert strategy.num_replicas_in_sync == 2
     mirrored = loop.train(synthetic.job(), config, tmp_path / "mirrored", strategy)
     np.testing.assert_allclose(mirrored["losses"], single["losses"], rtol=1e-4)
-    a = tf.train.load_checkpoint(loop.final_model_path(tmp_path / "single"))
-    b = tf.train.load_checkpoint(loop.final_model_path(tmp_path / "mirrored"))
-    for name, _ in tf.train.list_variables(loop.final_model_path(tmp_path / "single")):
+    a = tf.train.load_checkpoint(work_tree.JobDir(tmp_path / "single").final_model)
+    b = tf.train.load_checkpoint(work_tree.JobDir(tmp_path / "mirrored").final_model)
+    for name, _ in tf.train.list_variables(work_tree.JobDir(tmp_path / "single").final_model):
         if name.startswith("model/"):
             np.testing.assert_allclose(b.get_tensor(name), a.get_tensor(name), atol=1e-5)
 
@@ -114,7 +115,7 @@ def test_two_worker_multi_worker_mirrored_matches_single_device(tmp_path):
     for index in range(2):
         losses = json.loads((tmp_path / f"losses{index}.json").read_text())
         np.testing.assert_allclose(losses, single["losses"], rtol=1e-4)
-    assert loop.is_finished(tmp_path / "mwms")
+    assert work_tree.JobDir(tmp_path / "mwms").finished()
 
 
 def test_batch_must_split_over_replicas(tmp_path):
@@ -130,11 +131,11 @@ def test_unknown_strategy_is_a_clear_error():
 
 def test_long_evaluations_are_summarised_on_the_console(tmp_path):
     metrics = {f"expert{i}/top1": i / 100 for i in range(30)}
-    line = loop._summary(metrics, tmp_path)
+    line = loop._summary(metrics, work_tree.JobDir(tmp_path))
     assert line.startswith("expert0/top1 0 expert1/top1 0.01")
     assert "expert9/top1" in line and "expert10/top1" not in line
     assert line.endswith(f"... and 20 more in {tmp_path / 'final' / 'metrics.json'}")
-    assert loop._summary({"loss": 1.5}, tmp_path) == "loss 1.5"
+    assert loop._summary({"loss": 1.5}, work_tree.JobDir(tmp_path)) == "loss 1.5"
 
 
 def test_jobs_sharing_a_reuse_key_train_as_if_alone(tmp_path):
@@ -168,11 +169,11 @@ def test_jobs_sharing_a_reuse_key_train_as_if_alone(tmp_path):
     alone = loop.train(dataclasses.replace(make(5), reuse_key=None), config, tmp_path / "c")
     np.testing.assert_allclose(second["losses"], alone["losses"], rtol=1e-5)
     assert not np.allclose(first["losses"], second["losses"])
-    for name, _ in tf.train.list_variables(loop.final_model_path(tmp_path / "b")):
+    for name, _ in tf.train.list_variables(work_tree.JobDir(tmp_path / "b").final_model):
         if name.startswith("model/"):
             np.testing.assert_allclose(
-                tf.train.load_variable(loop.final_model_path(tmp_path / "b"), name),
-                tf.train.load_variable(loop.final_model_path(tmp_path / "c"), name),
+                tf.train.load_variable(work_tree.JobDir(tmp_path / "b").final_model, name),
+                tf.train.load_variable(work_tree.JobDir(tmp_path / "c").final_model, name),
                 rtol=1e-5,
                 atol=1e-6,
             )

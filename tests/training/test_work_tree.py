@@ -1,0 +1,56 @@
+"""The upstream work tree's layout: safe job directories and recorded configs."""
+
+import pytest
+
+from experts import work_tree
+
+
+@pytest.mark.parametrize("node", ["../../evil", "a/b", "..", ".", ".hidden", "/abs", "x%2Fy"])
+def test_every_node_is_one_safe_path_component(node, tmp_path):
+    tree = work_tree.WorkTree(tmp_path)
+    path = tree.job("full", node).path
+    assert path.parent == tmp_path / "full"
+    assert "/" not in path.name and not path.name.startswith(".")
+    assert work_tree.node_of(path.name) == node
+
+
+def test_directory_names_are_distinct_for_distinct_nodes():
+    nodes = ["a/b", "a%2Fb", "a b", "a_b", ".a", "%2Ea", "..", "%2E."]
+    assert len({work_tree.dir_name(n) for n in nodes}) == len(nodes)
+    assert work_tree.dir_name("script/latin") == "script%2Flatin"
+    assert work_tree.dir_name("glyph") == "glyph"
+    with pytest.raises(ValueError, match="empty"):
+        work_tree.dir_name("")
+
+
+def test_start_records_then_checks_only_result_changing_fields(tmp_path):
+    job = work_tree.JobDir(tmp_path / "baseline")
+    config = {"model": {"size": "r14"}, "train": {"base_lr": 0.1, "log_every": 5}}
+    job.start(config)
+    assert job.config() == config
+    job.start({"model": {"size": "r14"}, "train": {"base_lr": 0.1, "log_every": 50}})
+    with pytest.raises(work_tree.ConfigChanged) as error:
+        job.start({"model": {"size": "r14"}, "train": {"base_lr": 0.3, "log_every": 5}})
+    message = str(error.value)
+    assert message.startswith("train.base_lr is 0.3 but ") and "records 0.1" in message
+    assert "--config.restart=true" in message and "\n" not in message
+    assert job.config() == config  # the record is unchanged
+
+
+def test_training_without_a_record_is_not_resumed_blindly(tmp_path):
+    job = work_tree.JobDir(tmp_path / "epn")
+    job.checkpoints.mkdir(parents=True)
+    with pytest.raises(work_tree.ConfigChanged, match="without a config.json"):
+        job.start({"train": {}})
+    job.start({"train": {}}, restart=True)
+    assert job.has_config() and not job.checkpoints.exists()
+
+
+def test_a_missing_or_corrupt_record_names_the_file(tmp_path):
+    job = work_tree.JobDir(tmp_path / "adapters")
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        job.config()
+    job.path.mkdir()
+    job.config_path.write_text("{not json")
+    with pytest.raises(ValueError, match=r"adapters/config.json is not valid JSON"):
+        job.config()
