@@ -40,6 +40,13 @@ def check_name(name: str, where: str = "") -> str:
         raise HierarchyError(
             f"{where}bad node name {name!r}: names are non-empty, without whitespace, ':', ',', '#'"
         )
+    # Names become directory and handle names (encoded, so they could not escape
+    # anyway); a name that reads like a path outside its directory is a mistake.
+    if name.startswith("/") or {".", ".."} & set(name.split("/")):
+        raise HierarchyError(
+            f"{where}bad node name {name!r}: names neither start with '/' nor have "
+            "'.' or '..' between slashes"
+        )
     return name
 
 

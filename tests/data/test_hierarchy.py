@@ -150,6 +150,9 @@ def test_flat():
         ("root\n", r"t.txt:1: expected '<node>: <parents...>'"),
         ("my node: x\n", r"t.txt:1: bad node name 'my node'"),
         ("a: b,c\n", r"t.txt:1: bad node name 'b,c'"),
+        ("root:\n../../evil: root\n", r"t.txt:2: bad node name '../../evil': names neither"),
+        ("/abs:\n", r"t.txt:1: bad node name '/abs'"),
+        ("root:\na/./b: root\n", r"t.txt:2: bad node name 'a/./b'"),
         ("# only comments\n\n", r"declares no nodes"),
     ],
 )
