@@ -79,6 +79,14 @@ _FIELDS: dict[str, tuple[type, ...]] = {
 _REQUIRED = ("schema_version", "name", "kind", "output")
 
 
+def short_name(module_id: str) -> str:
+    """A module id as a table cell: `bit-adapter/<arch>/<upstream>/script.han` ->
+    `adapter:script.han`, `bit/<arch>/<upstream>/baseline` -> `baseline`."""
+    parts = module_id.split("/")
+    kind = {"bit": "full", "bit-adapter": "adapter"}.get(parts[0], parts[0])
+    return "baseline" if parts[-1] == "baseline" else f"{kind}:{parts[-1]}"
+
+
 class PoolError(ValueError):
     """A pool, handle or metadata file that cannot be used."""
 

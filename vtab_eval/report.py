@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vtab_eval import files, selection, stats
+from vtab_eval import files, run_dir, selection, stats
 
 GROUPS = ("natural", "specialized", "structured", stats.ALL)
 # Every selector's table row, in the paper's order (the registry's).
@@ -37,13 +37,8 @@ METHOD_NAMES = {name: cls.display_name for name, cls in selection.SELECTORS.item
 
 
 def load_results(workdir: Path) -> list[dict]:
-    """Every finished task's result.json, in the order of the run's task list."""
-    results = []
-    for path in sorted((Path(workdir) / "tasks").glob("*/result.json")):
-        result = files.read_json(path)
-        result["dir"] = str(path.parent)
-        results.append(result)
-    return results
+    """Every finished task's result, each with its directory under "dir"."""
+    return run_dir.RunDir(workdir).results()
 
 
 def short_task(spec: str) -> str:
@@ -107,10 +102,9 @@ def knn_scores(results: list[dict]) -> dict[str, dict[str, float]]:
     """{task: {expert: kNN LOO accuracy}} from the runs' knn selection files."""
     out = {}
     for r in results:
-        path = Path(r["dir"]) / "selection" / "knn.json"
-        if path.exists():
-            scores = files.read_json(path)["scores"]
-            out[r["task"]] = {e: s for e, s in scores.items() if s is not None}
+        record = run_dir.TaskDir(Path(r["dir"])).selection("knn")
+        if record is not None:
+            out[r["task"]] = {e: s for e, s in record["scores"].items() if s is not None}
     return out
 
 
@@ -119,8 +113,8 @@ def finetuned(results: list[dict]) -> dict[str, dict[str, float]]:
     out = {}
     for r in results:
         out[r["task"]] = {
-            files.read_json(p)["expert"]: files.read_json(p)["median_test_accuracy"]
-            for p in sorted((Path(r["dir"]) / "finetune").glob("*.json"))
+            record["expert"]: record["median_test_accuracy"]
+            for record in run_dir.TaskDir(Path(r["dir"])).finetune_records()
         }
     return out
 
@@ -261,7 +255,7 @@ PROBES_DIR = "probes"  # the probe matrix, under the report directory
 
 def report_dir(workdir, config) -> Path:
     """Where a run's report goes: `config.report.dir`, or `<workdir>/report`."""
-    return Path(config.report.get("dir") or Path(workdir) / "report")
+    return Path(config.report.get("dir") or run_dir.RunDir(workdir).default_report)
 
 
 def probe_section(path: str) -> list[str]:

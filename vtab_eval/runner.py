@@ -1,16 +1,8 @@
 """The evaluation loop behind `vtab_eval.main`: per task, run every selector, fine-tune
 every expert they pick, record the result; then write the report.
 
-Work directory layout (every file written atomically, so a crash loses at most the
-step in progress and a rerun resumes there):
-
-    <workdir>/run.json                         config and pool this directory was made with
-    <workdir>/features/...                     embedding cache (features.py)
-    <workdir>/tasks/<task>/selection/<s>.json  one selector's scores, pick and seconds
-    <workdir>/tasks/<task>/finetune/<e>.json   the protocol's runs for one expert
-    <workdir>/tasks/<task>/oracle_screen<n>/<e>.json   the oracle's screening runs
-    <workdir>/tasks/<task>/result.json         the task's summary: it is finished
-    <workdir>/report/                          tables and plots (report.py)
+The work directory's layout is `run_dir`'s; every file is written atomically, so a
+crash loses at most the step in progress and a rerun resumes there.
 
 A finished task (its result.json names every requested selector) is not redone.
 Fine-tuning results are shared between selectors that pick the same expert: the
@@ -39,7 +31,17 @@ from pathlib import Path
 
 import ml_collections
 
-from vtab_eval import files, finetune, hyperparams, pool, probes, report, selection, tasks
+from vtab_eval import (
+    files,
+    finetune,
+    hyperparams,
+    pool,
+    probes,
+    report,
+    run_dir,
+    selection,
+    tasks,
+)
 from vtab_eval.features import FeatureStore
 
 # Fields whose change makes earlier results in a work directory incomparable.
@@ -86,7 +88,7 @@ def _check_workdir(workdir: Path, config: ml_collections.ConfigDict, the_pool: p
     for section, fields in _SPEED_FIELDS.items():
         for field in fields:
             record["config"][section].pop(field, None)
-    path = workdir / "run.json"
+    path = run_dir.RunDir(workdir).run_file
     if path.exists():
         old = files.read_json(path)
         for field in _RESULT_FIELDS:
@@ -121,8 +123,9 @@ class Runner:
 
     def __post_init__(self):
         self.workdir = Path(self.workdir)
+        self.dir = run_dir.RunDir(self.workdir)
         self.store = FeatureStore(
-            self.workdir / "features", self.config.image_size, self.config.selection.batch_size
+            self.dir.features, self.config.image_size, self.config.selection.batch_size
         )
         self.tuners: finetune.TunerCache | None = None
         folder = self.config.get("probes", "")
@@ -133,12 +136,9 @@ class Runner:
                 f"unknown selectors {unknown}; choose from {list(selection.SELECTORS)}"
             )
 
-    def task_dir(self, spec: str) -> Path:
-        return self.workdir / "tasks" / files.slug(spec)
-
     def is_done(self, spec: str) -> bool:
-        path = self.task_dir(spec) / "result.json"
-        return path.exists() and set(self.selectors) <= set(files.read_json(path)["methods"])
+        result = self.dir.task(spec).result()
+        return result is not None and set(self.selectors) <= set(result["methods"])
 
     def _modules_needed(self) -> list[pool.Module]:
         needs = {selection.SELECTORS[name].needs for name in self.selectors}
@@ -213,8 +213,7 @@ class Runner:
 
     def result_path(self, task, expert: pool.Module, screen: int | None = None) -> Path:
         """Where `finetune_expert(task, expert, screen)` keeps its results."""
-        kind = "finetune" if screen is None else f"oracle_screen{screen}"
-        return self.task_dir(task.spec) / kind / f"{files.slug(expert.id)}.json"
+        return self.dir.task(task.spec).finetune_path(expert.id, run_dir.screen_kind(screen))
 
     def oracle_path(self, task, expert: pool.Module) -> Path:
         return self.result_path(task, expert, self.oracle_screening())
@@ -278,7 +277,7 @@ class Runner:
             )
 
     def select(self, task, name: str) -> selection.SelectionResult:
-        path = self.task_dir(task.spec) / "selection" / f"{name}.json"
+        path = self.dir.task(task.spec).selection_path(name)
         if path.exists():
             return selection.SelectionResult.from_json(files.read_json(path))
         ctx = selection.Context(
@@ -308,14 +307,16 @@ class Runner:
                 "test_accuracies": tuned["test_accuracies"],
                 "median_test_accuracy": tuned["median_test_accuracy"],
             }
+        # Methods of earlier runs with other selectors are kept: results accumulate.
+        earlier = self.dir.task(task.spec).result() or {}
         result = {
             "task": task.spec,
             "group": task.group,
             "num_classes": task.num_classes,
-            "methods": methods,
+            "methods": {**earlier.get("methods", {}), **methods},
             "seconds": time.perf_counter() - start,
         }
-        files.write_json(self.task_dir(task.spec) / "result.json", result)
+        files.write_json(self.dir.task(task.spec).result_path, result)
         return result
 
     def run(self) -> dict:

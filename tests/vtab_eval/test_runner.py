@@ -194,3 +194,23 @@ def test_the_binary_rewrites_the_report(finished):
     out = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "report:" in out.stdout and (workdir / "report" / "summary.md").exists()
+
+
+def test_a_rerun_with_other_selectors_keeps_the_earlier_methods(finished):
+    config, workdir, _, _ = finished
+    other = config.copy_and_resolve_references()
+    other.selectors = "knn_experts"
+    paths = runner.run(other, log=lambda line: None)
+    result = files.read_json(workdir / "tasks" / files.slug(SPEC) / "result.json")
+    assert sorted(result["methods"]) == [
+        "baseline",
+        "domain",
+        "knn",
+        "knn_experts",
+        "label",
+        "random",
+    ]
+    # The report shows the methods asked for; --report_only without selectors, all.
+    assert "knn_experts" in files.read_json(paths["results"])["table"]
+    everything = report.write_report(workdir, config, methods=None)
+    assert len(files.read_json(everything["results"])["table"]) == 6

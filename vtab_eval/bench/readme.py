@@ -26,7 +26,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from vtab_eval import files, report
+from vtab_eval import files, pool, report, run_dir
 from vtab_eval.bench import quality
 
 _BENCH_DIR = flags.DEFINE_string("bench_dir", "runs/bench", "Directory of the benchmarks.")
@@ -48,23 +48,6 @@ ORACLE_SCREENING = (
 
 def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def _short(expert: str) -> str:
-    """`bit-adapter/r26x0.25/embedded_upstream.32px/script.han` -> `adapter:script.han`."""
-    parts = expert.split("/")
-    kind = {"bit": "full", "bit-adapter": "adapter"}.get(parts[0], parts[0])
-    return "baseline" if parts[-1] == "baseline" else f"{kind}:{parts[-1]}"
-
-
-def finetune_records(transfer_dir: Path, kind: str = "finetune") -> dict[str, dict[str, dict]]:
-    """{task spec: {expert id: result}} from every tasks/*/<kind>/*.json: the whole
-    protocol's (`finetune`) or the oracle's screening (`oracle_screen*`)."""
-    out: dict[str, dict[str, dict]] = {}
-    for path in sorted(transfer_dir.glob(f"tasks/*/{kind}/*.json")):
-        record = files.read_json(path)
-        out.setdefault(record["task"], {})[record["expert"]] = record
-    return out
 
 
 def headline(table: dict, tasks: list[dict] | None = None) -> list[str]:
@@ -149,11 +132,11 @@ def per_task_rows(results: dict, oracle_runs: dict[str, dict[str, dict]]) -> lis
                 task["short"],
                 task["group"],
                 _pct(base),
-                _short(knn["pick"]) if knn else "-",
+                pool.short_name(knn["pick"]) if knn else "-",
                 _pct(scores.get(knn.get("pick"))) if knn else "-",
                 _pct(knn.get("median_test_accuracy")),
                 spread,
-                _short(oracle["pick"]) if oracle else "-",
+                pool.short_name(oracle["pick"]) if oracle else "-",
                 _pct(oracle.get("median_test_accuracy")),
                 rank,
                 str(len(oracle_runs.get(task["task"], {}))) if oracle else "-",
@@ -174,10 +157,10 @@ def oracle_records(
     baseline unless `include_baseline`, have their runs for other methods)."""
     if screened:
         return screened
-    candidates = {}
-    for path in workdir.glob("tasks/*/selection/oracle.json"):
-        selection = files.read_json(path)
-        candidates[selection["task"]] = {e for e, s in selection["scores"].items() if s >= 0}
+    candidates = {
+        task: {e for e, s in selection["scores"].items() if s >= 0}
+        for task, selection in run_dir.RunDir(workdir).selections("oracle").items()
+    }
     return {
         task: {e: r for e, r in records.items() if e in candidates[task]}
         for task, records in tuned.items()
@@ -310,8 +293,8 @@ def write(bench_dir: Path, workdir: Path | None = None) -> Path:
     if results is None:
         lines += ["Missing: `transfer/report/results.json` (run `make bench`).", ""]
     else:
-        tuned = finetune_records(workdir)
-        screened = finetune_records(workdir, "oracle_screen*")
+        tuned = run_dir.RunDir(workdir).finetune_records()
+        screened = run_dir.RunDir(workdir).finetune_records(run_dir.SCREENING)
         oracle = oracle_records(workdir, tuned, screened)
         lines += [
             f"{len(results['tasks'])} tasks of the embedded suite; preset "
