@@ -39,6 +39,43 @@ import tensorflow_hub as hub
 from hub_export import tree
 
 SCHEMA_VERSION = 1
+# The schema, field by field (JSON types), that every expert_info.json is checked
+# against before it is written: the upstream side's one copy. The downstream reader
+# keeps its own (vtab_eval/pool.py, which never imports this package); a contract test
+# runs real exports through that reader.
+FIELDS: dict[str, tuple[type, ...]] = {
+    "schema_version": (int,),
+    "name": (str,),
+    "kind": (str,),
+    "handle": (str,),
+    "publisher": (str,),
+    "collection": (str,),
+    "version": (int,),
+    "node": (str, type(None)),
+    "description": (str, type(None)),
+    "arch": (str,),
+    "feature_dim": (int,),
+    "upstream": (dict,),
+    "images_seen": (int,),
+    "training": (dict,),
+    "label_distribution": (dict,),
+    "input": (dict,),
+    "output": (dict,),
+    "provenance": (dict,),
+    # packed adapters, the classifier and the EPN
+    "experts": (list,),
+    "expert_nodes": (list,),
+    "all_logits_nodes": (list,),
+}
+
+
+def check_schema(info: Mapping) -> None:
+    """Raises ValueError for a field outside ``FIELDS`` or of another type."""
+    for field, value in info.items():
+        if field not in FIELDS:
+            raise ValueError(f"expert_info field {field!r} is not in the schema")
+        if not isinstance(value, FIELDS[field]):
+            raise ValueError(f"expert_info field {field!r} is a {type(value).__name__}")
 
 
 def label_distribution(labels: Sequence[str], prior: np.ndarray) -> dict[str, float]:
@@ -124,6 +161,7 @@ def expert_info(
     }
     if label_distribution is not None:
         info["label_distribution"] = dict(label_distribution)
+    check_schema(info)
     return info
 
 

@@ -49,10 +49,11 @@ EXPERT_KINDS = ("full", "adapter", "baseline")
 CLASSIFIER_KINDS = ("classifier", "epn")
 IGNORED_KINDS = ("packed",)
 
-# Top-level fields of expert_info.json -> accepted JSON types. The first group is
-# hub_export/metadata.py's schema; the second are the extras hub_export/exporter.py
-# adds for packed adapters, the classifier and the EPN.
-_FIELDS: dict[str, tuple[type, ...]] = {
+# Top-level fields of expert_info.json -> accepted JSON types: the downstream side's one
+# copy of the schema (hub_export/metadata.py's FIELDS is the upstream side's; a contract
+# test feeds real exports through this reader). The last group is for packed adapters,
+# the classifier and the EPN.
+SCHEMA_FIELDS: dict[str, tuple[type, ...]] = {
     "schema_version": (int,),
     "name": (str,),
     "kind": (str,),
@@ -171,13 +172,17 @@ class Pool:
 def read_info(path: str | os.PathLike) -> dict[str, Any]:
     """Reads and validates one `expert_info.json` (see the module docstring)."""
     path = Path(path)
-    info = files.read_json(path)
+    return check_info(files.read_json(path), path)
+
+
+def check_info(info: Any, path: str | os.PathLike) -> dict[str, Any]:
+    """Validates one parsed `expert_info.json`; errors name ``path`` and the field."""
     if not isinstance(info, dict):
         raise PoolError(f"{path}: expected a JSON object, got {type(info).__name__}")
     for field, value in info.items():
-        if field not in _FIELDS:
-            raise PoolError(f"{path}: unknown field {field!r}; documented: {sorted(_FIELDS)}")
-        if not isinstance(value, _FIELDS[field]) or isinstance(value, bool):
+        if field not in SCHEMA_FIELDS:
+            raise PoolError(f"{path}: unknown field {field!r}; documented: {sorted(SCHEMA_FIELDS)}")
+        if not isinstance(value, SCHEMA_FIELDS[field]) or isinstance(value, bool):
             raise PoolError(f"{path}: field {field!r} has type {type(value).__name__}")
     for field in _REQUIRED:
         if field not in info:

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from vtab_eval import pool
 from vtab_eval.tasks import Task
 
 _IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32)
@@ -68,8 +69,10 @@ def save_module(path: Path, module: TinyModule, info: dict) -> Path:
     return path
 
 
-def expert_info(name: str, kind: str = "full", **extra) -> dict:
-    """expert_info.json in hub_export's schema (hub_export/metadata.py, version 1)."""
+def expert_info(name: str, kind: str = "full", check: bool = True, **extra) -> dict:
+    """expert_info.json in the schema the pool reads (pool.SCHEMA_FIELDS, checked here;
+    the contract tests hold hub_export's writer to the same reader). ``check=False``
+    builds invalid ones on purpose."""
     collection = {"classifier": "bit-classifier", "epn": "bit-epn", "adapter": "bit-adapter"}
     info = {
         "schema_version": 1,
@@ -91,7 +94,7 @@ def expert_info(name: str, kind: str = "full", **extra) -> dict:
         "provenance": {"made_by": "tests/vtab_eval/hub_fixtures.py"},
     }
     info.update(extra)
-    return info
+    return pool.check_info(info, f"hub_fixtures.expert_info({name!r})") if check else info
 
 
 UPSTREAM_LABELS = ["l_red", "l_green", "l_blue"]
