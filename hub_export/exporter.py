@@ -113,7 +113,7 @@ class WorkTree:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ExportError(
                 f"{checkpoint} does not fit a {self.size} model with {num_classes} outputs and "
-                f"{num_experts} adapter experts (check --config.model.size): {first}"
+                f"{num_experts} adapter experts (its job recorded another model.size?): {first}"
             ) from None
         return model
 
