@@ -20,30 +20,32 @@ from ml_collections import config_flags
 
 from hub_export import exporter, tree
 
-_CONFIG = config_flags.DEFINE_config_file("config", "hub_export/config.py")
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "tfds directory of the upstream (default: where B was trained from)."
-)
-
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     start = time.perf_counter()
-    if _DATA_DIR.value is not None:
-        _CONFIG.value.data_dir = _DATA_DIR.value
+    config = flags.FLAGS.config
+    if flags.FLAGS.data_dir is not None:
+        config.data_dir = flags.FLAGS.data_dir
     try:
-        results = exporter.export(_CONFIG.value)
+        results = exporter.export(config)
     except (tree.ExportError, FileNotFoundError) as e:
         # Expected problems (missing runs, existing modules, bad names) are one line.
         sys.exit(f"hub_export: error: {e}")
     total = sum(r["size_bytes"] for r in results)
     print(
         f"exported {len(results)} modules ({total / 2**20:.1f} MiB) to "
-        f"{_CONFIG.value.hub_root} in {time.perf_counter() - start:.0f}s",
+        f"{config.hub_root} in {time.perf_counter() - start:.0f}s",
         flush=True,
     )
 
 
 if __name__ == "__main__":
+    # Defined only when run as a program, so that importing this module (as the tests
+    # do) never claims flag names that other binaries define in the same process.
+    config_flags.DEFINE_config_file("config", "hub_export/config.py")
+    flags.DEFINE_string(
+        "data_dir", None, "tfds directory of the upstream (default: where B was trained from)."
+    )
     app.run(main)

@@ -21,16 +21,18 @@ from __future__ import annotations
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-# Flags live in this module only, so the library can be imported next to other binaries
-# (experts.train defines --config too).
-_CONFIG = config_flags.DEFINE_config_file("config", "vtab_eval/configs/transfer.py:cpu")
-_POOL = flags.DEFINE_string("pool", None, "Hub tree root, or comma-separated module handles.")
-_SUITE = flags.DEFINE_string("suite", None, "Suite name or ';'-separated task specs.")
-_SELECTORS = flags.DEFINE_string("selectors", None, "Comma-separated selector names.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output directory (resumable).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data directory of the tasks.")
-_REPORT_DIR = flags.DEFINE_string("report_dir", None, "Report directory (<workdir>/report).")
-_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only rewrite the report.")
+
+def define_flags() -> None:
+    """Defines this binary's flags; called only when it runs as a program, so that
+    importing the module never claims flag names other binaries also define."""
+    config_flags.DEFINE_config_file("config", "vtab_eval/configs/transfer.py:cpu")
+    flags.DEFINE_string("pool", None, "Hub tree root, or comma-separated module handles.")
+    flags.DEFINE_string("suite", None, "Suite name or ';'-separated task specs.")
+    flags.DEFINE_string("selectors", None, "Comma-separated selector names.")
+    flags.DEFINE_string("workdir", None, "Output directory (resumable).")
+    flags.DEFINE_string("data_dir", None, "tfds data directory of the tasks.")
+    flags.DEFINE_string("report_dir", None, "Report directory (<workdir>/report).")
+    flags.DEFINE_bool("report_only", False, "Only rewrite the report.")
 
 
 def main(argv):
@@ -39,23 +41,17 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         # Progress goes to stdout; library INFO lines (tfds, hub) would drown it.
         logging.set_verbosity(logging.WARNING)
-    config = _CONFIG.value
-    for flag, field in (
-        (_POOL, "pool"),
-        (_SUITE, "suite"),
-        (_SELECTORS, "selectors"),
-        (_WORKDIR, "workdir"),
-        (_DATA_DIR, "data_dir"),
-    ):
-        if flag.value is not None:
-            config[field] = flag.value
-    if _REPORT_DIR.value is not None:
-        config.report.dir = _REPORT_DIR.value
-    if _REPORT_ONLY.value:
+    config = flags.FLAGS.config
+    for field in ("pool", "suite", "selectors", "workdir", "data_dir"):
+        if flags.FLAGS[field].value is not None:
+            config[field] = flags.FLAGS[field].value
+    if flags.FLAGS.report_dir is not None:
+        config.report.dir = flags.FLAGS.report_dir
+    if flags.FLAGS.report_only:
         from vtab_eval import report  # numpy and matplotlib only: no TensorFlow start-up
 
         # Every method of the finished tasks, unless --selectors names some.
-        methods = _SELECTORS.value and [m.strip() for m in _SELECTORS.value.split(",")]
+        methods = flags.FLAGS.selectors and [m.strip() for m in flags.FLAGS.selectors.split(",")]
         paths = report.write_report(config.workdir, config, methods=methods)
         print(f"report: {paths['markdown']}", flush=True)
         return
@@ -73,4 +69,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

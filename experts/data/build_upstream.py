@@ -22,31 +22,6 @@ from experts import files
 from experts.data import embedded, probes, upstream
 from experts.data.builders import EmbeddedUpstream, EmbeddedUpstreamConfig
 
-_DATA_DIR = flags.DEFINE_string("data_dir", "runs/tfds", "tfds data_dir holding the cache.")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Image side in pixels.")
-_NUM_EXPERTS = flags.DEFINE_integer("num_experts", upstream.DEFAULT_NUM_EXPERTS, "Experts.")
-_MIN_IMAGES = flags.DEFINE_integer(
-    "min_expert_images", upstream.DEFAULT_MIN_EXPERT_IMAGES, "Fewest training images per expert."
-)
-_MAX_OVERLAP = flags.DEFINE_float(
-    "max_expert_overlap", upstream.DEFAULT_MAX_EXPERT_OVERLAP, "Largest Jaccard between experts."
-)
-_GRID = flags.DEFINE_string(
-    "grid", None, "PNG of sample images (default: <data_dir>/embedded_upstream_<size>px.png)."
-)
-_GRID_SIDE = flags.DEFINE_integer("grid_side", 16, "Samples per row and column of the grid.")
-_PROBES_DIR = flags.DEFINE_string(
-    "probes_dir",
-    None,
-    "Where the specialisation probes go (default: <data_dir>/embedded_probes/<size>px).",
-)
-_PROBE_IMAGES = flags.DEFINE_integer(
-    "probe_images", probes.DEFAULT_MAX_IMAGES, "Most images in one expert's probe."
-)
-_PROBE_PER_CLASS = flags.DEFINE_integer(
-    "probe_per_class", probes.DEFAULT_PER_CLASS, "Images per class in a probe, styles apart."
-)
-
 
 def builder_for(data_dir: str, image_size: int) -> EmbeddedUpstream:
     """The standard config of that size, so every caller shares one cache directory."""
@@ -83,10 +58,43 @@ def sample_grid(builder, path: str, side: int, seed: int = 0) -> None:
     files.write_png(path, out)
 
 
+def define_flags() -> None:
+    """Defines this binary's flags; called only when it runs as a program, so that
+    importing the module never claims flag names other binaries also define."""
+    flags.DEFINE_string("data_dir", "runs/tfds", "tfds data_dir holding the cache.")
+    flags.DEFINE_integer("image_size", 32, "Image side in pixels.")
+    flags.DEFINE_integer("num_experts", upstream.DEFAULT_NUM_EXPERTS, "Experts.")
+    flags.DEFINE_integer(
+        "min_expert_images",
+        upstream.DEFAULT_MIN_EXPERT_IMAGES,
+        "Fewest training images per expert.",
+    )
+    flags.DEFINE_float(
+        "max_expert_overlap",
+        upstream.DEFAULT_MAX_EXPERT_OVERLAP,
+        "Largest Jaccard between experts.",
+    )
+    flags.DEFINE_string(
+        "grid", None, "PNG of sample images (default: <data_dir>/embedded_upstream_<size>px.png)."
+    )
+    flags.DEFINE_integer("grid_side", 16, "Samples per row and column of the grid.")
+    flags.DEFINE_string(
+        "probes_dir",
+        None,
+        "Where the specialisation probes go (default: <data_dir>/embedded_probes/<size>px).",
+    )
+    flags.DEFINE_integer(
+        "probe_images", probes.DEFAULT_MAX_IMAGES, "Most images in one expert's probe."
+    )
+    flags.DEFINE_integer(
+        "probe_per_class", probes.DEFAULT_PER_CLASS, "Images per class in a probe, styles apart."
+    )
+
+
 def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
-    builder = builder_for(_DATA_DIR.value, _IMAGE_SIZE.value)
+    builder = builder_for(flags.FLAGS.data_dir, flags.FLAGS.image_size)
     start = time.time()
     cached = builder.is_prepared()
     builder.download_and_prepare(
@@ -94,7 +102,9 @@ def main(argv):
     )
     seconds = time.time() - start
     info = upstream.load_info(builder)
-    choice = upstream.ExpertChoice(_NUM_EXPERTS.value, _MIN_IMAGES.value, _MAX_OVERLAP.value)
+    choice = upstream.ExpertChoice(
+        flags.FLAGS.num_experts, flags.FLAGS.min_expert_images, flags.FLAGS.max_expert_overlap
+    )
     experts = info.choose_experts(choice)
     counts = info.node_counts("train")
     splits = builder.info.splits
@@ -107,10 +117,10 @@ def main(argv):
     print(f"experts ({len(experts)}; {choice}):")
     for e in experts:
         print(f"  {e:42s} {counts[e]:7d}  {info.descriptions.get(e, '')}")
-    grid = _GRID.value or os.path.join(
-        _DATA_DIR.value, f"embedded_upstream_{_IMAGE_SIZE.value}px.png"
+    grid = flags.FLAGS.grid or os.path.join(
+        flags.FLAGS.data_dir, f"embedded_upstream_{flags.FLAGS.image_size}px.png"
     )
-    sample_grid(builder, grid, _GRID_SIDE.value)
+    sample_grid(builder, grid, flags.FLAGS.grid_side)
     print(f"sample grid: {grid}")
     write_probes(builder, experts)
 
@@ -118,7 +128,9 @@ def main(argv):
 def write_probes(builder, experts) -> None:
     """The held-out probe of every expert node (experts/data/probes.py), once."""
     size = builder.builder_config.image_size
-    out_dir = _PROBES_DIR.value or os.path.join(_DATA_DIR.value, "embedded_probes", f"{size}px")
+    out_dir = flags.FLAGS.probes_dir or os.path.join(
+        flags.FLAGS.data_dir, "embedded_probes", f"{size}px"
+    )
     spec = builder.builder_config.spec
     start = time.time()
     manifest = probes.ensure_probes(
@@ -128,8 +140,8 @@ def write_probes(builder, experts) -> None:
         size,
         out_dir,
         upstream=f"{builder.name}/{builder.builder_config.name}",
-        max_images=_PROBE_IMAGES.value,
-        per_class=_PROBE_PER_CLASS.value,
+        max_images=flags.FLAGS.probe_images,
+        per_class=flags.FLAGS.probe_per_class,
     )
     print(f"probes ({len(manifest['probes'])}, {time.time() - start:.1f} s): {out_dir}")
     for p in manifest["probes"]:
@@ -139,4 +151,5 @@ def write_probes(builder, experts) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -18,10 +18,6 @@ from ml_collections import config_flags
 
 from experts.models import resnet_v2
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experts/configs/baseline.py:cpu")
-_BATCH = flags.DEFINE_integer("batch_size", 64, "Images per timed step.")
-_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps (after one warm-up step).")
-
 
 def count(variables) -> int:
     return int(sum(v.shape.num_elements() for v in variables))
@@ -57,15 +53,23 @@ def train_step_throughput(
     return batch * steps / (time.perf_counter() - start)
 
 
+def define_flags() -> None:
+    """Defines this binary's flags; called only when it runs as a program, so that
+    importing the module never claims flag names other binaries also define."""
+    config_flags.DEFINE_config_file("config", "experts/configs/baseline.py:cpu")
+    flags.DEFINE_integer("batch_size", 64, "Images per timed step.")
+    flags.DEFINE_integer("steps", 5, "Timed steps (after one warm-up step).")
+
+
 def main(argv):
     del argv
-    cfg = _CONFIG.value
+    cfg = flags.FLAGS.config
     size, image_size = cfg.model.size, cfg.model.image_size
     backbone = resnet_v2.ResNetV2(size).build_for(image_size)
     with_adapter = resnet_v2.ResNetV2(size, num_experts=1).build_for(image_size)
     adapters = count(with_adapter.adapter_variables)
     model = resnet_v2.ResNetV2(size, num_classes=1000).build_for(image_size)
-    rate = train_step_throughput(model, image_size, _BATCH.value, _STEPS.value)
+    rate = train_step_throughput(model, image_size, flags.FLAGS.batch_size, flags.FLAGS.steps)
     print(f"preset            {cfg.preset}")
     print(f"architecture      BiT ResNet-v2 {size} at {image_size}px")
     print(f"feature dim       {backbone.feature_dim}")
@@ -74,9 +78,10 @@ def main(argv):
         f"one adapter set   {adapters:,} ({100 * adapters / count(backbone.weights):.1f}% of backbone)"
     )
     print(
-        f"train step        {rate:,.0f} img/s (batch {_BATCH.value}, 1000-way head, this machine)"
+        f"train step        {rate:,.0f} img/s (batch {flags.FLAGS.batch_size}, 1000-way head, this machine)"
     )
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -21,10 +21,6 @@ from experts import jobs
 from experts.models import resnet_v2
 from experts.training import loop, schedules
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experts/configs/baseline.py:cpu")
-_STEPS = flags.DEFINE_integer("steps", 200, "Timed steps for each side.")
-_NODES = flags.DEFINE_integer("nodes", 1000, "Sigmoid outputs (hierarchy nodes).")
-
 
 def batches(batch: int, image_size: int, nodes: int, count: int = 8) -> tf.data.Dataset:
     images = tf.random.uniform([count, batch, image_size, image_size, 3])
@@ -74,14 +70,22 @@ def trainer_throughput(cfg, steps: int, nodes: int) -> float:
         return loop.train(job, train, workdir)["images_per_second"]
 
 
+def define_flags() -> None:
+    """Defines this binary's flags; called only when it runs as a program, so that
+    importing the module never claims flag names other binaries also define."""
+    config_flags.DEFINE_config_file("config", "experts/configs/baseline.py:cpu")
+    flags.DEFINE_integer("steps", 200, "Timed steps for each side.")
+    flags.DEFINE_integer("nodes", 1000, "Sigmoid outputs (hierarchy nodes).")
+
+
 def main(argv):
     del argv
-    cfg = _CONFIG.value
-    bare = bare_throughput(cfg, _STEPS.value, _NODES.value)
-    trainer = trainer_throughput(cfg, _STEPS.value, _NODES.value)
+    cfg = flags.FLAGS.config
+    bare = bare_throughput(cfg, flags.FLAGS.steps, flags.FLAGS.nodes)
+    trainer = trainer_throughput(cfg, flags.FLAGS.steps, flags.FLAGS.nodes)
     print(
         f"model {cfg.model.size} at {cfg.model.image_size}px, global batch "
-        f"{cfg.train.global_batch}, {_NODES.value} sigmoid outputs, {_STEPS.value} steps"
+        f"{cfg.train.global_batch}, {flags.FLAGS.nodes} sigmoid outputs, {flags.FLAGS.steps} steps"
     )
     print(f"bare tf.function step  {bare:8,.0f} img/s")
     print(f"trainer (loop.train)   {trainer:8,.0f} img/s")
@@ -89,4 +93,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,10 +14,11 @@ import hub_export
 from experts.data import pipelines
 from hub_export import catalog as catalog_cli
 from hub_export import config as config_lib
-from hub_export import export as export_cli
 from hub_export import exporter, metadata, tree
 
 from .conftest import BATCH, EXPERTS, LABELS, STEPS, TINY, make_info, module_path
+
+REPO = Path(hub_export.__file__).parent.parent
 
 UPSTREAM = "toy_upstream.32px"
 EXPECTED = [
@@ -249,29 +251,23 @@ def test_export_from_config_failing_midway_leaves_nothing_then_overwrites(config
     assert [e["handle"] for e in tree.catalog(root)] == [EXPECTED[5]]
 
 
-def test_cli_errors_are_one_line(tmp_path, monkeypatch):
+def test_cli_errors_are_one_line(tmp_path):
     config_file = Path(hub_export.__file__).parent / "config.py"
     base = tmp_path / "upstream" / "baseline"
     base.mkdir(parents=True)
     recorded = {"data": {"name": "embedded_upstream/32px", "data_dir": "unused"}}
     (base / "config.json").write_text(json.dumps(recorded))
-    argv = [
-        "export",
+    command = [
+        sys.executable, "-m", "hub_export.export",
         f"--config={config_file}",
         f"--config.workdir={tmp_path}/upstream",
         f"--data_dir={tmp_path}/tfds",
-    ]
-    # The config flag reads its overrides from sys.argv.
-    monkeypatch.setattr(sys, "argv", argv)
-    flags.FLAGS(argv)
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            export_cli.main(argv[:1])
-    finally:
-        flags.FLAGS.unparse_flags()
-    message = str(exit_.value.code)
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
+    assert done.returncode != 0
+    [message] = [line for line in done.stderr.splitlines() if line.startswith("hub_export:")]
     assert message.startswith("hub_export: error: embedded_upstream/32px is not prepared in ")
-    assert "\n" not in message
+    assert "Traceback" not in done.stderr
 
 
 def test_catalog_command_prints_json_without_bulky_fields(hub_tree, capsys):

@@ -1,6 +1,6 @@
-"""Library modules never import a binary: a binary defines absl flags at import, and two
-binaries' flags clash in one process (main.py imports the runner inside main(), so the
-clash would surface only after an upstream's worth of work)."""
+"""Library modules never import a binary: a binary is a program's entry point, with its
+flags and start-up, and a library that reached into one would tie the packages' one-way
+data flow to a command line (tests/test_flags.py checks that flags never clash)."""
 
 import ast
 from pathlib import Path
@@ -16,11 +16,11 @@ def _modules():
 
 
 def _is_binary(tree) -> bool:
-    """Whether the module defines absl flags when imported (a top-level DEFINE_*)."""
+    """Whether the module runs as a program (a top-level ``if __name__ == "__main__"``)."""
     for statement in tree.body:
-        call = getattr(statement, "value", None)
-        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute):
-            if call.func.attr.startswith("DEFINE"):
+        if isinstance(statement, ast.If) and isinstance(statement.test, ast.Compare):
+            left = statement.test.left
+            if isinstance(left, ast.Name) and left.id == "__name__":
                 return True
     return False
 
