@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from sklearn.neighbors import NearestNeighbors
 
 from vtab_eval import features, pool
@@ -17,12 +16,12 @@ def _sklearn_loo(x, y, k=1):
     return idx, float(np.mean(y[idx[:, 0]] == y))
 
 
-@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_loo_1nn_matches_sklearn_across_chunks(dtype):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 24)) + 5.0  # An offset: the centring must not change anything.
     y = rng.integers(0, 5, 300)
-    # 4096 distances per chunk: 13 rows at a time, so the last chunk is ragged.
+    # 4096 scores per chunk: 13 rows at a time, so the last chunk is ragged.
     ours = knn.loo_neighbors(x, 1, chunk_elements=4096, dtype=dtype)
     theirs, accuracy = _sklearn_loo(x, y)
     np.testing.assert_array_equal(ours, theirs)
@@ -73,6 +72,37 @@ def test_integer_data_full_of_ties_follows_the_lowest_index_rule(chunk_elements)
     np.testing.assert_array_equal(nn, lowest)
 
 
+def _brute_force(x, k=1):
+    d = np.square(x[:, None].astype(np.float64) - x[None]).sum(axis=2)
+    np.fill_diagonal(d, np.inf)
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("chunk_elements", [1 << 22, 500])
+def test_stays_exact_when_norms_dwarf_distances(k, chunk_elements):
+    # Two clusters 2e4 apart with neighbours 1e-3 apart: the score expansion's rounding
+    # in float32 (~1e-7 of 4e8) is far larger than the distances, so the rows go to the
+    # exact path, which must give brute force's neighbours.
+    rng = np.random.default_rng(3)
+    x = rng.normal(scale=1e-3, size=(80, 6)).astype(np.float32)
+    x[:40, 0] += 1e4
+    x[40:, 0] -= 1e4
+    got = knn.loo_neighbors(x, k, chunk_elements=chunk_elements)
+    np.testing.assert_array_equal(got, _brute_force(x, k))
+
+
+def test_one_huge_value_does_not_change_the_neighbours():
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(4, 16)) * 10
+    y = rng.integers(0, 4, 200)
+    x = (centres[y] + rng.normal(size=(200, 16))).astype(np.float32)
+    clean = knn.loo_accuracy(x, y)
+    x[7, 3] = 1e12
+    np.testing.assert_array_equal(knn.loo_neighbors(x), _brute_force(x))
+    assert clean > 0.9 and knn.loo_accuracy(x, y) >= clean - 1 / 200
+
+
 def test_vote_breaks_ties_by_the_nearest_neighbour():
     labels = np.array([[2, 1, 1], [2, 1, 3], [4, 4, 1], [0, 5, 5]])
     np.testing.assert_array_equal(knn.vote(labels), [1, 2, 4, 5])
@@ -85,6 +115,15 @@ def test_bad_inputs_name_the_problem():
         knn.loo_neighbors(np.zeros(3))
     with pytest.raises(ValueError, match="3 features but 2 labels"):
         knn.loo_accuracy(np.zeros((3, 2)), np.zeros(2))
+    x = np.zeros((5, 3))
+    x[2, 1] = np.nan
+    x[4, 0] = np.inf
+    with pytest.raises(
+        ValueError, match=r"2 non-finite values, the first \(nan\) at row 2, column 1"
+    ):
+        knn.loo_neighbors(x)
+    with pytest.raises(ValueError, match="too large for exact distances"):
+        knn.loo_neighbors(np.array([[0.0], [1e200], [2.0]]))
 
 
 def test_knn_picks_the_expert_whose_features_separate_the_classes(hub_root, red_task, tmp_path):

@@ -3,138 +3,138 @@ embedding of the task's training images (paper, section 5; k=1, Euclidean).
 
 Along a query row `a`, `|a - b|^2 = |a|^2 - 2 (a.b - |b|^2 / 2)` and `|a|^2` is
 constant, so the nearest points are those with the largest score `a.b - |b|^2 / 2`:
-a matmul with a bias add, then an argmax or top_k, and no distance is ever formed (at
-D=128 the elementwise passes that would take cost as much as the matmul). Scores come
-in blocks of `chunk_elements` (~16M: 64 MB in float32), so memory is a block rather
-than `n x n`. For k=1 the blocks tile the symmetric matrix of dot products: each
-off-diagonal block's matmul serves its rows and, transposed, its columns, which halves
-the matmul work (the cost at large D); k > 1 takes blocks of whole rows and top_k.
+one matrix product and a bias, and no distance is formed. Up to `chunk_elements`
+scores at a time (all of them at the protocol's N <= 1,000) come from BLAS's `syrk`,
+which fills one triangle of the symmetric product and so does half a GEMM's work; that
+is what makes this kernel as fast as faiss's flat index at that size. Larger N takes
+blocks of rows through an ordinary product, so memory stays a block, not `n x n`.
 
-Features are centred first, which keeps the expansion's cancellation error small in
-float32 (`float64` is available for exactness). The shift is the mean rounded to a
-multiple of a power of two near 1/64 of each column's range: it removes an offset as
-well as the exact mean does, yet data on a coarse grid (small integers, the tests'
-points) stays on a coarse grid, whose scores are exact, so points at exactly equal
-distances get exactly equal scores.
+Exact: the expansion loses precision when norms dwarf distances, so every score
+carries a rigorous rounding bound (`(D + 4) eps |a| |b|`, which covers the float32
+rounding of the centred features and any BLAS summation order). A row whose k
+neighbours are not separated from the rest (and, for k > 1, from each other) by more
+than those bounds is recomputed from differences in float64. Exact ties always take
+that path, so ties resolve the same way everywhere: on equal distances the neighbour
+with the lower index wins, and with k > 1 a vote tie goes to the class of the nearest
+tied neighbour. Features are first shifted by each column's lower median (a value
+of the data, so the shift itself is exact and one outlier cannot move it); NaN or
+infinity is refused, naming the row and column.
 
 Leave-one-out: each point's own score is set to -inf, so no extra inference is needed
-per fold. Ties resolve deterministically: on equal scores the neighbour with the lowest
-index wins (`tf.argmax` on CPU returns the first maximum, `tf.math.top_k` is stable,
-and blocks merge that way); with k > 1 a vote tie goes to the class of the nearest
-tied neighbour.
+per fold.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import tensorflow as tf
+from scipy.linalg import blas
 
 from vtab_eval.selection.base import Context, Selector
 
 
-def loo_neighbors(
-    features: np.ndarray,
-    k: int = 1,
-    *,
-    chunk_elements: int = 1 << 24,
-    dtype: tf.DType = tf.float32,
-) -> np.ndarray:
-    """int64 `[n, k]`: the indices of each point's k nearest other points, nearest first."""
+def check_features(features) -> np.ndarray:
+    """`features` as a 2-D array of finite values, or a ValueError naming the culprit."""
     features = np.asarray(features)
     if features.ndim != 2 or len(features) < 2:
         raise ValueError(f"features must be [n >= 2, dim], got shape {features.shape}")
-    n = len(features)
+    if not np.issubdtype(features.dtype, np.number):
+        raise ValueError(f"features must be numbers, got dtype {features.dtype}")
+    bad = ~np.isfinite(features)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        raise ValueError(
+            f"features hold {bad.sum()} non-finite values, the first "
+            f"({features[row, column]}) at row {row}, column {column}"
+        )
+    return features
+
+
+def loo_neighbors(
+    features, k: int = 1, *, chunk_elements: int = 1 << 22, dtype=np.float32
+) -> np.ndarray:
+    """int64 `[n, k]`: the indices of each point's k nearest other points, nearest first."""
+    x = check_features(features)
+    n = len(x)
     if not 1 <= k < n:
         raise ValueError(f"k must be in [1, {n - 1}], got {k}")
-    # The mean, rounded to a multiple of a power of two near 1/64 of each column's range.
-    mean = features.mean(axis=0, dtype=np.float64)
-    spread = features.max(axis=0).astype(np.float64) - features.min(axis=0)
-    exponent = np.floor(np.log2(spread, out=np.zeros_like(spread), where=spread > 0))
-    step = np.exp2(exponent - 6)
-    shift = np.where(spread > 0, np.round(mean / step) * step, mean)
-    # Shifted in float64 a block of rows at a time, straight into `dtype`: no float64
-    # copy of the whole matrix.
-    centred = np.empty(features.shape, dtype.as_numpy_dtype)
-    block = max(1, (1 << 20) // max(1, features.shape[1]))
-    for start in range(0, n, block):
-        centred[start : start + block] = features[start : start + block] - shift
-    x = tf.constant(centred)
-    del centred
-    bias = -0.5 * tf.reduce_sum(x * x, axis=1)  # -|b|^2 / 2
-    if k == 1:
-        return _nearest(x, bias, chunk_elements)[:, None]
+    shifted = _Points(x.astype(np.float64) - np.partition(x, (n - 1) // 2, axis=0)[(n - 1) // 2])
+    if shifted.squares.max() > np.finfo(np.float64).max / 4:
+        raise ValueError(f"features too large for exact distances (row {shifted.squares.argmax()})")
+    fast = shifted
+    if dtype != np.float64 and shifted.squares.max() < np.finfo(dtype).max / 4:
+        fast = _Points(shifted.x.astype(dtype))
     rows = max(1, min(n, chunk_elements // n))
-    out = []
+    gram = _symmetric_gram(fast.x) if rows == n else None
+    out = np.empty((n, k), np.int64)
     for start in range(0, n, rows):
-        stop = min(n, start + rows)
-        out.append(_chunk_neighbors(x, bias, tf.constant(start), tf.constant(stop), k).numpy())
-    return np.concatenate(out).astype(np.int64)
+        block = np.arange(start, min(n, start + rows))
+        dots = gram if gram is not None else fast.x[block] @ fast.x.T
+        top, unsure = fast.ranked(dots, block, k)
+        if fast is not shifted and unsure.any():
+            # Near-ties in float32 are rescored in float64 before any row goes exact.
+            doubtful = block[unsure]
+            top[unsure], unsure[unsure] = shifted.ranked(
+                shifted.x[doubtful] @ shifted.x.T, doubtful, k
+            )
+        for i in np.flatnonzero(unsure):
+            top[i] = _exact_top_k(shifted.x, block[i], k)
+        out[block] = top
+    return out
 
 
-def _nearest(x: tf.Tensor, bias: tf.Tensor, chunk_elements: int) -> np.ndarray:
-    """int64 `[n]`: each point's nearest other point, from square blocks of scores."""
-    n = int(x.shape[0])
-    side = max(1, min(n, math.isqrt(chunk_elements)))
-    best = np.full(n, -np.inf, x.dtype.as_numpy_dtype)
-    nearest = np.full(n, n, np.int64)
+class _Points:
+    """Points with their squared norms and the rounding bound of their dot products."""
 
-    def merge(start, found, offset):
-        # A higher score wins, an equal one with a lower index: the order of the blocks
-        # does not matter.
-        scores, index = found[0].numpy(), found[1].numpy() + offset
-        stop = start + len(scores)
-        better = (scores > best[start:stop]) | (
-            (scores == best[start:stop]) & (index < nearest[start:stop])
-        )
-        best[start:stop][better] = scores[better]
-        nearest[start:stop][better] = index[better]
+    def __init__(self, x: np.ndarray):
+        self.x = x
+        self.squares = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+        self.norms = np.sqrt(self.squares)
+        self.gamma = 1.01 * (x.shape[1] + 4) * np.finfo(x.dtype).eps
 
-    for a in range(0, n, side):
-        a_stop = min(n, a + side)
-        merge(a, _diagonal_block(x, bias, tf.constant(a), tf.constant(a_stop)), a)
-        for b in range(a_stop, n, side):
-            b_stop = min(n, b + side)
-            bounds = [tf.constant(i) for i in (a, a_stop, b, b_stop)]
-            rows, columns = _block_pair(x, bias, *bounds)
-            merge(a, rows, b)
-            merge(b, columns, a)
-    return nearest
+    def ranked(self, dots: np.ndarray, rows: np.ndarray, k: int):
+        """The top k of `rows` (whose dot products with every point are `dots`), and
+        which of them the rounding bound leaves in doubt."""
+        scores = dots.astype(np.float64) - 0.5 * self.squares
+        scores[np.arange(len(rows)), rows] = -np.inf
+        top = _top_k(scores, k)
+        bound = self.gamma * (self.norms[rows, None] * self.norms + 0.5 * self.squares)
+        return top, _unsure(scores, bound, top)
 
 
-def _best(scores):
-    """Per row, the highest score and its column (the first one on ties)."""
-    index = tf.argmax(scores, axis=1, output_type=tf.int32)
-    return tf.gather(scores, index, axis=1, batch_dims=1), index
+def _symmetric_gram(x: np.ndarray) -> np.ndarray:
+    """`x @ x.T` from one triangle (BLAS syrk: half a GEMM's multiply-adds)."""
+    syrk = blas.dsyrk if x.dtype == np.float64 else blas.ssyrk
+    upper = syrk(1.0, x)
+    return np.triu(upper) + np.triu(upper, 1).T
 
 
-@tf.function(reduce_retracing=True)
-def _diagonal_block(x, bias, start, stop):
-    """Points start:stop among themselves, each masked from itself."""
-    block = x[start:stop]
-    scores = tf.nn.bias_add(tf.matmul(block, block, transpose_b=True), bias[start:stop])
-    own = tf.fill([stop - start], tf.constant(-np.inf, scores.dtype))
-    return _best(tf.linalg.set_diag(scores, own))
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the columns of the k highest scores, the lower index first on ties."""
+    if k == 1:
+        return np.argmax(scores, axis=1)[:, None]  # the first maximum
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
-@tf.function(reduce_retracing=True)
-def _block_pair(x, bias, a, a_stop, b, b_stop):
-    """Points a:a_stop among b:b_stop, and b:b_stop among a:a_stop, from one matmul."""
-    dots = tf.matmul(x[a:a_stop], x[b:b_stop], transpose_b=True)
-    rows = _best(tf.nn.bias_add(dots, bias[b:b_stop]))
-    columns = _best(tf.nn.bias_add(tf.transpose(dots), bias[a:a_stop]))
-    return rows, columns
+def _unsure(scores: np.ndarray, bound: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """Rows whose top k could differ from the exact distances' top k, or be ordered
+    differently, given each score's rounding bound (exact ties count as unsure)."""
+    picked = np.arange(len(top))[:, None], top
+    low = (scores - bound)[picked]
+    high = scores + bound
+    high_picked = high[picked]
+    high[picked] = -np.inf
+    unsure = low.min(axis=1) <= high.max(axis=1)
+    if top.shape[1] > 1:
+        above = np.minimum.accumulate(low, axis=1)[:, :-1]
+        unsure |= (high_picked[:, 1:] >= above).any(axis=1)
+    return unsure
 
 
-@tf.function(reduce_retracing=True)
-def _chunk_neighbors(x, bias, start, stop, k):
-    """Rows start:stop against every point, for k > 1."""
-    scores = tf.nn.bias_add(tf.matmul(x[start:stop], x, transpose_b=True), bias)
-    # Row i of the block is point start + i: its own score is on diagonal `start`.
-    own = tf.fill([stop - start], tf.constant(-np.inf, scores.dtype))
-    scores = tf.linalg.set_diag(scores, own, k=start)
-    return tf.math.top_k(scores, k=k, sorted=True).indices
+def _exact_top_k(x: np.ndarray, row: int, k: int) -> np.ndarray:
+    """Point `row`'s k nearest other points from float64 differences."""
+    distances = np.square(x - x[row], dtype=np.float64).sum(axis=1)
+    distances[row] = np.inf
+    return np.argsort(distances, kind="stable")[:k]
 
 
 def vote(neighbor_labels: np.ndarray) -> np.ndarray:
@@ -169,7 +169,9 @@ class KnnSelector(Selector):
     def __init__(self, k: int = 1, float64: bool = False, include_baseline: bool = False):
         super().__init__(include_baseline)
         self.k = k
-        self.dtype = tf.float64 if float64 else tf.float32
+        # Results are exact either way; float64 only sends fewer near-ties to the
+        # exact path, at twice the product's cost.
+        self.dtype = np.float64 if float64 else np.float32
 
     @classmethod
     def from_config(cls, selection) -> KnnSelector:
@@ -180,5 +182,8 @@ class KnnSelector(Selector):
         for expert in ctx.pool.experts:
             feats, labels, seconds = ctx.store.outputs(expert.handle, task, ctx.split)
             forward += seconds
-            scores[expert.id] = loo_accuracy(feats, labels, self.k, dtype=self.dtype)
+            try:
+                scores[expert.id] = loo_accuracy(feats, labels, self.k, dtype=self.dtype)
+            except ValueError as e:
+                raise ValueError(f"kNN on {expert.id}'s features of {task.name}: {e}") from None
         return scores, {"k": self.k, "split": ctx.split, "num_examples": len(labels)}, forward

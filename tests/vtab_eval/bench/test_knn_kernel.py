@@ -36,9 +36,8 @@ def test_implementations_agree_and_a_rerun_skips_what_is_done(tmp_path, monkeypa
         assert c["neighbor_disagreements"] == 0 and c["same_accuracy"] and c["same_run"], pair
         assert c["time_ratio"] > 0
     ours = found["ours/n=200/d=16"]
-    assert ours["trace_seconds"] is not None and ours["deterministic"]
+    assert ours["deterministic"] and ours["timed_calls"] >= 1
     assert ours["settings"]["knn_source_sha1"] and not ours["isolated"]
-    assert found["sklearn/n=200/d=16"]["trace_seconds"] is None
     assert json.loads(output.read_text()) == results
     assert knn_kernel.neighbors_path(output, "ours", 200, 16).exists()
 
