@@ -51,9 +51,40 @@ class Upstream:
         experts = info.job_experts(config.data.experts, config.data.get("num_experts", 0))
         return cls(builder, info, experts, config.model.image_size)
 
+    # What every job of a run shares, kept for the run's lifetime (not the process's).
+    _baselines: dict = dataclasses.field(default_factory=dict, repr=False)
+    _logits_fns: weakref.WeakKeyDictionary = dataclasses.field(
+        default_factory=weakref.WeakKeyDictionary, repr=False
+    )
+
     @property
     def num_nodes(self) -> int:
         return len(self.info.hierarchy)
+
+    def baseline(self, config) -> resnet_v2.ResNetV2:
+        """B from its final checkpoint, loaded once (every expert compares with it);
+        read-only for callers. A retrained B (newer metrics) is loaded again."""
+        metrics = work_tree.JobDir(Path(config.baseline_workdir)).metrics_path
+        key = (config.baseline_workdir, metrics.stat().st_mtime if metrics.exists() else 0)
+        if key not in self._baselines:
+            model = sigmoid_model(config, self.num_nodes)
+            self._baselines[key] = _restore(model, config.baseline_workdir)
+        return self._baselines[key]
+
+    def logits_fn(self, model):
+        """The model's logits as one compiled function, ``(images[, expert]) -> logits``:
+        eager calls cost several times more on a CPU, and taking the expert id as a
+        tensor lets one trace serve every adapter expert. One function per model object,
+        so a model reused across jobs (full experts) or B, evaluated next to each of
+        them, is traced once."""
+        if model not in self._logits_fns:
+
+            @tf.function(reduce_retracing=True)
+            def logits(images, expert=None):
+                return model(images, **({} if expert is None else {"expert": expert}))["logits"]
+
+            self._logits_fns[model] = logits
+        return self._logits_fns[model]
 
 
 def _sharded(ctx: tf.distribute.InputContext, ds: tf.data.Dataset) -> tf.data.Dataset:
@@ -82,38 +113,6 @@ def _restore(model: resnet_v2.ResNetV2, workdir: str) -> resnet_v2.ResNetV2:
     model.build_for()
     tf.train.Checkpoint(model=model).read(job.final_model).assert_consumed()
     return model
-
-
-_BASELINES: dict[tuple[str, float], resnet_v2.ResNetV2] = {}
-
-
-def load_baseline(config, data: Upstream) -> resnet_v2.ResNetV2:
-    """B from its final checkpoint, loaded once per process (every expert compares
-    with it); read-only for callers."""
-    metrics = work_tree.JobDir(Path(config.baseline_workdir)).metrics_path
-    key = (config.baseline_workdir, metrics.stat().st_mtime if metrics.exists() else 0)
-    if key not in _BASELINES:
-        _BASELINES[key] = _restore(sigmoid_model(config, data.num_nodes), config.baseline_workdir)
-    return _BASELINES[key]
-
-
-_LOGITS_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def logits_fn(model):
-    """The model's logits as one compiled function, ``(images[, expert]) -> logits``:
-    eager calls cost several times more on a CPU, and taking the expert id as a tensor
-    lets one trace serve every adapter expert. One function per model object, so a
-    model reused across jobs (full experts) or B, evaluated next to each of them, is
-    traced once."""
-    if model not in _LOGITS_FNS:
-
-        @tf.function(reduce_retracing=True)
-        def logits(images, expert=None):
-            return model(images, **({} if expert is None else {"expert": expert}))["logits"]
-
-        _LOGITS_FNS[model] = logits
-    return _LOGITS_FNS[model]
 
 
 def multilabel_metrics(data: Upstream, predict, dataset, expert=None) -> dict[str, float]:
@@ -155,7 +154,7 @@ def baseline_job(config, data: Upstream) -> loop.Job:
             data.image_size,
             training=False,
         )
-        return multilabel_metrics(data, logits_fn(model), ds)
+        return multilabel_metrics(data, data.logits_fn(model), ds)
 
     return loop.Job(
         name="baseline",
@@ -177,8 +176,8 @@ def full_expert_job(config, data: Upstream, expert: str) -> loop.Job:
     def evaluate(model):
         # Read once for both models: a slice is a small part of the validation split.
         ds = list(slice_data(EVAL_SPLIT, _eval_batch(config), False))
-        expert_metrics = multilabel_metrics(data, logits_fn(model), ds)
-        base = multilabel_metrics(data, logits_fn(load_baseline(config, data)), ds)
+        expert_metrics = multilabel_metrics(data, data.logits_fn(model), ds)
+        base = multilabel_metrics(data, data.logits_fn(data.baseline(config)), ds)
         return {**expert_metrics, **{f"baseline_{k}": v for k, v in base.items() if k != "images"}}
 
     return loop.Job(
@@ -214,7 +213,7 @@ def adapter_experts_job(config, data: Upstream) -> loop.Job:
         return sigmoid_loss(batch["targets"], logits)
 
     def evaluate(model):
-        routed, baseline = logits_fn(model), logits_fn(load_baseline(config, data))
+        routed, baseline = data.logits_fn(model), data.logits_fn(data.baseline(config))
         metrics = {}
         for e, name in enumerate(experts):
             ds = pipelines.expert_slice(
@@ -239,7 +238,7 @@ def adapter_experts_job(config, data: Upstream) -> loop.Job:
         dataset_fn=dataset_fn,
         per_example_loss=per_example_loss,
         trainable_variables=lambda model: model.adapter_variables,
-        warm_start=lambda model: model.copy_backbone_from(load_baseline(config, data)),
+        warm_start=lambda model: model.copy_backbone_from(data.baseline(config)),
         evaluate=evaluate,
     )
 
@@ -254,7 +253,7 @@ def epn_job(config, data: Upstream) -> loop.Job:
 
     def evaluate(model):
         total, loss, hit = 0, 0.0, 0
-        predict = logits_fn(model)
+        predict = data.logits_fn(model)
         for batch in batches(EVAL_SPLIT, _eval_batch(config), False):
             logits = predict(batch["image"]).numpy()
             targets = batch["expert_targets"].numpy()
@@ -271,7 +270,7 @@ def epn_job(config, data: Upstream) -> loop.Job:
             b["expert_targets"], m(b["image"], training=True)["logits"]
         ),
         warm_start=lambda model: model.copy_backbone_from(
-            load_baseline(config, data), include_head=False
+            data.baseline(config), include_head=False
         ),
         evaluate=evaluate,
     )

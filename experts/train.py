@@ -59,13 +59,15 @@ def run(config) -> dict[str, dict]:
             "epn": jobs.epn_job,
         }[config.job]
         work = [(make(config, data), None)]
-    results = {}
+    results, compiled_jobs = {}, loop.CompiledJobs()
     for index, (job, expert) in enumerate(work, 1):
         start = time.perf_counter()
         jobdir = tree.job(config.job, expert)
         print(f"== {job.name} ({index}/{len(work)}) in {jobdir.path}", flush=True)
         jobdir.start(recorded_config(config, data, expert), restart=config.get("restart", False))
-        results[str(jobdir.path)] = loop.train(job, config.train, jobdir.path, strategy)
+        results[str(jobdir.path)] = loop.train(
+            job, config.train, jobdir.path, strategy, compiled_jobs
+        )
         print(f"== {job.name} done in {time.perf_counter() - start:.0f}s", flush=True)
     return results
 

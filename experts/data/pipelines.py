@@ -147,16 +147,10 @@ def _decode_static(ds: tf.data.Dataset, shape: tuple[int, int, int]) -> tf.data.
     return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-_TABLES: dict[tuple[int, tuple[str, ...]], tuple[upstream.UpstreamInfo, _Tables]] = {}
-
-
 def _tables(info: upstream.UpstreamInfo, experts: Sequence[str] = ()) -> _Tables:
     """``_Tables`` built once per (info, experts): checking the experts costs seconds
     on the embedded hierarchy, and full experts build several pipelines each."""
-    key = (id(info), tuple(experts))
-    if key not in _TABLES or _TABLES[key][0] is not info:
-        _TABLES[key] = (info, _Tables(info, experts))
-    return _TABLES[key][1]
+    return info.derived(("tables", tuple(experts)), lambda: _Tables(info, experts))
 
 
 class _Tables:

@@ -50,6 +50,15 @@ class UpstreamInfo:
     label_counts: Mapping[str, Mapping[str, int]]  # split -> label -> images
     experts: tuple[str, ...]  # the choice recorded at build time
     descriptions: Mapping[str, str]
+    # Values derived from this info, built once and kept as long as it (see derived()).
+    _derived: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def derived(self, key, build):
+        """``build()``, once per ``key`` for this info: what is costly to derive from it
+        (the input pipelines' lookup tables) lives as long as the info, not the process."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        return self._derived[key]
 
     def counts(self, split: str = "train") -> Mapping[str, int]:
         """Images per label. A sliced split ("train[:10%]") gets its whole split's counts,

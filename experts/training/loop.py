@@ -68,7 +68,7 @@ class Job:
 
 @dataclasses.dataclass
 class _Compiled:
-    """What ``train`` builds for a job: kept per ``Job.reuse_key`` for the next job."""
+    """What ``train`` builds for a job, and what a job with the same reuse key reuses."""
 
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
@@ -76,8 +76,37 @@ class _Compiled:
     loss_mean: keras.metrics.Mean
     run_steps: Callable
 
+    def reset(self) -> None:
+        """Back to step 0 with a fresh optimiser; the next warm start sets the model."""
+        for variable in self.optimizer.variables:
+            variable.assign(tf.zeros_like(variable))
+        self.optimizer.iterations.assign(0)
+        self.loss_mean.reset_state()
 
-_COMPILED: dict[tuple, _Compiled] = {}
+
+class CompiledJobs:
+    """Keeps the last compiled job for the next one with the same ``Job.reuse_key``,
+    train config and strategy. Held by whoever runs a sequence of jobs (experts.train
+    holds one per run), so nothing outlives that run; one job at a time, since models
+    hold memory."""
+
+    def __init__(self):
+        self._key: tuple | None = None
+        self._compiled: _Compiled | None = None
+        self.reused = 0
+
+    def get(self, job: Job, config, strategy, peak: float, total: int) -> _Compiled:
+        key = None
+        if job.reuse_key is not None and job.warm_start is not None:
+            key = (job.reuse_key, id(strategy), json.dumps(config.to_dict(), sort_keys=True))
+        if key is not None and key == self._key:
+            self.reused += 1
+            self._compiled.reset()
+            return self._compiled
+        compiled = _compile(job, config, strategy, peak, total)
+        if key is not None:
+            self._key, self._compiled = key, compiled
+        return compiled
 
 
 def default_train_config() -> ml_collections.ConfigDict:
@@ -114,16 +143,16 @@ def train(
     config: ml_collections.ConfigDict,
     workdir: str | os.PathLike,
     strategy: tf.distribute.Strategy | None = None,
+    compiled_jobs: CompiledJobs | None = None,
 ) -> dict:
     """Trains ``job`` to ``config.total_steps`` in ``workdir``; returns its metrics
-    (and a "losses" list of the logged training losses when it trained)."""
+    (and a "losses" list of the logged training losses when it trained). Jobs run in
+    sequence share ``compiled_jobs`` to reuse a compiled training step."""
     strategy = strategy or tf.distribute.get_strategy()
     jobdir = work_tree.JobDir(Path(workdir))
-    chief = distribute.is_chief(strategy)
     if jobdir.finished():
         _log(job.name, f"already finished in {jobdir.path}; skipping")
         return jobdir.metrics()
-
     replicas = strategy.num_replicas_in_sync
     if config.global_batch % replicas:
         raise ValueError(
@@ -131,103 +160,127 @@ def train(
         )
     total = int(config.total_steps)
     peak = schedules.scaled_learning_rate(config.base_lr, config.global_batch)
-    key = None
-    if job.reuse_key is not None and job.warm_start is not None:
-        key = (job.reuse_key, id(strategy), json.dumps(config.to_dict(), sort_keys=True))
-    compiled = _COMPILED.get(key) if key else None
-    if compiled is None:
-        compiled = _compile(job, config, strategy, peak, total)
-        if key:
-            _COMPILED.clear()  # one compiled job at a time: models hold memory
-            _COMPILED[key] = compiled
-    else:
-        for variable in compiled.optimizer.variables:
-            variable.assign(tf.zeros_like(variable))
-        compiled.optimizer.iterations.assign(0)
-        compiled.loss_mean.reset_state()
-    model, optimizer, schedule = compiled.model, compiled.optimizer, compiled.schedule
-    loss_mean, run_steps = compiled.loss_mean, compiled.run_steps
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    compiled = (compiled_jobs or CompiledJobs()).get(job, config, strategy, peak, total)
+    chief = distribute.is_chief(strategy)
     # Every multi-worker process must save; only the chief's copy is kept.
-    checkpoint_dir = jobdir.checkpoints
-    if not chief:
-        checkpoint_dir = Path(tempfile.mkdtemp(prefix="worker-checkpoints-"))
-    manager = tf.train.CheckpointManager(
-        checkpoint, str(checkpoint_dir), max_to_keep=config.keep_checkpoints
-    )
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        _log(job.name, f"resumed from {manager.latest_checkpoint}")
-    elif job.warm_start is not None:
-        job.warm_start(model)
-    start = int(optimizer.iterations.numpy())
-
-    per_replica_batch = config.global_batch // replicas
-    # Reseeding with the start step keeps a resumed run deterministic without
-    # checkpointing the input pipeline's shuffle buffers.
-    dataset = strategy.distribute_datasets_from_function(
-        lambda ctx: job.dataset_fn(ctx, per_replica_batch, config.seed + start)
-    )
-    iterator = iter(dataset)
-
+    checkpoints = jobdir.checkpoints if chief else Path(tempfile.mkdtemp(prefix="worker-ckpt-"))
+    manager = _restore_or_warm_start(job, compiled, config, checkpoints)
+    start = int(compiled.optimizer.iterations.numpy())
     writer = tf.summary.create_file_writer(str(jobdir.tensorboard)) if chief else None
-    losses, step = [], start
-    # Throughput from the first to the last log line: excludes tracing and final saves.
-    steady_start = steady_step = None
     _log(
         job.name,
         f"training steps {start}..{total} on {replicas} replica(s), "
         f"global batch {config.global_batch}, peak lr {peak:.4g}",
     )
-    window_start, window_step, run_start = time.perf_counter(), start, time.perf_counter()
+    progress = _Progress(job.name, total, config.global_batch, start, writer)
+    _run(job, compiled, config, strategy, manager, progress)
+    metrics = {"steps": total, "train_seconds": progress.seconds()}
+    if chief:
+        metrics = _evaluate_and_save(job, compiled.model, metrics, jobdir, writer)
+    else:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    return {**metrics, **progress.steady(), "losses": progress.losses}
+
+
+def _restore_or_warm_start(job: Job, compiled: _Compiled, config, checkpoints: Path):
+    """The job's checkpoint manager, with the latest checkpoint restored, or else the
+    job's warm start applied."""
+    checkpoint = tf.train.Checkpoint(model=compiled.model, optimizer=compiled.optimizer)
+    manager = tf.train.CheckpointManager(
+        checkpoint, str(checkpoints), max_to_keep=config.keep_checkpoints
+    )
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        _log(job.name, f"resumed from {manager.latest_checkpoint}")
+    elif job.warm_start is not None:
+        job.warm_start(compiled.model)
+    return manager
+
+
+def _run(job: Job, compiled: _Compiled, config, strategy, manager, progress: _Progress):
+    """Steps from the restored step to the total, logging and checkpointing."""
+    step, total = progress.start, progress.total
+    per_replica_batch = config.global_batch // strategy.num_replicas_in_sync
+    # Reseeding with the start step keeps a resumed run deterministic without
+    # checkpointing the input pipeline's shuffle buffers.
+    dataset = strategy.distribute_datasets_from_function(
+        lambda ctx: job.dataset_fn(ctx, per_replica_batch, config.seed + step)
+    )
+    iterator = iter(dataset)
     while step < total:
         steps = min(config.steps_per_call, total - step, config.log_every - step % config.log_every)
-        run_steps(iterator, tf.constant(steps))
+        compiled.run_steps(iterator, tf.constant(steps))
         step += steps
         if step % config.log_every == 0 or step == total:
-            loss = float(loss_mean.result())
-            loss_mean.reset_state()
-            now = time.perf_counter()
-            images_per_s = (step - window_step) * config.global_batch / (now - window_start)
-            eta = (total - step) * (now - run_start) / max(1, step - start)
-            lr = float(schedule(step - 1))
-            losses.append(loss)
-            _log(
-                job.name,
-                f"step {step}/{total} loss {loss:.4f} lr {lr:.4g} "
-                f"{images_per_s:,.0f} img/s eta {_format_seconds(eta)}",
-            )
-            if writer:
-                with writer.as_default(step=step):
-                    tf.summary.scalar("train/loss", loss)
-                    tf.summary.scalar("train/learning_rate", lr)
-                    tf.summary.scalar("train/images_per_second", images_per_s)
-            window_start, window_step = time.perf_counter(), step
-            if steady_start is None:
-                steady_start, steady_step = window_start, step
+            loss = float(compiled.loss_mean.result())
+            compiled.loss_mean.reset_state()
+            progress.log(step, loss, float(compiled.schedule(step - 1)))
         if step % config.checkpoint_every == 0 or step == total:
             manager.save(checkpoint_number=step)
 
-    end = time.perf_counter()
-    metrics = {"steps": total, "train_seconds": round(end - run_start, 1)}
-    steady = {}
-    if steady_start is not None and window_step > steady_step:  # window_*: the last log
-        seconds = window_start - steady_start
-        steady["images_per_second"] = (window_step - steady_step) * config.global_batch / seconds
-    if chief:
-        if job.evaluate is not None:
-            eval_start = time.perf_counter()
-            metrics.update(job.evaluate(model))
-            metrics["eval_seconds"] = round(time.perf_counter() - eval_start, 1)
-            _log(job.name, "eval " + _summary(metrics, jobdir))
-            if writer:
-                with writer.as_default(step=total):
-                    for key, value in metrics.items():
-                        tf.summary.scalar(f"eval/{key}", value)
-        jobdir.write_final(model, metrics)
-    else:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return {**metrics, **steady, "losses": losses}
+
+@dataclasses.dataclass
+class _Progress:
+    """A run's console lines and TensorBoard scalars, and its speed between them."""
+
+    name: str
+    total: int
+    global_batch: int
+    start: int
+    writer: tf.summary.SummaryWriter | None
+    losses: list = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        self.run_start = self.window_start = time.perf_counter()
+        self.window_step = self.start
+        # Throughput from the first to the last log line: excludes tracing and saves.
+        self.steady_start = self.steady_step = None
+
+    def log(self, step: int, loss: float, lr: float) -> None:
+        now = time.perf_counter()
+        images_per_s = (step - self.window_step) * self.global_batch / (now - self.window_start)
+        eta = (self.total - step) * (now - self.run_start) / max(1, step - self.start)
+        self.losses.append(loss)
+        _log(
+            self.name,
+            f"step {step}/{self.total} loss {loss:.4f} lr {lr:.4g} "
+            f"{images_per_s:,.0f} img/s eta {_format_seconds(eta)}",
+        )
+        if self.writer:
+            with self.writer.as_default(step=step):
+                tf.summary.scalar("train/loss", loss)
+                tf.summary.scalar("train/learning_rate", lr)
+                tf.summary.scalar("train/images_per_second", images_per_s)
+        self.window_start, self.window_step = time.perf_counter(), step
+        if self.steady_start is None:
+            self.steady_start, self.steady_step = self.window_start, step
+
+    def seconds(self) -> float:
+        return round(time.perf_counter() - self.run_start, 1)
+
+    def steady(self) -> dict:
+        """Images per second between the first and the last log line, when they differ."""
+        if self.steady_start is None or self.window_step <= self.steady_step:
+            return {}
+        seconds = self.window_start - self.steady_start
+        return {
+            "images_per_second": (self.window_step - self.steady_step) * self.global_batch / seconds
+        }
+
+
+def _evaluate_and_save(job: Job, model, metrics: dict, jobdir: work_tree.JobDir, writer) -> dict:
+    """Evaluates the trained model (on the chief) and writes final/ with its metrics."""
+    if job.evaluate is not None:
+        eval_start = time.perf_counter()
+        metrics = {**metrics, **job.evaluate(model)}
+        metrics["eval_seconds"] = round(time.perf_counter() - eval_start, 1)
+        _log(job.name, "eval " + _summary(metrics, jobdir))
+        if writer:
+            with writer.as_default(step=metrics["steps"]):
+                for key, value in metrics.items():
+                    tf.summary.scalar(f"eval/{key}", value)
+    jobdir.write_final(model, metrics)
+    return metrics
 
 
 def _compile(job: Job, config, strategy, peak: float, total: int) -> _Compiled:

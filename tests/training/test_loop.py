@@ -161,12 +161,11 @@ def test_jobs_sharing_a_reuse_key_train_as_if_alone(tmp_path):
         )
 
     config = synthetic.config(total_steps=3)
-    loop._COMPILED.clear()
-    first = loop.train(make(0), config, tmp_path / "a")
-    second = loop.train(make(5), config, tmp_path / "b")
-    assert len(loop._COMPILED) == 1
-    loop._COMPILED.clear()
-    alone = loop.train(dataclasses.replace(make(5), reuse_key=None), config, tmp_path / "c")
+    compiled_jobs = loop.CompiledJobs()
+    first = loop.train(make(0), config, tmp_path / "a", compiled_jobs=compiled_jobs)
+    second = loop.train(make(5), config, tmp_path / "b", compiled_jobs=compiled_jobs)
+    assert compiled_jobs.reused == 1
+    alone = loop.train(make(5), config, tmp_path / "c")  # compiled afresh
     np.testing.assert_allclose(second["losses"], alone["losses"], rtol=1e-5)
     assert not np.allclose(first["losses"], second["losses"])
     for name, _ in tf.train.list_variables(work_tree.JobDir(tmp_path / "b").final_model):
