@@ -1,4 +1,4 @@
-"""Fine-tuning one hub module on one task, and the VTAB-1k protocol around it.
+"""Fine-tuning one hub module on one task: the model, its training step and one run.
 
 The model is `hub.KerasLayer(handle, trainable=True)` followed by a zero-initialised
 dense head, so every weight trains (paper, section 5.1: the whole expert, adapters
@@ -9,35 +9,26 @@ regularisation losses the module exports; no weight decay, no augmentation (VTAB
 
 One `FineTuner` is built per module and reused by every run of the protocol on every
 task: weights (head included) and momenta are restored in place between runs, so the
-module is loaded and its training step traced once (`TunerCache` keeps the recently
-used ones). The head has a fixed `max_classes` outputs and each run passes a class mask
-as a tensor: logits of the classes a task does not have are set to a large negative
+module is loaded and its training step traced once (`protocol.TunerCache` keeps the
+recently used ones). The head has a fixed `max_classes` outputs and each run passes a
+class mask as a tensor: logits of the classes a task does not have are set to a large negative
 constant (`MASKED_LOGIT`, not -inf, which would make NaN) before the softmax
 cross-entropy and the argmax. Their softmax probability is exactly zero, so their head
 columns get zero gradients and stay at zero: a run equals one with a head of exactly
 `num_classes` outputs, up to float rounding. Each run draws its batches from its own
 seed (epoch-wise permutations).
 
-Protocol (`run_protocol`, paper section 6.3):
-  for each of `sweep_repeats` trials: fine-tune every sweep candidate on train800,
-  keep the best accuracy on val200 (ties: the first candidate); then fine-tune the kept
-  setting `final_repeats` times on train800val200 and measure test accuracy.
-The task's result is the median of all test accuracies (10 x 3 = 30 in the paper).
-With a single sweep candidate the val200 run cannot change the choice and is skipped.
+The protocol around the runs is `vtab_eval.protocol`'s.
 """
 
 from __future__ import annotations
 
-import collections
-import gc
 import hashlib
 import time
-from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from absl import logging
 
 from vtab_eval import hub_loader
 from vtab_eval.features import to_float
@@ -219,169 +210,3 @@ def _check_labels(labels: np.ndarray, num_classes: int) -> None:
         raise ValueError(
             f"labels span [{labels.min()}, {labels.max()}], outside a task of {num_classes} classes"
         )
-
-
-class TunerCache:
-    """FineTuners by handle, the least recently used dropped beyond `size`: a module is
-    loaded and traced once for every task it fine-tunes on while it stays in the cache
-    (order the work module by module to make that always)."""
-
-    def __init__(self, image_size: int, max_classes: int, eval_batch: int = 256, size: int = 3):
-        if size < 1:
-            raise ValueError(f"the FineTuner cache needs a size >= 1, got {size}")
-        self.image_size = int(image_size)
-        self.max_classes = int(max_classes)
-        self.eval_batch = int(eval_batch)
-        self.size = int(size)
-        self._tuners: collections.OrderedDict[str, FineTuner] = collections.OrderedDict()
-        self.builds = 0
-
-    def __contains__(self, handle: str) -> bool:
-        return handle in self._tuners
-
-    def __len__(self) -> int:
-        return len(self._tuners)
-
-    def get(self, handle: str) -> tuple[FineTuner, float]:
-        """The module's FineTuner and the seconds spent building it now (0 if cached)."""
-        if handle in self._tuners:
-            self._tuners.move_to_end(handle)
-            return self._tuners[handle], 0.0
-        while len(self._tuners) >= self.size:  # Frees memory before building another.
-            self._tuners.popitem(last=False)
-            gc.collect()
-        tuner = FineTuner(handle, self.max_classes, self.image_size, self.eval_batch)
-        self._tuners[handle] = tuner
-        self.builds += 1
-        return tuner, tuner.build_seconds
-
-    def clear(self) -> None:
-        self._tuners.clear()
-        keras.backend.clear_session()
-        gc.collect()
-
-
-SweepFn = Callable[[int], Sequence[HParams]]
-
-
-def run_protocol(
-    tuner: FineTuner,
-    splits: dict[str, Arrays],
-    sweep_fn: SweepFn,
-    *,
-    sweep_repeats: int,
-    final_repeats: int,
-    seed: int,
-    num_classes: int | None = None,
-    progress: Callable[[str], None] = lambda message: None,
-) -> dict:
-    """The VTAB-1k protocol for one (task, module); see the module docstring.
-
-    `splits` maps train800, val200, train800val200 and test to (uint8 images, labels);
-    `sweep_fn(dataset_size)` gives the candidate settings for a training-set size;
-    `num_classes` is the task's (default: the tuner's `max_classes`).
-    """
-    if sweep_repeats < 1 or final_repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {sweep_repeats} and {final_repeats}")
-    start = time.perf_counter()
-    trials, tests = [], []
-    for trial in range(sweep_repeats):
-        candidates = list(sweep_fn(len(splits["train800"][1])))
-        records = []
-        if len(candidates) > 1:
-            for index, hp in enumerate(candidates):
-                result = tuner.run(
-                    splits["train800"], splits["val200"], hp,
-                    run_seed(seed, trial, "sweep", index), num_classes,
-                )  # fmt: skip
-                records.append(
-                    {"hparams": hp.to_json(), "val_accuracy": result["accuracy"], **result}
-                )
-                progress(
-                    f"trial {trial + 1}/{sweep_repeats} sweep {index + 1}/{len(candidates)}: val {result['accuracy']:.3f}"
-                )
-            best_val = max(r["val_accuracy"] for r in records)
-            chosen_index = next(i for i, r in enumerate(records) if r["val_accuracy"] == best_val)
-        else:
-            chosen_index = 0
-        # The retrain uses the chosen setting's rule at the larger training set's size.
-        final_hp = list(sweep_fn(len(splits["train800val200"][1])))[chosen_index]
-        finals = []
-        for repeat in range(final_repeats):
-            result = tuner.run(
-                splits["train800val200"], splits["test"], final_hp,
-                run_seed(seed, trial, "final", repeat), num_classes,
-            )  # fmt: skip
-            finals.append({"test_accuracy": result["accuracy"], **result})
-            tests.append(result["accuracy"])
-            progress(
-                f"trial {trial + 1}/{sweep_repeats} final {repeat + 1}/{final_repeats}: test {result['accuracy']:.3f}"
-            )
-        trials.append(
-            {
-                "sweep": records,
-                "chosen": final_hp.to_json(),
-                "chosen_index": chosen_index,
-                "finals": finals,
-            }
-        )
-    return {
-        "handle": tuner.handle,
-        "num_parameters": tuner.num_parameters(num_classes),
-        "trials": trials,
-        "test_accuracies": tests,
-        "median_test_accuracy": float(np.median(tests)),
-        "seconds": time.perf_counter() - start,
-    }
-
-
-def finetune(
-    handle: str,
-    task,
-    splits: dict[str, Arrays],
-    sweep_fn: SweepFn,
-    *,
-    image_size: int,
-    sweep_repeats: int,
-    final_repeats: int,
-    seed: int,
-    eval_batch: int = 256,
-    tuners: TunerCache | None = None,
-    progress: Callable[[str], None] = lambda message: None,
-) -> dict:
-    """Runs the protocol with the module's FineTuner from `tuners` (built there when
-    missing), or, without a cache, with one of exactly the task's classes built for this
-    call alone. `seconds` includes the build when this call built the FineTuner, which
-    `build_seconds` records (0 when an earlier task had built it)."""
-    if tuners is None:
-        tuner = FineTuner(handle, task.num_classes, image_size, eval_batch)
-        build_seconds = tuner.build_seconds
-    else:
-        if tuners.image_size != image_size or tuners.eval_batch != eval_batch:
-            raise ValueError(
-                f"the FineTuner cache is for {tuners.image_size} px and evaluation batches of "
-                f"{tuners.eval_batch}, not {image_size} and {eval_batch}"
-            )
-        tuner, build_seconds = tuners.get(handle)
-    try:
-        result = run_protocol(
-            tuner,
-            splits,
-            sweep_fn,
-            sweep_repeats=sweep_repeats,
-            final_repeats=final_repeats,
-            seed=seed,
-            num_classes=task.num_classes,
-            progress=progress,
-        )
-    finally:
-        if tuners is None:
-            del tuner
-            keras.backend.clear_session()
-            gc.collect()
-    result["build_seconds"] = build_seconds
-    result["seconds"] += build_seconds
-    logging.info(
-        "fine-tuned %s on %s: median test %.4f", handle, task.spec, result["median_test_accuracy"]
-    )
-    return result

@@ -23,14 +23,13 @@ beats B by at least 3 points on 60%.
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from vtab_eval import files
+from vtab_eval import files, plots
 from vtab_eval import pool as pool_lib
 from vtab_eval.features import FeatureStore
 from vtab_eval.selection.knn import loo_accuracy
@@ -197,13 +196,8 @@ def markdown(rows: list[dict], summary: dict, images: ProbeImages, pool_size: in
 
 def plot(matrix: dict, rows: list[dict], baseline: str, path: Path) -> Path | None:
     """The matrix relative to B (points), diverging around zero; own experts outlined."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # the report's plots are optional too
-        logging.warning("matplotlib is not installed: no %s", path)
+    plt = plots.pyplot(path)
+    if plt is None:
         return None
     modules, nodes = list(matrix), [r["node"] for r in rows]
     delta = np.array([[100 * (matrix[m][n] - matrix[baseline][n]) for n in nodes] for m in modules])
@@ -220,10 +214,7 @@ def plot(matrix: dict, rows: list[dict], baseline: str, path: Path) -> Path | No
     ax.set_xlabel("probe (held-out classes of an expert node)")
     fig.colorbar(image, ax=ax, label="kNN accuracy minus B's (points)")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return files.write_bytes(path, buffer.getvalue())
+    return plots.save(plt, fig, path, dpi=110)
 
 
 def run(pool_spec: str, probes_dir: str, output_dir: str, cache_dir: str, batch_size: int):

@@ -6,10 +6,10 @@
 * ``per_task.md`` / ``per_task.csv``: each task's pick and accuracy per method;
 * ``timing.csv``: per task, the selection cost of each method against the fine-tuning
   time of its pick, and their ratio (the paper's speed-up argument, section 6.6);
-* ``knn_heatmap.png``: kNN accuracy of every expert on every task;
+* ``knn_heatmap.png``: kNN accuracy of every expert on every task, relative to B's;
 * ``proxy_vs_finetune.png``: kNN score against fine-tuned accuracy of every expert that
-  was fine-tuned on a task, with Kendall's tau per task (tau needs at least two
-  fine-tuned experts; the oracle fine-tunes them all);
+  was fine-tuned on a task, with Kendall's tau per task (shown where at least five
+  experts were fine-tuned; the oracle fine-tunes them all);
 * ``summary.md``: all of the above in one page;
 * ``results.json``: every number behind them: per task and method the pick, the test
   accuracies and their median, the selection and fine-tuning seconds, every expert's
@@ -27,9 +27,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from vtab_eval import files, run_dir, selection, stats
+from vtab_eval import files, plots, run_dir, selection, stats
 
 GROUPS = ("natural", "specialized", "structured", stats.ALL)
 # Every selector's table row, in the paper's order (the registry's).
@@ -39,16 +37,6 @@ METHOD_NAMES = {name: cls.display_name for name, cls in selection.SELECTORS.item
 def load_results(workdir: Path) -> list[dict]:
     """Every finished task's result, each with its directory under "dir"."""
     return run_dir.RunDir(workdir).results()
-
-
-def short_task(spec: str) -> str:
-    """`mini_dsprites(predicted_attribute="label_x_position",num_classes=16)` ->
-    `mini_dsprites/x_position`: the name plus the first argument's value."""
-    name, _, args = spec.partition("(")
-    if not args:
-        return name
-    first = args.rstrip(")").split(",")[0].split("=")[-1].strip("\"'")
-    return f"{name}/{first.removeprefix('label_')}"
 
 
 def paper_order(methods) -> list[str]:
@@ -119,62 +107,24 @@ def finetuned(results: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
+def looks_at_task(method: str) -> bool:
+    """Whether a method's selection looks at the task (B and a random pick do not, so
+    their selection has no cost to weigh against fine-tuning)."""
+    selector = selection.SELECTORS.get(method)
+    return selector is None or selector.looks_at_task
+
+
 def timing_rows(results: list[dict], num_experts: dict[str, int]) -> list[list]:
     rows = []
     for r in results:
         for method, m in r["methods"].items():
             sel, ft = m["selection_seconds"], m["finetune_seconds"]
-            # baseline and random pick without looking at the task: nothing to compare.
-            cheap = method in ("baseline", "random")
-            ratio = ft / sel if sel > 0 and not cheap else math.inf
+            ratio = ft / sel if sel > 0 and looks_at_task(method) else math.inf
             rows.append(
-                [short_task(r["task"]), method, num_experts.get(r["task"], 0), f"{sel:.2f}",
+                [plots.short_task(r["task"]), method, num_experts.get(r["task"], 0), f"{sel:.2f}",
                  f"{ft:.2f}", f"{ratio:.1f}" if math.isfinite(ratio) else "n/a"]
             )  # fmt: skip
     return rows
-
-
-def plot_heatmap(scores: dict[str, dict[str, float]], path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not scores:
-        return None
-    task_names = list(scores)
-    experts = sorted({e for s in scores.values() for e in s})
-    grid = np.array([[scores[t].get(e, np.nan) for t in task_names] for e in experts])
-    # Per task relative to the baseline, on a diverging scale around zero: one absolute
-    # scale over tasks of 20% and 90% accuracy hides every difference within a task.
-    base = [e for e in experts if e.endswith("/baseline")]
-    if base:  # in points, as the cells print them
-        grid = 100 * (grid - grid[experts.index(base[0])][None, :])
-    limit = max(1.0, float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(task_names), 1.5 + 0.28 * len(experts)))
-    cmap = "RdBu" if base else "viridis"
-    vmin, vmax = (-limit, limit) if base else (None, None)
-    image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
-    ax.set_xticks(
-        range(len(task_names)),
-        [short_task(t) for t in task_names],
-        rotation=60,
-        ha="right",
-        fontsize=7,
-    )
-    ax.set_yticks(range(len(experts)), experts, fontsize=6)
-    if grid.size <= 600:
-        for (i, j), v in np.ndenumerate(grid):
-            if np.isfinite(v):
-                text = f"{v:+.0f}" if base else f"{100 * v:.0f}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=5)
-    label = "kNN accuracy minus B's (points)" if base else "kNN leave-one-out accuracy"
-    fig.colorbar(image, ax=ax, label=label)
-    ax.set_title("kNN proxy accuracy per expert and task")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    return files.write_bytes(path, buffer.getvalue())
 
 
 def proxy_correlations(knn: dict, tuned: dict) -> dict[str, dict]:
@@ -182,35 +132,11 @@ def proxy_correlations(knn: dict, tuned: dict) -> dict[str, dict]:
     out = {}
     for task, accs in tuned.items():
         points = [(e, knn[task][e], a) for e, a in accs.items() if e in knn.get(task, {})]
-        tau = stats.kendall_tau([p[1] for p in points], [p[2] for p in points])
+        tau = float("nan")
+        if len(points) >= stats.MIN_POINTS_FOR_TAU:
+            tau = stats.kendall_tau([p[1] for p in points], [p[2] for p in points])
         out[task] = {"tau": tau, "points": points}
     return out
-
-
-def plot_scatter(correlations: dict[str, dict], path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not any(c["points"] for c in correlations.values()):
-        return None
-    fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    for task, c in correlations.items():
-        if not c["points"]:
-            continue
-        tau = "n/a" if math.isnan(c["tau"]) else f"{c['tau']:+.2f}"
-        xs, ys = [p[1] for p in c["points"]], [p[2] for p in c["points"]]
-        ax.scatter(xs, ys, s=18, label=f"{short_task(task)} (τ {tau}, n={len(xs)})")
-    ax.set_xlabel("kNN leave-one-out accuracy (proxy)")
-    ax.set_ylabel("fine-tuned test accuracy (median of runs)")
-    ax.set_title("Proxy score against fine-tuned accuracy, Kendall's τ per task")
-    ax.legend(fontsize=6, loc="best")
-    ax.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    return files.write_bytes(path, buffer.getvalue())
 
 
 def method_totals(results: list[dict]) -> dict[str, dict[str, float]]:
@@ -231,7 +157,7 @@ def results_record(results, table, knn, tuned, config) -> dict:
         tasks.append(
             {
                 "task": r["task"],
-                "short": short_task(r["task"]),
+                "short": plots.short_task(r["task"]),
                 "group": r["group"],
                 "num_classes": r["num_classes"],
                 "methods": r["methods"],
@@ -286,11 +212,49 @@ def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[
             r["methods"] = {m: v for m, v in r["methods"].items() if m in methods}
     if not results:
         raise FileNotFoundError(f"{workdir}/tasks: no finished task to report on")
-    methods = method_order(results)
     table = group_table(
         results, config.report.bootstrap_samples, config.report.confidence, config.seed
     )
-    level = f"{100 * config.report.confidence:.0f}%"
+    md_table, per_task = _write_tables(out, results, table)
+    knn, tuned = knn_scores(results), finetuned(results)
+    num_experts = {t: len(s) for t, s in knn.items()}
+    timing_header = ["task", "method", "experts_scored", "selection_s", "finetune_s", "ratio"]
+    files.write_text(out / "timing.csv", csv_text(timing_header, timing_rows(results, num_experts)))
+    correlations = proxy_correlations(knn, tuned)
+    files.write_json(out / "results.json", results_record(results, table, knn, tuned, config))
+    paths = {
+        "markdown": str(out / "summary.md"),
+        "table": str(out / "table.md"),
+        "results": str(out / "results.json"),
+    }
+    if config.report.plots:
+        for name, made in (
+            ("heatmap", plots.knn_heatmap(knn, out / "knn_heatmap.png")),
+            ("scatter", plots.proxy_scatter(correlations, out / "proxy_vs_finetune.png")),
+        ):
+            if made is not None:
+                paths[name] = str(made)
+    probes = config.report.get("probes") or (
+        str(out / PROBES_DIR / "probes.json") if config.get("probes") else ""
+    )
+    lines = [
+        *_intro_lines(results, config),
+        md_table,
+        *probe_section(probes),
+        "## Per task",
+        "",
+        per_task,
+        *_time_lines(results, num_experts),
+        *_proxy_lines(correlations, paths),
+    ]
+    files.write_text(out / "summary.md", "\n".join(lines))
+    return paths
+
+
+def _write_tables(out: Path, results: list[dict], table: dict) -> tuple[str, str]:
+    """Writes the group table and the per-task table (markdown and CSV); returns their
+    markdown."""
+    methods = method_order(results)
     header = ["Method", "NATURAL", "SPECIALIZED", "STRUCTURED", "ALL"]
     rows = [[METHOD_NAMES.get(m, m)] + [_cell(table[m].get(g)) for g in GROUPS] for m in methods]
     md_table = markdown_table(header, rows)
@@ -302,11 +266,10 @@ def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[
     files.write_text(
         out / "table.csv", csv_text(["method", "group", "mean", "low", "high", "tasks"], csv_rows)
     )
-
     task_header = ["task", "group"] + [f"{m} {k}" for m in methods for k in ("pick", "accuracy")]
     task_rows = []
     for r in results:
-        row = [short_task(r["task"]), r["group"]]
+        row = [plots.short_task(r["task"]), r["group"]]
         for m in methods:
             cell = r["methods"].get(m)
             row += (
@@ -315,30 +278,12 @@ def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[
         task_rows.append(row)
     files.write_text(out / "per_task.md", markdown_table(task_header, task_rows))
     files.write_text(out / "per_task.csv", csv_text(task_header, task_rows))
+    return md_table, markdown_table(task_header, task_rows)
 
-    knn = knn_scores(results)
-    num_experts = {t: len(s) for t, s in knn.items()}
-    timing_header = ["task", "method", "experts_scored", "selection_s", "finetune_s", "ratio"]
-    timing = timing_rows(results, num_experts)
-    files.write_text(out / "timing.csv", csv_text(timing_header, timing))
 
-    tuned = finetuned(results)
-    correlations = proxy_correlations(knn, tuned)
-    paths = {
-        "markdown": str(out / "summary.md"),
-        "table": str(out / "table.md"),
-        "results": str(out / "results.json"),
-    }
-    files.write_json(out / "results.json", results_record(results, table, knn, tuned, config))
-    if config.report.plots:
-        for name, made in (
-            ("heatmap", plot_heatmap(knn, out / "knn_heatmap.png")),
-            ("scatter", plot_scatter(correlations, out / "proxy_vs_finetune.png")),
-        ):
-            if made is not None:
-                paths[name] = str(made)
-
-    lines = [
+def _intro_lines(results: list[dict], config) -> list[str]:
+    level = f"{100 * config.report.confidence:.0f}%"
+    return [
         "# Expert selection and transfer",
         "",
         f"{len(results)} tasks; per task the median test accuracy over its runs; group "
@@ -346,47 +291,56 @@ def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[
         f"({config.report.bootstrap_samples} resamples of the runs). Preset `{config.preset}`, "
         f"{config.image_size} px.",
         "",
-        md_table,
-        *probe_section(
-            config.report.get("probes")
-            or (str(out / PROBES_DIR / "probes.json") if config.get("probes") else "")
-        ),
-        "## Per task",
-        "",
-        markdown_table(task_header, task_rows),
-        "## Time: selection against fine-tuning",
-        "",
     ]
+
+
+def _time_lines(results: list[dict], num_experts: dict[str, int]) -> list[str]:
+    """Selection against fine-tuning time per method, and what the oracle would cost."""
+    lines = ["## Time: selection against fine-tuning", ""]
     for m, totals in method_totals(results).items():
         sel, ft = totals["selection_seconds"], totals["finetune_seconds"]
-        # baseline and random pick without looking at the task: no selection cost to compare.
-        cheap = m in ("baseline", "random")
-        ratio = f"{ft / sel:.1f}x" if sel > 0 and not cheap else "n/a (no data looked at)"
+        ratio = f"{ft / sel:.1f}x" if sel > 0 and looks_at_task(m) else "n/a (no data looked at)"
         lines.append(
-            f"- {METHOD_NAMES.get(m, m)}: selection {sel:.1f}s, fine-tuning its picks {ft:.1f}s; fine-tuning / selection = {ratio}"
+            f"- {METHOD_NAMES.get(m, m)}: selection {sel:.1f}s, fine-tuning its picks "
+            f"{ft:.1f}s; fine-tuning / selection = {ratio}"
         )
-    if "knn" in methods:
+    if any("knn" in r["methods"] for r in results):
         # What the oracle would cost: fine-tuning every scored expert instead of one.
-        per_task = [
-            r["methods"]["knn"]["finetune_seconds"] * num_experts.get(r["task"], 0) for r in results
-        ]
-        sel = sum(r["methods"]["knn"]["selection_seconds"] for r in results)
+        knn_runs = [r for r in results if "knn" in r["methods"]]
+        every = sum(
+            r["methods"]["knn"]["finetune_seconds"] * num_experts.get(r["task"], 0)
+            for r in knn_runs
+        )
+        sel = sum(r["methods"]["knn"]["selection_seconds"] for r in knn_runs)
         if sel > 0:
             lines.append(
-                f"- Fine-tuning every expert (the oracle) would take about {sum(per_task):.0f}s, "
-                f"{sum(per_task) / sel:.0f}x the kNN selection."
+                f"- Fine-tuning every expert (the oracle) would take about {every:.0f}s, "
+                f"{every / sel:.0f}x the kNN selection."
             )
-    lines += ["", "Per task and method: `timing.csv`.", "", "## Proxy against fine-tuning", ""]
+    return [*lines, "", "Per task and method: `timing.csv`.", ""]
+
+
+def _proxy_lines(correlations: dict[str, dict], paths: dict[str, str]) -> list[str]:
+    """Kendall's tau per task (where enough experts were fine-tuned), and the plots."""
+    lines = ["## Proxy against fine-tuning", ""]
     tau_rows = [
-        [short_task(t), len(c["points"]), "n/a" if math.isnan(c["tau"]) else f"{c['tau']:+.2f}"]
+        [
+            plots.short_task(t),
+            len(c["points"]),
+            "n/a" if math.isnan(c["tau"]) else f"{c['tau']:+.2f}",
+        ]
         for t, c in correlations.items()
     ]
     lines.append(markdown_table(["task", "experts fine-tuned", "Kendall's tau"], tau_rows))
+    lines.append(
+        f"Tau is shown where at least {stats.MIN_POINTS_FOR_TAU} experts were fine-tuned "
+        "on the task (the oracle fine-tunes them all): over fewer it is +-1 or nearly so."
+    )
+    lines.append("")
     for name, title in (
-        ("heatmap", "kNN accuracy per expert"),
+        ("heatmap", "kNN accuracy per expert, relative to B"),
         ("scatter", "kNN against fine-tuning"),
     ):
         if name in paths:
             lines += [f"![{title}]({Path(paths[name]).name})", ""]
-    files.write_text(out / "summary.md", "\n".join(lines))
-    return paths
+    return lines

@@ -12,7 +12,7 @@ makes the comparison between methods paired.
 
 Before the per-task loop, the features every selector needs are computed module by
 module (each module loaded once for all tasks, instead of once per task). Fine-tuning
-keeps the recently used modules' FineTuners (`finetune.TunerCache`, size
+keeps the recently used modules' FineTuners (`protocol.TunerCache`, size
 `config.finetune.tuner_cache`): one per module, whatever the task, so the baseline is
 loaded and traced once for the suite. The oracle fine-tunes every candidate on every
 task; it runs before the per-task loop too, module by module, so each module is built
@@ -37,6 +37,7 @@ from vtab_eval import (
     hyperparams,
     pool,
     probes,
+    protocol,
     report,
     run_dir,
     selection,
@@ -127,7 +128,7 @@ class Runner:
         self.store = FeatureStore(
             self.dir.features, self.config.image_size, self.config.selection.batch_size
         )
-        self.tuners: finetune.TunerCache | None = None
+        self.tuners: protocol.TunerCache | None = None
         folder = self.config.get("probes", "")
         self.probe_images = probes.ProbeImages(folder) if folder else None
         unknown = [s for s in self.selectors if s not in selection.SELECTORS]
@@ -173,7 +174,7 @@ class Runner:
                 f"{time.perf_counter() - start:.1f}s"
             )
 
-    def open_tuners(self, task_objects) -> finetune.TunerCache:
+    def open_tuners(self, task_objects) -> protocol.TunerCache:
         """The FineTuner cache, with heads of `config.finetune.max_classes` outputs, or
         (when 0) of the most classes among the tasks given and those seen before."""
         ft, task_objects = self.config.finetune, list(task_objects)
@@ -189,7 +190,7 @@ class Runner:
         if self.tuners is None or self.tuners.max_classes < max_classes:
             if self.tuners is not None:
                 self.tuners.clear()
-            self.tuners = finetune.TunerCache(
+            self.tuners = protocol.TunerCache(
                 self.config.image_size, max_classes, ft.eval_batch, size=ft.tuner_cache
             )
         return self.tuners
@@ -234,7 +235,7 @@ class Runner:
         cached = expert.handle in tuners
         what = "fine-tuning" if screen is None else f"screening (first {screen} run(s))"
         self.log(f"  {what} {expert.id} on {task.spec}")
-        result = finetune.finetune(
+        result = protocol.finetune(
             expert.handle,
             task,
             splits,

@@ -82,6 +82,9 @@ def _paired(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
+MIN_POINTS_FOR_TAU = 5  # a rank correlation over two or three points is +-1 or nearly so
+
+
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     """Kendall's tau-b (scipy.stats.kendalltau); NaN when fewer than two points or either
     variable is constant."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.vtab_eval import hub_fixtures
-from vtab_eval import finetune, tasks
+from vtab_eval import finetune, protocol, tasks
 from vtab_eval.hyperparams import HParams
 
 RED = "tests/experts/bit/tiny/tiny_upstream/red/1"
@@ -104,7 +104,7 @@ def test_classes_beyond_the_head_or_labels_beyond_the_task_are_refused(tuner, re
 
 def test_the_cache_builds_each_module_once_and_drops_the_least_recently_used(hub_root):
     red, green, blue = (str(hub_root / RED.replace("red", c)) for c in ("red", "green", "blue"))
-    cache = finetune.TunerCache(image_size=8, max_classes=6, eval_batch=16, size=2)
+    cache = protocol.TunerCache(image_size=8, max_classes=6, eval_batch=16, size=2)
     first, seconds = cache.get(red)
     assert seconds > 0 and seconds == first.build_seconds and first.max_classes == 6
     assert cache.get(red) == (first, 0.0)
@@ -114,7 +114,7 @@ def test_the_cache_builds_each_module_once_and_drops_the_least_recently_used(hub
     assert red in cache and blue in cache and green not in cache and len(cache) == 2
     assert cache.builds == 3
     with pytest.raises(ValueError, match="size >= 1"):
-        finetune.TunerCache(image_size=8, max_classes=6, size=0)
+        protocol.TunerCache(image_size=8, max_classes=6, size=0)
 
 
 def test_protocol_selects_on_val_and_retrains_on_train_plus_val(tuner, red_task):
@@ -126,7 +126,7 @@ def test_protocol_selects_on_val_and_retrains_on_train_plus_val(tuner, red_task)
         sizes.append(size)
         return [useless, good]
 
-    result = finetune.run_protocol(
+    result = protocol.run_protocol(
         tuner, _splits(red_task), sweep, sweep_repeats=2, final_repeats=3, seed=0
     )
     assert len(result["trials"]) == 2 and len(result["test_accuracies"]) == 6
@@ -135,7 +135,7 @@ def test_protocol_selects_on_val_and_retrains_on_train_plus_val(tuner, red_task)
         assert [r["val_accuracy"] for r in trial["sweep"]][0] < trial["sweep"][1]["val_accuracy"]
         assert trial["chosen_index"] == 1 and trial["chosen"] == good.to_json()
     assert result["median_test_accuracy"] == np.median(result["test_accuracies"]) >= 0.9
-    single = finetune.run_protocol(
+    single = protocol.run_protocol(
         tuner, _splits(red_task), lambda n: [good], sweep_repeats=1, final_repeats=1, seed=0
     )
     assert single["trials"][0]["sweep"] == []  # one candidate: nothing to select
@@ -155,15 +155,15 @@ def test_smoke_preset_fine_tunes_a_real_task_end_to_end(hub_root, tmp_path):
     splits = {s: store.images(task, s) for s in tasks.SPLITS}
     handle = str(hub_root / RED.replace("red", "baseline"))
     kwargs = dict(image_size=config.image_size, sweep_repeats=1, final_repeats=1, seed=0)
-    result = finetune.finetune(handle, task, splits, runner.sweep_fn(config), **kwargs)
+    result = protocol.finetune(handle, task, splits, runner.sweep_fn(config), **kwargs)
     assert len(result["test_accuracies"]) == 1 and 0.0 <= result["median_test_accuracy"] <= 1.0
     assert result["trials"][0]["finals"][0]["first_loss"] == pytest.approx(math.log(16), rel=1e-5)
     assert 0 < result["build_seconds"] < result["seconds"]
 
     # With a cache of wider heads: the same runs; the build counts in the first use only.
-    cache = finetune.TunerCache(config.image_size, max_classes=20, eval_batch=256)
+    cache = protocol.TunerCache(config.image_size, max_classes=20, eval_batch=256)
     runs = [
-        finetune.finetune(handle, task, splits, runner.sweep_fn(config), tuners=cache, **kwargs)
+        protocol.finetune(handle, task, splits, runner.sweep_fn(config), tuners=cache, **kwargs)
         for _ in range(2)
     ]
     assert runs[0]["build_seconds"] > 0 and runs[1]["build_seconds"] == 0.0 and cache.builds == 1

@@ -10,7 +10,7 @@ from pathlib import Path
 from vtab_eval import files, report, stats
 
 TARGET_MEDIAN_TAU = 0.4
-MIN_EXPERTS_FOR_TAU = 5  # tau over two or three points is +-1 or nearly so
+MIN_EXPERTS_FOR_TAU = stats.MIN_POINTS_FOR_TAU
 
 
 def tau_rows(results: dict, oracle: dict[str, dict[str, dict]]) -> list[dict]:

@@ -88,13 +88,16 @@ class Selector(abc.ABC):
     `display_name` is its row in the tables; `needs` says which modules' outputs it
     reads (`features`: every expert's embedding of the task; `epn` or `classifier`:
     that upstream module's; nothing: none); `uses_labels` whether it looks at the
-    task's labels; `from_config` builds it from the run's `selection` config section.
+    task's labels; `looks_at_task` whether it looks at the task at all (B and a random
+    pick do not, so their selection has no cost to weigh); `from_config` builds it
+    from the run's `selection` config section.
     """
 
     name: ClassVar[str]
     display_name: ClassVar[str]
     needs: ClassVar[str] = ""
     uses_labels: ClassVar[bool] = False
+    looks_at_task: ClassVar[bool] = True
 
     def __init__(self, include_baseline: bool = False):
         self.include_baseline = include_baseline

@@ -16,6 +16,7 @@ from vtab_eval.selection.base import Context, Selector
 class RandomSelector(Selector):
     name = "random"
     display_name = "Random Expert"
+    looks_at_task = False
 
     def score(self, task, ctx: Context):
         digest = hashlib.sha256(f"{ctx.seed}:{task.spec}".encode()).digest()

@@ -21,6 +21,7 @@ from vtab_eval.selection.base import Context, SelectionResult, Selector
 class BaselineSelector(Selector):
     name = "baseline"
     display_name = "Baseline (No Experts)"
+    looks_at_task = False
 
     def candidates(self, pool):
         return [pool.baseline.id]
