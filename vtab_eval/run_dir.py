@@ -1,6 +1,7 @@
 """The transfer run directory: the one owner of where `vtab_eval.main` keeps its files.
 
     <root>/run.json                            config and pool the directory was made with
+    <root>/.lock, <root>/.lock.owner           held by the run working in it, and by whom
     <root>/features/...                        embedding cache (features.py)
     <root>/tasks/<task>/selection/<s>.json     one selector's scores, pick and seconds
     <root>/tasks/<task>/finetune/<e>.json      the protocol's runs for one expert
@@ -9,14 +10,23 @@
     <root>/report/                             tables and plots (report.py), by default
 
 The runner writes it (every file atomically, through ``files``); the report and the
-bench README read it through the same names.
+bench README read it through the same names. One run at a time works in a directory
+(``RunDir.lock``), and ``run.json`` ties the directory to the config fields that decide
+results and to its pool, once the run's inputs have been checked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
+import os
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import filelock
 
 from vtab_eval import files
 
@@ -24,6 +34,11 @@ RUN_FILE = "run.json"
 RESULT_FILE = "result.json"
 FINETUNE = "finetune"  # the whole protocol's runs; the oracle's screening: screen_kind(n)
 SCREENING = "oracle_screen*"  # every screening kind, as a pattern
+LOCK_FILE = ".lock"
+# Config sections whose change makes earlier results in a directory incomparable ...
+RESULT_FIELDS = ("image_size", "seed", "selection", "finetune")
+# ... except these fields, which change how fast results come, not what they are.
+SPEED_FIELDS = {"finetune": ("max_classes", "tuner_cache")}
 
 
 def screen_kind(runs: int | None) -> str:
@@ -116,3 +131,57 @@ class RunDir:
             if record is not None:
                 out[record["task"]] = record
         return out
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Holds the directory for one run: a second run at once fails at the start,
+        naming the holder, instead of silently doing all the work twice. The lock is
+        the operating system's, so a killed run leaves nothing to clean up."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path, owner = self.root / LOCK_FILE, self.root / f"{LOCK_FILE}.owner"
+        lock = filelock.FileLock(path, timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            holder = owner.read_text().strip() if owner.exists() else "another process"
+            raise RuntimeError(f"{self.root} is in use by {holder}; wait for it to end") from None
+        try:
+            when = time.strftime("%Y-%m-%d %H:%M:%S")
+            files.write_text(owner, f"pid {os.getpid()} on {socket.gethostname()} since {when}")
+            yield
+        finally:
+            owner.unlink(missing_ok=True)
+            lock.release()
+
+    def check_run(self, record: dict) -> None:
+        """Refuses a run whose result fields or pool differ from those the directory was
+        made with, naming the field; reads only."""
+        if not self.run_file.exists():
+            return
+        old = files.read_json(self.run_file)
+        for field in RESULT_FIELDS:
+            if old["config"].get(field) != record["config"][field]:
+                raise ValueError(
+                    f"{self.run_file}: this work directory was made with a different "
+                    f"config.{field} ({old['config'].get(field)} != {record['config'][field]}); "
+                    "use a new --workdir"
+                )
+        if old["pool"] != record["pool"]:
+            raise ValueError(
+                f"{self.run_file}: this work directory was made with another pool; "
+                "use a new --workdir"
+            )
+
+    def record_run(self, record: dict) -> None:
+        files.write_json(self.run_file, record)
+
+
+def run_record(config, pool_ids: list[str]) -> dict:
+    """What ``run.json`` holds: the result fields of ``config`` (as plain JSON values)
+    and the pool's module ids."""
+    plain = json.loads(config.to_json_best_effort())
+    record = {"config": {f: plain[f] for f in RESULT_FIELDS}, "pool": list(pool_ids)}
+    for section, fields in SPEED_FIELDS.items():
+        for field in fields:
+            record["config"][section].pop(field, None)
+    return {**record, "preset": config.get("preset")}

@@ -5,21 +5,9 @@ The work directory's layout is `run_dir`'s; every file is written atomically, so
 crash loses at most the step in progress and a rerun resumes there.
 
 A finished task (its result.json names every requested selector) is not redone.
-Fine-tuning results are shared between selectors that pick the same expert: the
-protocol is seeded by (seed, task) only, so two methods picking one expert would get
-the very same runs anyway; every expert on a task also sees the same batches, which
-makes the comparison between methods paired.
-
 Before the per-task loop, the features every selector needs are computed module by
-module (each module loaded once for all tasks, instead of once per task). Fine-tuning
-keeps the recently used modules' FineTuners (`protocol.TunerCache`, size
-`config.finetune.tuner_cache`): one per module, whatever the task, so the baseline is
-loaded and traced once for the suite. The oracle fine-tunes every candidate on every
-task; it runs before the per-task loop too, module by module, so each module is built
-once (its per-(task, module) files make it resumable), and its selection then reads
-them back. With `config.oracle.screen_repeats` = n > 0 it screens with the protocol's
-first n final runs only (same seeds as the whole protocol's first ones), then its pick
-is fine-tuned with the whole protocol like every other method's.
+module (each module loaded once for all tasks, instead of once per task), and so are
+the oracle's fine-tunings (``tuning``'s, which also owns every fine-tuning result).
 """
 
 from __future__ import annotations
@@ -33,8 +21,6 @@ import ml_collections
 
 from vtab_eval import (
     files,
-    finetune,
-    hyperparams,
     pool,
     probes,
     protocol,
@@ -42,13 +28,9 @@ from vtab_eval import (
     run_dir,
     selection,
     tasks,
+    tuning,
 )
 from vtab_eval.features import FeatureStore
-
-# Fields whose change makes earlier results in a work directory incomparable.
-_RESULT_FIELDS = ("image_size", "seed", "selection", "finetune")
-# ... except these, which change how fast the results come, not what they are.
-_SPEED_FIELDS = {"finetune": ("max_classes", "tuner_cache")}
 
 
 def resolve_suite(suite: str) -> list[str]:
@@ -68,51 +50,6 @@ def make_selector(name: str, config: ml_collections.ConfigDict) -> selection.Sel
     return selection.selector_class(name).from_config(config.selection)
 
 
-def sweep_fn(config: ml_collections.ConfigDict) -> Callable[[int], list[hyperparams.HParams]]:
-    ft = config.finetune
-
-    def fn(dataset_size: int) -> list[hyperparams.HParams]:
-        return hyperparams.sweep(
-            ft.rule,
-            dataset_size,
-            learning_rates=tuple(ft.learning_rates),
-            batch_size=ft.batch_size,
-            steps=tuple(ft.steps),
-            epochs=tuple(ft.epochs),
-        )
-
-    return fn
-
-
-def _check_workdir(workdir: Path, config: ml_collections.ConfigDict, the_pool: pool.Pool):
-    record = {"config": {f: _plain(config[f]) for f in _RESULT_FIELDS}, "pool": the_pool.ids}
-    for section, fields in _SPEED_FIELDS.items():
-        for field in fields:
-            record["config"][section].pop(field, None)
-    path = run_dir.RunDir(workdir).run_file
-    if path.exists():
-        old = files.read_json(path)
-        for field in _RESULT_FIELDS:
-            if old["config"].get(field) != record["config"][field]:
-                raise ValueError(
-                    f"{path}: this work directory was made with a different config.{field} "
-                    f"({old['config'].get(field)} != {record['config'][field]}); use a new --workdir"
-                )
-        if old["pool"] != record["pool"]:
-            raise ValueError(
-                f"{path}: this work directory was made with another pool; use a new --workdir"
-            )
-    files.write_json(path, {**record, "preset": config.preset})
-
-
-def _plain(value):
-    if isinstance(value, ml_collections.ConfigDict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
-
-
 @dataclasses.dataclass
 class Runner:
     config: ml_collections.ConfigDict
@@ -128,7 +65,7 @@ class Runner:
         self.store = FeatureStore(
             self.dir.features, self.config.image_size, self.config.selection.batch_size
         )
-        self.tuners: protocol.TunerCache | None = None
+        self.tuning = tuning.Tuning(self.config, self.store, self.dir, self.log)
         folder = self.config.get("probes", "")
         self.probe_images = probes.ProbeImages(folder) if folder else None
         unknown = [s for s in self.selectors if s not in selection.SELECTORS]
@@ -136,6 +73,10 @@ class Runner:
             raise ValueError(
                 f"unknown selectors {unknown}; choose from {list(selection.SELECTORS)}"
             )
+
+    @property
+    def tuners(self) -> protocol.TunerCache | None:
+        return self.tuning.tuners
 
     def is_done(self, spec: str) -> bool:
         result = self.dir.task(spec).result()
@@ -174,27 +115,6 @@ class Runner:
                 f"{time.perf_counter() - start:.1f}s"
             )
 
-    def open_tuners(self, task_objects) -> protocol.TunerCache:
-        """The FineTuner cache, with heads of `config.finetune.max_classes` outputs, or
-        (when 0) of the most classes among the tasks given and those seen before."""
-        ft, task_objects = self.config.finetune, list(task_objects)
-        most = max(t.num_classes for t in task_objects)
-        if ft.max_classes and most > ft.max_classes:
-            big = max(task_objects, key=lambda t: t.num_classes)
-            raise ValueError(
-                f"task {big.spec} has {big.num_classes} classes, more than "
-                f"config.finetune.max_classes={ft.max_classes}; raise it (or set 0: the most "
-                "classes of any task in the suite)"
-            )
-        max_classes = ft.max_classes or most
-        if self.tuners is None or self.tuners.max_classes < max_classes:
-            if self.tuners is not None:
-                self.tuners.clear()
-            self.tuners = protocol.TunerCache(
-                self.config.image_size, max_classes, ft.eval_batch, size=ft.tuner_cache
-            )
-        return self.tuners
-
     def write_probes(self) -> None:
         """The specialisation benchmark from the features embedded with the tasks', into
         `<report dir>/probes` (where the report finds it)."""
@@ -204,78 +124,10 @@ class Runner:
         record = probes.write(self.pool, self.probe_images, self.store, out)
         self.log(f"{record['summary_line']} ({out}/probes.md)")
 
-    def oracle_screening(self) -> int | None:
-        """The final runs the oracle screens each candidate with, or None when that is
-        the whole protocol (screen_repeats 0, or no fewer runs than the protocol has)."""
-        ft, repeats = self.config.finetune, self.config.oracle.screen_repeats
-        if repeats <= 0 or (ft.sweep_repeats == 1 and ft.final_repeats <= repeats):
-            return None
-        return int(repeats)
-
-    def result_path(self, task, expert: pool.Module, screen: int | None = None) -> Path:
-        """Where `finetune_expert(task, expert, screen)` keeps its results."""
-        return self.dir.task(task.spec).finetune_path(expert.id, run_dir.screen_kind(screen))
-
-    def oracle_path(self, task, expert: pool.Module) -> Path:
-        return self.result_path(task, expert, self.oracle_screening())
-
-    def screen_expert(self, task, expert: pool.Module) -> dict:
-        """The oracle's fine-tuning of one candidate (see `oracle_screening`)."""
-        return self.finetune_expert(task, expert, screen=self.oracle_screening())
-
-    def finetune_expert(self, task, expert: pool.Module, screen: int | None = None) -> dict:
-        """The protocol's results for (task, expert); with `screen` = n, those of its
-        first trial's first n final runs only (the oracle's screening)."""
-        path = self.result_path(task, expert, screen)
-        if path.exists():
-            return files.read_json(path)
-        ft = self.config.finetune
-        splits = {s: self.store.images(task, s) for s in tasks.SPLITS}
-        tuners = self.open_tuners([task])
-        cached = expert.handle in tuners
-        what = "fine-tuning" if screen is None else f"screening (first {screen} run(s))"
-        self.log(f"  {what} {expert.id} on {task.spec}")
-        result = protocol.finetune(
-            expert.handle,
-            task,
-            splits,
-            sweep_fn(self.config),
-            image_size=self.config.image_size,
-            sweep_repeats=ft.sweep_repeats if screen is None else 1,
-            final_repeats=ft.final_repeats if screen is None else screen,
-            seed=finetune.run_seed(self.config.seed, task.spec),
-            eval_batch=ft.eval_batch,
-            tuners=tuners,
-            progress=lambda message: self.log(f"    {message}"),
-        )
-        result.update({"expert": expert.id, "task": task.spec})
-        if screen is not None:
-            result["screen_repeats"] = screen
-        files.write_json(path, result)
-        build = "" if cached else f", {result['build_seconds']:.1f}s of it building the module"
-        self.log(
-            f"  fine-tuned {expert.id}: median test {result['median_test_accuracy']:.4f} "
-            f"in {result['seconds']:.1f}s{build}"
-        )
-        return result
-
     def precompute_oracle(self, todo: list) -> None:
-        """Fine-tunes every oracle candidate on every task, module by module, so that
-        each module is loaded and traced once rather than once per task."""
-        if "oracle" not in self.selectors or not todo:
-            return
-        ids = make_selector("oracle", self.config).candidates(self.pool)
-        for index, expert in enumerate(map(self.pool.get, ids), 1):
-            missing = [t for t in todo if not self.oracle_path(t, expert).exists()]
-            if not missing:
-                continue
-            start = time.perf_counter()
-            for task in missing:
-                self.screen_expert(task, expert)
-            self.log(
-                f"oracle {index}/{len(ids)} {expert.id}: {len(missing)} tasks in "
-                f"{time.perf_counter() - start:.1f}s"
-            )
+        if "oracle" in self.selectors and todo:
+            ids = make_selector("oracle", self.config).candidates(self.pool)
+            self.tuning.precompute_oracle([self.pool.get(i) for i in ids], todo)
 
     def select(self, task, name: str) -> selection.SelectionResult:
         path = self.dir.task(task.spec).selection_path(name)
@@ -286,7 +138,7 @@ class Runner:
             self.store,
             split=self.config.selection.split,
             seed=self.config.seed,
-            finetune=lambda expert: self.screen_expert(task, expert),  # the oracle's
+            finetune=lambda expert: self.tuning.screen_expert(task, expert),  # the oracle's
         )
         result = make_selector(name, self.config).select(task, ctx)
         result.write(path)
@@ -300,7 +152,7 @@ class Runner:
             self.log(
                 f"  {name}: picks {sel.pick} (score {sel.scores[sel.pick]:.4f}, {sel.cost_seconds:.1f}s)"
             )
-            tuned = self.finetune_expert(task, self.pool.get(sel.pick))
+            tuned = self.tuning.finetune_expert(task, self.pool.get(sel.pick))
             methods[name] = {
                 "pick": sel.pick,
                 "selection_seconds": sel.cost_seconds,
@@ -321,8 +173,14 @@ class Runner:
         return result
 
     def run(self) -> dict:
-        _check_workdir(self.workdir, self.config, self.pool)
-        start = time.perf_counter()
+        """Every unfinished task, then the probes and the report; returns the report's
+        paths. Holds the work directory's lock throughout."""
+        with self.dir.lock():
+            return self._run()
+
+    def _run(self) -> dict:
+        record = run_dir.run_record(self.config, self.pool.ids)
+        self.dir.check_run(record)
         todo = [s for s in self.specs if not self.is_done(s)]
         self.log(
             f"{len(self.specs)} tasks ({len(self.specs) - len(todo)} finished earlier), "
@@ -331,26 +189,27 @@ class Runner:
         data_dir = self.config.data_dir or None
         task_objects = {s: tasks.get_task(s, data_dir=data_dir) for s in todo}
         if task_objects:
-            self.open_tuners(task_objects.values())  # Fails early on too many classes.
+            self.tuning.open_tuners(task_objects.values())  # Fails early on too many classes.
+        # Only now, with the tasks and the pool checked, is the directory tied to them.
+        self.dir.record_run(record)
         self.precompute_features(list(task_objects.values()))
         self.precompute_oracle(list(task_objects.values()))
         start = time.perf_counter()  # The eta extrapolates the per-task loop only.
+        remaining = len(task_objects)
         for index, spec in enumerate(self.specs, 1):
+            where = f"[{index}/{len(self.specs)}] {spec}"
             if spec not in task_objects:
-                self.log(f"[{index}/{len(self.specs)}] {spec}: finished earlier")
+                self.log(f"{where}: finished earlier")
                 continue
-            self.log(f"[{index}/{len(self.specs)}] {spec}")
+            self.log(where)
             result = self.run_task(task_objects[spec])
-            done = index - (len(self.specs) - len(todo))
-            elapsed = time.perf_counter() - start
-            remaining = len([s for s in self.specs[index:] if s in task_objects])
+            remaining -= 1
+            done = len(task_objects) - remaining
             summary = ", ".join(
                 f"{m} {r['median_test_accuracy']:.3f}" for m, r in result["methods"].items()
             )
-            self.log(
-                f"[{index}/{len(self.specs)}] {spec}: {summary} ({result['seconds']:.0f}s; "
-                f"eta {elapsed / max(done, 1) * remaining:.0f}s)"
-            )
+            eta = (time.perf_counter() - start) / done * remaining
+            self.log(f"{where}: {summary} ({result['seconds']:.0f}s; eta {eta:.0f}s)")
         self.write_probes()
         paths = report.write_report(self.workdir, self.config, methods=self.selectors)
         self.log(f"report: {paths['markdown']} ({time.perf_counter() - start:.0f}s in all)")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.vtab_eval import hub_fixtures
-from vtab_eval import finetune, protocol, tasks
+from vtab_eval import finetune, protocol, tasks, tuning
 from vtab_eval.hyperparams import HParams
 
 RED = "tests/experts/bit/tiny/tiny_upstream/red/1"
@@ -142,7 +142,6 @@ def test_protocol_selects_on_val_and_retrains_on_train_plus_val(tuner, red_task)
 
 
 def test_smoke_preset_fine_tunes_a_real_task_end_to_end(hub_root, tmp_path):
-    from vtab_eval import runner
     from vtab_eval.configs import transfer
     from vtab_eval.features import FeatureStore
 
@@ -155,7 +154,7 @@ def test_smoke_preset_fine_tunes_a_real_task_end_to_end(hub_root, tmp_path):
     splits = {s: store.images(task, s) for s in tasks.SPLITS}
     handle = str(hub_root / RED.replace("red", "baseline"))
     kwargs = dict(image_size=config.image_size, sweep_repeats=1, final_repeats=1, seed=0)
-    result = protocol.finetune(handle, task, splits, runner.sweep_fn(config), **kwargs)
+    result = protocol.finetune(handle, task, splits, tuning.sweep_fn(config), **kwargs)
     assert len(result["test_accuracies"]) == 1 and 0.0 <= result["median_test_accuracy"] <= 1.0
     assert result["trials"][0]["finals"][0]["first_loss"] == pytest.approx(math.log(16), rel=1e-5)
     assert 0 < result["build_seconds"] < result["seconds"]
@@ -163,7 +162,7 @@ def test_smoke_preset_fine_tunes_a_real_task_end_to_end(hub_root, tmp_path):
     # With a cache of wider heads: the same runs; the build counts in the first use only.
     cache = protocol.TunerCache(config.image_size, max_classes=20, eval_batch=256)
     runs = [
-        protocol.finetune(handle, task, splits, runner.sweep_fn(config), tuners=cache, **kwargs)
+        protocol.finetune(handle, task, splits, tuning.sweep_fn(config), tuners=cache, **kwargs)
         for _ in range(2)
     ]
     assert runs[0]["build_seconds"] > 0 and runs[1]["build_seconds"] == 0.0 and cache.builds == 1

@@ -1,0 +1,58 @@
+"""The transfer run directory's guard: one run at a time, and run.json written only
+once a run's inputs have been checked."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vtab_eval import run_dir, runner
+from vtab_eval.configs import transfer
+
+REPO = Path(__file__).resolve().parents[2]
+HOLD = """
+import sys, time
+from vtab_eval import run_dir
+with run_dir.RunDir(sys.argv[1]).lock():
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_run_at_once_is_refused_naming_the_holder(hub_root, tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        config = transfer.get_config("smoke")
+        config.update(pool=str(hub_root), suite="mini_mnist", workdir=str(tmp_path))
+        with pytest.raises(RuntimeError, match=rf"in use by pid {holder.pid} on "):
+            runner.run(config, log=lambda message: None)
+        assert not (tmp_path / run_dir.RUN_FILE).exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_dir.RunDir(tmp_path).lock():  # a killed holder leaves nothing behind
+        assert (tmp_path / ".lock.owner").read_text().startswith("pid ")
+    assert not (tmp_path / ".lock.owner").exists()
+
+
+def test_a_failed_first_run_does_not_tie_the_directory_to_its_pool(hub_root, tmp_path):
+    config = transfer.get_config("smoke")
+    missing = tmp_path / "no_such_folder"
+    config.update(
+        pool=str(hub_root), suite=f'image_folder(path="{missing}")', workdir=str(tmp_path / "w")
+    )
+    with pytest.raises(Exception, match="no_such_folder"):
+        runner.run(config, log=lambda message: None)
+    assert not (tmp_path / "w" / run_dir.RUN_FILE).exists()
+
+
+def test_the_record_keeps_result_fields_and_drops_speed_ones():
+    config = transfer.get_config("smoke")
+    record = run_dir.run_record(config, ["a", "b"])
+    assert set(record["config"]) == set(run_dir.RESULT_FIELDS) and record["pool"] == ["a", "b"]
+    assert "tuner_cache" not in record["config"]["finetune"]
+    assert isinstance(record["config"]["finetune"]["learning_rates"], list)

@@ -1,0 +1,144 @@
+"""The fine-tuning results of a transfer run: one protocol per (task, module), kept in
+the run directory (``run_dir``) so a rerun reads them back instead of training again.
+
+Results are shared between selectors that pick the same expert: the protocol is seeded
+by (seed, task) only, so two methods picking one expert would get the very same runs
+anyway; every expert on a task also sees the same batches, which makes the comparison
+between methods paired.
+
+FineTuners are kept per module, whatever the task (``protocol.TunerCache``, size
+``config.finetune.tuner_cache``), so the baseline is loaded and traced once for the
+suite. The oracle fine-tunes every candidate on every task; ``precompute_oracle`` runs
+that module by module, so each module is built once. With
+``config.oracle.screen_repeats`` = n > 0 it screens with the protocol's first n final
+runs only (the same seeds as the whole protocol's first ones); its pick is then
+fine-tuned with the whole protocol like every other method's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import ml_collections
+
+from vtab_eval import files, finetune, hyperparams, pool, protocol, run_dir, tasks
+from vtab_eval.features import FeatureStore
+
+
+def sweep_fn(config: ml_collections.ConfigDict) -> protocol.SweepFn:
+    """The configured sweep: candidate settings for a training set's size."""
+    ft = config.finetune
+
+    def fn(dataset_size: int) -> list[hyperparams.HParams]:
+        return hyperparams.sweep(
+            ft.rule,
+            dataset_size,
+            learning_rates=tuple(ft.learning_rates),
+            batch_size=ft.batch_size,
+            steps=tuple(ft.steps),
+            epochs=tuple(ft.epochs),
+        )
+
+    return fn
+
+
+@dataclasses.dataclass
+class Tuning:
+    """Fine-tuning of (task, module) pairs for one run directory and config."""
+
+    config: ml_collections.ConfigDict
+    store: FeatureStore
+    dir: run_dir.RunDir
+    log: Callable[[str], None] = print
+    tuners: protocol.TunerCache | None = None
+
+    def open_tuners(self, task_objects) -> protocol.TunerCache:
+        """The FineTuner cache, with heads of `config.finetune.max_classes` outputs, or
+        (when 0) of the most classes among the tasks given and those seen before."""
+        ft, task_objects = self.config.finetune, list(task_objects)
+        most = max(t.num_classes for t in task_objects)
+        if ft.max_classes and most > ft.max_classes:
+            big = max(task_objects, key=lambda t: t.num_classes)
+            raise ValueError(
+                f"task {big.spec} has {big.num_classes} classes, more than "
+                f"config.finetune.max_classes={ft.max_classes}; raise it (or set 0: the most "
+                "classes of any task in the suite)"
+            )
+        max_classes = ft.max_classes or most
+        if self.tuners is None or self.tuners.max_classes < max_classes:
+            if self.tuners is not None:
+                self.tuners.clear()
+            self.tuners = protocol.TunerCache(
+                self.config.image_size, max_classes, ft.eval_batch, size=ft.tuner_cache
+            )
+        return self.tuners
+
+    def oracle_screening(self) -> int | None:
+        """The final runs the oracle screens each candidate with, or None when that is
+        the whole protocol (screen_repeats 0, or no fewer runs than the protocol has)."""
+        ft, repeats = self.config.finetune, self.config.oracle.screen_repeats
+        if repeats <= 0 or (ft.sweep_repeats == 1 and ft.final_repeats <= repeats):
+            return None
+        return int(repeats)
+
+    def result_path(self, task, expert: pool.Module, screen: int | None = None) -> Path:
+        """Where `finetune_expert(task, expert, screen)` keeps its results."""
+        return self.dir.task(task.spec).finetune_path(expert.id, run_dir.screen_kind(screen))
+
+    def screen_expert(self, task, expert: pool.Module) -> dict:
+        """The oracle's fine-tuning of one candidate (see `oracle_screening`)."""
+        return self.finetune_expert(task, expert, screen=self.oracle_screening())
+
+    def finetune_expert(self, task, expert: pool.Module, screen: int | None = None) -> dict:
+        """The protocol's results for (task, expert); with `screen` = n, those of its
+        first trial's first n final runs only (the oracle's screening)."""
+        path = self.result_path(task, expert, screen)
+        if path.exists():
+            return files.read_json(path)
+        ft = self.config.finetune
+        tuners = self.open_tuners([task])
+        cached = expert.handle in tuners
+        what = "fine-tuning" if screen is None else f"screening (first {screen} run(s))"
+        self.log(f"  {what} {expert.id} on {task.spec}")
+        result = protocol.finetune(
+            expert.handle,
+            task,
+            {s: self.store.images(task, s) for s in tasks.SPLITS},
+            sweep_fn(self.config),
+            image_size=self.config.image_size,
+            sweep_repeats=ft.sweep_repeats if screen is None else 1,
+            final_repeats=ft.final_repeats if screen is None else screen,
+            seed=finetune.run_seed(self.config.seed, task.spec),
+            eval_batch=ft.eval_batch,
+            tuners=tuners,
+            progress=lambda message: self.log(f"    {message}"),
+        )
+        result.update({"expert": expert.id, "task": task.spec})
+        if screen is not None:
+            result["screen_repeats"] = screen
+        files.write_json(path, result)
+        build = "" if cached else f", {result['build_seconds']:.1f}s of it building the module"
+        self.log(
+            f"  fine-tuned {expert.id}: median test {result['median_test_accuracy']:.4f} "
+            f"in {result['seconds']:.1f}s{build}"
+        )
+        return result
+
+    def precompute_oracle(self, candidates: Sequence[pool.Module], todo: list) -> None:
+        """Screens every candidate on every task, module by module, so that each module
+        is loaded and traced once rather than once per task."""
+        screen = self.oracle_screening()
+        for index, expert in enumerate(candidates, 1):
+            missing = [t for t in todo if not self.result_path(t, expert, screen).exists()]
+            if not missing:
+                continue
+            start = time.perf_counter()
+            for task in missing:
+                self.screen_expert(task, expert)
+            self.log(
+                f"oracle {index}/{len(candidates)} {expert.id}: {len(missing)} tasks in "
+                f"{time.perf_counter() - start:.1f}s"
+            )
