@@ -28,18 +28,9 @@ from experts import work_tree
 from experts.data import pipelines
 from experts.data.upstream import UpstreamInfo
 from experts.models import resnet_v2
+from hub_export import kinds as kinds_lib
 from hub_export import metadata, modules, tree
 from hub_export.tree import ExportError, Handle
-
-# kind -> the training job whose checkpoint it comes from
-JOB_OF_KIND = {
-    "baseline": "baseline",
-    "classifier": "baseline",
-    "full": "full",
-    "adapter": "adapters",
-    "packed": "adapters",
-    "epn": "epn",
-}
 
 
 @dataclasses.dataclass
@@ -163,24 +154,9 @@ def plan(
 
     targets, skipped = [], []
     for kind in kinds:
-        job = JOB_OF_KIND[kind]
-        if kind == "full":
-            for node in work.full_experts or work.experts:
-                if work.finished("full", node):
-                    targets.append(Target(handle(kind, node), node))
-                elif explicit:
-                    raise ExportError(f"{work.job_dir('full', node)} has no finished run")
-                else:
-                    skipped.append(f"full expert {node}: not trained")
-        elif not work.finished(job):
-            if explicit:
-                raise ExportError(f"{work.job_dir(job)} has no finished run (needed for {kind})")
-            skipped.append(f"{kind}: {job} not trained")
-        elif kind == "adapter":
-            for index, node in enumerate(work.experts):
-                targets.append(Target(handle(kind, node), node, index))
-        else:
-            targets.append(Target(handle(kind)))
+        planned, reasons = kinds_lib.KINDS[kind].planned(work, explicit)
+        targets += [Target(handle(kind, node), node, index) for node, index in planned]
+        skipped += reasons
     return targets, skipped
 
 
@@ -201,6 +177,7 @@ class Exporter:
         self.expert_names = [slugs[node] for node in work.experts]  # EPN / packed order
         # Traced once and refilled for every feature-vector module of one architecture.
         self._templates: dict[tuple, modules.FeatureVectorTemplate] = {}
+        self.kinds = {name: kind(self) for name, kind in kinds_lib.KINDS.items()}
 
     # -- per-kind facts ----------------------------------------------------------------
 
@@ -210,11 +187,14 @@ class Exporter:
         # module (a labels x nodes product), so once per export, not once per expert.
         return self.work.info.node_counts("train")
 
-    def _slice_images(self, nodes: Sequence[str]) -> int:
-        mask = self.work.info.hierarchy.expert_label_mask(list(nodes), self.work.info.labels)
-        return int(self.train_counts @ np.any(mask, axis=0))
+    def template(self, model, adapter: bool) -> modules.FeatureVectorTemplate:
+        key = modules.FeatureVectorTemplate.key(model, adapter=adapter)
+        if key not in self._templates:
+            self._templates[key] = modules.FeatureVectorTemplate(*key)
+        return self._templates[key]
 
-    def _training(self, job: str, expert: str | None = None, prefix: str = "") -> dict:
+    def training(self, job: str, expert: str | None = None, prefix: str = "") -> dict:
+        """The job's training record; metrics named ``prefix...`` without the prefix."""
         metrics = self.work.job(job, expert).metrics()
         numbers = {
             k[len(prefix) :]: v
@@ -228,56 +208,6 @@ class Exporter:
             "warm_start": None if job == "baseline" else "baseline",
             "metrics": numbers,
         }
-
-    def _info(self, target: Target, model, output: dict, **extra) -> dict:
-        work, kind, node = self.work, target.handle.kind, target.node
-        base_images = work.images("baseline")
-        job = JOB_OF_KIND[kind]
-        source = work.job(job, node if kind == "full" else None)
-        if kind in ("baseline", "classifier"):
-            training, images_seen = self._training("baseline"), base_images
-        elif kind == "full":
-            training = self._training("full", node)
-            images_seen = base_images + work.images("full", node)
-        elif kind == "adapter":
-            # The adapters job gives every expert an equal share of each batch.
-            training = self._training("adapters", prefix=f"{node}/")
-            training["images_per_expert"] = work.images("adapters") // len(work.experts)
-            images_seen = base_images + training["images_per_expert"]
-        else:
-            training = self._training(job)
-            images_seen = base_images + work.images(job)
-        if kind in ("full", "adapter"):
-            distribution = metadata.label_distribution(
-                work.info.labels, work.info.label_prior(node)
-            )
-            slice_images = self.node_counts[node]
-        elif kind == "baseline":
-            distribution = metadata.label_distribution(
-                work.info.labels, self.train_counts / self.train_counts.sum()
-            )
-            slice_images = self.upstream["train_images"]
-        else:
-            distribution = None
-            slice_images = (
-                self._slice_images(work.experts)
-                if kind == "packed"
-                else self.upstream["train_images"]
-            )
-        return metadata.expert_info(
-            target.handle,
-            node=node,
-            description=work.info.descriptions.get(node) if node else None,
-            feature_dim=model.feature_dim,
-            upstream={**self.upstream, "slice_images": int(slice_images)},
-            images_seen=images_seen,
-            training=training,
-            image_size=work.image_size,
-            output=output,
-            provenance=metadata.provenance(source.path, source.final_model),
-            label_distribution=distribution,
-            **extra,
-        )
 
     # -- writing -----------------------------------------------------------------------
 
@@ -309,34 +239,26 @@ class Exporter:
 
     def build(self, target: Target, model: resnet_v2.ResNetV2) -> tuple[modules.Module, dict]:
         """The module and its expert_info for one target, from its job's model."""
-        kind, info, work = target.handle.kind, self.work.info, self.work
-        dim, num_experts = model.feature_dim, len(work.experts)
-        if kind in ("baseline", "full", "adapter"):
-            key = modules.FeatureVectorTemplate.key(model, adapter=kind == "adapter")
-            if key not in self._templates:
-                self._templates[key] = modules.FeatureVectorTemplate(*key)
-            return (
-                self._templates[key].fill(model, target.index),
-                self._info(target, model, {"feature_vector": [None, dim]}),
-            )
-        if kind == "packed":
-            output = {"feature_vector": [None, dim], "all_experts": [None, num_experts, dim]}
-            extra = {"experts": self.expert_names, "expert_nodes": list(work.experts)}
-            return modules.packed_adapters(model), self._info(target, model, output, **extra)
-        if kind == "classifier":
-            # Logits over the upstream labels, in label-id order: the index space of
-            # every expert's label_distribution. all_logits has every hierarchy node.
-            label_nodes = [info.hierarchy.node_index(label) for label in info.labels]
-            output = {"logits": [None, len(info.labels)], "activation": "sigmoid"}
-            output["labels"] = list(info.labels)
-            extra = {"all_logits_nodes": list(info.hierarchy.nodes)}
-            module = modules.resnet_classifier(model, label_nodes)
-            return module, self._info(target, model, output, **extra)
-        # The EPN: logits over experts, named like their modules.
-        output = {"logits": [None, num_experts], "activation": "sigmoid"}
-        output["labels"] = list(self.expert_names)
-        extra = {"expert_nodes": list(work.experts)}
-        return modules.resnet_classifier(model), self._info(target, model, output, **extra)
+        kind = self.kinds[target.handle.kind]
+        module, output, extra = kind.build(target, model)
+        training, images_seen = kind.training(target)
+        source = self.work.job(*kind.checkpoint(target))
+        node = target.node
+        info = metadata.expert_info(
+            target.handle,
+            node=node,
+            description=self.work.info.descriptions.get(node) if node else None,
+            feature_dim=model.feature_dim,
+            upstream={**self.upstream, "slice_images": int(kind.slice_images(target))},
+            images_seen=images_seen,
+            training=training,
+            image_size=self.work.image_size,
+            output=output,
+            provenance=metadata.provenance(source.path, source.final_model),
+            label_distribution=kind.label_distribution(target),
+            **extra,
+        )
+        return module, info
 
     def export(
         self, targets: Sequence[Target], overwrite: bool = False, skip_existing: bool = False
@@ -358,20 +280,16 @@ class Exporter:
                 "pass --config.overwrite=true to replace them "
                 "or --config.skip_existing=true to keep them"
             )
-        nodes, num_experts = len(self.work.info.hierarchy), len(self.work.experts)
         # Each checkpoint is read once, for every module that comes from it.
         by_checkpoint: dict[tuple[str, str | None], list[Target]] = {}
         for t in targets:
-            job = JOB_OF_KIND[t.handle.kind]
-            by_checkpoint.setdefault((job, t.node if job == "full" else None), []).append(t)
+            by_checkpoint.setdefault(self.kinds[t.handle.kind].checkpoint(t), []).append(t)
         results = []
         # One model per shape, into which each checkpoint of that shape is read in turn
         # (B and the full experts share one): building a model costs more than reading.
         models: dict[tuple[int, int], resnet_v2.ResNetV2] = {}
         for (job, node), group in by_checkpoint.items():
-            num_classes = num_experts if job == "epn" else nodes
-            adapters = num_experts if job == "adapters" else 0
-            shape = (num_classes, adapters)
+            shape = self.kinds[group[0].handle.kind].model_shape(self.work)
             models[shape] = self.work.restore(*shape, job, node, into=models.get(shape))
             model = models[shape]
             for t in group:

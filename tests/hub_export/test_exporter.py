@@ -281,3 +281,10 @@ def test_catalog_command_prints_json_without_bulky_fields(hub_tree, capsys):
     assert entry["handle"] == EXPECTED[3] and entry["kind"] == "classifier"
     assert entry["output"]["labels"] == len(LABELS)  # a count instead of the list
     assert "all_logits_nodes" not in entry and "label_distribution" not in entry
+
+
+def test_every_module_kind_has_its_class_and_its_path():
+    from hub_export import kinds, tree
+
+    assert set(kinds.KINDS) == set(tree.KINDS)
+    assert all(name == cls.name for name, cls in kinds.KINDS.items())

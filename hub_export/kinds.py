@@ -1,0 +1,192 @@
+"""One class per module kind: which job's checkpoint it comes from, which modules it
+yields, how they are built, and the training facts their ``expert_info.json`` records.
+The exporter (exporter.py) runs them all the same way; a new kind is one class here
+and its entry in ``tree.KINDS``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from hub_export import metadata, modules
+from hub_export.tree import ExportError
+
+if TYPE_CHECKING:
+    from hub_export.exporter import Exporter, Target, WorkTree
+
+
+class ModuleKind:
+    """A kind of module and the job that trains it (see ``tree.KINDS`` for its path)."""
+
+    name: ClassVar[str]
+    job: ClassVar[str]
+
+    def __init__(self, exporter: Exporter):
+        self.exporter, self.work = exporter, exporter.work
+
+    @classmethod
+    def planned(cls, work: WorkTree, explicit: bool) -> tuple[list[tuple], list[str]]:
+        """``(node, adapter index)`` of every module to export, and the skipped ones'
+        reasons; a kind asked for by name whose job has not finished is an error."""
+        if work.finished(cls.job):
+            return cls.modules_of(work), []
+        if explicit:
+            raise ExportError(
+                f"{work.job_dir(cls.job)} has no finished run (needed for {cls.name})"
+            )
+        return [], [f"{cls.name}: {cls.job} not trained"]
+
+    @classmethod
+    def modules_of(cls, work: WorkTree) -> list[tuple]:
+        return [(None, None)]
+
+    @classmethod
+    def checkpoint(cls, target: Target) -> tuple[str, str | None]:
+        """(job, expert) of the checkpoint the module is read from."""
+        return cls.job, None
+
+    @classmethod
+    def model_shape(cls, work: WorkTree) -> tuple[int, int]:
+        """(outputs, adapter experts) of the model the checkpoint is read into."""
+        return len(work.info.hierarchy), 0
+
+    def training(self, target: Target) -> tuple[dict, int]:
+        """The training record and the upstream images the module has seen in all."""
+        return self.exporter.training(self.job), self.work.images("baseline") + self.work.images(
+            self.job
+        )
+
+    def label_distribution(self, target: Target) -> list | None:
+        return None
+
+    def slice_images(self, target: Target) -> int:
+        return self.exporter.upstream["train_images"]
+
+    def build(self, target: Target, model) -> tuple[modules.Module, dict, dict]:
+        """The module, its output description and any extra expert_info fields."""
+        raise NotImplementedError
+
+
+class _FeatureVector(ModuleKind):
+    adapter: ClassVar[bool] = False
+
+    def build(self, target, model):
+        module = self.exporter.template(model, self.adapter).fill(model, target.index)
+        return module, {"feature_vector": [None, model.feature_dim]}, {}
+
+
+class Baseline(_FeatureVector):
+    name, job = "baseline", "baseline"
+
+    def training(self, target):
+        return self.exporter.training("baseline"), self.work.images("baseline")
+
+    def label_distribution(self, target):
+        counts = self.exporter.train_counts
+        return metadata.label_distribution(self.work.info.labels, counts / counts.sum())
+
+
+class _Specialist(_FeatureVector):
+    """A kind with one module per expert node, trained on that node's slice."""
+
+    def label_distribution(self, target):
+        info = self.work.info
+        return metadata.label_distribution(info.labels, info.label_prior(target.node))
+
+    def slice_images(self, target):
+        return self.exporter.node_counts[target.node]
+
+
+class Full(_Specialist):
+    name, job = "full", "full"
+
+    @classmethod
+    def planned(cls, work, explicit):
+        targets, skipped = [], []
+        for node in work.full_experts or work.experts:
+            if work.finished("full", node):
+                targets.append((node, None))
+            elif explicit:
+                raise ExportError(f"{work.job_dir('full', node)} has no finished run")
+            else:
+                skipped.append(f"full expert {node}: not trained")
+        return targets, skipped
+
+    @classmethod
+    def checkpoint(cls, target):
+        return "full", target.node
+
+    def training(self, target):
+        images = self.work.images("baseline") + self.work.images("full", target.node)
+        return self.exporter.training("full", target.node), images
+
+
+class Adapter(_Specialist):
+    name, job, adapter = "adapter", "adapters", True
+
+    @classmethod
+    def modules_of(cls, work):
+        return [(node, index) for index, node in enumerate(work.experts)]
+
+    @classmethod
+    def model_shape(cls, work):
+        return len(work.info.hierarchy), len(work.experts)
+
+    def training(self, target):
+        # The adapters job gives every expert an equal share of each batch.
+        training = self.exporter.training("adapters", prefix=f"{target.node}/")
+        training["images_per_expert"] = self.work.images("adapters") // len(self.work.experts)
+        return training, self.work.images("baseline") + training["images_per_expert"]
+
+
+class Packed(ModuleKind):
+    name, job = "packed", "adapters"
+    model_shape = Adapter.model_shape
+
+    def slice_images(self, target):
+        info = self.work.info
+        mask = info.hierarchy.expert_label_mask(list(self.work.experts), info.labels)
+        return int(self.exporter.train_counts @ np.any(mask, axis=0))
+
+    def build(self, target, model):
+        dim, experts = model.feature_dim, len(self.work.experts)
+        output = {"feature_vector": [None, dim], "all_experts": [None, experts, dim]}
+        extra = {"experts": self.exporter.expert_names, "expert_nodes": list(self.work.experts)}
+        return modules.packed_adapters(model), output, extra
+
+
+class Classifier(ModuleKind):
+    name, job = "classifier", "baseline"
+    training = Baseline.training
+
+    def build(self, target, model):
+        # Logits over the upstream labels, in label-id order: the index space of every
+        # expert's label_distribution. all_logits has every hierarchy node.
+        info = self.work.info
+        label_nodes = [info.hierarchy.node_index(label) for label in info.labels]
+        output = {"logits": [None, len(info.labels)], "activation": "sigmoid"}
+        output["labels"] = list(info.labels)
+        extra = {"all_logits_nodes": list(info.hierarchy.nodes)}
+        return modules.resnet_classifier(model, label_nodes), output, extra
+
+
+class Epn(ModuleKind):
+    """The expert prediction network: logits over experts, named like their modules."""
+
+    name, job = "epn", "epn"
+
+    @classmethod
+    def model_shape(cls, work):
+        return len(work.experts), 0
+
+    def build(self, target, model):
+        output = {"logits": [None, len(self.work.experts)], "activation": "sigmoid"}
+        output["labels"] = list(self.exporter.expert_names)
+        return modules.resnet_classifier(model), output, {"expert_nodes": list(self.work.experts)}
+
+
+KINDS: dict[str, type[ModuleKind]] = {
+    cls.name: cls for cls in (Baseline, Full, Adapter, Packed, Classifier, Epn)
+}
