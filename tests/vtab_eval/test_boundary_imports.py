@@ -3,6 +3,8 @@ flags and start-up, and a library that reached into one would tie the packages' 
 data flow to a command line (tests/test_flags.py checks that flags never clash)."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,3 +48,29 @@ def test_no_library_imports_a_binary():
         for imported in _imports(tree) & binaries
     }
     assert not wrong, f"library modules import binaries (absl flags): {sorted(wrong)}"
+
+
+def test_vtab_eval_never_imports_the_upstream_packages():
+    """Downstream sees experts as hub handles only. Checked statically, and in a fresh
+    interpreter (this test process has imported ``experts`` through tests/conftest.py,
+    which would hide an accidental import)."""
+    modules = dict(_modules())
+    downstream = sorted(name for name in modules if name.split(".")[0] == "vtab_eval")
+    upstream = ("experts", "hub_export")
+    static = {
+        (name, imported)
+        for name in downstream
+        for imported in _imports(modules[name])
+        if imported.split(".")[0] in upstream
+    }
+    assert not static, f"vtab_eval imports an upstream package: {sorted(static)}"
+    script = (
+        "import importlib, sys\n"
+        f"for name in {downstream!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {upstream!r}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
