@@ -17,10 +17,6 @@ from absl import app, flags
 
 from hub_export import tree
 
-_ROOT = flags.DEFINE_string("hub_root", "runs/hub", "Root of the hub tree.")
-_KIND = flags.DEFINE_enum("kind", None, list(tree.KINDS), "Only modules of this kind.")
-_JSON = flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
-
 # Fields too big for a listing (thousands of entries each).
 BULKY = ("label_distribution", "all_logits_nodes")
 
@@ -64,18 +60,25 @@ def format_table(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def define_flags() -> None:
+    flags.DEFINE_string("hub_root", "runs/hub", "Root of the hub tree.")
+    flags.DEFINE_enum("kind", None, list(tree.KINDS), "Only modules of this kind.")
+    flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        entries = tree.catalog(_ROOT.value, _KIND.value)
+        entries = tree.catalog(flags.FLAGS.hub_root, flags.FLAGS.kind)
     except tree.ExportError as e:
         sys.exit(f"hub_export.catalog: error: {e}")
-    if _JSON.value:
+    if flags.FLAGS.json:
         print(json.dumps([summary(e) for e in entries], indent=1))
     else:
         print(format_table(entries))
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -226,19 +226,7 @@ def model_card(info: Mapping) -> str:
         "Big Transfer (BiT) ResNet-v2 with weight-standardised convolutions and GroupNorm, "
         "from *Scalable Transfer Learning with Expert Models* (Puigcerver et al., 2020).",
     ]
-    if kind == "full":
-        lines.append(
-            "This full expert is the baseline B fine-tuned, whole, on the upstream images "
-            f"under hierarchy node `{info['node']}` ({info['description'] or 'no description'})."
-        )
-    elif kind == "adapter":
-        lines.append(
-            "This adapter expert is the frozen baseline B with the residual adapters trained "
-            f"for hierarchy node `{info['node']}` built in; it has the same interface as a "
-            "full expert."
-        )
-    elif kind == "packed":
-        lines.append(f"Experts, in index order: {', '.join(info['experts'])}.")
+    lines += _what_it_is(info)
     lines += [
         "",
         "## Usage",
@@ -256,10 +244,7 @@ def model_card(info: Mapping) -> str:
         f"- This module's slice: {up['slice_images']:,} train images.",
         f"- Images seen in training, warm start included: {info['images_seen']:,}.",
     ]
-    metrics = info["training"].get("metrics", {})
-    if metrics:
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
-        lines.append(f"- Upstream evaluation: {shown}.")
+    lines += _evaluation(info)
     prov = info["provenance"]
     lines += [
         "",
@@ -278,6 +263,33 @@ def model_card(info: Mapping) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _what_it_is(info: Mapping) -> list[str]:
+    """The kind's own sentence of the overview."""
+    kind, lines = info["kind"], []
+    if kind == "full":
+        lines.append(
+            "This full expert is the baseline B fine-tuned, whole, on the upstream images "
+            f"under hierarchy node `{info['node']}` ({info['description'] or 'no description'})."
+        )
+    elif kind == "adapter":
+        lines.append(
+            "This adapter expert is the frozen baseline B with the residual adapters trained "
+            f"for hierarchy node `{info['node']}` built in; it has the same interface as a "
+            "full expert."
+        )
+    elif kind == "packed":
+        lines.append(f"Experts, in index order: {', '.join(info['experts'])}.")
+    return lines
+
+
+def _evaluation(info: Mapping) -> list[str]:
+    metrics = info["training"].get("metrics", {})
+    if metrics:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
+        return [f"- Upstream evaluation: {shown}."]
+    return []
 
 
 def write_card(directory: Path, info: Mapping) -> None:

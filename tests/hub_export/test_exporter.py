@@ -8,11 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from absl import flags
 
 import hub_export
 from experts.data import pipelines
-from hub_export import catalog as catalog_cli
 from hub_export import config as config_lib
 from hub_export import exporter, metadata, tree
 
@@ -270,14 +268,12 @@ def test_cli_errors_are_one_line(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_catalog_command_prints_json_without_bulky_fields(hub_tree, capsys):
-    argv = ["catalog", f"--hub_root={hub_tree[0]}", "--json", "--kind=classifier"]
-    flags.FLAGS(argv)
-    try:
-        catalog_cli.main(argv[:1])
-    finally:
-        flags.FLAGS.unparse_flags()
-    [entry] = json.loads(capsys.readouterr().out)
+def test_catalog_command_prints_json_without_bulky_fields(hub_tree):
+    command = [sys.executable, "-m", "hub_export.catalog", f"--hub_root={hub_tree[0]}", "--json"]
+    done = subprocess.run(
+        [*command, "--kind=classifier"], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    [entry] = json.loads(done.stdout)
     assert entry["handle"] == EXPECTED[3] and entry["kind"] == "classifier"
     assert entry["output"]["labels"] == len(LABELS)  # a count instead of the list
     assert "all_logits_nodes" not in entry and "label_distribution" not in entry

@@ -18,9 +18,8 @@ only its own library, so ``ru_maxrss`` is that measurement's peak: reported abso
 and above a baseline taken after the imports (so it includes the N x D x 4-byte input).
 Times are ``time.perf_counter`` around neighbours plus accuracy, excluding imports and
 data generation; a call shorter than ``--min_seconds`` is repeated and the median
-reported. Ratios compare times measured
-with the same settings, normally in the same run (``same_run`` says when a resumed
-run mixed runs). The three should agree on every neighbour: disagreements (in
+reported. Ratios compare times measured with the same settings, normally in the same
+run (``same_run`` says when a resumed run mixed runs). The three should agree on every neighbour: disagreements (in
 neighbours and in their labels) are counted and reported, not fatal, since random
 float data has no exact ties and they can only come from rounding near-ties.
 
@@ -45,7 +44,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +53,10 @@ from absl import app, flags
 
 import vtab_eval
 from vtab_eval import files
+from vtab_eval.bench import knn_kernel_table
 
 MODULE = "vtab_eval.bench.knn_kernel"
-IMPLS = ("ours", "sklearn", "faiss")
+IMPLS = knn_kernel_table.IMPLS
 # The distribution whose version identifies each implementation.
 PACKAGES = {"ours": "scipy", "sklearn": "scikit-learn", "faiss": "faiss-cpu"}
 KNN_SOURCE = Path(vtab_eval.__file__).parent / "selection" / "knn.py"
@@ -220,10 +220,6 @@ def settings(impl: str, n: int, d: int, classes: int, seed: int, threads: int) -
     return out
 
 
-def _key(impl: str, n: int, d: int) -> str:
-    return f"{impl}/n={n}/d={d}"
-
-
 def neighbors_path(output: str | os.PathLike, impl: str, n: int, d: int) -> Path:
     output = Path(output)
     return output.parent / f"{output.stem}.neighbors" / f"{impl}_n{n}_d{d}.npz"
@@ -256,7 +252,7 @@ def compare(results: dict, output, n: int, d: int, classes: int, seed: int) -> d
     labels = make_labels(n, classes, seed)
     out = {}
     for a, b in PAIRS:
-        ea, eb = found.get(_key(a, n, d)), found.get(_key(b, n, d))
+        ea, eb = found.get(knn_kernel_table.key(a, n, d)), found.get(knn_kernel_table.key(b, n, d))
         pa, pb = neighbors_path(output, a, n, d), neighbors_path(output, b, n, d)
         if not (ea and eb and pa.exists() and pb.exists()):
             continue
@@ -297,33 +293,12 @@ def run(
     results.setdefault("measurements", {})
     results.setdefault("comparisons", {})
     run_id = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    options = {"min_seconds": min_seconds, "max_repeats": max_repeats}
+    kwargs = dict(classes=classes, seed=seed, threads=threads,
+                  min_seconds=min_seconds, max_repeats=max_repeats)  # fmt: skip
     for n in sizes:
         for d in dims:
             for impl in impls:
-                wanted = settings(impl, n, d, classes, seed, threads)
-                key, nn_path = _key(impl, n, d), neighbors_path(output, impl, n, d)
-                old = results["measurements"].get(key)
-                if old and old["settings"] == wanted and nn_path.exists():
-                    log(f"{key}: measured already ({old['seconds']:.3f}s), skipped")
-                    continue
-                kwargs = {"classes": classes, "seed": seed, "threads": threads, **options}
-                if isolate:
-                    entry = _measure_isolated(impl, n, d, nn_path, **kwargs)
-                else:
-                    entry, nn = measure(impl, n, d, **kwargs)
-                    files.write_npz(nn_path, neighbors=nn)
-                entry.update(settings=wanted, run=run_id, isolated=isolate)
-                results["measurements"][key] = entry
-                results["comparisons"][f"n={n}/d={d}"] = compare(
-                    results, output, n, d, classes, seed
-                )
-                files.write_json(output, results)
-                log(
-                    f"{key}: {entry['seconds']:.3f}s, accuracy {entry['accuracy']:.4f},"
-                    f" peak {entry['peak_above_baseline_mib']:.0f} MiB above"
-                    f" {entry['baseline_mib']:.0f} MiB"
-                )
+                _measure_into(results, output, impl, n, d, run_id, isolate, log, **kwargs)
             for pair, c in results["comparisons"].get(f"n={n}/d={d}", {}).items():
                 if c["neighbor_disagreements"] or not c["same_accuracy"]:
                     log(
@@ -333,55 +308,31 @@ def run(
     return results
 
 
-def _cell(value: float | None, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return format(value, ".0f" if value >= 100 else ".1f" if value >= 10 else ".3g")
-
-
-def _grid(results: dict) -> Iterable[tuple[int, int]]:
-    return sorted({(e["n"], e["d"]) for e in results["measurements"].values()})
-
-
-def to_markdown(results: dict) -> str:
-    """The results as a Markdown table, one row per (N, D), and a line per pair of
-    implementations that disagree on some neighbour."""
-    found = results["measurements"]
-    head = (
-        "| N | D | ours s | sklearn s | faiss s | ours/sklearn | ours/faiss "
-        "| ours peak MiB | sklearn peak MiB | faiss peak MiB |"
+def _measure_into(results, output, impl, n, d, run_id, isolate, log, **kwargs) -> None:
+    """Measures (impl, N, D) unless ``results`` has it with the same settings, then
+    records it and the pairwise comparisons, and rewrites ``output``."""
+    wanted = settings(impl, n, d, kwargs["classes"], kwargs["seed"], kwargs["threads"])
+    key, nn_path = knn_kernel_table.key(impl, n, d), neighbors_path(output, impl, n, d)
+    old = results["measurements"].get(key)
+    if old and old["settings"] == wanted and nn_path.exists():
+        log(f"{key}: measured already ({old['seconds']:.3f}s), skipped")
+        return
+    if isolate:
+        entry = _measure_isolated(impl, n, d, nn_path, **kwargs)
+    else:
+        entry, nn = measure(impl, n, d, **kwargs)
+        files.write_npz(nn_path, neighbors=nn)
+    entry.update(settings=wanted, run=run_id, isolated=isolate)
+    results["measurements"][key] = entry
+    results["comparisons"][f"n={n}/d={d}"] = compare(
+        results, output, n, d, kwargs["classes"], kwargs["seed"]
     )
-    lines = [head, "|" + "---:|" * head.count(" | ") + "---:|"]
-    notes = []
-    for n, d in _grid(results):
-        entry = {impl: found.get(_key(impl, n, d)) for impl in IMPLS}
-        seconds = {impl: e and e["seconds"] for impl, e in entry.items()}
-        peak = {impl: e and e["peak_above_baseline_mib"] for impl, e in entry.items()}
-        pairs = results["comparisons"].get(f"n={n}/d={d}", {})
-        ratio = {pair: c["time_ratio"] for pair, c in pairs.items()}
-        cells = [f"{n:,}", str(d)]
-        cells += [_seconds(seconds[impl]) for impl in IMPLS]
-        cells += [_cell(ratio.get(pair), ".2f") for pair in ("ours/sklearn", "ours/faiss")]
-        cells += [_cell(peak[impl], ",.0f") for impl in IMPLS]
-        lines.append("| " + " | ".join(cells) + " |")
-        for pair, c in pairs.items():
-            if c["neighbor_disagreements"] or not c["same_accuracy"]:
-                notes.append(
-                    f"N={n:,}, D={d}, {pair}: {c['neighbor_disagreements']} neighbours and "
-                    f"{c['label_disagreements']} neighbour labels differ."
-                )
-    lines.append("")
-    lines.append(
-        "Seconds: leave-one-out 1-NN and its accuracy on float32 embeddings (ours after a "
-        "tracing call). Peak: the process's maximum resident memory above its size after "
-        "the imports, so it includes the N x D x 4-byte input."
+    files.write_json(output, results)
+    log(
+        f"{key}: {entry['seconds']:.3f}s, accuracy {entry['accuracy']:.4f},"
+        f" peak {entry['peak_above_baseline_mib']:.0f} MiB above"
+        f" {entry['baseline_mib']:.0f} MiB"
     )
-    lines.append(" ".join(notes) if notes else "All implementations agree on every neighbour.")
-    return "\n".join(lines) + "\n"
 
 
 def _child_main(fv: flags.FlagValues) -> None:
@@ -419,7 +370,7 @@ def main(argv):
         max_repeats=fv.max_repeats,
         isolate=fv.isolate,
     )
-    table = to_markdown(results)
+    table = knn_kernel_table.to_markdown(results)
     print(f"\n{table}\nwritten to {fv.output}")
     if fv.markdown:
         files.write_text(fv.markdown, table)

@@ -17,26 +17,28 @@ from absl import app, flags, logging
 from vtab_eval import pool as pool_lib
 from vtab_eval import probes
 
-_POOL = flags.DEFINE_string("pool", "runs/demo/hub", "A hub root or comma-separated handles.")
-_PROBES = flags.DEFINE_string(
-    "probes", "runs/tfds/embedded_probes/32px", "A probe folder with probes.json."
-)
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/demo/probes", "Where results go.")
-_CACHE_DIR = flags.DEFINE_string("cache_dir", "", "Feature cache; empty: <output_dir>/features.")
-_BATCH = flags.DEFINE_integer("batch_size", 256, "Images per forward pass.")
+
+def define_flags() -> None:
+    flags.DEFINE_string("pool", "runs/demo/hub", "A hub root or comma-separated handles.")
+    flags.DEFINE_string("probes", "runs/tfds/embedded_probes/32px", "A probe folder.")
+    flags.DEFINE_string("output_dir", "runs/demo/probes", "Where results go.")
+    flags.DEFINE_string("cache_dir", "", "Feature cache; empty: <output_dir>/features.")
+    flags.DEFINE_integer("batch_size", 256, "Images per forward pass.")
 
 
 def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
-    cache = _CACHE_DIR.value or os.path.join(_OUTPUT_DIR.value, "features")
+    f = flags.FLAGS
+    cache = f.cache_dir or os.path.join(f.output_dir, "features")
     try:
-        record = probes.run(_POOL.value, _PROBES.value, _OUTPUT_DIR.value, cache, _BATCH.value)
+        record = probes.run(f.pool, f.probes, f.output_dir, cache, f.batch_size)
     except (pool_lib.PoolError, ValueError, FileNotFoundError) as e:
         raise SystemExit(f"vtab_eval.bench.probes: {e}") from None
     print(record["summary_line"])
-    print(f"probes: {_OUTPUT_DIR.value}/probes.md")
+    print(f"probes: {f.output_dir}/probes.md")
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -27,16 +27,10 @@ from pathlib import Path
 from absl import app, flags
 
 from vtab_eval import files, pool, report, run_dir
-from vtab_eval.bench import quality
-
-_BENCH_DIR = flags.DEFINE_string("bench_dir", "runs/bench", "Directory of the benchmarks.")
-_WORKDIR = flags.DEFINE_string(
-    "workdir", "", "The transfer run's work directory; empty: <bench_dir>/transfer."
-)
+from vtab_eval.bench import knn_kernel_table, quality
 
 TARGET_RELATIVE_GAIN = 3.6  # percent: the paper's VTAB headline for kNN over the baseline
 TARGET_ORACLE_SHARE = 80.0  # percent of the oracle's gain kNN should reach
-KNN_ROWS = {"knn_full": "full", "knn_adapter": "adapter", "knn": "all"}
 
 
 ORACLE_SCREENING = (
@@ -51,9 +45,10 @@ def _load(path: Path) -> dict | None:
 
 
 def headline(table: dict, tasks: list[dict] | None = None) -> list[str]:
-    """The issue's two targets, computed from the ALL column; when the oracle ran on
-    fewer tasks than kNN (given the per-task results), its share is computed on its
-    tasks alone, pairing every method on the same tasks."""
+    """The two headline targets (kNN's gain over B, its share of the oracle's), from
+    the ALL column; when the oracle ran on fewer tasks than kNN (given the per-task
+    results), its share is computed on its tasks alone, pairing every method on the
+    same tasks."""
     lines = []
     base = table.get("baseline", {}).get("all", {}).get("mean")
     knn = table.get("knn", {}).get("all", {}).get("mean")
@@ -200,6 +195,13 @@ def cost_lines(
         f"the experts fine-tuned under it, summed over tasks, module loading not "
         f"included): {one:,.0f} s, {one / select:.1f}x the selection.",
     ]
+    return lines + _pool_cost_lines(tasks, oracle, one, select, screened)
+
+
+def _pool_cost_lines(tasks, oracle, one: float, select: float, screened: bool) -> list[str]:
+    """The whole pool's fine-tuning: the oracle's, measured, and when it only screened,
+    the whole protocol's estimated as candidates x one candidate."""
+    lines = []
     # Only the tasks the oracle finished (an interrupted run may have left a few more),
     # against the kNN selection on the same tasks.
     done = [t for t in tasks if "oracle" in t["methods"] and oracle.get(t["task"])]
@@ -276,6 +278,61 @@ def feature_lines(data: dict | None) -> list[str]:
     return [report.markdown_table(header, rows), "Target: hub / bare >= 0.9."]
 
 
+def _transfer_lines(results: dict | None, workdir: Path) -> list[str]:
+    """Transfer quality and selection cost, from the bench's report and the run's files."""
+    if results is None:
+        return ["Missing: `transfer/report/results.json` (run `make bench`).", ""]
+    tuned = run_dir.RunDir(workdir).finetune_records()
+    screened = run_dir.RunDir(workdir).finetune_records(run_dir.SCREENING)
+    oracle = oracle_records(workdir, tuned, screened)
+    return [
+        f"{len(results['tasks'])} tasks of the embedded suite; preset "
+        f"`{results['preset']}`, {results['image_size']} px. Per task the median test "
+        f"accuracy of its fine-tuning runs; group means with "
+        f"{100 * results['confidence']:.0f}% bootstrap intervals."
+        + (ORACLE_SCREENING if screened else ""),
+        "",
+        *table_lines(results["table"]),
+        *headline(results["table"], results["tasks"]),
+        "",
+        "### Per task",
+        "",
+        "kNN score: leave-one-out 1-NN accuracy on the task's 1,000 training images; "
+        "spread: best minus worst expert's kNN score; rank: where the oracle's pick "
+        "stands in kNN's order; candidates: the experts the oracle screened (or "
+        "fine-tuned, without screening).",
+        "",
+        report.markdown_table(
+            [
+                "task",
+                "group",
+                "baseline",
+                "kNN pick",
+                "kNN score",
+                "kNN acc",
+                "spread",
+                "oracle pick",
+                "oracle acc",
+                "rank",
+                "candidates",
+            ],
+            per_task_rows(results, oracle),
+        ),
+        "### Rank agreement of kNN with fine-tuning",
+        "",
+        *quality.tau_lines(results, oracle),
+        "",
+        "## Selection cost",
+        "",
+        *cost_lines(results, tuned, oracle, bool(screened)),
+        "",
+        "Plots: [kNN score per expert and task](transfer/report/knn_heatmap.png), "
+        "[kNN score against fine-tuned accuracy](transfer/report/proxy_vs_finetune.png); "
+        "the full report: [transfer/report/summary.md](transfer/report/summary.md).",
+        "",
+    ]
+
+
 def write(bench_dir: Path, workdir: Path | None = None) -> Path:
     """`workdir`: the transfer run's work directory (default `<bench_dir>/transfer`)."""
     workdir = workdir or bench_dir / "transfer"
@@ -290,67 +347,14 @@ def write(bench_dir: Path, workdir: Path | None = None) -> Path:
         "## Transfer quality (the paper's Table 1 shape)",
         "",
     ]
-    if results is None:
-        lines += ["Missing: `transfer/report/results.json` (run `make bench`).", ""]
-    else:
-        tuned = run_dir.RunDir(workdir).finetune_records()
-        screened = run_dir.RunDir(workdir).finetune_records(run_dir.SCREENING)
-        oracle = oracle_records(workdir, tuned, screened)
-        lines += [
-            f"{len(results['tasks'])} tasks of the embedded suite; preset "
-            f"`{results['preset']}`, {results['image_size']} px. Per task the median test "
-            f"accuracy of its fine-tuning runs; group means with "
-            f"{100 * results['confidence']:.0f}% bootstrap intervals."
-            + (ORACLE_SCREENING if screened else ""),
-            "",
-            *table_lines(results["table"]),
-            *headline(results["table"], results["tasks"]),
-            "",
-            "### Per task",
-            "",
-            "kNN score: leave-one-out 1-NN accuracy on the task's 1,000 training images; "
-            "spread: best minus worst expert's kNN score; rank: where the oracle's pick "
-            "stands in kNN's order; candidates: the experts the oracle screened (or "
-            "fine-tuned, without screening).",
-            "",
-            report.markdown_table(
-                [
-                    "task",
-                    "group",
-                    "baseline",
-                    "kNN pick",
-                    "kNN score",
-                    "kNN acc",
-                    "spread",
-                    "oracle pick",
-                    "oracle acc",
-                    "rank",
-                    "candidates",
-                ],
-                per_task_rows(results, oracle),
-            ),
-            "### Rank agreement of kNN with fine-tuning",
-            "",
-            *quality.tau_lines(results, oracle),
-            "",
-            "## Selection cost",
-            "",
-            *cost_lines(results, tuned, oracle, bool(screened)),
-            "",
-            "Plots: [kNN score per expert and task](transfer/report/knn_heatmap.png), "
-            "[kNN score against fine-tuned accuracy](transfer/report/proxy_vs_finetune.png); "
-            "the full report: [transfer/report/summary.md](transfer/report/summary.md).",
-            "",
-        ]
+    lines += _transfer_lines(results, workdir)
     lines += ["## Specialisation probes", "", *quality.probe_lines(bench_dir), ""]
     lines += ["## kNN kernel", ""]
     kernel = _load(bench_dir / "knn_kernel.json")
     if kernel is None:
         lines += ["Missing: `knn_kernel.json` (run `make bench`).", ""]
     else:
-        from vtab_eval.bench import knn_kernel
-
-        lines += [knn_kernel.to_markdown(kernel), ""]
+        lines += [knn_kernel_table.to_markdown(kernel), ""]
     lines += ["## Feature extraction: hub module against the bare model", ""]
     lines += [*feature_lines(_load(bench_dir / "feature_extraction.json")), ""]
     path = bench_dir / "README.md"
@@ -358,12 +362,20 @@ def write(bench_dir: Path, workdir: Path | None = None) -> Path:
     return path
 
 
+def define_flags() -> None:
+    flags.DEFINE_string("bench_dir", "runs/bench", "Directory of the benchmarks.")
+    flags.DEFINE_string(
+        "workdir", "", "The transfer run's work directory; empty: <bench_dir>/transfer."
+    )
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    workdir = Path(_WORKDIR.value) if _WORKDIR.value else None
-    print(f"wrote {write(Path(_BENCH_DIR.value), workdir)}", flush=True)
+    workdir = Path(flags.FLAGS.workdir) if flags.FLAGS.workdir else None
+    print(f"wrote {write(Path(flags.FLAGS.bench_dir), workdir)}", flush=True)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -10,9 +10,8 @@ Presets (the `:preset` suffix): smoke | cpu | paper. Override any field with
   steps, 16 px).
 * ``cpu``: the embedded suite on a 2-core CPU with r26x0.25 experts at 32 px: kNN over
   the whole pool plus fine-tuning of the kNN pick and of the baseline, one setting, two
-  epochs-based runs per task. Measured with the demo's pool of 49 modules on a 2-core
-  machine shared with other jobs: features about 6.5 minutes, then the 12 tasks in about
-  13.5; the report in ``<workdir>/report``.
+  epochs-based runs per task (its timings on 2 cores: RESULTS.md); the report in
+  ``<workdir>/report``.
 * ``paper``: the paper's protocol (section 6.3): 224 px, VTAB's lightweight sweep (lr
   {0.1, 0.01} x {2500, 10000} steps, batch 512) chosen on train800/val200, 10 sweep
   trials x 3 retrains on train800val200, median of the 30 test accuracies; all
@@ -58,7 +57,29 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     # Square input resolution of every module (VTAB resizes to 224 without cropping).
     config.image_size = {"smoke": 16, "cpu": 32, "paper": 224}[preset]
 
-    config.selection = ml_collections.ConfigDict(
+    config.selection = _selection_config()
+    config.finetune = _finetune_config(preset)
+
+    # The oracle (benchmarks only) picks the best test accuracy in hindsight. Fine-tuning
+    # every expert on every task with the whole protocol is the costliest step of a
+    # benchmark, so it may screen them with the protocol's first `screen_repeats` final
+    # runs of its first trial instead (the very runs the whole protocol starts with: same
+    # seeds), then fine-tunes its pick with the whole protocol for its row, like every
+    # other method's. 0: screen with the whole protocol. Its own field, outside
+    # `selection`, because it changes the oracle's row only, whose files it names.
+    config.oracle = ml_collections.ConfigDict({"screen_repeats": 0 if preset == "paper" else 1})
+
+    config.report = ml_collections.ConfigDict(
+        # dir: where the report goes; empty means <workdir>/report (--report_dir sets it).
+        # probes: a specialisation benchmark's probes.json (vtab_eval.bench.probes), whose
+        # summary line the report quotes; empty: none.
+        {"bootstrap_samples": 2000, "confidence": 0.95, "plots": True, "dir": "", "probes": ""}
+    )
+    return config
+
+
+def _selection_config() -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(
         {
             "split": "train800val200",  # the paper's "1k training examples" of each task
             "knn_k": 1,
@@ -71,8 +92,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         }
     )
 
-    config.finetune = ml_collections.ConfigDict()
-    ft = config.finetune
+
+def _finetune_config(preset: str) -> ml_collections.ConfigDict:
+    ft = ml_collections.ConfigDict()
     if preset == "paper":
         ft.rule = "fixed"  # VTAB-1k's lightweight sweep (hyperparams.py)
         ft.learning_rates = (0.1, 0.01)
@@ -98,20 +120,4 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     # FineTuners kept (least recently used dropped): the baseline and a few picks. The
     # oracle runs module by module, so it needs only one.
     ft.tuner_cache = 3
-
-    # The oracle (benchmarks only) picks the best test accuracy in hindsight. Fine-tuning
-    # every expert on every task with the whole protocol is the costliest step of a
-    # benchmark, so it may screen them with the protocol's first `screen_repeats` final
-    # runs of its first trial instead (the very runs the whole protocol starts with: same
-    # seeds), then fine-tunes its pick with the whole protocol for its row, like every
-    # other method's. 0: screen with the whole protocol. Its own field, outside
-    # `selection`, because it changes the oracle's row only, whose files it names.
-    config.oracle = ml_collections.ConfigDict({"screen_repeats": 0 if preset == "paper" else 1})
-
-    config.report = ml_collections.ConfigDict(
-        # dir: where the report goes; empty means <workdir>/report (--report_dir sets it).
-        # probes: a specialisation benchmark's probes.json (vtab_eval.bench.probes), whose
-        # summary line the report quotes; empty: none.
-        {"bootstrap_samples": 2000, "confidence": 0.95, "plots": True, "dir": "", "probes": ""}
-    )
-    return config
+    return ft

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from vtab_eval.bench import knn_kernel
+from vtab_eval.bench import knn_kernel, knn_kernel_table
 from vtab_eval.selection import knn
 
 HAVE_FAISS = knn_kernel.faiss_available()
@@ -41,7 +41,7 @@ def test_implementations_agree_and_a_rerun_skips_what_is_done(tmp_path, monkeypa
     assert json.loads(output.read_text()) == results
     assert knn_kernel.neighbors_path(output, "ours", 200, 16).exists()
 
-    table = knn_kernel.to_markdown(results)
+    table = knn_kernel_table.to_markdown(results)
     assert table.startswith("| N | D | ours s | sklearn s | faiss s | ours/sklearn | ours/faiss")
     assert "| 200 | 16 | " in table and "agree on every neighbour" in table
 
