@@ -38,7 +38,10 @@ LOCK_FILE = ".lock"
 # Config sections whose change makes earlier results in a directory incomparable ...
 RESULT_FIELDS = ("image_size", "seed", "selection", "finetune")
 # ... except these fields, which change how fast results come, not what they are.
-SPEED_FIELDS = {"finetune": ("max_classes", "tuner_cache")}
+SPEED_FIELDS = {
+    "selection": ("batch_size",),  # images per forward pass when embedding
+    "finetune": ("max_classes", "tuner_cache", "eval_batch"),
+}
 
 
 def screen_kind(runs: int | None) -> str:

@@ -56,3 +56,18 @@ def test_the_record_keeps_result_fields_and_drops_speed_ones():
     assert set(record["config"]) == set(run_dir.RESULT_FIELDS) and record["pool"] == ["a", "b"]
     assert "tuner_cache" not in record["config"]["finetune"]
     assert isinstance(record["config"]["finetune"]["learning_rates"], list)
+
+
+def test_a_speed_only_change_is_accepted_and_a_result_change_refused(tmp_path):
+    config = transfer.get_config("smoke")
+    where = run_dir.RunDir(tmp_path)
+    where.record_run(run_dir.run_record(config, ["a"]))
+    faster = config.copy_and_resolve_references()
+    faster.selection.batch_size, faster.finetune.eval_batch = 7, 9
+    where.check_run(run_dir.run_record(faster, ["a"]))
+    changed = config.copy_and_resolve_references()
+    changed.selection.knn_k = 3
+    with pytest.raises(ValueError, match=r"run.json: .* different config.selection"):
+        where.check_run(run_dir.run_record(changed, ["a"]))
+    with pytest.raises(ValueError, match="another pool"):
+        where.check_run(run_dir.run_record(config, ["a", "b"]))
