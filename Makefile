@@ -46,7 +46,7 @@ DEMO := runs/demo
 UPSTREAM_JOBS := baseline full_experts adapter_experts
 DEMO_KINDS := baseline,full,adapter
 EXPORT = $(BIN)/python -m hub_export.export --config.workdir=$(DEMO)/upstream \
-	  --config.hub_root=$(DEMO)/hub --config.skip_existing=true
+	  --config.hub_root=$(DEMO)/hub
 
 # The whole pipeline on the embedded default with the cpu preset (RESULTS.md: about 30
 # min on 2 cores). Every step is cached or resumable, so a rerun only does what is missing.

@@ -25,7 +25,6 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -156,7 +155,7 @@ class JobDir:
         """Writes final/ through a temporary sibling and a rename, so that a final/
         directory (the "finished" marker) is never half-written."""
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".final-", dir=self.path))
+        tmp = files.make_temp_dir(".final-", self.path)
         tf.train.Checkpoint(model=model).write(str(tmp / MODEL_CHECKPOINT))
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, self.path / FINAL_DIR)

@@ -26,6 +26,8 @@ def get_config(unused_preset: str | None = None) -> ml_collections.ConfigDict:
     # Comma-separated subset of baseline,full,adapter,packed,classifier,epn. Empty: every
     # module whose training job has finished (a named kind must have finished).
     config.kinds = ""
+    # Existing modules exported from the same checkpoint since it was written are kept
+    # (a rerun resumes); any other existing module stops the export unless one of:
     config.overwrite = False  # replace existing modules
-    config.skip_existing = False  # keep existing modules, export the rest (for reruns)
+    config.skip_existing = False  # keep every existing module, export the rest
     return config

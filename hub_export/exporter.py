@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -263,23 +264,55 @@ class Exporter:
     def export(
         self, targets: Sequence[Target], overwrite: bool = False, skip_existing: bool = False
     ) -> list[dict]:
-        """Exports ``targets``; an existing module is an error unless ``overwrite``
-        (replace it) or ``skip_existing`` (keep it: reruns export only what is new)."""
+        """Exports ``targets``. An existing module exported from the same checkpoint,
+        after it was last written, is kept (so a rerun after an interruption exports
+        what is missing); any other existing module is an error unless ``overwrite``
+        (replace it) or ``skip_existing`` (keep whatever is there)."""
         if overwrite and skip_existing:
             raise ExportError("overwrite and skip_existing exclude each other")
-        existing = [t.handle.path(self.root) for t in targets if t.handle.path(self.root).exists()]
-        if skip_existing:
-            for path in existing:
+        with tree.export_lock(self.root):
+            for line in tree.clean_incoming(self.root):
+                self.log(line)
+            return self._export(self._to_write(targets, overwrite, skip_existing), overwrite)
+
+    def _to_write(self, targets, overwrite: bool, skip_existing: bool) -> list[Target]:
+        """The targets left to write; fails before any work if an existing module would
+        be replaced without ``overwrite``."""
+        todo, conflicts = [], []
+        for t in targets:
+            path = t.handle.path(self.root)
+            state = self._existing(t) if path.exists() and not overwrite else None
+            if state is None:
+                todo.append(t)
+            elif state == "current" or skip_existing:
                 self.log(f"keeping existing {path}")
-            targets = [t for t in targets if not t.handle.path(self.root).exists()]
-            existing = []
-        # Fail before any work if an existing module would be replaced without overwrite.
-        if existing and not overwrite:
+            else:
+                conflicts.append(f"{path} {state}")
+        if conflicts:
             raise ExportError(
-                f"{existing[0]} exists ({len(existing)} of {len(targets)} modules do); "
-                "pass --config.overwrite=true to replace them "
-                "or --config.skip_existing=true to keep them"
+                f"{conflicts[0]} ({len(conflicts)} of {len(targets)} modules are); pass "
+                "--config.overwrite=true to replace them or --config.skip_existing=true "
+                "to keep them"
             )
+        return todo
+
+    def _existing(self, target: Target) -> str:
+        """ "current" when the module on disk was exported from the target's checkpoint
+        after that checkpoint was written, else how it differs."""
+        path = target.handle.path(self.root)
+        source = self.work.job(*self.kinds[target.handle.kind].checkpoint(target))
+        try:
+            info = json.loads((path / tree.INFO_FILE).read_text())
+            recorded = info["provenance"]["checkpoint"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"exists without a readable {tree.INFO_FILE}"
+        if recorded != str(Path(source.final_model).resolve()):
+            return f"exists, exported from another checkpoint ({recorded})"
+        if (path / tree.INFO_FILE).stat().st_mtime < source.metrics_path.stat().st_mtime:
+            return "exists, exported before its checkpoint was trained again"
+        return "current"
+
+    def _export(self, targets: Sequence[Target], overwrite: bool) -> list[dict]:
         # Each checkpoint is read once, for every module that comes from it.
         by_checkpoint: dict[tuple[str, str | None], list[Target]] = {}
         for t in targets:
@@ -291,10 +324,9 @@ class Exporter:
         for (job, node), group in by_checkpoint.items():
             shape = self.kinds[group[0].handle.kind].model_shape(self.work)
             models[shape] = self.work.restore(*shape, job, node, into=models.get(shape))
-            model = models[shape]
             for t in group:
                 start = time.perf_counter()
-                module, info = self.build(t, model)
+                module, info = self.build(t, models[shape])
                 results.append(self.write(t, module, info, overwrite, start))
         return results
 

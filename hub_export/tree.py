@@ -20,14 +20,18 @@ in-progress writes, which the catalog skips.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import filelock
+
+from experts import files
 
 INFO_FILE = "expert_info.json"
 CARD_FILE = "README.md"
@@ -128,22 +132,24 @@ def atomic_write(
     write leaves nothing but (briefly) a hidden directory, which is removed.
 
     An existing ``target`` is replaced only with ``overwrite``; it is moved aside first
-    and deleted after the rename, so for a moment neither version is visible, but a
-    mixture of the two never is.
+    (with a note of where it belongs) and deleted after the rename, so for a moment
+    neither version is visible, but a mixture of the two never is; a process killed in
+    that moment leaves the old version for ``clean_incoming`` to put back.
     """
     root, target = Path(root), Path(target)
     if target.exists() and not overwrite:
         raise ExportError(f"{target} exists; pass --config.overwrite=true to replace it")
     incoming = root / INCOMING_DIR
     incoming.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="module-", dir=incoming))
+    tmp = files.make_temp_dir("module-", incoming)
     try:
         write(tmp)
-        tmp.chmod(0o755)  # mkdtemp makes 0700 directories
         target.parent.mkdir(parents=True, exist_ok=True)
         old = None
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix="replaced-", dir=incoming)) / "module"
+            aside = files.make_temp_dir("replaced-", incoming)
+            (aside / _BELONGS_TO).write_text(str(target.resolve()))
+            old = aside / "module"
             os.rename(target, old)
         try:
             os.rename(tmp, target)
@@ -160,6 +166,48 @@ def atomic_write(
         except OSError:
             pass
     return target
+
+
+_BELONGS_TO = "target"  # in a replaced-* directory: the path its module came from
+_LOCK_FILE = ".export.lock"
+
+
+@contextlib.contextmanager
+def export_lock(root: str | os.PathLike) -> Iterator[None]:
+    """Holds the hub root for one export at a time (an operating-system lock, so a
+    killed export leaves no stale lock); inside it, ``clean_incoming`` is safe."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(root / _LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise ExportError(f"another export is writing to {root}; wait for it to end") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def clean_incoming(root: str | os.PathLike) -> list[str]:
+    """Removes the half-written modules of interrupted exports, and puts back a module
+    that was moved aside for replacement when its replacement never arrived; returns
+    what it did, one line each. Call it only while no export is writing (export_lock)."""
+    incoming, done = Path(root) / INCOMING_DIR, []
+    if not incoming.is_dir():
+        return done
+    for stale in sorted(incoming.iterdir()):
+        note, old = stale / _BELONGS_TO, stale / "module"
+        if note.exists() and old.is_dir() and not Path(note.read_text()).exists():
+            os.rename(old, note.read_text())
+            done.append(f"restored {note.read_text()} (its replacement was interrupted)")
+        shutil.rmtree(stale, ignore_errors=True)
+        done.append(f"removed the interrupted write {stale}")
+    try:
+        incoming.rmdir()
+    except OSError:
+        pass
+    return done
 
 
 def dir_size(path: str | os.PathLike) -> int:

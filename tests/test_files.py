@@ -47,3 +47,29 @@ def test_png_and_npz_round_trip(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "x.png")), image)
     downstream_files.write_npz(tmp_path / "x.npz", a=image)
     np.testing.assert_array_equal(np.load(tmp_path / "x.npz")["a"], image)
+
+
+@BOTH
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_files_and_directories_get_the_umask_permissions(files, umask, tmp_path):
+    old = os.umask(umask)
+    try:
+        path = files.write_text(tmp_path / "x.txt", "x")
+        directory = files.make_temp_dir("d-", tmp_path)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert directory.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_a_finished_job_and_an_exported_module_are_readable_under_umask_022(tmp_path):
+    from hub_export import tree
+
+    old = os.umask(0o022)
+    try:
+        target = tree.atomic_write(
+            tmp_path, tmp_path / "m" / "1", lambda d: (d / "f").write_text("x")
+        )
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o755

@@ -19,6 +19,21 @@ from typing import Any
 import numpy as np
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_temp_dir(prefix: str, parent: str | os.PathLike) -> Path:
+    """``tempfile.mkdtemp`` with the permissions a plain ``mkdir`` would give (it makes
+    0700 directories), for directories that are renamed into place when complete."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    path.chmod(0o777 & ~current_umask())
+    return path
+
+
 def _atomic_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,6 +41,7 @@ def _atomic_bytes(path: str | os.PathLike, data: bytes) -> Path:
     # file system (os.replace is atomic only there).
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600 files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -27,11 +27,11 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 
 from PIL import Image
 
+from experts import files
 from experts.data import embedded
 
 MANIFEST = "probes.json"
@@ -101,7 +101,7 @@ def write_probes(
     manifest says so."""
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.", dir=parent)
+    tmp = str(files.make_temp_dir(f".{os.path.basename(out_dir)}.", parent))
     rendered: dict[str, bytes] = {}  # item key -> PNG: nodes share classes
     manifest = {"version": MANIFEST_VERSION, "upstream": upstream, "image_size": image_size}
     manifest["max_images"], manifest["per_class"] = max_images, per_class

@@ -1,6 +1,7 @@
 """Exporting a work tree: the tree, expert_info.json, model cards, errors, overwrite."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -179,19 +180,47 @@ def test_a_checkpoint_of_another_size_is_a_one_line_error(work):
     assert "does not fit a r26x0.25 model with 7 outputs" in message and "\n" not in message
 
 
-def test_existing_modules_stop_the_export_before_any_work(hub_tree, work):
+def test_a_rerun_keeps_current_modules_and_stops_on_stale_ones(hub_tree, work):
     root = hub_tree[0]
     before = info_of(root, "epn")
     targets, _ = exporter.plan(work[0], "local", 1)
-    with pytest.raises(
-        tree.ExportError, match=r"exists \(8 of 8 modules do\); pass --config.overwrite=true"
-    ):
-        exporter.Exporter(work[0], root, print).export(targets)
-    assert info_of(root, "epn") == before
-    assert exporter.Exporter(work[0], root, print).export(targets, skip_existing=True) == []
+    lines = []
+    assert exporter.Exporter(work[0], root, lines.append).export(targets) == []
+    assert len([line for line in lines if line.startswith("keeping existing")]) == 8
+    metrics = work[0].job("epn").metrics_path
+    stamp = metrics.stat()
+    os.utime(metrics, (stamp.st_atime, stamp.st_mtime + 3600))  # the EPN trained again
+    try:
+        with pytest.raises(
+            tree.ExportError,
+            match=r"epn/1 exists, exported before its checkpoint was trained again \(1 of 8 "
+            r"modules are\); pass --config.overwrite=true",
+        ):
+            exporter.Exporter(work[0], root, print).export(targets)
+        assert info_of(root, "epn") == before
+        assert exporter.Exporter(work[0], root, print).export(targets, skip_existing=True) == []
+    finally:
+        os.utime(metrics, (stamp.st_atime, stamp.st_mtime))
     assert info_of(root, "epn") == before
     with pytest.raises(tree.ExportError, match="exclude each other"):
         exporter.Exporter(work[0], root, print).export(targets, True, True)
+
+
+def test_an_interrupted_export_is_cleaned_up_by_the_next(hub_tree, work):
+    root = hub_tree[0]
+    incoming = root / tree.INCOMING_DIR
+    (incoming / "module-killed").mkdir(parents=True)  # a write killed half-way
+    (incoming / "module-killed" / "saved_model.pb").write_bytes(b"half")
+    target = Path(hub_tree[1][0]["path"])
+    aside = incoming / "replaced-killed"  # killed between moving aside and renaming
+    aside.mkdir()
+    (aside / "target").write_text(str(target))
+    os.rename(target, aside / "module")
+    lines = []
+    targets, _ = exporter.plan(work[0], "local", 1)
+    assert exporter.Exporter(work[0], root, lines.append).export(targets) == []
+    assert target.is_dir() and not incoming.exists()
+    assert any(line.startswith(f"restored {target}") for line in lines), lines
 
 
 @pytest.fixture
@@ -229,15 +258,15 @@ def test_export_from_config_failing_midway_leaves_nothing_then_overwrites(config
         m.setattr(metadata, "write_card", broken)
         with pytest.raises(OSError, match="disk full"):
             exporter.export(config, log=print)
-    assert list(root.iterdir()) == []
+    assert [p.name for p in root.iterdir()] == [".export.lock"]  # no module, no staging
 
     [result] = exporter.export(config, log=print)
     path = Path(result["path"])
     assert path == module_path(root, "baseline")
     first = (path.stat().st_ino, info_of(root, "baseline")["images_seen"])
     assert first[1] == B_IMAGES
-    with pytest.raises(tree.ExportError, match="exists"):
-        exporter.export(config, log=print)
+    assert exporter.export(config, log=print) == []  # a plain rerun keeps the current one
+    assert path.stat().st_ino == first[0]
     config.overwrite = True
     recorded = Path(config.workdir) / "baseline" / "config.json"
     changed = json.loads(recorded.read_text())
