@@ -17,13 +17,11 @@ TensorBoard: ``tensorboard --logdir <workdir>``.
 
 from __future__ import annotations
 
-import sys
 import time
 
 from absl import app, flags
-from ml_collections import config_flags
 
-from experts import jobs, work_tree
+from experts import cli, jobs, work_tree
 from experts.training import distribute, loop
 
 
@@ -77,16 +75,19 @@ def main(argv):
     config = flags.FLAGS.config
     if flags.FLAGS.data_dir is not None:
         config.data.data_dir = flags.FLAGS.data_dir
-    try:
-        run(config)
-    except (work_tree.ConfigChanged, FileNotFoundError) as e:
-        # A user's mistake (a changed setting, a missing B) is one line, not a traceback.
-        sys.exit(f"experts.train: error: {e}")
+    execute(config)
+
+
+def execute(config) -> dict[str, dict]:
+    """``run``, with a user's mistake (a changed setting, a missing B, a bad name) ended
+    in one line naming it, as the binary reports it."""
+    with cli.user_errors("experts.train", (work_tree.ConfigChanged,)):
+        return run(config)
 
 
 if __name__ == "__main__":
     # Defined only when run as a program: tests import run(), and other binaries'
     # modules (hub_export.export) define their own --config in the same process.
-    config_flags.DEFINE_config_file("config", "experts/configs/baseline.py:cpu")
+    cli.define_config("experts.train", "experts/configs/baseline.py:cpu")
     flags.DEFINE_string("data_dir", None, "tfds directory of the prepared upstream.")
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("experts.train"))

@@ -35,7 +35,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 from absl import app, flags
 
-from experts import files
+from experts import cli, files
 from experts.models import resnet_v2
 from hub_export import modules, tree
 
@@ -232,4 +232,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("hub_export.benchmark"))

@@ -11,10 +11,10 @@ size_bytes) instead, without the bulky label lists and distributions.
 from __future__ import annotations
 
 import json
-import sys
 
 from absl import app, flags
 
+from experts import cli
 from hub_export import tree
 
 # Fields too big for a listing (thousands of entries each).
@@ -69,11 +69,14 @@ def define_flags() -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        entries = tree.catalog(flags.FLAGS.hub_root, flags.FLAGS.kind)
-    except tree.ExportError as e:
-        sys.exit(f"hub_export.catalog: error: {e}")
-    if flags.FLAGS.json:
+    execute(flags.FLAGS.hub_root, flags.FLAGS.kind, flags.FLAGS.json)
+
+
+def execute(hub_root: str, kind: str | None = None, as_json: bool = False) -> None:
+    """Prints the catalog; a missing root or a corrupt expert_info.json is one line."""
+    with cli.user_errors("hub_export.catalog", (tree.ExportError,)):
+        entries = tree.catalog(hub_root, kind)
+    if as_json:
         print(json.dumps([summary(e) for e in entries], indent=1))
     else:
         print(format_table(entries))
@@ -81,4 +84,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("hub_export.catalog"))

@@ -12,40 +12,43 @@ ones (reruns), ``--config.publisher`` and ``--config.version``. Then list the tr
 
 from __future__ import annotations
 
-import sys
 import time
 
 from absl import app, flags
-from ml_collections import config_flags
 
+from experts import cli
 from hub_export import exporter, tree
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    start = time.perf_counter()
     config = flags.FLAGS.config
     if flags.FLAGS.data_dir is not None:
         config.data_dir = flags.FLAGS.data_dir
-    try:
+    execute(config)
+
+
+def execute(config) -> list[dict]:
+    """Exports what ``config`` names, with expected problems (missing runs, existing
+    modules, bad names) ended in one line, as the binary reports them."""
+    start = time.perf_counter()
+    with cli.user_errors("hub_export", (tree.ExportError,)):
         results = exporter.export(config)
-    except (tree.ExportError, FileNotFoundError) as e:
-        # Expected problems (missing runs, existing modules, bad names) are one line.
-        sys.exit(f"hub_export: error: {e}")
     total = sum(r["size_bytes"] for r in results)
     print(
         f"exported {len(results)} modules ({total / 2**20:.1f} MiB) to "
         f"{config.hub_root} in {time.perf_counter() - start:.0f}s",
         flush=True,
     )
+    return results
 
 
 if __name__ == "__main__":
     # Defined only when run as a program, so that importing this module (as the tests
     # do) never claims flag names that other binaries define in the same process.
-    config_flags.DEFINE_config_file("config", "hub_export/config.py")
+    cli.define_config("hub_export", "hub_export/config.py")
     flags.DEFINE_string(
         "data_dir", None, "tfds directory of the upstream (default: where B was trained from)."
     )
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("hub_export"))

@@ -230,7 +230,10 @@ def catalog(root: str | os.PathLike, kind: str | None = None) -> list[dict]:
         path = Path(dirpath)
         info = {"kind": None}
         if INFO_FILE in filenames:
-            info = json.loads((path / INFO_FILE).read_text())
+            try:
+                info = json.loads((path / INFO_FILE).read_text())
+            except ValueError as e:
+                raise ExportError(f"{path / INFO_FILE}: invalid JSON: {e}") from None
         found.append(
             {
                 **info,

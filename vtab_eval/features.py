@@ -67,6 +67,23 @@ def fingerprint(handle: str) -> str:
     return "|".join(parts)
 
 
+def _check_feature_dim(handle: str, outputs: tf.Tensor) -> None:
+    """A feature-vector module must output what its metadata says: the proxies and the
+    fine-tuning head are sized from the real output, so a wrong ``feature_dim`` in
+    ``expert_info.json`` would otherwise go unnoticed."""
+    info_path = Path(hub_loader.resolve(handle)) / hub_loader.INFO_FILE
+    if not info_path.is_file():
+        return
+    info = files.read_json(info_path)
+    if "feature_vector" not in info.get("output", {}) or "feature_dim" not in info:
+        return
+    if outputs.shape[-1] != info["feature_dim"]:
+        raise ValueError(
+            f"{info_path}: feature_dim is {info['feature_dim']}, but the module outputs "
+            f"{outputs.shape[-1]} features"
+        )
+
+
 class FeatureStore:
     """Embeds task splits with hub modules; caches images per task and outputs on disk.
 
@@ -132,7 +149,7 @@ class FeatureStore:
             )
             # Tracing and the first call (where the runtime optimises the graph, seconds
             # for a ResNet) are loading, not the forward pass of whichever task is first.
-            forward(tf.zeros(shape, tf.uint8))
+            _check_feature_dim(handle, forward(tf.zeros(shape, tf.uint8)))
             self._modules[handle] = (layer, forward)
             self.load_seconds += time.perf_counter() - start
             while len(self._modules) > 2:

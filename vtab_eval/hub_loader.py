@@ -50,6 +50,8 @@ def resolve(handle: str | os.PathLike, hub_root: str | os.PathLike | None = None
     if url.scheme in ("http", "https"):
         if url.netloc.lower() not in TFHUB_HOSTS:
             raise HubLoadError(f"{text}: only tfhub.dev URLs and local paths are handles")
+        if ".." in url.path.split("/"):
+            raise HubLoadError(f"{text}: a handle's path may not contain '..'")
         root = _root(hub_root)
         if root is not None:
             mirror = root / url.path.strip("/")

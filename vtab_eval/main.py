@@ -19,13 +19,14 @@ Presets smoke | cpu | paper and every other field: vtab_eval/configs/transfer.py
 from __future__ import annotations
 
 from absl import app, flags, logging
-from ml_collections import config_flags
+
+from vtab_eval import cli
 
 
 def define_flags() -> None:
     """Defines this binary's flags; called only when it runs as a program, so that
     importing the module never claims flag names other binaries also define."""
-    config_flags.DEFINE_config_file("config", "vtab_eval/configs/transfer.py:cpu")
+    cli.define_config("vtab_eval.main", "vtab_eval/configs/transfer.py:cpu")
     flags.DEFINE_string("pool", None, "Hub tree root, or comma-separated module handles.")
     flags.DEFINE_string("suite", None, "Suite name or ';'-separated task specs.")
     flags.DEFINE_string("selectors", None, "Comma-separated selector names.")
@@ -47,27 +48,35 @@ def main(argv):
             config[field] = flags.FLAGS[field].value
     if flags.FLAGS.report_dir is not None:
         config.report.dir = flags.FLAGS.report_dir
-    if flags.FLAGS.report_only:
-        from vtab_eval import report  # numpy and matplotlib only: no TensorFlow start-up
+    # --report_only: every method of the finished tasks, unless --selectors names some.
+    selectors = flags.FLAGS.selectors
+    execute(config, flags.FLAGS.report_only, selectors and selectors.split(","))
 
-        # Every method of the finished tasks, unless --selectors names some.
-        methods = flags.FLAGS.selectors and [m.strip() for m in flags.FLAGS.selectors.split(",")]
-        paths = report.write_report(config.workdir, config, methods=methods)
-        print(f"report: {paths['markdown']}", flush=True)
-        return
-    # Imported after flag parsing: TensorFlow is slow to import.
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
 
-    from vtab_eval import runner
+def execute(config, report_only: bool = False, report_methods=None) -> None:
+    """What the binary does with its resolved config; a user's mistake ends it with one
+    line naming the culprit (vtab_eval.cli)."""
+    with cli.user_errors("vtab_eval.main"):
+        if report_only:
+            from vtab_eval import report  # numpy and matplotlib only: no TensorFlow start-up
 
-    tfds.disable_progress_bar()
-    # One training step is traced per fine-tuned module; TF's retracing warning counts
-    # those across modules and would fire on every task.
-    tf.get_logger().setLevel("ERROR")
-    runner.run(config, log=lambda message: print(message, flush=True))
+            methods = report_methods and [m.strip() for m in report_methods]
+            paths = report.write_report(config.workdir, config, methods=methods)
+            print(f"report: {paths['markdown']}", flush=True)
+            return
+        # Imported after flag parsing: TensorFlow is slow to import.
+        import tensorflow as tf
+        import tensorflow_datasets as tfds
+
+        from vtab_eval import runner
+
+        tfds.disable_progress_bar()
+        # One training step is traced per fine-tuned module; TF's retracing warning
+        # counts those across modules and would fire on every task.
+        tf.get_logger().setLevel("ERROR")
+        runner.run(config, log=lambda message: print(message, flush=True))
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("vtab_eval.main"))

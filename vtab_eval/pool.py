@@ -41,6 +41,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from absl import logging
+
 from vtab_eval import files, hub_loader
 
 INFO_FILE = "expert_info.json"
@@ -226,11 +228,27 @@ def _version_key(path: Path) -> tuple[int, str]:
     return (int(path.name), "") if path.name.isdigit() else (-1, path.name)
 
 
+def _warn_symlinks(root: Path) -> None:
+    """Discovery does not follow symlinked directories (a link could lead anywhere, or
+    in a loop): say so for each, rather than dropping its modules silently."""
+    for dirpath, dirnames, _ in os.walk(root):
+        for name in dirnames:
+            link = Path(dirpath) / name
+            if link.is_symlink():
+                logging.warning(
+                    "hub root %s: %s is a symlink and is not searched for modules; pass "
+                    "its modules as --pool handles instead",
+                    root,
+                    link,
+                )
+
+
 def discover(root: str | os.PathLike) -> Pool:
     """Finds every module under a hub tree root (see the module docstring)."""
     root = Path(root)
     if not root.is_dir():
         raise PoolError(f"hub root {root} is not a directory")
+    _warn_symlinks(root)
     # Group module directories by their path without the version; keep the newest.
     newest: dict[Path, Path] = {}
     for info_path in sorted(root.rglob(INFO_FILE)):

@@ -38,7 +38,7 @@ def resolve_suite(suite: str) -> list[str]:
     suite = suite.strip()
     if suite in tasks.suite_names():
         return list(tasks.suite_specs(suite))
-    specs = [s.strip() for s in suite.split(";") if s.strip()]
+    specs = tasks.split_specs(suite)
     if not specs:
         raise ValueError(f"--suite {suite!r} names no tasks; suites: {tasks.suite_names()}")
     for spec in specs:
@@ -221,11 +221,16 @@ def run(config: ml_collections.ConfigDict, log: Callable[[str], None] = print) -
     say what (the binary copies its flags into them)."""
     if not config.pool:
         raise ValueError("no pool: pass --pool=<hub root or handles>")
+    selectors = [s.strip() for s in config.selectors.split(",") if s.strip()]
+    if not selectors:
+        raise ValueError(
+            f"--selectors names no selector; choose from {', '.join(selection.SELECTORS)}"
+        )
     runner = Runner(
         config=config,
         pool=pool.open_pool(config.pool),
         specs=resolve_suite(config.suite),
-        selectors=[s.strip() for s in config.selectors.split(",") if s.strip()],
+        selectors=selectors,
         workdir=Path(config.workdir),
         log=log,
     )

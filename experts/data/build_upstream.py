@@ -1,6 +1,12 @@
-"""Builds (or re-opens) the embedded upstream and reports what is in it.
+"""Builds (or re-opens) an upstream and reports what is in it.
 
     python -m experts.data.build_upstream --data_dir=runs/tfds --image_size=32
+    python -m experts.data.build_upstream --data_dir=runs/tfds --image_folder=my_upstream
+
+The first builds the embedded upstream; the second a user's folder
+(``my_upstream/images/<class>/*.jpg`` plus ``my_upstream/hierarchy.txt``, see
+``builders/image_folder_upstream.py``) as ``image_folder_upstream``, which the job
+configs then name with ``--config.data.name=image_folder_upstream``.
 
 The first run renders every image (a few minutes on 2 cores); later runs read the cache in
 ``--data_dir``. Prints the image and node counts, the automatically chosen experts with
@@ -18,9 +24,15 @@ import tensorflow_datasets as tfds
 from absl import app, flags, logging
 from PIL import Image
 
-from experts import files
+from experts import cli, files
 from experts.data import embedded, probes, upstream
-from experts.data.builders import EmbeddedUpstream, EmbeddedUpstreamConfig
+from experts.data.builders import (
+    EmbeddedUpstream,
+    EmbeddedUpstreamConfig,
+    ImageFolderUpstream,
+    ImageFolderUpstreamConfig,
+)
+from experts.data.hierarchy import HierarchyError
 
 
 def builder_for(data_dir: str, image_size: int) -> EmbeddedUpstream:
@@ -62,6 +74,14 @@ def define_flags() -> None:
     """Defines this binary's flags; called only when it runs as a program, so that
     importing the module never claims flag names other binaries also define."""
     flags.DEFINE_string("data_dir", "runs/tfds", "tfds data_dir holding the cache.")
+    flags.DEFINE_string(
+        "image_folder", None, "A folder with images/<class>/ and hierarchy.txt to build."
+    )
+    flags.DEFINE_integer(
+        "max_size",
+        None,
+        "image_folder: longest image side kept (tfds name image_folder_upstream/max<N>).",
+    )
     flags.DEFINE_integer("image_size", 32, "Image side in pixels.")
     flags.DEFINE_integer("num_experts", upstream.DEFAULT_NUM_EXPERTS, "Experts.")
     flags.DEFINE_integer(
@@ -94,18 +114,44 @@ def define_flags() -> None:
 def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
-    builder = builder_for(flags.FLAGS.data_dir, flags.FLAGS.image_size)
-    start = time.time()
-    cached = builder.is_prepared()
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-    )
-    seconds = time.time() - start
+    folder = flags.FLAGS.image_folder
+    with cli.user_errors("experts.data.build_upstream", (HierarchyError,)):
+        if folder:
+            size = flags.FLAGS.max_size
+            config = ImageFolderUpstreamConfig(name=f"max{size}", max_size=size) if size else None
+            builder = ImageFolderUpstream(data_dir=flags.FLAGS.data_dir, config=config)
+        else:
+            builder = builder_for(flags.FLAGS.data_dir, flags.FLAGS.image_size)
+        start = time.time()
+        cached = builder.is_prepared()
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(
+                try_download_gcs=False, manual_dir=folder and os.path.abspath(folder)
+            )
+        )
+        seconds = time.time() - start
+    report(builder, cached, seconds)
+    if not folder:  # a user's folder has no renderer to make grids or probes from
+        grid = flags.FLAGS.grid or os.path.join(
+            flags.FLAGS.data_dir, f"embedded_upstream_{flags.FLAGS.image_size}px.png"
+        )
+        sample_grid(builder, grid, flags.FLAGS.grid_side)
+        print(f"sample grid: {grid}")
+        write_probes(builder, report_experts(builder))
+
+
+def report_experts(builder) -> list[str]:
     info = upstream.load_info(builder)
     choice = upstream.ExpertChoice(
         flags.FLAGS.num_experts, flags.FLAGS.min_expert_images, flags.FLAGS.max_expert_overlap
     )
-    experts = info.choose_experts(choice)
+    return info.choose_experts(choice)
+
+
+def report(builder, cached: bool, seconds: float) -> None:
+    """Prints the counts and the automatically chosen experts."""
+    info = upstream.load_info(builder)
+    experts = report_experts(builder)
     counts = info.node_counts("train")
     splits = builder.info.splits
     print(f"dataset: {builder.data_dir}")
@@ -114,15 +160,9 @@ def main(argv):
         f"validation; classes: {len(info.labels)}; hierarchy nodes: {len(info.hierarchy)}"
     )
     print(f"{'cache read' if cached else 'built'} in {seconds:.1f} s")
-    print(f"experts ({len(experts)}; {choice}):")
+    print(f"experts ({len(experts)}):")
     for e in experts:
         print(f"  {e:42s} {counts[e]:7d}  {info.descriptions.get(e, '')}")
-    grid = flags.FLAGS.grid or os.path.join(
-        flags.FLAGS.data_dir, f"embedded_upstream_{flags.FLAGS.image_size}px.png"
-    )
-    sample_grid(builder, grid, flags.FLAGS.grid_side)
-    print(f"sample grid: {grid}")
-    write_probes(builder, experts)
 
 
 def write_probes(builder, experts) -> None:
@@ -152,4 +192,4 @@ def write_probes(builder, experts) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("experts.data.build_upstream"))

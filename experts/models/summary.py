@@ -14,8 +14,8 @@ import time
 import tensorflow as tf
 import tf_keras as keras
 from absl import app, flags
-from ml_collections import config_flags
 
+from experts import cli
 from experts.models import resnet_v2
 
 
@@ -56,7 +56,7 @@ def train_step_throughput(
 def define_flags() -> None:
     """Defines this binary's flags; called only when it runs as a program, so that
     importing the module never claims flag names other binaries also define."""
-    config_flags.DEFINE_config_file("config", "experts/configs/baseline.py:cpu")
+    cli.define_config("experts.models.summary", "experts/configs/baseline.py:cpu")
     flags.DEFINE_integer("batch_size", 64, "Images per timed step.")
     flags.DEFINE_integer("steps", 5, "Timed steps (after one warm-up step).")
 
@@ -84,4 +84,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("experts.models.summary"))

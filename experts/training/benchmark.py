@@ -15,9 +15,8 @@ import time
 import tensorflow as tf
 import tf_keras as keras
 from absl import app, flags
-from ml_collections import config_flags
 
-from experts import jobs
+from experts import cli, jobs
 from experts.models import resnet_v2
 from experts.training import loop, schedules
 
@@ -73,7 +72,7 @@ def trainer_throughput(cfg, steps: int, nodes: int) -> float:
 def define_flags() -> None:
     """Defines this binary's flags; called only when it runs as a program, so that
     importing the module never claims flag names other binaries also define."""
-    config_flags.DEFINE_config_file("config", "experts/configs/baseline.py:cpu")
+    cli.define_config("experts.training.benchmark", "experts/configs/baseline.py:cpu")
     flags.DEFINE_integer("steps", 200, "Timed steps for each side.")
     flags.DEFINE_integer("nodes", 1000, "Sigmoid outputs (hierarchy nodes).")
 
@@ -94,4 +93,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("experts.training.benchmark"))

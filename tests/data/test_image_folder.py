@@ -96,3 +96,16 @@ def test_unreadable_image(tmp_path):
         f.write(b"not an image")
     with pytest.raises(ValueError, match=r"broken.jpg: not a readable image"):
         prepare_folder_builder(manual, str(tmp_path / "tfds"))
+
+
+def test_hidden_files_and_folders_are_not_images(tmp_path):
+    from experts.data.builders.image_folder_upstream import scan_folder
+
+    manual = make_folder(str(tmp_path / "manual"), labels=("triangle",))
+    images = os.path.join(manual, "images")
+    with open(os.path.join(images, "triangle", ".DS_Store.png"), "w") as f:
+        f.write("not an image")  # what a file manager leaves behind
+    os.makedirs(os.path.join(images, ".thumbnails"))
+    _, labels, files = scan_folder(manual, validation_percent=2)
+    assert labels == ["triangle"]
+    assert not any(".DS_Store" in path for split in files.values() for path, _ in split)

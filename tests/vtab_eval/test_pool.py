@@ -82,3 +82,17 @@ def test_open_pool_from_comma_separated_handles(hub_root):
         pool.open_pool(str(base / "nope"))
     with pytest.raises(pool.PoolError, match="empty --pool"):
         pool.open_pool(" , ")
+
+
+def test_a_symlinked_directory_is_named_not_dropped_silently(hub_root, tmp_path, caplog):
+    import shutil
+
+    from vtab_eval import pool as pool_lib
+
+    root = tmp_path / "hub"
+    shutil.copytree(hub_root, root)
+    (root / "elsewhere").symlink_to(hub_root / "tests")
+    with caplog.at_level("WARNING"):
+        found = pool_lib.discover(root)
+    assert len(found.experts) == 4  # the link's modules are not counted twice
+    assert any(str(root / "elsewhere") in r.getMessage() for r in caplog.records)

@@ -52,7 +52,7 @@ import numpy as np
 from absl import app, flags
 
 import vtab_eval
-from vtab_eval import files
+from vtab_eval import cli, files
 from vtab_eval.bench import knn_kernel_table
 
 MODULE = "vtab_eval.bench.knn_kernel"
@@ -378,4 +378,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("vtab_eval.bench.knn_kernel"))

@@ -14,8 +14,8 @@ import os
 
 from absl import app, flags, logging
 
+from vtab_eval import cli, probes
 from vtab_eval import pool as pool_lib
-from vtab_eval import probes
 
 
 def define_flags() -> None:
@@ -41,4 +41,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("vtab_eval.bench.probes"))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from vtab_eval import files, pool, report, run_dir
+from vtab_eval import cli, files, pool, report, run_dir
 from vtab_eval.bench import knn_kernel_table, quality
 
 TARGET_RELATIVE_GAIN = 3.6  # percent: the paper's VTAB headline for kNN over the baseline
@@ -378,4 +378,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("vtab_eval.bench.readme"))

@@ -14,7 +14,7 @@ from vtab_eval.tasks import folder, vtab1k  # noqa: F401  (register their tasks)
 from vtab_eval.tasks.base import GROUPS, SPLITS, Task, TfdsTask
 from vtab_eval.tasks.embedded import tasks as _embedded_tasks  # noqa: F401  (registers them)
 from vtab_eval.tasks.registry import get_suite, get_task, suite_names, suite_specs, task_names
-from vtab_eval.tasks.spec import format_spec, parse_spec
+from vtab_eval.tasks.spec import format_spec, parse_spec, split_specs
 
 __all__ = [
     "GROUPS",
@@ -25,6 +25,7 @@ __all__ = [
     "get_suite",
     "get_task",
     "parse_spec",
+    "split_specs",
     "suite_names",
     "suite_specs",
     "task_names",

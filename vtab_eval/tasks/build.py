@@ -17,6 +17,8 @@ import time
 
 from absl import app, flags
 
+from vtab_eval import cli
+
 
 def define_flags(flag_values: flags.FlagValues) -> None:
     """Defines this binary's flags on `flag_values`.
@@ -101,4 +103,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(flags.FLAGS)
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("vtab_eval.tasks.build"))

@@ -1,5 +1,8 @@
 """A task from a user's image folder: one sub-folder per class, VTAB-1k splits derived.
 
+Every image is decoded once when the task is opened, so a corrupt or mislabelled file
+(a truncated JPEG, text named ``.png``) is named at once, before any module runs.
+
 Files are ordered by a hash of their path relative to the folder, so the order (and hence
 the splits) is deterministic, independent of the machine and of file-system order, and
 adding an image moves no other image between splits. In that order the first 800 images
@@ -61,12 +64,32 @@ def list_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
     return classes, files
 
 
+def check_images_decode(root: str, files: list[tuple[str, int]]) -> None:
+    """Decodes every image (the way ``as_dataset`` will), naming the first that fails."""
+    for rel, _ in files:
+        path = os.path.join(root, rel)
+        try:
+            _decode(tf.io.read_file(path))
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
+            reason = " ".join(e.message.split()) if e.message else type(e).__name__
+            raise ValueError(f"image_folder: {path} is not a readable image ({reason})") from None
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+def _decode(data):
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
 class ImageFolderTask(base.Task):
     def __init__(self, spec: str, root: str, group: str):
         self.root = os.path.abspath(os.path.expanduser(root))
         self.classes, files = list_image_folder(self.root)
         super().__init__(spec, len(self.classes), group)
-        train, val, _ = split_counts(len(files))
+        try:
+            train, val, _ = split_counts(len(files))
+        except ValueError as e:
+            raise ValueError(f"image_folder {self.root!r}: {e}") from None
+        check_images_decode(self.root, files)
         self._splits = {
             "train800": files[:train],
             "val200": files[train : train + val],

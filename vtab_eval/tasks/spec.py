@@ -55,3 +55,23 @@ def format_spec(name: str, kwargs: dict[str, Any] | None = None) -> str:
             rendered = repr(value)
         parts.append(f"{key}={rendered}")
     return f"{name}({','.join(parts)})"
+
+
+def split_specs(text: str) -> list[str]:
+    """``spec; spec; ...`` split on the semicolons outside quoted strings, so that a
+    task path may contain one (``image_folder(path="a;b")``)."""
+    specs, current, quote, escaped = [], [], None, False
+    for char in text:
+        if quote is not None:
+            if char == quote and not escaped:
+                quote = None
+            escaped = char == "\\" and not escaped
+        elif char in "\"'":
+            quote = char
+        elif char == ";":
+            specs.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    specs.append("".join(current))
+    return [spec.strip() for spec in specs if spec.strip()]

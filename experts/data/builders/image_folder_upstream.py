@@ -52,7 +52,12 @@ def scan_folder(manual_dir: str, validation_percent: int) -> tuple[Hierarchy, li
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path} is missing: see ImageFolderUpstream's docstring")
     hierarchy = Hierarchy.load(hierarchy_path)
-    labels = sorted(d for d in os.listdir(images_dir) if os.path.isdir(os.path.join(images_dir, d)))
+    # Hidden entries (.DS_Store, ._x.jpg, .git) are the file system's, not images.
+    labels = sorted(
+        d
+        for d in os.listdir(images_dir)
+        if os.path.isdir(os.path.join(images_dir, d)) and not d.startswith(".")
+    )
     if not labels:
         raise FileNotFoundError(f"{images_dir} has no class subfolders")
     files: dict[str, list[tuple[str, str]]] = {"train": [], "validation": []}
@@ -62,7 +67,11 @@ def scan_folder(manual_dir: str, validation_percent: int) -> tuple[Hierarchy, li
                 f"{images_dir}/{label}: label {label!r} has no node in {hierarchy_path}"
             )
         folder = os.path.join(images_dir, label)
-        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+        names = sorted(
+            n
+            for n in os.listdir(folder)
+            if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")
+        )
         if not names:
             raise FileNotFoundError(f"{folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         for name in names:

@@ -127,3 +127,14 @@ def test_unknown_split_is_refused():
     task = tasks.get_task("dtd", data_dir="/nonexistent")
     with pytest.raises(ValueError, match="unknown split 'train'"):
         task.as_dataset("train")
+
+
+def test_a_suite_splits_on_semicolons_outside_quotes():
+    from vtab_eval.tasks.spec import split_specs
+
+    text = "mini_mnist; image_folder(path=\"a;b\") ;; image_folder(path='c\\';d')"
+    assert split_specs(text) == [
+        "mini_mnist",
+        'image_folder(path="a;b")',
+        "image_folder(path='c\\';d')",
+    ]

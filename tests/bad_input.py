@@ -1,0 +1,44 @@
+"""What every bad-input case asserts (tests/*/test_bad_input.py): the program ends with
+one line naming the culprit (no traceback) and a non-zero exit status, and leaves
+nothing half-written and no earlier result lost."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+# Locks are the operating system's and may stay behind by design; they hold no data.
+IGNORED = (".lock", ".lock.owner", ".export.lock")
+
+
+def snapshot(*roots: Path) -> dict[str, str]:
+    """Every file under ``roots`` with a hash of its bytes."""
+    files = {}
+    for root in map(Path, roots):
+        if root.is_file():
+            files[str(root)] = hashlib.sha1(root.read_bytes()).hexdigest()
+            continue
+        for path in sorted(root.rglob("*")) if root.exists() else []:
+            if path.is_file() and path.name not in IGNORED:
+                files[str(path)] = hashlib.sha1(path.read_bytes()).hexdigest()
+    return files
+
+
+def fails_cleanly(call, program: str, *culprits: str, roots=()) -> str:
+    """Runs ``call`` (a binary's entry point on a config) and checks the three things;
+    returns the message."""
+    before = snapshot(*roots)
+    with pytest.raises(SystemExit) as exit_info:
+        call()
+    message = exit_info.value.code
+    # sys.exit(<str>) prints the string alone to stderr and exits with status 1.
+    assert isinstance(message, str), f"exit code {message!r}: not a one-line error"
+    assert message.startswith(f"{program}: error: "), message
+    assert "\n" not in message and "Traceback" not in message, message
+    for culprit in culprits:
+        assert culprit in message, f"{culprit!r} not named in: {message}"
+    after = snapshot(*roots)
+    assert after == before, f"files changed: {sorted(set(after.items()) ^ set(before.items()))}"
+    return message

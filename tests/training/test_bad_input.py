@@ -1,0 +1,178 @@
+"""Bad input to the upstream binaries (experts.train, experts.data.build_upstream,
+hub_export.export, hub_export.catalog), case by case: each ends in one line naming the
+culprit, a non-zero exit, and no file written or lost (tests/bad_input.py)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experts import train
+from experts.configs import baseline, full_experts
+from hub_export import catalog, export
+from hub_export import config as export_config
+from tests.bad_input import fails_cleanly
+from tests.data.conftest import make_folder, prepare_folder_builder
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = "image_folder_upstream/test"
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    root = tmp_path_factory.mktemp("upstream")
+    manual = make_folder(str(root / "manual"))
+    prepare_folder_builder(manual, str(root / "tfds"))
+    return str(root / "tfds")
+
+
+def smoke(module, data_dir, workdir, **overrides):
+    config = module.get_config("smoke")
+    config.data.name, config.data.data_dir = DATA, data_dir
+    config.data.experts = ("circle", "red")
+    config.workdir, config.eval_batch = str(workdir), 16
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def exported(upstream, tmp_path_factory):
+    """A trained smoke B and its baseline module."""
+    workdir, hub = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("hub")
+    train.execute(smoke(baseline, upstream, workdir))
+    config = export_config.get_config()
+    config.update(workdir=str(workdir), hub_root=str(hub), kinds="baseline")
+    export.execute(config)
+    return workdir, hub, config
+
+
+def test_train_on_an_upstream_that_is_not_prepared(tmp_path):
+    config = smoke(baseline, str(tmp_path / "tfds"), tmp_path / "runs")
+    config.data.name = "image_folder_upstream"
+    message = fails_cleanly(
+        lambda: train.execute(config), "experts.train", "image_folder_upstream", "not prepared"
+    )
+    assert "build_upstream --image_folder=" in message
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("expert", ["dog", "../../evil", "/abs"])
+def test_train_an_expert_that_is_not_a_node(upstream, exported, expert):
+    config = smoke(full_experts, upstream, exported[0], expert=expert)
+    fails_cleanly(lambda: train.execute(config), "experts.train", repr(expert), roots=[exported[0]])
+
+
+def test_train_a_full_expert_before_b(upstream, tmp_path):
+    config = smoke(full_experts, upstream, tmp_path / "runs", expert="red")
+    fails_cleanly(lambda: train.execute(config), "experts.train", "train that job first")
+
+
+def test_retrain_b_with_another_model_keeps_it(upstream, exported):
+    config = smoke(baseline, upstream, exported[0])
+    config.model.size = "r26x0.25"
+    fails_cleanly(lambda: train.execute(config), "experts.train", "model.size", roots=[exported[0]])
+
+
+def test_export_a_work_tree_that_does_not_exist(exported, tmp_path):
+    config = exported[2].copy_and_resolve_references()
+    config.workdir = str(tmp_path / "none")
+    fails_cleanly(lambda: export.execute(config), "hub_export", str(tmp_path / "none"))
+
+
+def test_export_an_unknown_kind(exported):
+    config = exported[2].copy_and_resolve_references()
+    config.kinds = "baseline,nope"
+    fails_cleanly(lambda: export.execute(config), "hub_export", "'nope'", roots=[exported[1]])
+
+
+def test_export_a_kind_whose_job_has_not_run(exported):
+    config = exported[2].copy_and_resolve_references()
+    config.kinds = "epn"
+    fails_cleanly(lambda: export.execute(config), "hub_export", "epn", roots=[exported[1]])
+
+
+def test_export_over_a_module_of_an_older_b(exported):
+    workdir, hub, config = exported
+    metrics = workdir / "baseline" / "final" / "metrics.json"
+    stamp = metrics.stat()
+    os.utime(metrics, (stamp.st_atime, stamp.st_mtime + 3600))  # B trained again
+    try:
+        fails_cleanly(
+            lambda: export.execute(config), "hub_export", "baseline/1", "trained again", roots=[hub]
+        )
+    finally:
+        os.utime(metrics, (stamp.st_atime, stamp.st_mtime))
+
+
+def test_export_with_overwrite_and_skip_existing(exported):
+    config = exported[2].copy_and_resolve_references()
+    config.overwrite = config.skip_existing = True
+    fails_cleanly(lambda: export.execute(config), "hub_export", "exclude", roots=[exported[1]])
+
+
+def test_catalog_of_a_root_that_does_not_exist(tmp_path):
+    call = lambda: catalog.execute(str(tmp_path / "none"))  # noqa: E731
+    fails_cleanly(call, "hub_export.catalog", str(tmp_path / "none"))
+
+
+def test_catalog_with_a_corrupt_expert_info(exported, tmp_path):
+    import shutil
+
+    hub = tmp_path / "hub"
+    shutil.copytree(exported[1], hub)
+    [info] = hub.rglob("expert_info.json")
+    info.write_text("{")
+    call = lambda: catalog.execute(str(hub))  # noqa: E731
+    fails_cleanly(call, "hub_export.catalog", str(info), "invalid JSON", roots=[hub])
+
+
+def _binary(args, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert done.returncode != 0
+    program = args[0]
+    lines = [line for line in done.stderr.splitlines() if line.startswith(f"{program}: error")]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    return lines[0]
+
+
+def test_build_an_upstream_folder_without_its_hierarchy(tmp_path):
+    manual = make_folder(str(tmp_path / "manual"), labels=("triangle",))
+    os.remove(os.path.join(manual, "hierarchy.txt"))
+    line = _binary(
+        ["experts.data.build_upstream", f"--image_folder={manual}", f"--data_dir={tmp_path}/t"],
+        tmp_path,
+    )
+    assert os.path.join(manual, "hierarchy.txt") in line
+    assert not list((tmp_path / "t").rglob("*.tfrecord*"))
+
+
+def test_build_an_upstream_folder_with_a_class_not_in_the_hierarchy(tmp_path):
+    manual = make_folder(str(tmp_path / "manual"), labels=("triangle",))
+    os.rename(os.path.join(manual, "images", "triangle"), os.path.join(manual, "images", "hexagon"))
+    line = _binary(
+        ["experts.data.build_upstream", f"--image_folder={manual}", f"--data_dir={tmp_path}/t"],
+        tmp_path,
+    )
+    assert "'hexagon'" in line
+    assert not list((tmp_path / "t").rglob("*.tfrecord*"))
+
+
+def test_train_with_a_config_field_that_does_not_exist(tmp_path):
+    line = _binary(
+        ["experts.train", "--config=experts/configs/baseline.py:smoke", "--config.train.nope=1",
+         f"--config.workdir={tmp_path}/runs"],
+        tmp_path,
+    )  # fmt: skip
+    assert "--config.train.nope=1: the config has no field 'nope'" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_exported_module_is_there(exported):
+    # The fixture itself: the cases above refuse to change a real export.
+    [info] = Path(exported[1]).rglob("expert_info.json")
+    assert json.loads(info.read_text())["kind"] == "baseline"

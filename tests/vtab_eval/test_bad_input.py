@@ -1,0 +1,263 @@
+"""Bad input to `vtab_eval.main`, case by case, as a new user would give it: each ends
+in one line naming the culprit, a non-zero exit, and no file written or lost
+(tests/bad_input.py says how each is checked)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.bad_input import fails_cleanly
+from vtab_eval import main as vtab_main
+from vtab_eval.configs import transfer
+
+PROGRAM = "vtab_eval.main"
+REPO = Path(__file__).resolve().parents[2]
+EXPERT = "tests/experts/bit/tiny/tiny_upstream/red/1"
+
+
+def image_folder(root: Path, per_class: int = 12, classes=("dark", "light")) -> Path:
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 100, (16, 16, 3)) + 150 * label
+            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def config_for(pool, workdir, suite, **overrides):
+    config = transfer.get_config("smoke")
+    config.update(pool=str(pool), workdir=str(workdir), suite=suite, selectors="knn,baseline")
+    config.update(overrides)
+    return config
+
+
+def folder_spec(path) -> str:
+    return f'image_folder(path="{path}")'
+
+
+@pytest.fixture(scope="module")
+def finished(hub_root, tmp_path_factory):
+    """A finished smoke run on a small image folder, for the cases that must keep it."""
+    folder = image_folder(tmp_path_factory.mktemp("task"))
+    workdir = tmp_path_factory.mktemp("run")
+    config = config_for(hub_root, workdir, folder_spec(folder))
+    vtab_main.execute(config)
+    assert list(workdir.glob("tasks/*/result.json"))
+    return config
+
+
+def run(config):
+    return lambda: vtab_main.execute(config)
+
+
+def test_no_pool(tmp_path):
+    fails_cleanly(run(config_for("", tmp_path / "w", "mini_mnist")), PROGRAM, "no pool")
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_pool_path_that_does_not_exist(tmp_path):
+    config = config_for(tmp_path / "nowhere", tmp_path / "w", "mini_mnist")
+    fails_cleanly(run(config), PROGRAM, str(tmp_path / "nowhere"), "does not exist")
+
+
+def test_an_unknown_selector(hub_root, tmp_path):
+    config = config_for(hub_root, tmp_path / "w", "mini_mnist", selectors="knn,nope")
+    fails_cleanly(run(config), PROGRAM, "nope")
+
+
+def test_no_selector(hub_root, tmp_path):
+    config = config_for(hub_root, tmp_path / "w", "mini_mnist", selectors=" , ")
+    fails_cleanly(run(config), PROGRAM, "--selectors names no selector")
+
+
+def test_a_suite_without_tasks(hub_root, tmp_path):
+    fails_cleanly(run(config_for(hub_root, tmp_path, " ; ")), PROGRAM, "names no tasks")
+
+
+def test_an_unknown_task(hub_root, tmp_path):
+    fails_cleanly(run(config_for(hub_root, tmp_path, "mini_nope")), PROGRAM, "mini_nope")
+
+
+def test_a_malformed_task_spec(hub_root, tmp_path):
+    fails_cleanly(run(config_for(hub_root, tmp_path, "mini_mnist(3")), PROGRAM, "mini_mnist(3")
+
+
+def test_an_image_folder_that_does_not_exist(hub_root, tmp_path):
+    spec = folder_spec(tmp_path / "missing")
+    fails_cleanly(
+        run(config_for(hub_root, tmp_path / "w", spec)), PROGRAM, str(tmp_path / "missing")
+    )
+    assert not (tmp_path / "w" / "run.json").exists()
+
+
+def test_an_image_folder_with_one_class(hub_root, tmp_path):
+    folder = image_folder(tmp_path / "task", classes=("only",))
+    spec = folder_spec(folder)
+    fails_cleanly(run(config_for(hub_root, tmp_path / "w", spec)), PROGRAM, str(folder), ">= 2")
+
+
+def test_a_class_folder_without_images(hub_root, tmp_path):
+    folder = image_folder(tmp_path / "task")
+    (folder / "empty").mkdir()
+    (folder / "empty" / "notes.txt").write_text("no images here")
+    spec = folder_spec(folder)
+    fails_cleanly(run(config_for(hub_root, tmp_path / "w", spec)), PROGRAM, "'empty'", "no images")
+
+
+def test_an_image_folder_with_too_few_images(hub_root, tmp_path):
+    folder = image_folder(tmp_path / "task", per_class=1)
+    spec = folder_spec(folder)
+    fails_cleanly(
+        run(config_for(hub_root, tmp_path / "w", spec)), PROGRAM, str(folder), "at least 3"
+    )
+
+
+def test_a_truncated_jpeg(hub_root, tmp_path):
+    folder = image_folder(tmp_path / "task")
+    Image.new("RGB", (64, 64), (9, 99, 199)).save(tmp_path / "whole.jpg")
+    (folder / "dark" / "cut.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes()[:300])
+    spec = folder_spec(folder)
+    workdir = tmp_path / "w"
+    fails_cleanly(
+        run(config_for(hub_root, workdir, spec)), PROGRAM, str(folder / "dark" / "cut.jpg")
+    )
+    assert not (workdir / "features").exists()  # failed before any module ran
+
+
+def test_a_text_file_named_png(hub_root, tmp_path):
+    folder = image_folder(tmp_path / "task")
+    (folder / "light" / "fake.png").write_text("not an image")
+    spec = folder_spec(folder)
+    fails_cleanly(run(config_for(hub_root, tmp_path / "w", spec)), PROGRAM, "fake.png")
+
+
+def test_a_semicolon_in_a_task_path_is_a_path_not_a_separator(hub_root, tmp_path):
+    spec = folder_spec(tmp_path / "a;b")  # the folder does not exist: named whole
+    fails_cleanly(run(config_for(hub_root, tmp_path / "w", spec)), PROGRAM, str(tmp_path / "a;b"))
+
+
+def test_a_changed_result_setting_keeps_the_finished_run(finished):
+    changed = finished.copy_and_resolve_references()
+    changed.finetune.final_repeats = 3
+    fails_cleanly(run(changed), PROGRAM, "config.finetune", "run.json", roots=[finished.workdir])
+
+
+def test_another_pool_keeps_the_finished_run(finished, hub_root, tmp_path):
+    changed = finished.copy_and_resolve_references()
+    changed.pool = str(hub_root / EXPERT)
+    fails_cleanly(run(changed), PROGRAM, "another pool", roots=[finished.workdir])
+
+
+def test_a_busy_work_directory(finished):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, finished.workdir], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        fails_cleanly(run(finished), PROGRAM, f"pid {holder.pid}", roots=[finished.workdir])
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+HOLD = """
+import sys, time
+from vtab_eval import run_dir
+with run_dir.RunDir(sys.argv[1]).lock():
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_corrupt_result_file_is_named(finished, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(finished.workdir, workdir)
+    [result] = workdir.glob("tasks/*/result.json")
+    result.write_text('{"task": ')
+    copy = finished.copy_and_resolve_references()
+    copy.workdir = str(workdir)
+    fails_cleanly(run(copy), PROGRAM, str(result), "invalid JSON", roots=[workdir])
+
+
+def test_a_corrupt_run_file_is_named(finished, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(finished.workdir, workdir)
+    (workdir / "run.json").write_text("[")
+    copy = finished.copy_and_resolve_references()
+    copy.workdir = str(workdir)
+    fails_cleanly(run(copy), PROGRAM, str(workdir / "run.json"), roots=[workdir])
+
+
+def _pool_copy(hub_root, tmp_path):
+    pool = tmp_path / "pool"
+    shutil.copytree(hub_root, pool)
+    return pool, pool / EXPERT / "expert_info.json"
+
+
+def test_a_corrupt_expert_info(hub_root, tmp_path):
+    pool, info = _pool_copy(hub_root, tmp_path)
+    info.write_text("{")
+    config = config_for(pool, tmp_path / "w", folder_spec(image_folder(tmp_path / "t")))
+    fails_cleanly(run(config), PROGRAM, str(info), roots=[pool])
+
+
+def test_an_expert_info_whose_feature_dim_is_wrong(hub_root, tmp_path):
+    pool, info = _pool_copy(hub_root, tmp_path)
+    record = json.loads(info.read_text())
+    record["feature_dim"] += 5
+    info.write_text(json.dumps(record))
+    config = config_for(pool, tmp_path / "w", folder_spec(image_folder(tmp_path / "t")))
+    fails_cleanly(run(config), PROGRAM, str(info), "feature_dim", roots=[pool])
+    assert not list((tmp_path / "w").glob("tasks/*/result.json"))
+
+
+def test_a_hub_url_that_climbs_out_of_the_mirror(hub_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPERTS_HUB_ROOT", str(hub_root))
+    url = "https://tfhub.dev/tests/experts/../../../etc/1"
+    config = config_for(url, tmp_path / "w", "mini_mnist")
+    fails_cleanly(run(config), PROGRAM, url, "'..'")
+
+
+def test_a_handle_that_is_not_tfhub(tmp_path):
+    url = "https://example.invalid/m/1"
+    fails_cleanly(run(config_for(url, tmp_path / "w", "mini_mnist")), PROGRAM, url)
+
+
+def test_a_task_with_more_classes_than_the_heads(hub_root, tmp_path):
+    folder = image_folder(tmp_path / "task", classes=("a", "b", "c"))
+    config = config_for(hub_root, tmp_path / "w", folder_spec(folder))
+    config.finetune.max_classes = 2
+    fails_cleanly(run(config), PROGRAM, "3 classes", "config.finetune.max_classes=2")
+
+
+def test_a_report_of_a_directory_without_results(tmp_path):
+    config = config_for("", tmp_path / "empty", "mini_mnist")
+    (tmp_path / "empty").mkdir()
+    call = lambda: vtab_main.execute(config, report_only=True)  # noqa: E731
+    fails_cleanly(call, PROGRAM, str(tmp_path / "empty"), roots=[tmp_path / "empty"])
+
+
+@pytest.mark.parametrize(
+    ("argument", "culprit"),
+    [
+        ("--config.nope=1", "--config.nope=1: the config has no field 'nope'"),
+        ("--config=vtab_eval/configs/transfer.py:huge", "unknown preset 'huge'"),
+        ("--config.seed=many", "--config.seed"),
+    ],
+)
+def test_bad_flags_through_the_binary(argument, culprit, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", PROGRAM, argument, f"--workdir={tmp_path}/w", "--pool=x"],
+        cwd=REPO, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    [line] = [line for line in done.stderr.splitlines() if line.startswith(f"{PROGRAM}:")]
+    assert culprit in line and "Traceback" not in done.stderr
+    assert not (tmp_path / "w").exists()
