@@ -9,7 +9,9 @@ cannot drift from what hub_export writes:
 * ``hub.KerasLayer(handle, trainable=True)`` exposes trainable weights and fine-tunes:
   one gradient step changes the features;
 * a ``serving_default`` signature and a ``regularization_losses`` list;
-* its ``expert_info.json`` passes the pool's strict reader.
+* its ``expert_info.json`` passes the pool's strict reader;
+* its graphs hold no op that touches files, the network or processes, beyond restoring
+  its own variables (vtab_eval.module_check).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras as keras
 
-from vtab_eval import pool
+from vtab_eval import module_check, pool
 
 
 def check_feature_module(path: str | Path) -> dict:
@@ -30,6 +32,7 @@ def check_feature_module(path: str | Path) -> dict:
     info = pool.read_info(path / pool.INFO_FILE)
     dim = info["feature_dim"]
     assert info["output"]["feature_vector"] == [None, dim], info["output"]
+    module_check.check_module(path)
     loaded = tf.saved_model.load(str(path))
     assert "serving_default" in loaded.signatures, list(loaded.signatures)
     assert isinstance(list(loaded.regularization_losses), list)

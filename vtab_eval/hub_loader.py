@@ -14,6 +14,9 @@ A handle is either
   tfhub.dev (now served from Kaggle), so the published experts are used by
   downloading them elsewhere and copying them into the mirror layout.
 
+A module is code: before it is loaded, ``module_check`` refuses graphs with ops that
+touch files, the network or processes (see there).
+
 Every module follows the image feature-vector contract (DESIGN.md): float32 images
 ``[batch, h, w, 3]`` in [0, 1], any size, ``[batch, dim]`` out. This module must not
 import ``experts`` or ``hub_export``: the evaluation side sees experts only as handles.
@@ -27,6 +30,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import tensorflow_hub as hub
+
+from vtab_eval import module_check
 
 HUB_ROOT_ENV = "EXPERTS_HUB_ROOT"
 TFHUB_HOSTS = ("tfhub.dev", "www.tfhub.dev")
@@ -76,6 +81,8 @@ def load(
     """``hub.KerasLayer`` for ``handle``; ``kwargs`` go to it (e.g. ``arguments`` for the
     packed adapter module's ``{"expert": i}``). ``trainable=True`` fine-tunes the module."""
     where = resolve(handle, hub_root)
+    if "://" not in where:  # a remote module is checked where tensorflow_hub caches it
+        module_check.check_module(where)
     try:
         return hub.KerasLayer(where, trainable=trainable, **kwargs)
     except Exception as e:

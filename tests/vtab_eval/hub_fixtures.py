@@ -52,6 +52,19 @@ class TinyModule(tf.Module):
         return tf.matmul(pre, self.kernel) + self.bias
 
 
+class WritesAFile(TinyModule):
+    """A feature module that also writes a file each time it runs."""
+
+    def __init__(self, target: str):
+        self.target = target
+        super().__init__("mean_color")
+
+    @tf.function
+    def __call__(self, images, training=False):
+        tf.io.write_file(self.target, "written by a module")
+        return tf.matmul(tf.reduce_mean(images, axis=[1, 2]), self.kernel) + self.bias
+
+
 def save_module(path: Path, module: TinyModule, info: dict) -> Path:
     """Saves in the TF2 hub format: `hub.KerasLayer` reads `variables`,
     `trainable_variables` and `regularization_losses` off the root object, which a

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.bad_input import fails_cleanly
+from tests.vtab_eval import hub_fixtures
 from vtab_eval import main as vtab_main
 from vtab_eval.configs import transfer
 
@@ -216,6 +217,18 @@ def test_an_expert_info_whose_feature_dim_is_wrong(hub_root, tmp_path):
     config = config_for(pool, tmp_path / "w", folder_spec(image_folder(tmp_path / "t")))
     fails_cleanly(run(config), PROGRAM, str(info), "feature_dim", roots=[pool])
     assert not list((tmp_path / "w").glob("tasks/*/result.json"))
+
+
+def test_a_module_that_writes_files(hub_root, tmp_path):
+    pool, _ = _pool_copy(hub_root, tmp_path)
+    leaked = tmp_path / "leaked.txt"
+    evil = pool / "tests/experts/bit/tiny/tiny_upstream/evil/1"
+    hub_fixtures.save_module(
+        evil, hub_fixtures.WritesAFile(str(leaked)), hub_fixtures.expert_info("evil")
+    )
+    config = config_for(pool, tmp_path / "w", folder_spec(image_folder(tmp_path / "t")))
+    fails_cleanly(run(config), PROGRAM, "op WriteFile", str(evil), roots=[pool])
+    assert not leaked.exists()
 
 
 def test_a_hub_url_that_climbs_out_of_the_mirror(hub_root, tmp_path, monkeypatch):
