@@ -60,6 +60,11 @@ SPEED_ONLY_FIELDS = frozenset(
 )
 
 
+# Fields added to the job configs after work trees were recorded without them, with the
+# value that reproduces how those jobs ran: a record without the field reads as that.
+LATER_FIELDS = {"train.deterministic": False}
+
+
 class ConfigChanged(ValueError):
     """A rerun's config differs from the one the job was started with."""
 
@@ -163,7 +168,7 @@ class JobDir:
 
 def check_unchanged(recorded: Mapping, config: Mapping, where: Path | str) -> None:
     """Raises ``ConfigChanged`` naming the first result-changing field that differs."""
-    old, new = flatten(recorded), flatten(config)
+    old, new = {**LATER_FIELDS, **flatten(recorded)}, flatten(config)
     for field in sorted(set(old) | set(new)):
         if field in SPEED_ONLY_FIELDS or old.get(field) == new.get(field):
             continue

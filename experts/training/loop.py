@@ -124,7 +124,10 @@ def default_train_config() -> ml_collections.ConfigDict:
             "checkpoint_every": 200,
             "steps_per_call": 1,  # train steps inside one tf.function call
             "keep_checkpoints": 2,
-            "seed": 0,
+            "seed": 0,  # initial weights and input order
+            # Deterministic kernels too (tf.config.experimental.enable_op_determinism):
+            # the same weights from run to run, at a cost in speed (RESULTS.md).
+            "deterministic": False,
         }
     )
 
@@ -289,6 +292,10 @@ def _compile(job: Job, config, strategy, peak: float, total: int) -> _Compiled:
     schedule = schedules.WarmupDecay(
         peak, total, schedules.warmup_steps_for(total, config.warmup_fraction), config.decay
     )
+    if config.get("deterministic", False):
+        tf.config.experimental.enable_op_determinism()  # for the whole process
+    # The initial weights follow the seed: unseeded, every run started elsewhere.
+    keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = job.build_model()
         variables = job.trainable_variables(model)
