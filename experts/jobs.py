@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from experts import work_tree
+from experts.data import augment as augmentation
 from experts.data import pipelines, upstream
 from experts.models import resnet_v2
 from experts.training import loop
@@ -44,18 +45,34 @@ class Upstream:
     info: upstream.UpstreamInfo
     experts: tuple[str, ...]
     image_size: int
+    augment: augmentation.Augment = augmentation.GLYPHS
 
     @classmethod
     def open(cls, config: ml_collections.ConfigDict) -> Upstream:
         builder, info = pipelines.open_upstream(config.data.name, config.data.data_dir or None)
-        experts = info.job_experts(config.data.experts, config.data.get("num_experts", 0))
-        return cls(builder, info, experts, config.model.image_size)
+        names = tuple(config.data.experts)
+        choice = config.data.choice
+        if not names and choice.rule == "top":  # the job's own rule, not the build's
+            rule = {k: v for k, v in choice.items() if k != "rule"}
+            names = tuple(info.choose_experts(upstream.ExpertChoice(**rule)))
+        experts = info.job_experts(names, config.data.get("num_experts", 0))
+        augment = augmentation.Augment.from_config(config.data.augment)
+        return cls(builder, info, experts, config.model.image_size, augment)
 
     # What every job of a run shares, kept for the run's lifetime (not the process's).
     _baselines: dict = dataclasses.field(default_factory=dict, repr=False)
     _logits_fns: weakref.WeakKeyDictionary = dataclasses.field(
         default_factory=weakref.WeakKeyDictionary, repr=False
     )
+
+    def read(self, make, *selection, split: str, batch: int, training: bool, seed: int = 0):
+        """One of ``data.pipelines``' datasets over this upstream with its augmentation:
+        ``make(builder, info, *selection, split, batch, image_size, training, seed,
+        augment)``, ``selection`` being the expert or experts it takes."""
+        return make(
+            self.builder, self.info, *selection, split, batch, self.image_size, training, seed,
+            self.augment,
+        )  # fmt: skip
 
     @property
     def num_nodes(self) -> int:
@@ -142,18 +159,11 @@ def _eval_batch(config) -> int:
 
 def baseline_job(config, data: Upstream) -> loop.Job:
     def dataset_fn(ctx, batch, seed):
-        ds = pipelines.whole(data.builder, data.info, "train", batch, data.image_size, True, seed)
+        ds = data.read(pipelines.whole, split="train", batch=batch, training=True, seed=seed)
         return _sharded(ctx, ds)
 
     def evaluate(model):
-        ds = pipelines.whole(
-            data.builder,
-            data.info,
-            EVAL_SPLIT,
-            _eval_batch(config),
-            data.image_size,
-            training=False,
-        )
+        ds = data.read(pipelines.whole, split=EVAL_SPLIT, batch=_eval_batch(config), training=False)
         return multilabel_metrics(data, data.logits_fn(model), ds)
 
     return loop.Job(
@@ -169,8 +179,8 @@ def baseline_job(config, data: Upstream) -> loop.Job:
 
 def full_expert_job(config, data: Upstream, expert: str) -> loop.Job:
     def slice_data(split, batch, training, seed=0):
-        return pipelines.expert_slice(
-            data.builder, data.info, expert, split, batch, data.image_size, training, seed
+        return data.read(
+            pipelines.expert_slice, expert, split=split, batch=batch, training=training, seed=seed
         )
 
     def evaluate(model):
@@ -203,8 +213,8 @@ def adapter_experts_job(config, data: Upstream) -> loop.Job:
         return model
 
     def dataset_fn(ctx, batch, seed):
-        ds = pipelines.expert_mix(
-            data.builder, data.info, experts, "train", batch, data.image_size, True, seed
+        ds = data.read(
+            pipelines.expert_mix, experts, split="train", batch=batch, training=True, seed=seed
         )
         return _sharded(ctx, ds)
 
@@ -216,15 +226,10 @@ def adapter_experts_job(config, data: Upstream) -> loop.Job:
         routed, baseline = data.logits_fn(model), data.logits_fn(data.baseline(config))
         metrics = {}
         for e, name in enumerate(experts):
-            ds = pipelines.expert_slice(
-                data.builder,
-                data.info,
-                name,
-                EVAL_SPLIT,
-                _eval_batch(config),
-                data.image_size,
-                False,
-            )
+            ds = data.read(
+                pipelines.expert_slice, name, split=EVAL_SPLIT, batch=_eval_batch(config),
+                training=False,
+            )  # fmt: skip
             ds = list(ds)  # read once for the adapter expert and B
             mine = multilabel_metrics(data, routed, ds, expert=e)
             base = multilabel_metrics(data, baseline, ds)
@@ -247,9 +252,10 @@ def epn_job(config, data: Upstream) -> loop.Job:
     experts = list(data.experts)
 
     def batches(split, batch, training, seed=0):
-        return pipelines.expert_prediction(
-            data.builder, data.info, experts, split, batch, data.image_size, training, seed
-        )
+        return data.read(
+            pipelines.expert_prediction, experts, split=split, batch=batch, training=training,
+            seed=seed,
+        )  # fmt: skip
 
     def evaluate(model):
         total, loss, hit = 0, 0.0, 0

@@ -62,7 +62,17 @@ SPEED_ONLY_FIELDS = frozenset(
 
 # Fields added to the job configs after work trees were recorded without them, with the
 # value that reproduces how those jobs ran: a record without the field reads as that.
-LATER_FIELDS = {"train.deterministic": False}
+LATER_FIELDS = {
+    "train.deterministic": False,
+    "train.step_boundaries": [0.3, 0.6, 0.9],
+    "data.augment.crop_area": [0.6, 1.0],
+    "data.augment.flip": False,
+    "data.choice.rule": "recorded",
+    "data.choice.num_experts": 50,
+    "data.choice.min_images": 500,
+    "data.choice.max_overlap": 0.8,
+    "data.choice.exclude_roots": True,
+}
 
 
 class ConfigChanged(ValueError):
@@ -168,7 +178,8 @@ class JobDir:
 
 def check_unchanged(recorded: Mapping, config: Mapping, where: Path | str) -> None:
     """Raises ``ConfigChanged`` naming the first result-changing field that differs."""
-    old, new = {**LATER_FIELDS, **flatten(recorded)}, flatten(config)
+    old = {**LATER_FIELDS, **flatten(recorded)}
+    new = {**LATER_FIELDS, **flatten(config)}
     for field in sorted(set(old) | set(new)):
         if field in SPEED_ONLY_FIELDS or old.get(field) == new.get(field):
             continue

@@ -181,18 +181,19 @@ class FineTuner:
         _check_labels(labels, self.max_classes if num_classes is None else num_classes)
         self.reset()
         start = time.perf_counter()
-        losses = self.losses = []
+        # Losses stay on the device until the run ends: reading one back every step
+        # would wait for each step to finish before the next could be queued.
+        step_losses = []
         for step, idx in enumerate(batch_indices(len(labels), hp.batch_size, hp.steps, seed)):
             lr = tf.constant(learning_rate_at(step, hp), tf.float32)
-            losses.append(
-                float(
-                    self._train_step(tf.constant(images[idx]), tf.constant(labels[idx]), lr, mask)
-                )
+            batch = tf.constant(images[idx]), tf.constant(labels[idx])
+            step_losses.append(self._train_step(*batch, lr, mask))
+        losses = self.losses = [float(x) for x in tf.stack(step_losses).numpy()]
+        bad = next((i for i, x in enumerate(losses) if not np.isfinite(x)), None)
+        if bad is not None:
+            raise FloatingPointError(
+                f"module {self.handle}: loss became {losses[bad]} at step {bad} with {hp}"
             )
-            if not np.isfinite(losses[-1]):
-                raise FloatingPointError(
-                    f"module {self.handle}: loss became {losses[-1]} at step {step} with {hp}"
-                )
         train_seconds = time.perf_counter() - start
         accuracy = self.accuracy(evaluate, num_classes)
         return {

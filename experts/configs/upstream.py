@@ -22,7 +22,25 @@ def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
     config.job = job
     config.model = presets.model_config(preset)
     config.model.num_experts = 0
-    config.data = ml_collections.ConfigDict(
+    config.data = _data_config(preset)
+    config.workdir = "runs/upstream"
+    config.baseline_workdir = ""  # empty: <workdir>/baseline
+    config.expert = ""  # full experts: one expert by name; empty trains all in turn
+    # Delete a job's earlier work and train it afresh (a rerun with a changed setting
+    # is refused otherwise: experts/work_tree.py).
+    config.restart = False
+    # "auto": a TPU if there is one, else every local GPU mirrored, else one device.
+    config.strategy = "auto" if preset == "paper" else "default"
+    config.tpu_address = ""
+    config.eval_batch = 256
+    config.train = loop.default_train_config()
+    config.train.update(_train_overrides(preset))
+    return config
+
+
+def _data_config(preset: str) -> ml_collections.ConfigDict:
+    """The upstream data, the expert choice and the training augmentation."""
+    return ml_collections.ConfigDict(
         {
             # A tfds name of a prepared upstream (experts/data/builders).
             "name": "embedded_upstream/32px" if preset != "paper" else "image_folder_upstream",
@@ -33,36 +51,50 @@ def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
             # The cpu preset trains the 16 largest: within the demo's time, fewer
             # experts trained longer specialise more (RESULTS.md).
             "num_experts": 16 if preset == "cpu" else 0,
+            # How experts are chosen when none are named: "recorded", the choice made
+            # when the data was built (build_upstream's flags), or "top", this rule:
+            # the num_experts nodes with the most images among those with min_images,
+            # dropping one that overlaps a larger one by more than max_overlap (Jaccard
+            # of their label sets; 1.0 keeps all), roots excluded or not. The paper
+            # (section 6.1) takes the 50 largest ImageNet-21k synsets, roots included.
+            "choice": {
+                "rule": "top" if preset == "paper" else "recorded",
+                "num_experts": 50,
+                "min_images": 0 if preset == "paper" else 500,
+                "max_overlap": 1.0 if preset == "paper" else 0.8,
+                "exclude_roots": preset != "paper",
+            },
+            # Training augmentation (data/pipelines.py): BiT's Inception-style crop
+            # and flip for natural images; the glyphs of the embedded upstream keep
+            # most of their canvas and are never mirrored.
+            "augment": (
+                {"crop_area": (0.08, 1.0), "flip": True}
+                if preset == "paper"
+                else {"crop_area": (0.6, 1.0), "flip": False}
+            ),
         }
     )
-    config.workdir = "runs/upstream"
-    config.baseline_workdir = ""  # empty: <workdir>/baseline
-    config.expert = ""  # full experts: one expert by name; empty trains all in turn
-    # Delete a job's earlier work and train it afresh (a rerun with a changed setting
-    # is refused otherwise: experts/work_tree.py).
-    config.restart = False
-    config.strategy = "default"
-    config.tpu_address = ""
-    config.eval_batch = 256
-    config.train = loop.default_train_config()
-    config.train.update(
-        {
-            "smoke": {"total_steps": 2, "global_batch": 8, "log_every": 1, "checkpoint_every": 1},
-            "cpu": {
-                "global_batch": 128,
-                "log_every": 50,
-                "checkpoint_every": 250,
-                "steps_per_call": 10,
-            },
-            # BiT upstream: global batch 4096 on a TPUv3-512, 5k warm-up steps, 10x
-            # step decays, weight decay 1e-4, many host steps per call.
-            "paper": {
-                "global_batch": 4096,
-                "decay": "step",
-                "log_every": 500,
-                "checkpoint_every": 5000,
-                "steps_per_call": 100,
-            },
-        }[preset]
-    )
-    return config
+
+
+def _train_overrides(preset: str) -> dict:
+    """The optimisation fields a preset sets on ``loop.default_train_config()``."""
+    return {
+        "smoke": {"total_steps": 2, "global_batch": 8, "log_every": 1, "checkpoint_every": 1},
+        "cpu": {
+            "global_batch": 128,
+            "log_every": 50,
+            "checkpoint_every": 250,
+            "steps_per_call": 10,
+        },
+        # BiT upstream: global batch 4096 on a TPUv3-512, 5k warm-up steps (the
+        # warm-up cap), 10x decays at epochs 30, 60 and 80 of 90, weight decay
+        # 1e-4, many host steps per call.
+        "paper": {
+            "global_batch": 4096,
+            "decay": "step",
+            "step_boundaries": (30 / 90, 60 / 90, 80 / 90),
+            "log_every": 500,
+            "checkpoint_every": 5000,
+            "steps_per_call": 100,
+        },
+    }[preset]

@@ -12,9 +12,10 @@ the models' input range) and ``label`` (the class id), plus:
 * ``expert_prediction``  ``expert_targets``: multi-hot over the experts whose slice holds the
                        image, for the expert prediction network (EPN).
 
-Training pipelines repeat forever, shuffle with ``seed`` and augment by a random crop
-resized back to ``image_size``. There is no horizontal flip by default: a mirrored glyph is
-another glyph (or none); pass ``flip=True`` for natural images. Evaluation pipelines read
+Training pipelines repeat forever, shuffle with ``seed`` and augment (``Augment``, set by
+``config.data.augment``) by a random crop resized back to ``image_size`` and, for natural
+images, a horizontal flip: ``INCEPTION`` as BiT upstream, ``GLYPHS`` (larger crops, no
+flip: a mirrored glyph is another glyph) for the embedded upstream. Evaluation pipelines read
 each example once, in order, only resized. Labels are filtered before images are decoded,
 so a small slice costs a pass over the records, not over the pixels.
 
@@ -36,10 +37,11 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from experts.data import upstream
+from experts.data.augment import GLYPHS, Augment, preprocess, preprocess_batch
 
 SHUFFLE_BUFFER = 10_000
-CROP_AREA = (0.6, 1.0)  # glyphs fill 70-90% of the canvas: a smaller crop loses the glyph
-CROP_ASPECT = (3 / 4, 4 / 3)
+
+
 # Splits smaller than this (encoded bytes) are cached in memory after the first pass.
 AUTO_CACHE_BYTES = 1 << 30
 
@@ -58,78 +60,6 @@ def open_upstream(
             f"python -m experts.data.build_upstream {how}--data_dir={data_dir}"
         )
     return builder, upstream.load_info(builder)
-
-
-# -- per-example transforms ------------------------------------------------------------
-
-
-def preprocess(
-    encoded: tf.Tensor,
-    image_size: int,
-    training: bool,
-    seed: tf.Tensor | None = None,
-    flip: bool = False,
-    crop_area: tuple[float, float] = CROP_AREA,
-) -> tf.Tensor:
-    """Encoded image -> float32 ``[image_size, image_size, 3]`` in [0, 1]. In training, a
-    random crop (area and aspect ratio ranges) resized to ``image_size``, randomised by the
-    stateless ``seed`` (shape [2]) so that a pipeline is reproducible."""
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image = tf.image.convert_image_dtype(image, tf.float32)
-    if training:
-        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-            tf.shape(image),
-            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-            seed=seed,
-            area_range=crop_area,
-            aspect_ratio_range=CROP_ASPECT,
-            min_object_covered=0.0,
-            use_image_if_no_bounding_boxes=True,
-        )
-        image = tf.slice(image, begin, size)
-        if flip:
-            image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
-    image = tf.image.resize(image, [image_size, image_size], antialias=True)
-    image.set_shape([image_size, image_size, 3])
-    return tf.clip_by_value(image, 0.0, 1.0)
-
-
-def preprocess_batch(
-    images: tf.Tensor,
-    image_size: int,
-    training: bool,
-    seed: tf.Tensor | None = None,
-    flip: bool = False,
-    crop_area: tuple[float, float] = CROP_AREA,
-) -> tf.Tensor:
-    """``preprocess`` for a batch of same-sized uint8 images ``[b, h, w, 3]``: float32
-    ``[b, image_size, image_size, 3]`` in [0, 1]. Training crops one random box per image
-    (area fraction uniform in ``crop_area``, log aspect ratio uniform in ``CROP_ASPECT``,
-    clipped to the image; the stateless ``seed`` pair drives the whole batch) and resizes
-    it bilinearly with ``crop_and_resize``."""
-    images = tf.convert_to_tensor(images)
-    batch = tf.shape(images)[0]
-    if not training:
-        out = tf.image.convert_image_dtype(images, tf.float32)
-        if images.shape[1:3] != (image_size, image_size):
-            out = tf.image.resize(out, [image_size, image_size], antialias=True)
-        return tf.clip_by_value(out, 0.0, 1.0)
-    u = tf.random.stateless_uniform([batch, 5], seed=seed)
-    area = crop_area[0] + (crop_area[1] - crop_area[0]) * u[:, 0]
-    log_lo, log_hi = np.log(CROP_ASPECT[0]), np.log(CROP_ASPECT[1])
-    aspect = tf.exp(log_lo + (log_hi - log_lo) * u[:, 1])  # width / height
-    height = tf.minimum(tf.sqrt(area / aspect), 1.0)
-    width = tf.minimum(tf.sqrt(area * aspect), 1.0)
-    top = (1.0 - height) * u[:, 2]
-    left = (1.0 - width) * u[:, 3]
-    boxes = tf.stack([top, left, top + height, left + width], axis=1)
-    out = tf.image.crop_and_resize(
-        tf.cast(images, tf.float32), boxes, tf.range(batch), [image_size, image_size]
-    )
-    if flip:
-        out = tf.where(u[:, 4, None, None, None] < 0.5, out[:, :, ::-1], out)
-    out.set_shape([None, image_size, image_size, 3])
-    return tf.clip_by_value(out / 255.0, 0.0, 1.0)
 
 
 def static_image_shape(builder) -> tuple[int, int, int] | None:
@@ -233,7 +163,7 @@ def _finish(
     image_size: int,
     training: bool,
     seed: int,
-    flip: bool,
+    augment: Augment,
     shuffle: bool = True,
 ) -> tf.data.Dataset:
     """Shuffles and repeats (training), decodes and augments, adds targets and batches."""
@@ -249,7 +179,7 @@ def _finish(
 
         def transform_batch(batch, pair):
             out = dict(batch)
-            out["image"] = preprocess_batch(batch["image"], image_size, training, pair, flip)
+            out["image"] = preprocess_batch(batch["image"], image_size, training, pair, augment)
             out["targets"] = tables.batch_targets(batch["label"])
             return out
 
@@ -258,7 +188,7 @@ def _finish(
 
     def transform(ex, pair):
         out = dict(ex)
-        out["image"] = preprocess(ex["image"], image_size, training, pair, flip)
+        out["image"] = preprocess(ex["image"], image_size, training, pair, augment)
         out["targets"] = tables.targets(ex["label"])
         return out
 
@@ -274,13 +204,13 @@ def whole(
     image_size: int,
     training: bool,
     seed: int = 0,
-    flip: bool = False,
+    augment: Augment = GLYPHS,
     cache: bool | str = "auto",
 ) -> tf.data.Dataset:
     """The whole split with multi-hot ``targets`` over all nodes: baseline B's data."""
     tables = _tables(info)
     ds = _records(builder, split, training, seed, cache)
-    return _finish(ds, tables, batch_size, image_size, training, seed, flip)
+    return _finish(ds, tables, batch_size, image_size, training, seed, augment)
 
 
 def expert_slice(
@@ -292,7 +222,7 @@ def expert_slice(
     image_size: int,
     training: bool,
     seed: int = 0,
-    flip: bool = False,
+    augment: Augment = GLYPHS,
     cache: bool | str = "auto",
 ) -> tf.data.Dataset:
     """The images of one expert's slice (its node and every node below), with the same
@@ -303,7 +233,7 @@ def expert_slice(
     ds = _records(
         builder, split, training, seed, cache, lambda ex: tables.in_expert(ex["label"], 0)
     )
-    return _finish(ds, tables, batch_size, image_size, training, seed, flip)
+    return _finish(ds, tables, batch_size, image_size, training, seed, augment)
 
 
 def expert_mix(
@@ -315,7 +245,7 @@ def expert_mix(
     image_size: int,
     training: bool,
     seed: int = 0,
-    flip: bool = False,
+    augment: Augment = GLYPHS,
     cache: bool | str = "auto",
 ) -> tf.data.Dataset:
     """Every expert's slice with its ``expert`` id (index into ``experts``), for training
@@ -364,7 +294,7 @@ def expert_mix(
     ds = ds.flat_map(emit)
     if training:
         ds = ds.shuffle(SHUFFLE_BUFFER // 4, seed=seed + 2)
-    return _finish(ds, tables, batch_size, image_size, training, seed, flip, shuffle=False)
+    return _finish(ds, tables, batch_size, image_size, training, seed, augment, shuffle=False)
 
 
 def expert_prediction(
@@ -376,7 +306,7 @@ def expert_prediction(
     image_size: int,
     training: bool,
     seed: int = 0,
-    flip: bool = False,
+    augment: Augment = GLYPHS,
     cache: bool | str = "auto",
     keep_unassigned: bool = False,
 ) -> tf.data.Dataset:
@@ -394,4 +324,4 @@ def expert_prediction(
 
     ds = _records(builder, split, training, seed, cache, None if keep_unassigned else assigned)
     ds = ds.map(lambda ex: {**ex, "expert_targets": tables.expert_targets(ex["label"])})
-    return _finish(ds, tables, batch_size, image_size, training, seed, flip)
+    return _finish(ds, tables, batch_size, image_size, training, seed, augment)

@@ -1,5 +1,6 @@
 """The tf.distribute strategy named by a flag.
 
+* ``auto``: a TPU when one is reachable, else every local GPU mirrored, else one device.
 * ``default``: one device (the current default strategy).
 * ``mirrored``: every local GPU, or every logical CPU device when there is no GPU
   (tests split the CPU into two logical devices to run this path for real).
@@ -9,12 +10,29 @@
 
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
+
+
+def auto_strategy(tpu_address: str = "") -> tuple[str, str]:
+    """What ``auto`` picks, as (strategy, TPU address): ``tpu`` when a TPU address is
+    given (``--config.tpu_address`` or ``$TPU_NAME``) or this host has TPU devices
+    (``local``), else ``mirrored`` over the GPUs, else ``default``. It looks only at this
+    machine: a TPU resolver without an address would query a cloud metadata service."""
+    address = tpu_address or os.environ.get("TPU_NAME", "")
+    if address:
+        return "tpu", address
+    if tf.config.list_physical_devices("TPU"):
+        return "tpu", "local"
+    return ("mirrored" if tf.config.list_physical_devices("GPU") else "default"), ""
 
 
 def make_strategy(name: str, tpu_address: str = "") -> tf.distribute.Strategy:
+    if name == "auto":
+        name, tpu_address = auto_strategy(tpu_address)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":

@@ -118,6 +118,7 @@ def default_train_config() -> ml_collections.ConfigDict:
             "base_lr": 0.1,  # per 256 images, scaled linearly with the batch (BiT)
             "warmup_fraction": 0.05,
             "decay": "cosine",
+            "step_boundaries": (0.3, 0.6, 0.9),  # "step" decay: 10x at these fractions
             "momentum": 0.9,
             "weight_decay": 1e-4,  # L2 on kernels, as BiT upstream
             "log_every": 20,
@@ -290,7 +291,11 @@ def _compile(job: Job, config, strategy, peak: float, total: int) -> _Compiled:
     """Builds the model, optimiser and the traced multi-step training function."""
     replicas = strategy.num_replicas_in_sync
     schedule = schedules.WarmupDecay(
-        peak, total, schedules.warmup_steps_for(total, config.warmup_fraction), config.decay
+        peak,
+        total,
+        schedules.warmup_steps_for(total, config.warmup_fraction),
+        config.decay,
+        tuple(config.get("step_boundaries", (0.3, 0.6, 0.9))),
     )
     if config.get("deterministic", False):
         tf.config.experimental.enable_op_determinism()  # for the whole process

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from experts.data import pipelines, upstream
+from experts.data import augment, pipelines, upstream
 from tests.data.conftest import draw, ink_centroid_x
 
 
@@ -115,24 +115,26 @@ def test_augmentation_crops_but_never_flips():
     centre = ink_centroid_x(image)
     assert centre < 0.35
     outs = [
-        pipelines.preprocess(encoded, 32, training=True, seed=tf.constant([s, 7])).numpy()
+        augment.preprocess(encoded, 32, training=True, seed=tf.constant([s, 7])).numpy()
         for s in range(20)
     ]
     assert all(o.shape == (32, 32, 3) and 0 <= o.min() and o.max() <= 1 for o in outs)
     assert all(ink_centroid_x(o) < 0.5 for o in outs)
     assert len({o.tobytes() for o in outs}) > 10  # crops differ
     flipped = [
-        pipelines.preprocess(encoded, 32, True, tf.constant([s, 7]), flip=True).numpy()
+        augment.preprocess(
+            encoded, 32, True, tf.constant([s, 7]), augment.Augment((0.6, 1.0), True)
+        ).numpy()
         for s in range(20)
     ]
     assert any(ink_centroid_x(o) > 0.5 for o in flipped)
-    same = pipelines.preprocess(encoded, 32, True, tf.constant([3, 7])).numpy()
+    same = augment.preprocess(encoded, 32, True, tf.constant([3, 7])).numpy()
     np.testing.assert_array_equal(same, outs[3])
 
 
 def test_eval_preprocess_only_resizes():
     image = np.asarray(draw("triangle", 2, size=(32, 32)))
-    out = pipelines.preprocess(tf.io.encode_png(image), 32, training=False).numpy()
+    out = augment.preprocess(tf.io.encode_png(image), 32, training=False).numpy()
     np.testing.assert_allclose(out, image / 255.0, atol=1e-6)
 
 
@@ -153,22 +155,24 @@ def test_label_prior_and_sliced_splits(folder_builder, info):
 def test_batched_augmentation_crops_but_never_flips():
     image = np.asarray(draw("red_square", 0, size=(32, 32)))
     batch = tf.constant(np.stack([image] * 20))
-    out = pipelines.preprocess_batch(batch, 32, training=True, seed=tf.constant([5, 7])).numpy()
+    out = augment.preprocess_batch(batch, 32, training=True, seed=tf.constant([5, 7])).numpy()
     assert out.shape == (20, 32, 32, 3) and 0 <= out.min() and out.max() <= 1
     assert ink_centroid_x(image) < 0.35
     assert all(ink_centroid_x(o) < 0.5 for o in out)
     assert len({o.tobytes() for o in out}) > 10  # one crop per image
-    again = pipelines.preprocess_batch(batch, 32, True, tf.constant([5, 7])).numpy()
+    again = augment.preprocess_batch(batch, 32, True, tf.constant([5, 7])).numpy()
     np.testing.assert_array_equal(again, out)
-    flipped = pipelines.preprocess_batch(batch, 32, True, tf.constant([5, 7]), flip=True).numpy()
+    flipped = augment.preprocess_batch(
+        batch, 32, True, tf.constant([5, 7]), augment.Augment((0.6, 1.0), True)
+    ).numpy()
     assert any(ink_centroid_x(o) > 0.5 for o in flipped)
 
 
 def test_batched_eval_only_converts_or_resizes():
     image = np.asarray(draw("triangle", 2, size=(32, 32)))
-    out = pipelines.preprocess_batch(tf.constant(image[None]), 32, training=False).numpy()
+    out = augment.preprocess_batch(tf.constant(image[None]), 32, training=False).numpy()
     np.testing.assert_allclose(out[0], image / 255.0, atol=1e-6)
-    small = pipelines.preprocess_batch(tf.constant(image[None]), 16, training=False).numpy()
+    small = augment.preprocess_batch(tf.constant(image[None]), 16, training=False).numpy()
     assert small.shape == (1, 16, 16, 3)
 
 

@@ -142,3 +142,19 @@ def test_restart_trains_a_job_afresh_under_its_new_config(trained, data_dir, tmp
     train.run(steps)
     assert work_tree.JobDir(copy / "epn").metrics()["steps"] == 3
     assert work_tree.JobDir(copy / "epn").config()["train"]["total_steps"] == 3
+
+
+def test_the_top_rule_chooses_experts_at_training_time(data_dir):
+    from experts import jobs
+    from experts.data import augment
+
+    config = smoke(baseline, data_dir, "unused", eval_batch=16)
+    config.data.experts = ()
+    config.data.choice.update(
+        rule="top", num_experts=2, min_images=0, max_overlap=1.0, exclude_roots=False
+    )
+    data = jobs.Upstream.open(config)
+    assert data.experts[0] == "thing" and len(data.experts) == 2  # the root kept, as the paper
+    assert data.augment == augment.GLYPHS  # the smoke preset's own setting
+    config.data.choice.rule = "recorded"
+    assert jobs.Upstream.open(config).experts == data.info.experts
