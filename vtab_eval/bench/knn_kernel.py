@@ -111,18 +111,20 @@ def drop_self(found: np.ndarray) -> np.ndarray:
 def load(impl: str, threads: int = 0) -> Callable[[np.ndarray], np.ndarray]:
     """Imports ``impl``'s library and returns ``x [n, d] float32 -> [n]`` int64
     leave-one-out nearest-neighbour indices."""
-    if impl == "ours":
+    if impl in ("ours", "sklearn") and threads:
         import threadpoolctl
 
+        # Once for the process (each measurement has its own): entering the limiter per
+        # call would time threadpoolctl's scan of the loaded libraries too.
+        threadpoolctl.threadpool_limits(threads)
+    if impl == "ours":
         from vtab_eval.selection import knn
 
         def our_neighbors(x):
-            with threadpoolctl.threadpool_limits(threads or None):
-                return knn.loo_neighbors(x, 1)[:, 0]
+            return knn.loo_neighbors(x, 1)[:, 0]
 
         return our_neighbors
     if impl == "sklearn":
-        import threadpoolctl
         from sklearn.neighbors import NearestNeighbors
 
         def sklearn_neighbors(x):
@@ -132,9 +134,8 @@ def load(impl: str, threads: int = 0) -> Callable[[np.ndarray], np.ndarray]:
             # queries every training point against the others: it asks for k+1
             # neighbours and removes the point's own index (not simply the first
             # column), so a duplicate at distance 0 stays a valid neighbour.
-            with threadpoolctl.threadpool_limits(threads or None):
-                nn = NearestNeighbors(n_neighbors=1, algorithm="brute", metric="euclidean")
-                return nn.fit(x).kneighbors(return_distance=False)[:, 0].astype(np.int64)
+            nn = NearestNeighbors(n_neighbors=1, algorithm="brute", metric="euclidean")
+            return nn.fit(x).kneighbors(return_distance=False)[:, 0].astype(np.int64)
 
         return sklearn_neighbors
     if impl == "faiss":

@@ -3,22 +3,21 @@ embedding of the task's training images (paper, section 5; k=1, Euclidean).
 
 Along a query row `a`, `|a - b|^2 = |a|^2 - 2 (a.b - |b|^2 / 2)` and `|a|^2` is
 constant, so the nearest points are those with the largest score `a.b - |b|^2 / 2`:
-one matrix product and a bias, and no distance is formed. Up to `chunk_elements`
-scores at a time (all of them at the protocol's N <= 1,000) come from BLAS's `syrk`,
-which fills one triangle of the symmetric product and so does half a GEMM's work; that
-is what makes this kernel as fast as faiss's flat index at that size. Larger N takes
-blocks of rows through an ordinary product, so memory stays a block, not `n x n`.
+one matrix product (BLAS GEMM, in float32 by default) and a bias, computed in place,
+and no distance is formed. Up to `chunk_elements` scores are held at a time (all of
+them at the protocol's N <= 1,000); larger N takes blocks of rows, so memory stays a
+block, not `n x n`.
 
-Exact: the expansion loses precision when norms dwarf distances, so every score
-carries a rigorous rounding bound (`(D + 4) eps |a| |b|`, which covers the float32
-rounding of the centred features and any BLAS summation order). A row whose k
-neighbours are not separated from the rest (and, for k > 1, from each other) by more
-than those bounds is recomputed from differences in float64. Exact ties always take
-that path, so ties resolve the same way everywhere: on equal distances the neighbour
-with the lower index wins, and with k > 1 a vote tie goes to the class of the nearest
-tied neighbour. Features are first shifted by each column's lower median (a value
-of the data, so the shift itself is exact and one outlier cannot move it); NaN or
-infinity is refused, naming the row and column.
+Exact: the expansion loses precision when norms dwarf distances, so every score of
+row `a` carries a rigorous rounding bound `B_a = (D + 8) eps (|a| max|b| + max|b|^2 / 2)`
+(it covers the rounding of the centred features, any BLAS summation order and the
+bias). A row whose k best scores are not separated from each other and from the rest
+by more than `2 B_a` is rescored in float64, and if still in doubt recomputed from
+differences in float64. Exact ties always take that path, so ties resolve the same way
+everywhere: on equal distances the neighbour with the lower index wins, and with k > 1
+a vote tie goes to the class of the nearest tied neighbour. Features are first shifted
+by each column's lower median over the first `CENTRE_SAMPLE` rows (a value of the
+data, so the shift itself is exact, and one outlier cannot move it); NaN or infinity is refused, naming the row and column.
 
 Leave-one-out: each point's own score is set to -inf, so no extra inference is needed
 per fold.
@@ -27,9 +26,10 @@ per fold.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import blas
 
 from vtab_eval.selection.base import Context, Selector
+
+CENTRE_SAMPLE = 255  # rows whose per-column lower median centres the features
 
 
 def check_features(features) -> np.ndarray:
@@ -57,19 +57,20 @@ def loo_neighbors(
     n = len(x)
     if not 1 <= k < n:
         raise ValueError(f"k must be in [1, {n - 1}], got {k}")
-    shifted = _Points(x.astype(np.float64) - np.partition(x, (n - 1) // 2, axis=0)[(n - 1) // 2])
+    sample = x[: min(n, CENTRE_SAMPLE)]  # a median of all n costs a fifth of the GEMM
+    centre = np.partition(sample, (len(sample) - 1) // 2, axis=0)[(len(sample) - 1) // 2]
+    shifted = _Points(x.astype(np.float64) - centre)
     if shifted.squares.max() > np.finfo(np.float64).max / 4:
         raise ValueError(f"features too large for exact distances (row {shifted.squares.argmax()})")
     fast = shifted
     if dtype != np.float64 and shifted.squares.max() < np.finfo(dtype).max / 4:
         fast = _Points(shifted.x.astype(dtype))
     rows = max(1, min(n, chunk_elements // n))
-    gram = _symmetric_gram(fast.x) if rows == n else None
     out = np.empty((n, k), np.int64)
     for start in range(0, n, rows):
-        block = np.arange(start, min(n, start + rows))
-        dots = gram if gram is not None else fast.x[block] @ fast.x.T
-        top, unsure = fast.ranked(dots, block, k)
+        stop = min(n, start + rows)
+        block = np.arange(start, stop)
+        top, unsure = fast.ranked(fast.x[start:stop] @ fast.x.T, block, k)
         if fast is not shifted and unsure.any():
             # Near-ties in float32 are rescored in float64 before any row goes exact.
             doubtful = block[unsure]
@@ -83,51 +84,38 @@ def loo_neighbors(
 
 
 class _Points:
-    """Points with their squared norms and the rounding bound of their dot products."""
+    """Points with their squared norms and the rounding bound of their scores."""
 
     def __init__(self, x: np.ndarray):
         self.x = x
         self.squares = np.einsum("ij,ij->i", x, x, dtype=np.float64)
-        self.norms = np.sqrt(self.squares)
-        self.gamma = 1.01 * (x.shape[1] + 4) * np.finfo(x.dtype).eps
+        self.half_squares = (0.5 * self.squares).astype(x.dtype)
+        norms = np.sqrt(self.squares)
+        # D + 8 eps: D for the dot product in any order, the rest for the centred
+        # features' and the bias's rounding, with room to spare.
+        gamma = 1.01 * (x.shape[1] + 8) * np.finfo(x.dtype).eps
+        with np.errstate(over="ignore", invalid="ignore"):  # too large: refused by the caller
+            self.bounds = gamma * (norms * norms.max() + 0.5 * self.squares.max())
 
     def ranked(self, dots: np.ndarray, rows: np.ndarray, k: int):
-        """The top k of `rows` (whose dot products with every point are `dots`), and
-        which of them the rounding bound leaves in doubt."""
-        scores = dots.astype(np.float64) - 0.5 * self.squares
+        """The top k of `rows` (whose dot products with every point are `dots`, which
+        this overwrites with the scores), and which rows the rounding bound leaves in
+        doubt: those whose k + 1 best scores are not all more than twice it apart."""
+        scores = dots
+        scores -= self.half_squares
         scores[np.arange(len(rows)), rows] = -np.inf
-        top = _top_k(scores, k)
-        bound = self.gamma * (self.norms[rows, None] * self.norms + 0.5 * self.squares)
-        return top, _unsure(scores, bound, top)
-
-
-def _symmetric_gram(x: np.ndarray) -> np.ndarray:
-    """`x @ x.T` from one triangle (BLAS syrk: half a GEMM's multiply-adds)."""
-    syrk = blas.dsyrk if x.dtype == np.float64 else blas.ssyrk
-    upper = syrk(1.0, x)
-    return np.triu(upper) + np.triu(upper, 1).T
-
-
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Per row, the columns of the k highest scores, the lower index first on ties."""
-    if k == 1:
-        return np.argmax(scores, axis=1)[:, None]  # the first maximum
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
-
-
-def _unsure(scores: np.ndarray, bound: np.ndarray, top: np.ndarray) -> np.ndarray:
-    """Rows whose top k could differ from the exact distances' top k, or be ordered
-    differently, given each score's rounding bound (exact ties count as unsure)."""
-    picked = np.arange(len(top))[:, None], top
-    low = (scores - bound)[picked]
-    high = scores + bound
-    high_picked = high[picked]
-    high[picked] = -np.inf
-    unsure = low.min(axis=1) <= high.max(axis=1)
-    if top.shape[1] > 1:
-        above = np.minimum.accumulate(low, axis=1)[:, :-1]
-        unsure |= (high_picked[:, 1:] >= above).any(axis=1)
-    return unsure
+        if k == 1:
+            top = np.argmax(scores, axis=1)[:, None]  # the first maximum
+        else:
+            candidates = np.argpartition(-scores, k, axis=1)[:, : k + 1]
+            order = np.argsort(-np.take_along_axis(scores, candidates, 1), 1, kind="stable")
+            top = np.take_along_axis(candidates, order, 1)[:, :k]
+        best = np.take_along_axis(scores, top, 1).astype(np.float64)
+        np.put_along_axis(scores, top, -np.inf, 1)
+        runner_up = scores.max(axis=1).astype(np.float64)
+        # Differences of float32 values are exact in float64.
+        gaps = np.concatenate([best[:, :-1] - best[:, 1:], best[:, -1:] - runner_up[:, None]], 1)
+        return top, (gaps <= 2 * self.bounds[rows, None]).any(axis=1)
 
 
 def _exact_top_k(x: np.ndarray, row: int, k: int) -> np.ndarray:
