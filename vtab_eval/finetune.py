@@ -31,8 +31,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from vtab_eval import hub_loader
-from vtab_eval.features import to_float
 from vtab_eval.hyperparams import MOMENTUM, HParams, learning_rate_at
+from vtab_eval.images import to_float
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -87,10 +87,11 @@ class FineTuner:
         self._momenta = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self._trainable]
         spec = tf.TensorSpec([None, image_size, image_size, 3], tf.uint8)
         mask_spec = tf.TensorSpec([self.max_classes], tf.bool)
-        self._train_step = tf.function(
-            self._step,
+        self._train_steps = tf.function(
+            self._steps,
             input_signature=[
-                spec, tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.float32), mask_spec
+                spec, tf.TensorSpec([None], tf.int64), tf.TensorSpec([None, None], tf.int64),
+                tf.TensorSpec([None], tf.float32), mask_spec,
             ],
         )  # fmt: skip
         self._predict = tf.function(self._predict_fn, input_signature=[spec, mask_spec])
@@ -137,6 +138,17 @@ class FineTuner:
             var.assign_sub(tf.cast(lr, var.dtype) * momentum)
         return loss
 
+    def _steps(self, images, labels, indices, rates, mask):
+        """Every step of a run in one call, batch ``s`` being ``indices[s]`` of the
+        training set at rate ``rates[s]``: one call per run, not per step, so the
+        host neither dispatches nor waits on each step. Returns the step losses."""
+        losses = tf.TensorArray(tf.float32, size=tf.shape(indices)[0])
+        for step in tf.range(tf.shape(indices)[0]):
+            batch = indices[step]
+            loss = self._step(tf.gather(images, batch), tf.gather(labels, batch), rates[step], mask)
+            losses = losses.write(step, tf.cast(loss, tf.float32))
+        return losses.stack()
+
     def _predict_fn(self, images, mask):
         return tf.argmax(self._logits(images, mask, training=False), -1)
 
@@ -145,7 +157,8 @@ class FineTuner:
         graph on its first call), at learning rate 0, then restores the initial state."""
         images = tf.zeros([1, self.image_size, self.image_size, 3], tf.uint8)
         mask = self.class_mask()
-        self._train_step(images, tf.zeros([1], tf.int64), tf.constant(0.0), mask)
+        one_step = tf.zeros([1, 1], tf.int64)
+        self._train_steps(images, tf.zeros([1], tf.int64), one_step, tf.zeros([1]), mask)
         self._predict(images, mask)
         self.reset()
 
@@ -181,14 +194,13 @@ class FineTuner:
         _check_labels(labels, self.max_classes if num_classes is None else num_classes)
         self.reset()
         start = time.perf_counter()
-        # Losses stay on the device until the run ends: reading one back every step
-        # would wait for each step to finish before the next could be queued.
-        step_losses = []
-        for step, idx in enumerate(batch_indices(len(labels), hp.batch_size, hp.steps, seed)):
-            lr = tf.constant(learning_rate_at(step, hp), tf.float32)
-            batch = tf.constant(images[idx]), tf.constant(labels[idx])
-            step_losses.append(self._train_step(*batch, lr, mask))
-        losses = self.losses = [float(x) for x in tf.stack(step_losses).numpy()]
+        indices = batch_indices(len(labels), hp.batch_size, hp.steps, seed)
+        rates = np.array([learning_rate_at(step, hp) for step in range(hp.steps)], np.float32)
+        step_losses = self._train_steps(
+            tf.constant(images), tf.constant(labels, tf.int64), tf.constant(indices),
+            tf.constant(rates), mask,
+        )  # fmt: skip
+        losses = self.losses = [float(x) for x in step_losses.numpy()]
         bad = next((i for i, x in enumerate(losses) if not np.isfinite(x)), None)
         if bad is not None:
             raise FloatingPointError(
