@@ -169,15 +169,24 @@ class FineTuner:
         for momentum in self._momenta:
             momentum.assign(tf.zeros_like(momentum))
 
-    def accuracy(self, data: Arrays, num_classes: int | None = None) -> float:
-        images, labels = data
-        _check_labels(labels, self.max_classes if num_classes is None else num_classes)
-        mask = self.class_mask(num_classes)
-        predictions = [
-            self._predict(tf.constant(images[i : i + self.eval_batch]), mask).numpy()
-            for i in range(0, len(images), self.eval_batch)
-        ]
-        return float(np.mean(np.concatenate(predictions) == labels))
+    def accuracy(self, data, num_classes: int | None = None) -> float:
+        """Accuracy on ``data``: (images, labels) arrays, or an iterable of such batches
+        (``images.StreamedSplit``), read once."""
+        mask, classes = self.class_mask(num_classes), num_classes or self.max_classes
+        batches = (
+            ((data[0][i : i + self.eval_batch], data[1][i : i + self.eval_batch])
+             for i in range(0, len(data[1]), self.eval_batch))
+            if isinstance(data, tuple) else data
+        )  # fmt: skip
+        correct = total = 0
+        for images, labels in batches:
+            _check_labels(labels, classes)
+            predictions = self._predict(tf.constant(images), mask).numpy()
+            correct += int(np.sum(predictions == labels))
+            total += len(labels)
+        if total == 0:
+            raise ValueError(f"no examples to evaluate {self.handle} on")
+        return correct / total
 
     def run(
         self,

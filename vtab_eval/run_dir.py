@@ -40,7 +40,7 @@ RESULT_FIELDS = ("image_size", "seed", "selection", "finetune")
 # ... except these fields, which change how fast results come, not what they are.
 SPEED_FIELDS = {
     "selection": ("batch_size",),  # images per forward pass when embedding
-    "finetune": ("max_classes", "tuner_cache", "eval_batch"),
+    "finetune": ("max_classes", "tuner_cache", "eval_batch", "max_test_bytes"),
 }
 
 

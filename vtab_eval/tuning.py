@@ -24,7 +24,7 @@ from pathlib import Path
 
 import ml_collections
 
-from vtab_eval import files, finetune, hyperparams, pool, protocol, run_dir, tasks
+from vtab_eval import files, finetune, hyperparams, images, pool, protocol, run_dir, tasks
 from vtab_eval.features import FeatureStore
 
 
@@ -106,7 +106,7 @@ class Tuning:
         result = protocol.finetune(
             expert.handle,
             task,
-            {s: self.store.images(task, s) for s in tasks.SPLITS},
+            self.splits(task),
             sweep_fn(self.config),
             image_size=self.config.image_size,
             sweep_repeats=ft.sweep_repeats if screen is None else 1,
@@ -126,6 +126,18 @@ class Tuning:
             f"in {result['seconds']:.1f}s{build}"
         )
         return result
+
+    def splits(self, task) -> dict:
+        """The protocol's splits: the training ones in memory (at most 1,000 images),
+        the test split too when it fits ``config.finetune.max_test_bytes`` decoded, and
+        streamed batch by batch otherwise, so memory stays bounded whatever its size."""
+        out = {s: self.store.images(task, s) for s in tasks.SPLITS if s != "test"}
+        size = self.config.image_size
+        if images.decoded_bytes(task, "test", size) <= self.config.finetune.max_test_bytes:
+            out["test"] = self.store.images(task, "test")
+        else:
+            out["test"] = images.StreamedSplit(task, "test", size, self.config.finetune.eval_batch)
+        return out
 
     def precompute_oracle(self, candidates: Sequence[pool.Module], todo: list) -> None:
         """Screens every candidate on every task, module by module, so that each module

@@ -171,3 +171,29 @@ def test_smoke_preset_fine_tunes_a_real_task_end_to_end(hub_root, tmp_path):
         assert cached["test_accuracies"] == result["test_accuracies"]
         final, want = cached["trials"][0]["finals"][0], result["trials"][0]["finals"][0]
         assert final["final_loss"] == pytest.approx(want["final_loss"], rel=1e-5)
+
+
+def test_a_streamed_test_split_gives_the_same_results(tuner, red_task, hub_root, tmp_path):
+    from vtab_eval import images
+    from vtab_eval.configs import transfer
+    from vtab_eval.features import FeatureStore
+    from vtab_eval.run_dir import RunDir
+
+    streamed = images.StreamedSplit(red_task, "test", 8, batch_size=7)  # batches of 7, 7, ...
+    assert len(streamed) == len(red_task.splits["test"][1])
+    hp = HParams(learning_rate=0.05, steps=6, batch_size=8, warmup_steps=0, decay_boundaries=())
+    held = tuner.run(red_task.splits["train800"], red_task.splits["test"], hp, seed=1)
+    read = tuner.run(red_task.splits["train800"], streamed, hp, seed=1)
+    assert read["accuracy"] == held["accuracy"] and read["final_loss"] == held["final_loss"]
+    config = transfer.get_config("smoke")
+    config.image_size = 8
+    store = FeatureStore(tmp_path / "features", 8)
+    config.finetune.max_test_bytes = 0  # nothing fits: stream
+    assert isinstance(
+        tuning.Tuning(config, store, RunDir(tmp_path)).splits(red_task)["test"],
+        images.StreamedSplit,
+    )
+    config.finetune.max_test_bytes = 1 << 30
+    assert isinstance(
+        tuning.Tuning(config, store, RunDir(tmp_path)).splits(red_task)["test"], tuple
+    )

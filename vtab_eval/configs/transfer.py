@@ -120,4 +120,7 @@ def _finetune_config(preset: str) -> ml_collections.ConfigDict:
     # FineTuners kept (least recently used dropped): the baseline and a few picks. The
     # oracle runs module by module, so it needs only one.
     ft.tuner_cache = 3
+    # A test split larger than this once decoded is streamed batch by batch for every
+    # evaluation instead of held in memory (results are the same; memory is bounded).
+    ft.max_test_bytes = 1 << 30
     return ft
