@@ -140,6 +140,9 @@ class Pool:
     experts: tuple[Module, ...]
     upstream_classifier: Module | None = None
     epn: Module | None = None
+    # With several baselines (a pool of several upstreams), the one B stands for: the
+    # first source's. The others stay candidates like any module.
+    baseline_id: str | None = None
 
     def __post_init__(self):
         ids = [e.id for e in self.experts]
@@ -160,6 +163,8 @@ class Pool:
 
     @property
     def baseline(self) -> Module:
+        if self.baseline_id is not None:
+            return self.get(self.baseline_id)
         baselines = [e for e in self.experts if e.is_baseline]
         if len(baselines) != 1:
             raise PoolError(
@@ -321,12 +326,34 @@ def from_handles(handles: Iterable[str]) -> Pool:
 
 
 def open_pool(spec: str | Sequence[str]) -> Pool:
-    """`--pool`: a hub tree root, or comma-separated handles (module dirs or URLs)."""
-    handles = [h.strip() for h in spec.split(",")] if isinstance(spec, str) else list(spec)
-    handles = [h for h in handles if h]
-    if not handles:
+    """`--pool`: comma-separated hub tree roots and module handles (directories or
+    URLs), combined into one pool: ours, another upstream's, a mirror of the published
+    experts. Module ids must differ across sources; an upstream classifier or EPN is
+    kept only when one source has it (each answers for its own upstream's experts), and
+    the first source's baseline is the pool's B."""
+    entries = [h.strip() for h in spec.split(",")] if isinstance(spec, str) else list(spec)
+    entries = [h for h in entries if h]
+    if not entries:
         raise PoolError("empty --pool")
-    if len(handles) == 1 and Path(handles[0]).is_dir():
-        if not (Path(handles[0]) / "saved_model.pb").exists():
-            return discover(handles[0])
-    return from_handles(handles)
+    roots = [e for e in entries if Path(e).is_dir() and not (Path(e) / "saved_model.pb").exists()]
+    handles = [e for e in entries if e not in roots]
+    if not handles and len(roots) == 1:
+        return discover(roots[0])
+    sources = [discover(root) for root in roots] + ([from_handles(handles)] if handles else [])
+    return _combined(sources, entries)
+
+
+def _combined(sources: list[Pool], entries: list[str]) -> Pool:
+    experts = tuple(e for source in sources for e in source.experts)
+    ids = [e.id for e in experts]
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        raise PoolError(f"--pool {','.join(entries)}: module ids {twice} come from two sources")
+    single = {}
+    for kind in ("upstream_classifier", "epn"):
+        found = [getattr(s, kind) for s in sources if getattr(s, kind) is not None]
+        if len(found) > 1:
+            logging.warning("%d sources have a %s: none is used", len(found), kind)
+        single[kind] = found[0] if len(found) == 1 else None
+    baselines = [e.id for e in experts if e.is_baseline]
+    return Pool(experts, baseline_id=baselines[0] if len(baselines) > 1 else None, **single)

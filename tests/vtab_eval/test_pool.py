@@ -96,3 +96,24 @@ def test_a_symlinked_directory_is_named_not_dropped_silently(hub_root, tmp_path,
         found = pool_lib.discover(root)
     assert len(found.experts) == 4  # the link's modules are not counted twice
     assert any(str(root / "elsewhere") in r.getMessage() for r in caplog.records)
+
+
+def test_a_pool_combines_several_roots_and_handles(hub_root, tmp_path, caplog):
+    import shutil
+
+    from vtab_eval import pool as pool_lib
+
+    other = tmp_path / "other"  # a second upstream's tree: other ids, its own B
+    shutil.copytree(hub_root, other)
+    for collection in (other / "tests" / "experts").iterdir():
+        (collection / "tiny" / "tiny_upstream").rename(collection / "tiny" / "other_upstream")
+    with caplog.at_level("WARNING"):
+        both = pool_lib.open_pool(f"{hub_root},{other}")
+    assert len(both.experts) == 8 and both.baseline.id == "bit/tiny/tiny_upstream/baseline"
+    assert both.upstream_classifier is None and both.epn is None  # one per upstream
+    assert any("2 sources have a epn" in r.getMessage() for r in caplog.records)
+    red = other / "tests/experts/bit/tiny/other_upstream/red/1"
+    mixed = pool_lib.open_pool(f"{hub_root},{red}")
+    assert len(mixed.experts) == 5 and mixed.epn is not None  # only the root has one
+    with pytest.raises(pool_lib.PoolError, match="come from two sources"):
+        pool_lib.open_pool(f"{hub_root},{hub_root}")
