@@ -11,9 +11,10 @@ block, not `n x n`.
 Exact: the expansion loses precision when norms dwarf distances, so every score of
 row `a` carries a rigorous rounding bound `B_a = (D + 8) eps (|a| max|b| + max|b|^2 / 2)`
 (it covers the rounding of the centred features, any BLAS summation order and the
-bias). A row whose k best scores are not separated from each other and from the rest
-by more than `2 B_a` is rescored in float64, and if still in doubt recomputed from
-differences in float64. Exact ties always take that path, so ties resolve the same way
+bias). For a row whose k best scores are not separated from each other and from the
+rest by more than `2 B_a`, the points whose scores come within `2 B_a` of its k-th best
+(the only ones that can be among its k nearest; a handful) are ranked again by their
+distances from float64 differences. Exact ties always take that path, so ties resolve the same way
 everywhere: on equal distances the neighbour with the lower index wins, and with k > 1
 a vote tie goes to the class of the nearest tied neighbour. Features are first shifted
 by each column's lower median over the first `CENTRE_SAMPLE` rows (a value of the
@@ -58,49 +59,44 @@ def loo_neighbors(
     if not 1 <= k < n:
         raise ValueError(f"k must be in [1, {n - 1}], got {k}")
     sample = x[: min(n, CENTRE_SAMPLE)]  # a median of all n costs a fifth of the GEMM
-    centre = np.partition(sample, (len(sample) - 1) // 2, axis=0)[(len(sample) - 1) // 2]
-    shifted = _Points(x.astype(np.float64) - centre)
-    if shifted.squares.max() > np.finfo(np.float64).max / 4:
-        raise ValueError(f"features too large for exact distances (row {shifted.squares.argmax()})")
-    fast = shifted
-    if dtype != np.float64 and shifted.squares.max() < np.finfo(dtype).max / 4:
-        fast = _Points(shifted.x.astype(dtype))
+    centred = x - np.partition(sample, (len(sample) - 1) // 2, axis=0)[(len(sample) - 1) // 2]
+    squares = np.einsum("ij,ij->i", centred, centred, dtype=np.float64)
+    if squares.max() > np.finfo(np.float64).max / 4:
+        raise ValueError(f"features too large for exact distances (row {squares.argmax()})")
+    if dtype == np.float64 or squares.max() >= np.finfo(dtype).max / 4:
+        dtype = np.float64
+    points = _Points(centred.astype(dtype, copy=False), squares)
     rows = max(1, min(n, chunk_elements // n))
     out = np.empty((n, k), np.int64)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        block = np.arange(start, stop)
-        top, unsure = fast.ranked(fast.x[start:stop] @ fast.x.T, block, k)
-        if fast is not shifted and unsure.any():
-            # Near-ties in float32 are rescored in float64 before any row goes exact.
-            doubtful = block[unsure]
-            top[unsure], unsure[unsure] = shifted.ranked(
-                shifted.x[doubtful] @ shifted.x.T, doubtful, k
-            )
-        for i in np.flatnonzero(unsure):
-            top[i] = _exact_top_k(shifted.x, block[i], k)
-        out[block] = top
+        top, close = points.ranked(points.x[start:stop] @ points.x.T, np.arange(start, stop), k)
+        for i, candidates in close.items():
+            out[start + i] = _exact_top_k(x, start + i, candidates, k)
+        keep = np.ones(stop - start, bool)
+        keep[list(close)] = False
+        out[start:stop][keep] = top[keep]
     return out
 
 
 class _Points:
-    """Points with their squared norms and the rounding bound of their scores."""
+    """Centred points in the working precision, with the rounding bound of their
+    scores, from their squared norms in float64."""
 
-    def __init__(self, x: np.ndarray):
+    def __init__(self, x: np.ndarray, squares: np.ndarray):
         self.x = x
-        self.squares = np.einsum("ij,ij->i", x, x, dtype=np.float64)
-        self.half_squares = (0.5 * self.squares).astype(x.dtype)
-        norms = np.sqrt(self.squares)
-        # D + 8 eps: D for the dot product in any order, the rest for the centred
-        # features' and the bias's rounding, with room to spare.
+        self.half_squares = (0.5 * squares).astype(x.dtype)
+        norms = np.sqrt(squares)
+        # D + 8 eps: D for the dot product in any summation order, the rest for the
+        # rounding of the centred features and of the bias, with room to spare.
         gamma = 1.01 * (x.shape[1] + 8) * np.finfo(x.dtype).eps
-        with np.errstate(over="ignore", invalid="ignore"):  # too large: refused by the caller
-            self.bounds = gamma * (norms * norms.max() + 0.5 * self.squares.max())
+        self.bounds = gamma * (norms * norms.max() + 0.5 * squares.max())
 
     def ranked(self, dots: np.ndarray, rows: np.ndarray, k: int):
         """The top k of `rows` (whose dot products with every point are `dots`, which
-        this overwrites with the scores), and which rows the rounding bound leaves in
-        doubt: those whose k + 1 best scores are not all more than twice it apart."""
+        this overwrites with the scores), and for each row the bound leaves in doubt
+        (its k + 1 best scores not all more than twice the bound apart), the points
+        that could be among its k nearest: `{row position: candidate indices}`."""
         scores = dots
         scores -= self.half_squares
         scores[np.arange(len(rows)), rows] = -np.inf
@@ -111,18 +107,26 @@ class _Points:
             order = np.argsort(-np.take_along_axis(scores, candidates, 1), 1, kind="stable")
             top = np.take_along_axis(candidates, order, 1)[:, :k]
         best = np.take_along_axis(scores, top, 1).astype(np.float64)
+        kth = np.take_along_axis(scores, top[:, -1:], 1)[:, 0]
         np.put_along_axis(scores, top, -np.inf, 1)
         runner_up = scores.max(axis=1).astype(np.float64)
         # Differences of float32 values are exact in float64.
         gaps = np.concatenate([best[:, :-1] - best[:, 1:], best[:, -1:] - runner_up[:, None]], 1)
-        return top, (gaps <= 2 * self.bounds[rows, None]).any(axis=1)
+        bound = self.bounds[rows]
+        close = {}
+        for i in np.flatnonzero((gaps <= 2 * bound[:, None]).any(axis=1)):
+            # Every point whose score could reach the k-th best's: the others are
+            # farther than the k best for certain.
+            near = np.flatnonzero(scores[i] >= kth[i] - 2 * bound[i])
+            close[i] = np.union1d(near, top[i])
+        return top, close
 
 
-def _exact_top_k(x: np.ndarray, row: int, k: int) -> np.ndarray:
-    """Point `row`'s k nearest other points from float64 differences."""
-    distances = np.square(x - x[row], dtype=np.float64).sum(axis=1)
-    distances[row] = np.inf
-    return np.argsort(distances, kind="stable")[:k]
+def _exact_top_k(x: np.ndarray, row: int, candidates: np.ndarray, k: int) -> np.ndarray:
+    """Point `row`'s k nearest among `candidates`, from float64 differences; equal
+    distances go to the lower index."""
+    distances = np.square(x[candidates].astype(np.float64) - x[row], dtype=np.float64).sum(1)
+    return candidates[np.lexsort((candidates, distances))[:k]]
 
 
 def vote(neighbor_labels: np.ndarray) -> np.ndarray:
