@@ -81,18 +81,23 @@ def load(
     """``hub.KerasLayer`` for ``handle``; ``kwargs`` go to it (e.g. ``arguments`` for the
     packed adapter module's ``{"expert": i}``). ``trainable=True`` fine-tunes the module."""
     where = resolve(handle, hub_root)
-    if "://" not in where:  # a remote module is checked where tensorflow_hub caches it
-        module_check.check_module(where)
+    if "://" in where:
+        where = _fetch(where)
+    module_check.check_module(where)  # before any of its graphs runs
+    return hub.KerasLayer(where, trainable=trainable, **kwargs)
+
+
+def _fetch(url: str) -> str:
+    """The local copy tensorflow_hub downloads a URL to (``$TFHUB_CACHE_DIR``), so the
+    module is checked like a local one before it is loaded."""
     try:
-        return hub.KerasLayer(where, trainable=trainable, **kwargs)
+        return hub.resolve(url)
     except Exception as e:
-        if where == os.fspath(handle) and "://" in where:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise HubLoadError(
-                f"cannot fetch {where} ({first}); without network access, mirror it under "
-                f"${HUB_ROOT_ENV}/{urlparse(where).path.strip('/')}"
-            ) from e
-        raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HubLoadError(
+            f"cannot fetch {url} ({first}); without network access, mirror it under "
+            f"${HUB_ROOT_ENV}/{urlparse(url).path.strip('/')}"
+        ) from e
 
 
 def read_info(handle: str | os.PathLike, hub_root: str | os.PathLike | None = None) -> dict | None:

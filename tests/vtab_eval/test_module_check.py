@@ -39,3 +39,21 @@ def test_honest_modules_pass(hub_root):
     assert len(modules) == 6
     for saved_model in modules:
         module_check.check_module(saved_model.parent)  # restore ops are allowed
+
+
+def test_a_downloaded_module_is_checked_in_the_hub_cache(writer, monkeypatch):
+    path, target = writer
+    url = "https://tfhub.dev/google/experts/bit/r50x1/in21k/evil/1"
+    monkeypatch.delenv("EXPERTS_HUB_ROOT", raising=False)
+    # No network here: tensorflow_hub's download is replaced by its cached result.
+    monkeypatch.setattr(hub_loader.hub, "resolve", lambda handle: str(path))
+    with pytest.raises(module_check.ForbiddenOpError, match="op WriteFile"):
+        hub_loader.load(url)
+    assert not target.exists()
+
+    def offline(handle):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(hub_loader.hub, "resolve", offline)
+    with pytest.raises(hub_loader.HubLoadError, match="cannot fetch .*mirror it under"):
+        hub_loader.load(url)
