@@ -18,7 +18,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # TensorFlow's INFO/WARNING lines (CUDA probing on a GPU-less machine) are noise here.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup apt demo bench test lint format clean
+.PHONY: setup apt demo bench bench-accelerator test lint format clean
 
 setup: $(STAMP) apt
 
@@ -102,6 +102,16 @@ bench: demo
 	$(BENCH_TRANSFER) --selectors=$(BENCH_SELECTORS),oracle
 	$(BENCH_README)
 	@echo "benchmarks: $(BENCH)/README.md"
+
+# Train steps and feature extraction on the devices at hand, images/s per device: r50x1
+# at 224 px with the paper preset (meant for a GPU or TPU machine, as is);
+# ACCEL_PRESET=smoke ACCEL_SIZE=r14x0.125 ACCEL_PX=32 runs it anywhere in a minute.
+ACCEL_PRESET ?= paper
+ACCEL_SIZE ?= r50x1
+ACCEL_PX ?= 224
+bench-accelerator: setup
+	$(BIN)/python -m experts.training.accelerator_benchmark --preset=$(ACCEL_PRESET)
+	$(BIN)/python -m hub_export.benchmark --size=$(ACCEL_SIZE) --image_size=$(ACCEL_PX) --batch=64
 
 lint: setup
 	$(BIN)/ruff check .
