@@ -198,9 +198,10 @@ def clean_incoming(root: str | os.PathLike) -> list[str]:
         return done
     for stale in sorted(incoming.iterdir()):
         note, old = stale / _BELONGS_TO, stale / "module"
-        if note.exists() and old.is_dir() and not Path(note.read_text()).exists():
-            os.rename(old, note.read_text())
-            done.append(f"restored {note.read_text()} (its replacement was interrupted)")
+        target = Path(note.read_text()) if note.exists() else None
+        if target is not None and old.is_dir() and not target.exists():
+            os.rename(old, target)
+            done.append(f"restored {target} (its replacement was interrupted)")
         shutil.rmtree(stale, ignore_errors=True)
         done.append(f"removed the interrupted write {stale}")
     try:

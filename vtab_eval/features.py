@@ -47,15 +47,13 @@ def _check_feature_dim(handle: str, outputs: tf.Tensor) -> None:
     """A feature-vector module must output what its metadata says: the proxies and the
     fine-tuning head are sized from the real output, so a wrong ``feature_dim`` in
     ``expert_info.json`` would otherwise go unnoticed."""
-    info_path = Path(hub_loader.resolve(handle)) / hub_loader.INFO_FILE
-    if not info_path.is_file():
-        return
-    info = files.read_json(info_path)
-    if "feature_vector" not in info.get("output", {}) or "feature_dim" not in info:
+    info = hub_loader.read_info(handle)
+    if not info or "feature_vector" not in info.get("output", {}) or "feature_dim" not in info:
         return
     if outputs.shape[-1] != info["feature_dim"]:
+        path = Path(hub_loader.resolve(handle)) / hub_loader.INFO_FILE
         raise ValueError(
-            f"{info_path}: feature_dim is {info['feature_dim']}, but the module outputs "
+            f"{path}: feature_dim is {info['feature_dim']}, but the module outputs "
             f"{outputs.shape[-1]} features"
         )
 

@@ -11,8 +11,8 @@ One `FineTuner` is built per module and reused by every run of the protocol on e
 task: weights (head included) and momenta are restored in place between runs, so the
 module is loaded and its training step traced once (`protocol.TunerCache` keeps the
 recently used ones). The head has a fixed `max_classes` outputs and each run passes a
-class mask as a tensor: logits of the classes a task does not have are set to a large negative
-constant (`MASKED_LOGIT`, not -inf, which would make NaN) before the softmax
+class mask as a tensor: logits of the classes a task does not have are set to a large
+negative constant (`MASKED_LOGIT`, not -inf, which would make NaN) before the softmax
 cross-entropy and the argmax. Their softmax probability is exactly zero, so their head
 columns get zero gradients and stay at zero: a run equals one with a head of exactly
 `num_classes` outputs, up to float rounding. Each run draws its batches from its own
@@ -172,7 +172,8 @@ class FineTuner:
     def accuracy(self, data, num_classes: int | None = None) -> float:
         """Accuracy on ``data``: (images, labels) arrays, or an iterable of such batches
         (``images.StreamedSplit``), read once."""
-        mask, classes = self.class_mask(num_classes), num_classes or self.max_classes
+        mask = self.class_mask(num_classes)
+        classes = self.max_classes if num_classes is None else num_classes
         batches = (
             ((data[0][i : i + self.eval_batch], data[1][i : i + self.eval_batch])
              for i in range(0, len(data[1]), self.eval_batch))

@@ -24,14 +24,13 @@ import ``experts`` or ``hub_export``: the evaluation side sees experts only as h
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from urllib.parse import urlparse
 
 import tensorflow_hub as hub
 
-from vtab_eval import module_check
+from vtab_eval import files, module_check
 
 HUB_ROOT_ENV = "EXPERTS_HUB_ROOT"
 TFHUB_HOSTS = ("tfhub.dev", "www.tfhub.dev")
@@ -106,7 +105,7 @@ def read_info(handle: str | os.PathLike, hub_root: str | os.PathLike | None = No
     info = Path(where) / INFO_FILE
     if "://" in where or not info.is_file():
         return None
-    return json.loads(info.read_text())
+    return files.read_json(info)  # a corrupt file is named
 
 
 def find_modules(root: str | os.PathLike, kind: str | None = None) -> list[tuple[str, dict]]:
@@ -122,7 +121,7 @@ def find_modules(root: str | os.PathLike, kind: str | None = None) -> list[tuple
         if SAVED_MODEL_FILE in filenames:
             dirnames[:] = []
             path = Path(dirpath)
-            info = json.loads((path / INFO_FILE).read_text()) if INFO_FILE in filenames else {}
+            info = files.read_json(path / INFO_FILE) if INFO_FILE in filenames else {}
             if kind is None or info.get("kind") == kind:
                 found.append((str(path), info))
     return sorted(found)

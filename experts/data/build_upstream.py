@@ -130,28 +130,24 @@ def main(argv):
             )
         )
         seconds = time.time() - start
-    report(builder, cached, seconds)
+    experts = report(builder, cached, seconds)
     if not folder:  # a user's folder has no renderer to make grids or probes from
         grid = flags.FLAGS.grid or os.path.join(
             flags.FLAGS.data_dir, f"embedded_upstream_{flags.FLAGS.image_size}px.png"
         )
         sample_grid(builder, grid, flags.FLAGS.grid_side)
         print(f"sample grid: {grid}")
-        write_probes(builder, report_experts(builder))
+        write_probes(builder, experts)
 
 
-def report_experts(builder) -> list[str]:
+def report(builder, cached: bool, seconds: float) -> list[str]:
+    """Prints the counts and the automatically chosen experts, and returns those (the
+    choice costs seconds on a large hierarchy: it is made once)."""
     info = upstream.load_info(builder)
     choice = upstream.ExpertChoice(
         flags.FLAGS.num_experts, flags.FLAGS.min_expert_images, flags.FLAGS.max_expert_overlap
     )
-    return info.choose_experts(choice)
-
-
-def report(builder, cached: bool, seconds: float) -> None:
-    """Prints the counts and the automatically chosen experts."""
-    info = upstream.load_info(builder)
-    experts = report_experts(builder)
+    experts = info.choose_experts(choice)
     counts = info.node_counts("train")
     splits = builder.info.splits
     print(f"dataset: {builder.data_dir}")
@@ -160,9 +156,10 @@ def report(builder, cached: bool, seconds: float) -> None:
         f"validation; classes: {len(info.labels)}; hierarchy nodes: {len(info.hierarchy)}"
     )
     print(f"{'cache read' if cached else 'built'} in {seconds:.1f} s")
-    print(f"experts ({len(experts)}):")
+    print(f"experts ({len(experts)}; {choice}):")
     for e in experts:
         print(f"  {e:42s} {counts[e]:7d}  {info.descriptions.get(e, '')}")
+    return experts
 
 
 def write_probes(builder, experts) -> None:

@@ -14,11 +14,12 @@ row `a` carries a rigorous rounding bound `B_a = (D + 8) eps (|a| max|b| + max|b
 bias). For a row whose k best scores are not separated from each other and from the
 rest by more than `2 B_a`, the points whose scores come within `2 B_a` of its k-th best
 (the only ones that can be among its k nearest; a handful) are ranked again by their
-distances from float64 differences. Exact ties always take that path, so ties resolve the same way
-everywhere: on equal distances the neighbour with the lower index wins, and with k > 1
-a vote tie goes to the class of the nearest tied neighbour. Features are first shifted
-by each column's lower median over the first `CENTRE_SAMPLE` rows (a value of the
-data, so the shift itself is exact, and one outlier cannot move it); NaN or infinity is refused, naming the row and column.
+distances from float64 differences. Exact ties always take that path, so ties resolve
+the same way everywhere: on equal distances the neighbour with the lower index wins,
+and with k > 1 a vote tie goes to the class of the nearest tied neighbour. Features
+are first shifted by each column's lower median over the first `CENTRE_SAMPLE` rows (a
+value of the data, so the shift itself is exact, and one outlier cannot move it); NaN
+or infinity is refused, naming the row and column.
 
 Leave-one-out: each point's own score is set to -inf, so no extra inference is needed
 per fold.
@@ -71,11 +72,9 @@ def loo_neighbors(
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         top, close = points.ranked(points.x[start:stop] @ points.x.T, np.arange(start, stop), k)
+        out[start:stop] = top
         for i, candidates in close.items():
             out[start + i] = _exact_top_k(x, start + i, candidates, k)
-        keep = np.ones(stop - start, bool)
-        keep[list(close)] = False
-        out[start:stop][keep] = top[keep]
     return out
 
 
@@ -107,7 +106,6 @@ class _Points:
             order = np.argsort(-np.take_along_axis(scores, candidates, 1), 1, kind="stable")
             top = np.take_along_axis(candidates, order, 1)[:, :k]
         best = np.take_along_axis(scores, top, 1).astype(np.float64)
-        kth = np.take_along_axis(scores, top[:, -1:], 1)[:, 0]
         np.put_along_axis(scores, top, -np.inf, 1)
         runner_up = scores.max(axis=1).astype(np.float64)
         # Differences of float32 values are exact in float64.
@@ -117,7 +115,7 @@ class _Points:
         for i in np.flatnonzero((gaps <= 2 * bound[:, None]).any(axis=1)):
             # Every point whose score could reach the k-th best's: the others are
             # farther than the k best for certain.
-            near = np.flatnonzero(scores[i] >= kth[i] - 2 * bound[i])
+            near = np.flatnonzero(scores[i] >= best[i, -1] - 2 * bound[i])
             close[i] = np.union1d(near, top[i])
         return top, close
 
