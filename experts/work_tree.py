@@ -12,6 +12,7 @@ and inside each job directory:
     tensorboard/
     final/model.*              the model alone              } written together, atomically:
     final/metrics.json         its evaluation               } final/ marks a finished job
+    .lock, .lock.owner         held by the process training the job (``JobDir.lock``)
 
 Training (``experts.train``, ``training.loop``) writes it; the warm start from B
 (``jobs``) and hub export read it. The recorded config is what lets a rerun refuse a
@@ -32,6 +33,7 @@ from urllib.parse import quote, unquote
 
 import tensorflow as tf
 
+import fanout
 from experts import files
 
 JOBS = ("baseline", "full", "adapters", "epn")
@@ -155,7 +157,7 @@ class JobDir:
         the recorded one in every field that changes results. ``restart`` deletes the
         job's earlier work (checkpoints, final model, config) and starts it afresh."""
         if restart and self.path.exists():
-            shutil.rmtree(self.path)
+            self.clear()
         if self.has_config():
             check_unchanged(self.config(), config, self.config_path)
         elif self.checkpoints.exists() or self.finished():
@@ -165,6 +167,21 @@ class JobDir:
             )
         else:
             files.write_json(self.config_path, dict(config))
+
+    def lock(self, log=print):
+        """Holds the directory while its job runs: a second worker given the same job
+        waits for the first, then finds it finished (or resumes where it stopped)."""
+        return fanout.hold(self.path, wait=True, log=log)
+
+    def clear(self) -> None:
+        """Deletes the job's work, keeping the lock of whoever holds the directory."""
+        for entry in self.path.iterdir():
+            if entry.name.startswith(fanout.locks.LOCK_FILE):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
     def write_final(self, model: tf.Module, metrics: dict) -> None:
         """Writes final/ through a temporary sibling and a rename, so that a final/

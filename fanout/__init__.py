@@ -1,0 +1,33 @@
+"""Fan-out of independent jobs: in this process (the default) or as Ray tasks.
+
+The pipeline is already made of independent, resumable jobs: every upstream job has its
+own work directory and checkpoints, every module its own export, every (task, module)
+fine-tuning its own result file. This package runs a list of such jobs with an
+executor the binaries share (``--executor=local|ray``, ``fanout.flags``), holds a job's
+work directory while it runs (``locks``), and trains one job across workers with Ray
+Train (``ray_train``). It imports none of the project's other packages, so upstream and
+downstream binaries alike can use it.
+"""
+
+from fanout.executors import (
+    Executor,
+    Job,
+    LocalExecutor,
+    RayExecutor,
+    Resources,
+    make_executor,
+    resolve,
+)
+from fanout.locks import Busy, hold
+
+__all__ = [
+    "Busy",
+    "Executor",
+    "Job",
+    "LocalExecutor",
+    "RayExecutor",
+    "Resources",
+    "hold",
+    "make_executor",
+    "resolve",
+]

@@ -1,0 +1,206 @@
+"""Executors: run a list of independent jobs and return their results in order.
+
+* ``LocalExecutor`` (``--executor=local``, the default) runs them one after another in
+  this process, so jobs can share what is costly to build (loaded data, compiled steps).
+* ``RayExecutor`` (``--executor=ray``) makes each job a Ray task with its own resources
+  (CPUs, GPUs, memory), on a local Ray started here (``--ray_address=''``) or on an
+  existing cluster. A task whose worker dies is retried (``max_retries``); the job then
+  resumes from its own checkpoint or result files, which is what makes retrying safe.
+  An exception raised by a job is not retried: it is the job's error, raised here.
+
+Both print one line per finished job, with a count and an ETA.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """What one job asks of a Ray node (the local executor ignores it)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_gb: float = 0.0  # 0: no reservation
+
+    def ray_options(self) -> dict:
+        options = {"num_cpus": self.cpus, "num_gpus": self.gpus}
+        if self.memory_gb:
+            options["memory"] = int(self.memory_gb * 2**30)
+        return options
+
+
+ONE_CPU = Resources()
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """``fn(*args, **kwargs)``, named ``name`` in progress lines. For Ray, ``fn`` must be
+    importable (a module-level function) and its arguments picklable."""
+
+    name: str
+    fn: Callable[..., Any]
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Executor(Protocol):
+    in_process: bool
+
+    def map(self, jobs: Sequence[Job], what: str = "jobs") -> list: ...
+
+
+class Progress:
+    """One line per finished job: ``<what> 3/10 done: <name> (12s; eta 84s)``."""
+
+    def __init__(self, what: str, total: int, log: Callable[[str], None]):
+        self.what, self.total, self.log = what, total, log
+        self.done, self.start = 0, time.perf_counter()
+
+    def finished(self, name: str, seconds: float) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / self.done * (self.total - self.done)
+        self.log(
+            f"{self.what} {self.done}/{self.total} done: {name} ({seconds:.0f}s; eta {eta:.0f}s)"
+        )
+
+
+class LocalExecutor:
+    """Runs jobs in order in this process."""
+
+    in_process = True
+
+    def __init__(self, log: Callable[[str], None] = print):
+        self.log = log
+
+    def map(self, jobs: Sequence[Job], what: str = "jobs") -> list:
+        progress, results = Progress(what, len(jobs), self.log), []
+        for job in jobs:
+            start = time.perf_counter()
+            results.append(job.fn(*job.args, **job.kwargs))
+            progress.finished(job.name, time.perf_counter() - start)
+        return results
+
+
+def _timed_call(fn, args, kwargs, cpus: float):
+    """A job in a Ray worker: TensorFlow's thread pools sized to the job's CPUs (they
+    would otherwise take every core of the node, whatever the reservation), then
+    ``fn``; returns (result, seconds)."""
+    threads = max(1, int(cpus))
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # a reused worker: TensorFlow is initialised already
+        pass
+    start = time.perf_counter()
+    return fn(*args, **kwargs), time.perf_counter() - start
+
+
+def start_ray(address: str = "", num_cpus: int | None = None) -> None:
+    """Connects to the Ray cluster at ``address``, or starts one on this machine bound
+    to the loopback interface, with no dashboard and no usage reports."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=True,
+        )
+
+
+class RayExecutor:
+    """Runs each job as a Ray task; see the module docstring."""
+
+    in_process = False
+
+    def __init__(
+        self,
+        address: str = "",
+        resources: Resources = ONE_CPU,
+        max_retries: int = 3,
+        log: Callable[[str], None] = print,
+    ):
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise RuntimeError(
+                "--executor=ray needs Ray: pip install '.[ray]' (or pass --executor=local)"
+            ) from None
+        self.address, self.resources, self.max_retries, self.log = (
+            address,
+            resources,
+            max_retries,
+            log,
+        )
+        start_ray(address)
+
+    def map(self, jobs: Sequence[Job], what: str = "jobs") -> list:
+        import ray
+
+        remote = ray.remote(_timed_call)
+        refs = []
+        for job in jobs:
+            options = dict(
+                self.resources.ray_options(),
+                max_retries=self.max_retries,
+                retry_exceptions=False,
+                name=job.name,
+            )
+            refs.append(
+                remote.options(**options).remote(
+                    job.fn, job.args, dict(job.kwargs), self.resources.cpus
+                )
+            )
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: list = [None] * len(jobs)
+        progress, pending = Progress(what, len(jobs), self.log), list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            i = index[ready[0]]
+            try:
+                results[i], seconds = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as error:
+                for ref in pending:
+                    ray.cancel(ref)
+                raise error.as_instanceof_cause() from None
+            progress.finished(jobs[i].name, seconds)
+        return results
+
+
+def resolve(executor: Executor | Callable[[], Executor] | None) -> Executor:
+    """An executor from an executor, a function that makes one (so that a binary makes
+    it, and may fail reaching a cluster, where its other user errors are reported),
+    or None: the local one."""
+    if executor is None:
+        return LocalExecutor()
+    return executor if hasattr(executor, "map") else executor()
+
+
+def make_executor(
+    name: str = "local",
+    address: str = "",
+    resources: Resources = ONE_CPU,
+    log: Callable[[str], None] = print,
+) -> Executor:
+    if name == "local":
+        return LocalExecutor(log)
+    if name == "ray":
+        return RayExecutor(address, resources, log=log)
+    raise ValueError(f"unknown --executor={name!r}; choose one of {', '.join(EXECUTORS)}")
