@@ -7,7 +7,11 @@ r"""Trains an upstream job: the baseline B, full experts, adapter experts or the
 
 Flags beyond the config: ``--data_dir`` (the prepared upstream's tfds directory, as
 for every binary; it sets ``--config.data.data_dir``). The strategy is
-``--config.strategy`` (default, mirrored, multi_worker_mirrored, tpu).
+``--config.strategy`` (auto, default, mirrored, multi_worker_mirrored, tpu).
+
+Several full experts are independent jobs: ``--executor=ray`` runs each as a Ray task
+(``fanout``: ``--ray_address``, ``--job_cpus``, ``--job_gpus``, ``--job_memory_gb``);
+the default ``--executor=local`` trains them one after another in this process.
 
 Rerunning a job resumes it, and a finished job is skipped. Each job records its config
 when it starts (``experts.work_tree``): a rerun with a setting that would change its
@@ -17,10 +21,12 @@ TensorBoard: ``tensorboard --logdir <workdir>``.
 
 from __future__ import annotations
 
-import time
+import os
 
 from absl import app, flags
 
+import fanout
+import fanout.flags
 from experts import cli, jobs, work_tree
 from experts.training import distribute, loop
 
@@ -36,38 +42,80 @@ def recorded_config(config, data: jobs.Upstream, expert: str | None) -> dict:
     return resolved
 
 
-def run(config) -> dict[str, dict]:
-    """Runs the configured job (every full expert in turn when none is named);
-    returns the metrics per work directory."""
-    if config.job not in jobs.JOBS:
-        raise ValueError(f"unknown job {config.job!r}; choose one of {', '.join(jobs.JOBS)}")
-    tree = work_tree.WorkTree(config.workdir)
-    config.baseline_workdir = config.baseline_workdir or str(tree.baseline.path)
-    strategy = distribute.make_strategy(config.strategy, config.tpu_address)
-    data = jobs.Upstream.open(config)
+def planned_jobs(config, data: jobs.Upstream) -> list[tuple[loop.Job, str | None]]:
+    """(job, expert) pairs the config asks for: every full expert when none is named."""
     if config.job == "full":
         experts = [config.expert] if config.expert else list(data.experts)
         if config.expert and config.expert not in data.info.hierarchy:
             raise ValueError(f"--config.expert={config.expert!r} is not a hierarchy node")
-        work = [(jobs.full_expert_job(config, data, e), e) for e in experts]
-    else:
-        make = {
-            "baseline": jobs.baseline_job,
-            "adapters": jobs.adapter_experts_job,
-            "epn": jobs.epn_job,
-        }[config.job]
-        work = [(make(config, data), None)]
-    results, compiled_jobs = {}, loop.CompiledJobs()
-    for index, (job, expert) in enumerate(work, 1):
-        start = time.perf_counter()
-        jobdir = tree.job(config.job, expert)
-        print(f"== {job.name} ({index}/{len(work)}) in {jobdir.path}", flush=True)
+        return [(jobs.full_expert_job(config, data, e), e) for e in experts]
+    make = {
+        "baseline": jobs.baseline_job,
+        "adapters": jobs.adapter_experts_job,
+        "epn": jobs.epn_job,
+    }[config.job]
+    return [(make(config, data), None)]
+
+
+def train_job(config, data, job: loop.Job, expert: str | None, strategy, compiled) -> dict:
+    """One job in its directory, which it holds while it trains."""
+    jobdir = work_tree.WorkTree(config.workdir).job(config.job, expert)
+    print(f"== {job.name} in {jobdir.path}", flush=True)
+    with jobdir.lock():
         jobdir.start(recorded_config(config, data, expert), restart=config.get("restart", False))
-        results[str(jobdir.path)] = loop.train(
-            job, config.train, jobdir.path, strategy, compiled_jobs
-        )
-        print(f"== {job.name} done in {time.perf_counter() - start:.0f}s", flush=True)
-    return results
+        return loop.train(job, config.train, jobdir.path, strategy, compiled)
+
+
+def train_alone(config, expert: str | None) -> dict:
+    """One job from nothing but its config, as a Ray worker runs it: it opens the
+    upstream and builds its strategy itself."""
+    if expert:
+        config = config.copy_and_resolve_references()
+        config.expert = expert
+    data = jobs.Upstream.open(config)
+    [(job, _)] = planned_jobs(config, data)
+    strategy = distribute.make_strategy(config.strategy, config.tpu_address)
+    return train_job(config, data, job, expert, strategy, loop.CompiledJobs())
+
+
+def run(config, executor: fanout.Executor | None = None) -> dict[str, dict]:
+    """Runs the configured job (every full expert when none is named, each a job of
+    ``executor``: in this process by default); returns the metrics per work directory."""
+    if config.job not in jobs.JOBS:
+        raise ValueError(f"unknown job {config.job!r}; choose one of {', '.join(jobs.JOBS)}")
+    executor = executor or fanout.LocalExecutor()
+    config = resolved_config(config)
+    tree = work_tree.WorkTree(config.workdir)
+    data = jobs.Upstream.open(config)
+    work = planned_jobs(config, data)
+    dirs = [str(tree.job(config.job, expert).path) for _, expert in work]
+    if executor.in_process:
+        # Jobs in one process share the opened upstream and compiled training steps.
+        strategy = distribute.make_strategy(config.strategy, config.tpu_address)
+        compiled = loop.CompiledJobs()
+        tasks = [
+            fanout.Job(job.name, train_job, (config, data, job, expert, strategy, compiled))
+            for job, expert in work
+        ]
+    else:
+        tasks = [fanout.Job(job.name, train_alone, (config, expert)) for job, expert in work]
+    return dict(zip(dirs, executor.map(tasks, what=config.job), strict=True))
+
+
+def resolved_config(config):
+    """``config`` with its directories absolute (a job may run in another process,
+    whose working directory is not this one) and B's defaulting to the work tree's."""
+    config = config.copy_and_resolve_references()
+    for owner, field in (
+        (config, "workdir"),
+        (config, "baseline_workdir"),
+        (config.data, "data_dir"),
+    ):
+        if owner.get(field):
+            setattr(owner, field, os.path.abspath(owner[field]))
+    default = work_tree.WorkTree(config.workdir).baseline.path
+    config.baseline_workdir = config.baseline_workdir or str(default)
+    return config
 
 
 def main(argv):
@@ -75,14 +123,17 @@ def main(argv):
     config = flags.FLAGS.config
     if flags.FLAGS.data_dir is not None:
         config.data.data_dir = flags.FLAGS.data_dir
-    execute(config)
+    execute(config, fanout.flags.executor)
 
 
-def execute(config) -> dict[str, dict]:
+def execute(config, executor=None) -> dict[str, dict]:
     """``run``, with a user's mistake (a changed setting, a missing B, a bad name) ended
-    in one line naming it, as the binary reports it."""
+    in one line naming it, as the binary reports it. ``executor`` is an executor, or a
+    function that makes one (so that making it, e.g. reaching a Ray cluster, fails the
+    same way)."""
     with cli.user_errors("experts.train", (work_tree.ConfigChanged,)):
-        return run(config)
+        executor = fanout.resolve(executor)
+        return run(config, executor)
 
 
 if __name__ == "__main__":
@@ -90,4 +141,5 @@ if __name__ == "__main__":
     # modules (hub_export.export) define their own --config in the same process.
     cli.define_config("experts.train", "experts/configs/baseline.py:cpu")
     flags.DEFINE_string("data_dir", None, "tfds directory of the prepared upstream.")
+    fanout.flags.define()
     app.run(main, flags_parser=cli.flags_parser("experts.train"))

@@ -18,3 +18,21 @@ distribute.split_cpu(2)
 def _seed():
     # Seeds Python, NumPy and TensorFlow together.
     keras.utils.set_random_seed(0)
+
+
+@pytest.fixture(scope="session")
+def smoke_data_dir(tmp_path_factory):
+    """tests/smoke_upstream.py's upstream, built once per session."""
+    from tests import smoke_upstream
+
+    return smoke_upstream.prepare(tmp_path_factory.mktemp("smoke_upstream"))
+
+
+@pytest.fixture(scope="session")
+def smoke_trained(smoke_data_dir, tmp_path_factory):
+    """(work tree, results) of the smoke upstream run in this process, once per session:
+    the jobs tests read it, the fan-out tests compare a Ray run with it."""
+    from tests import smoke_upstream
+
+    workdir = tmp_path_factory.mktemp("smoke_runs")
+    return workdir, smoke_upstream.train_all(smoke_data_dir, workdir)

@@ -6,48 +6,24 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from experts import train, work_tree
-from experts.configs import adapter_experts, baseline, epn, full_experts
+from experts.configs import baseline, epn, full_experts
 from experts.data import upstream
-from experts.data.builders import ImageFolderUpstream, ImageFolderUpstreamConfig
 from experts.models import resnet_v2
-from tests.data.conftest import make_folder
+from tests import smoke_upstream
 
-EXPERTS = ("circle", "red", "square")
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("upstream")
-    manual = make_folder(str(root / "manual"))
-    config = ImageFolderUpstreamConfig(
-        name="jobs_test",
-        validation_percent=25,
-        experts=upstream.ExpertChoice(num_experts=3, min_images=1, max_overlap=0.9),
-    )
-    builder = ImageFolderUpstream(config=config, data_dir=str(root / "tfds"))
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual, try_download_gcs=False)
-    )
-    return str(root / "tfds")
-
-
-def smoke(module, data_dir, workdir, **overrides):
-    config = module.get_config("smoke")
-    config.data.name, config.data.data_dir = "image_folder_upstream/jobs_test", data_dir
-    config.data.experts = EXPERTS
-    config.workdir, config.eval_batch = str(workdir), 16
-    config.update(overrides)
-    return config
+EXPERTS = smoke_upstream.EXPERTS
+smoke = smoke_upstream.smoke
 
 
 @pytest.fixture(scope="module")
-def trained(data_dir, tmp_path_factory):
+def data_dir(smoke_data_dir):
+    return smoke_data_dir
+
+
+@pytest.fixture(scope="module")
+def trained(smoke_trained):
     """B, then every other job, each for the smoke preset's 2 steps."""
-    workdir = tmp_path_factory.mktemp("runs")
-    results = {}
-    for module in (baseline, full_experts, adapter_experts, epn):
-        results.update(train.run(smoke(module, data_dir, workdir)))
-    return workdir, results
+    return smoke_trained
 
 
 def test_baseline_trains_and_reports_validation_metrics(trained):
