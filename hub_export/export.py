@@ -6,7 +6,8 @@ r"""Exports a trained upstream work tree as TF-Hub modules (see exporter.py, tre
 Options (config fields): ``--config.kinds=baseline,full,adapter,packed,classifier,epn``
 (default: every module whose job has finished), ``--config.overwrite=true`` to replace
 existing modules or ``--config.skip_existing=true`` to keep them and export only new
-ones (reruns), ``--config.publisher`` and ``--config.version``. Then list the tree with
+ones (reruns), ``--config.publisher`` and ``--config.version``; ``--executor=ray`` exports each module
+as a Ray task (``fanout``). Then list the tree with
 ``python -m hub_export.catalog --hub_root=runs/demo/hub``.
 """
 
@@ -16,6 +17,8 @@ import time
 
 from absl import app, flags
 
+import fanout
+import fanout.flags
 from experts import cli
 from hub_export import exporter, tree
 
@@ -26,15 +29,17 @@ def main(argv):
     config = flags.FLAGS.config
     if flags.FLAGS.data_dir is not None:
         config.data_dir = flags.FLAGS.data_dir
-    execute(config)
+    execute(config, fanout.flags.executor)
 
 
-def execute(config) -> list[dict]:
+def execute(config, executor=None) -> list[dict]:
     """Exports what ``config`` names, with expected problems (missing runs, existing
-    modules, bad names) ended in one line, as the binary reports them."""
+    modules, bad names) ended in one line, as the binary reports them. ``executor``:
+    an executor, or a function that makes one (``fanout.flags.executor``)."""
     start = time.perf_counter()
     with cli.user_errors("hub_export", (tree.ExportError,)):
-        results = exporter.export(config)
+        executor = fanout.resolve(executor)
+        results = exporter.export(config, executor=executor)
     total = sum(r["size_bytes"] for r in results)
     print(
         f"exported {len(results)} modules ({total / 2**20:.1f} MiB) to "
@@ -51,4 +56,5 @@ if __name__ == "__main__":
     flags.DEFINE_string(
         "data_dir", None, "tfds directory of the upstream (default: where B was trained from)."
     )
+    fanout.flags.define()
     app.run(main, flags_parser=cli.flags_parser("hub_export"))

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+import fanout
 from experts import work_tree
 from experts.data import pipelines
 from experts.data.upstream import UpstreamInfo
@@ -164,8 +165,14 @@ def plan(
 class Exporter:
     """Writes the planned modules with their metadata."""
 
-    def __init__(self, work: WorkTree, hub_root: str | Path, log: Callable[[str], None] = print):
-        self.work, self.root, self.log = work, Path(hub_root), log
+    def __init__(
+        self,
+        work: WorkTree,
+        hub_root: str | Path,
+        log: Callable[[str], None] = print,
+        data_dir: str = "",  # where ``work`` read its data from, for jobs that reopen it
+    ):
+        self.work, self.root, self.log, self.data_dir = work, Path(hub_root), log, data_dir
         info = work.info
         self.train_counts = np.array([info.counts("train")[lab] for lab in info.labels], float)
         self.upstream = {
@@ -262,18 +269,29 @@ class Exporter:
         return module, info
 
     def export(
-        self, targets: Sequence[Target], overwrite: bool = False, skip_existing: bool = False
+        self,
+        targets: Sequence[Target],
+        overwrite: bool = False,
+        skip_existing: bool = False,
+        executor: fanout.Executor | None = None,
     ) -> list[dict]:
         """Exports ``targets``. An existing module exported from the same checkpoint,
         after it was last written, is kept (so a rerun after an interruption exports
         what is missing); any other existing module is an error unless ``overwrite``
-        (replace it) or ``skip_existing`` (keep whatever is there)."""
+        (replace it) or ``skip_existing`` (keep whatever is there). With an executor
+        that is not in-process (Ray), each module is a job; this process holds the hub
+        root's export lock meanwhile."""
         if overwrite and skip_existing:
             raise ExportError("overwrite and skip_existing exclude each other")
         with tree.export_lock(self.root):
             for line in tree.clean_incoming(self.root):
                 self.log(line)
-            return self._export(self._to_write(targets, overwrite, skip_existing), overwrite)
+            todo = self._to_write(targets, overwrite, skip_existing)
+            if executor is None or executor.in_process:
+                return self._export(todo, overwrite)
+            where = (str(self.work.workdir.resolve()), self.data_dir, str(self.root.resolve()))
+            jobs = [fanout.Job(t.handle.relpath, export_one, (*where, t, overwrite)) for t in todo]
+            return executor.map(jobs, what="export")
 
     def _to_write(self, targets, overwrite: bool, skip_existing: bool) -> list[Target]:
         """The targets left to write; fails before any work if an existing module would
@@ -331,7 +349,15 @@ class Exporter:
         return results
 
 
-def export(config, log: Callable[[str], None] = print) -> list[dict]:
+def export_one(workdir: str, data_dir: str, hub_root: str, target: Target, overwrite: bool):
+    """One module, as a Ray worker exports it: from nothing but paths and its target."""
+    exporter = Exporter(WorkTree.open(workdir, data_dir), hub_root)
+    return exporter._export([target], overwrite)[0]
+
+
+def export(
+    config, log: Callable[[str], None] = print, executor: fanout.Executor | None = None
+) -> list[dict]:
     """Exports what ``config`` (hub_export/config.py) names; returns one result per module."""
     work = WorkTree.open(config.workdir, config.data_dir)
     targets, skipped = plan(work, config.publisher, config.version, parse_kinds(config.kinds))
@@ -340,4 +366,5 @@ def export(config, log: Callable[[str], None] = print) -> list[dict]:
     if not targets:
         raise ExportError(f"nothing to export from {work.workdir}: no finished training job")
     skip_existing = bool(config.get("skip_existing", False))
-    return Exporter(work, config.hub_root, log).export(targets, config.overwrite, skip_existing)
+    exporter = Exporter(work, config.hub_root, log, data_dir=config.data_dir)
+    return exporter.export(targets, config.overwrite, skip_existing, executor)
