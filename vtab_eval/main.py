@@ -12,6 +12,9 @@ r"""Selects an expert per task, fine-tunes it, and reports (paper, sections 5 an
     --report_dir where the report goes (default <workdir>/report)
     --report_only  only rewrite the report from the finished tasks (on --selectors'
                  methods when given, else on all)
+    --executor   local (default) or ray: feature extraction per module, and
+                 fine-tuning and oracle screening per (task, module), as Ray tasks
+                 (fanout: --ray_address, --job_cpus, --job_gpus, --job_memory_gb)
 
 Presets smoke | cpu | paper and every other field: vtab_eval/configs/transfer.py.
 """
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 from absl import app, flags, logging
 
+import fanout
+import fanout.flags
 from vtab_eval import cli
 
 
@@ -34,6 +39,7 @@ def define_flags() -> None:
     flags.DEFINE_string("data_dir", None, "tfds data directory of the tasks.")
     flags.DEFINE_string("report_dir", None, "Report directory (<workdir>/report).")
     flags.DEFINE_bool("report_only", False, "Only rewrite the report.")
+    fanout.flags.define()
 
 
 def main(argv):
@@ -50,12 +56,14 @@ def main(argv):
         config.report.dir = flags.FLAGS.report_dir
     # --report_only: every method of the finished tasks, unless --selectors names some.
     selectors = flags.FLAGS.selectors
-    execute(config, flags.FLAGS.report_only, selectors and selectors.split(","))
+    methods = selectors and selectors.split(",")
+    execute(config, flags.FLAGS.report_only, methods, fanout.flags.executor)
 
 
-def execute(config, report_only: bool = False, report_methods=None) -> None:
+def execute(config, report_only: bool = False, report_methods=None, executor=None) -> None:
     """What the binary does with its resolved config; a user's mistake ends it with one
-    line naming the culprit (vtab_eval.cli)."""
+    line naming the culprit (vtab_eval.cli). ``executor``: an executor or a function
+    that makes one (``fanout.resolve``); the local one by default."""
     with cli.user_errors("vtab_eval.main"):
         if report_only:
             from vtab_eval import report  # numpy and matplotlib only: no TensorFlow start-up
@@ -74,7 +82,8 @@ def execute(config, report_only: bool = False, report_methods=None) -> None:
         # One training step is traced per fine-tuned module; TF's retracing warning
         # counts those across modules and would fire on every task.
         tf.get_logger().setLevel("ERROR")
-        runner.run(config, log=lambda message: print(message, flush=True))
+        log = lambda message: print(message, flush=True)  # noqa: E731
+        runner.run(config, log=log, executor=fanout.resolve(executor))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import ml_collections
 
+import fanout
 from vtab_eval import (
+    fan_out,
     files,
     pool,
     probes,
@@ -58,6 +60,7 @@ class Runner:
     selectors: list[str]
     workdir: Path
     log: Callable[[str], None] = print
+    executor: fanout.Executor = dataclasses.field(default_factory=fanout.LocalExecutor)
 
     def __post_init__(self):
         self.workdir = Path(self.workdir)
@@ -90,28 +93,35 @@ class Runner:
                 needed.append(module)
         return needed
 
-    def precompute_features(self, todo: list) -> None:
-        """Every needed module's features of the unfinished tasks, and of the probes
-        (when `config.probes` names them), module by module: each is loaded once."""
+    def missing_features(self, todo: list) -> list[tuple[pool.Module, list]]:
+        """(module, [(task, split)]) for every needed module's features not cached yet,
+        of the unfinished tasks and of the probes (when `config.probes` names them)."""
         modules = self._modules_needed()
         jobs = [(t, self.config.selection.split) for t in todo]
         if self.probe_images is not None:
             modules += [e for e in self.pool.experts if e not in modules]
             jobs.append((self.probe_images, "all"))
-        for index, module in enumerate(modules, 1):
+        out = []
+        for module in modules:
             missing = [
                 (t, split)
                 for t, split in jobs
                 if not self.store.cache_path(module.handle, t, split).exists()
                 and (t is not self.probe_images or module in self.pool.experts)
             ]
-            if not missing:
-                continue
+            if missing:
+                out.append((module, missing))
+        return out
+
+    def precompute_features(self, todo: list) -> None:
+        """``missing_features``, module by module: each is loaded once."""
+        missing = self.missing_features(todo)
+        for index, (module, work) in enumerate(missing, 1):
             start = time.perf_counter()
-            for task, split in missing:
+            for task, split in work:
                 self.store.outputs(module.handle, task, split)
             self.log(
-                f"features {index}/{len(modules)} {module.id}: {len(missing)} tasks in "
+                f"features {index}/{len(missing)} {module.id}: {len(work)} tasks in "
                 f"{time.perf_counter() - start:.1f}s"
             )
 
@@ -124,10 +134,16 @@ class Runner:
         record = probes.write(self.pool, self.probe_images, self.store, out)
         self.log(f"{record['summary_line']} ({out}/probes.md)")
 
+    def oracle_candidates(self, todo: list) -> list[pool.Module]:
+        if "oracle" not in self.selectors or not todo:
+            return []
+        ids = make_selector("oracle", self.config).candidates(self.pool)
+        return [self.pool.get(i) for i in ids]
+
     def precompute_oracle(self, todo: list) -> None:
-        if "oracle" in self.selectors and todo:
-            ids = make_selector("oracle", self.config).candidates(self.pool)
-            self.tuning.precompute_oracle([self.pool.get(i) for i in ids], todo)
+        candidates = self.oracle_candidates(todo)
+        if candidates:
+            self.tuning.precompute_oracle(candidates, todo)
 
     def select(self, task, name: str) -> selection.SelectionResult:
         path = self.dir.task(task.spec).selection_path(name)
@@ -192,6 +208,8 @@ class Runner:
             self.tuning.open_tuners(task_objects.values())  # Fails early on too many classes.
         # Only now, with the tasks and the pool checked, is the directory tied to them.
         self.dir.record_run(record)
+        if not self.executor.in_process:  # the work as jobs; the loop below assembles it
+            fan_out.run(self, list(task_objects.values()), self.executor)
         self.precompute_features(list(task_objects.values()))
         self.precompute_oracle(list(task_objects.values()))
         start = time.perf_counter()  # The eta extrapolates the per-task loop only.
@@ -216,9 +234,14 @@ class Runner:
         return paths
 
 
-def run(config: ml_collections.ConfigDict, log: Callable[[str], None] = print) -> dict:
+def run(
+    config: ml_collections.ConfigDict,
+    log: Callable[[str], None] = print,
+    executor: fanout.Executor | None = None,
+) -> dict:
     """Runs the configured evaluation; `config.pool`, `suite`, `selectors` and `workdir`
-    say what (the binary copies its flags into them)."""
+    say what (the binary copies its flags into them). With an executor that is not this
+    process (Ray), the independent work runs as its jobs first (`fan_out`)."""
     if not config.pool:
         raise ValueError("no pool: pass --pool=<hub root or handles>")
     selectors = [s.strip() for s in config.selectors.split(",") if s.strip()]
@@ -233,5 +256,6 @@ def run(config: ml_collections.ConfigDict, log: Callable[[str], None] = print) -
         selectors=selectors,
         workdir=Path(config.workdir),
         log=log,
+        executor=fanout.resolve(executor),
     )
     return runner.run()

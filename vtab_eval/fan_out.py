@@ -1,0 +1,129 @@
+"""A transfer run's independent jobs on an executor that is not this process (Ray).
+
+The runner's own loop does the work in order in one process. Under ``--executor=ray``
+the same work is first done as jobs, each writing the files the loop would write, and
+the loop then finds everything done and only assembles the results:
+
+1. feature extraction, one job per module (every unfinished task's splits, and the
+   probes);
+2. the oracle's screening, one job per (task, candidate);
+3. selection, here (the kNN proxies read the cached features: seconds);
+4. fine-tuning, one job per (task, picked module) pair, each pair once however many
+   selectors picked it.
+
+The tasks' data is prepared here first. Every job writes through ``files``
+(atomically) and holds the lock of the file it writes, so a retried job, or two given
+the same work, compute it once. The paths in the config (``data_dir``, ``probes``) must
+be readable by every worker: on a cluster, a shared file system.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import fanout
+from vtab_eval import pool, probes, run_dir, tasks, tuning
+from vtab_eval.features import FeatureStore
+
+PROBES = "probes"  # a features job's stand-in for the probe images' task spec
+
+# A Ray worker process often runs several jobs of one run: its Tuning (with the
+# fine-tuners it has built, each a loaded module and a traced step) is kept between
+# them, keyed by the run directory and config.
+_WORKER_TUNING: dict[tuple[str, str], tuning.Tuning] = {}
+
+
+def worker_tuning(config, workdir: str) -> tuning.Tuning:
+    key = (workdir, config.to_json(sort_keys=True))
+    if key not in _WORKER_TUNING:
+        directory = run_dir.RunDir(Path(workdir))
+        store = FeatureStore(directory.features, config.image_size, config.selection.batch_size)
+        _WORKER_TUNING.clear()  # one run's tuners at a time: each holds a module
+        _WORKER_TUNING[key] = tuning.Tuning(config, store, directory)
+    return _WORKER_TUNING[key]
+
+
+def _task(config, spec: str):
+    if spec == PROBES:
+        return probes.ProbeImages(config.probes)
+    return tasks.get_task(spec, data_dir=config.data_dir or None)
+
+
+def features_job(config, workdir: str, handle: str, work: list[tuple[str, str]]) -> int:
+    """One module's features of ``work``'s (task spec, split) pairs, into the cache."""
+    store = worker_tuning(config, workdir).store
+    for spec, split in work:
+        store.outputs(handle, _task(config, spec), split)
+    return len(work)
+
+
+def finetune_job(config, workdir: str, spec: str, module: pool.Module, screen) -> dict:
+    """The protocol's result file of (task, module), or the oracle's screening of it."""
+    t = worker_tuning(config, workdir)
+    task = _task(config, spec)
+    path = t.result_path(task, module, screen)
+    with fanout.hold(path.parent, wait=True, name=f".{path.name}.lock"):
+        return t.finetune_expert(task, module, screen)  # done already: read back
+
+
+def _portable(config, module: pool.Module | None = None):
+    """The config (or the module) with local paths absolute: a worker's working
+    directory need not be this process's."""
+    if module is not None:
+        local = Path(module.handle).exists()
+        return (
+            dataclasses.replace(module, handle=os.path.abspath(module.handle)) if local else module
+        )
+    config = config.copy_and_resolve_references()
+    for field in ("data_dir", "probes"):
+        if config.get(field):
+            config[field] = os.path.abspath(config[field])
+    return config
+
+
+def run(runner, todo: list, executor: fanout.Executor) -> None:
+    """Stages 1-4 of the module docstring for the unfinished tasks ``todo``."""
+    config, workdir = _portable(runner.config), str(runner.workdir.resolve())
+    for task in todo:  # here, once: jobs preparing one dataset at once would collide
+        task.prepare()
+    features = [
+        fanout.Job(
+            f"features {module.id}",
+            features_job,
+            (
+                config,
+                workdir,
+                _portable(config, module).handle,
+                [(_spec(runner, t), split) for t, split in work],
+            ),
+        )
+        for module, work in runner.missing_features(todo)
+    ]
+    executor.map(features, what="features")
+    screen = runner.tuning.oracle_screening()
+    oracle = [
+        fanout.Job(f"oracle {module.id} on {task.spec}", finetune_job,
+                   (config, workdir, task.spec, _portable(config, module), screen))
+        for module in runner.oracle_candidates(todo)
+        for task in todo
+        if not runner.tuning.result_path(task, module, screen).exists()
+    ]  # fmt: skip
+    executor.map(oracle, what="oracle screening")
+    pairs = {}
+    for task in todo:
+        for name in runner.selectors:
+            module = runner.pool.get(runner.select(task, name).pick)
+            if not runner.tuning.result_path(task, module).exists():
+                pairs[(task.spec, module.id)] = module
+    finetunes = [
+        fanout.Job(f"fine-tune {module.id} on {spec}", finetune_job,
+                   (config, workdir, spec, _portable(config, module), None))
+        for (spec, _), module in pairs.items()
+    ]  # fmt: skip
+    executor.map(finetunes, what="fine-tuning")
+
+
+def _spec(runner, task) -> str:
+    return PROBES if task is runner.probe_images else task.spec
