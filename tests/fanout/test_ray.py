@@ -1,0 +1,175 @@
+"""Every fanning-out stage under ``--executor=ray`` on a local Ray bound to 127.0.0.1:
+the upstream, its export and a transfer run give what the local executor gives; a
+killed worker's job is retried and resumes; a job given twice runs once; B trains on
+two Ray Train workers as on one device."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+ray = pytest.importorskip("ray", reason="the Ray tests need the ray extra: pip install '.[ray]'")
+
+import fanout  # noqa: E402
+from experts import pipeline, train, work_tree  # noqa: E402
+from experts.training import loop  # noqa: E402
+from hub_export import config as export_config  # noqa: E402
+from hub_export import exporter  # noqa: E402
+from tests import smoke_upstream  # noqa: E402
+from tests.fanout import workers  # noqa: E402
+from tests.training import synthetic  # noqa: E402
+from vtab_eval import hub_loader, runner  # noqa: E402
+from vtab_eval.configs import transfer  # noqa: E402
+
+EXPERTS = smoke_upstream.EXPERTS
+TASK = 'mini_dsprites(predicted_attribute="label_x_position",num_classes=4,config="tiny")'
+# Fields of a job's metrics that are timings, not results.
+TIMINGS = ("seconds", "images_per_second", "per_second")
+
+
+@pytest.fixture(scope="module")
+def ray_executor():
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    fanout.executors.start_ray(num_cpus=2)
+    yield fanout.RayExecutor()
+    ray.shutdown()
+
+
+def _export(executor, upstream_dir: Path, hub_root: Path, data_dir: str) -> list[str]:
+    config = export_config.get_config()
+    config.update(workdir=str(upstream_dir), hub_root=str(hub_root), data_dir=data_dir,
+                  kinds="baseline,full,adapter")  # fmt: skip
+    return sorted(r["handle"] for r in exporter.export(config, executor=executor))
+
+
+def _transfer(executor, hub_root: Path, root: Path) -> dict:
+    config = transfer.get_config("smoke")
+    config.update(pool=str(hub_root), suite=TASK, workdir=str(root / "transfer"),
+                  data_dir=str(root / "tasks"), selectors="knn,baseline")  # fmt: skip
+    runner.run(config, executor=executor)
+    return runner.run_dir.RunDir(root / "transfer").task(TASK).result()
+
+
+@pytest.fixture(scope="module")
+def both(ray_executor, smoke_trained, smoke_data_dir, tmp_path_factory):
+    """The smoke upstream, its export and a transfer run, each with the local executor
+    (the upstream is the session's) and with Ray. The Ray jobs reserve 2 CPUs, so they
+    run TensorFlow with 2 threads as this process does (``fanout.executors``): CPU
+    kernels split their sums by thread, and with other thread counts results agree to
+    float rounding only (about 1e-6 in weights after two steps)."""
+    on_two = fanout.RayExecutor(resources=fanout.Resources(cpus=2))
+    runs = {}
+    for name, executor in (("local", fanout.LocalExecutor()), ("ray", on_two)):
+        root = tmp_path_factory.mktemp(name)
+        upstream_dir = smoke_trained[0] if name == "local" else root / "upstream"
+        if name == "ray":
+            pipeline.run(pipeline.JOBS, "smoke", str(upstream_dir), smoke_data_dir, executor,
+                         overrides=smoke_upstream.OVERRIDES)  # fmt: skip
+        modules = _export(executor, upstream_dir, root / "hub", smoke_data_dir)
+        runs[name] = {"upstream": upstream_dir, "hub": root / "hub", "modules": modules}
+    # Both transfer runs on the local export: only the executor differs.
+    for name, executor in (("local", fanout.LocalExecutor()), ("ray", on_two)):
+        root = tmp_path_factory.mktemp(f"{name}_transfer")
+        runs[name]["transfer"] = _transfer(executor, runs["local"]["hub"], root)
+    return runs["local"], runs["ray"]
+
+
+def _results(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not any(t in k for t in TIMINGS)}
+
+
+def test_the_upstream_under_ray_equals_the_local_one(both):
+    local, on_ray = both
+    jobs = [("baseline", None), ("adapters", None), ("epn", None)] + [("full", e) for e in EXPERTS]
+    for job, expert in jobs:
+        a = work_tree.WorkTree(local["upstream"]).job(job, expert)
+        b = work_tree.WorkTree(on_ray["upstream"]).job(job, expert)
+        assert a.finished() and b.finished(), (job, expert)
+        ma, mb = _results(a.metrics()), _results(b.metrics())
+        assert ma.keys() == mb.keys()
+        for key in ma:
+            assert mb[key] == ma[key], (job, expert, key)
+        ra, rb = tf.train.load_checkpoint(a.final_model), tf.train.load_checkpoint(b.final_model)
+        for name, _ in tf.train.list_variables(a.final_model):
+            if name.startswith("model/"):
+                np.testing.assert_array_equal(rb.get_tensor(name), ra.get_tensor(name),
+                                              err_msg=f"{job} {expert} {name}")  # fmt: skip
+
+
+def test_the_export_under_ray_equals_the_local_one(both):
+    local, on_ray = both
+    # B, two full experts and two adapter experts.
+    assert local["modules"] == on_ray["modules"] and len(local["modules"]) == 5
+    images = np.random.default_rng(0).uniform(size=(4, 32, 32, 3)).astype(np.float32)
+    for handle in local["modules"]:
+        a = hub_loader.load(local["hub"] / handle)(images).numpy()
+        b = hub_loader.load(on_ray["hub"] / handle)(images).numpy()
+        np.testing.assert_array_equal(b, a, err_msg=handle)
+
+
+def test_the_transfer_run_under_ray_equals_the_local_one(both):
+    local, on_ray = both
+    a, b = local["transfer"], on_ray["transfer"]
+    assert a["methods"].keys() == b["methods"].keys() == {"knn", "baseline"}
+    for method in a["methods"]:
+        ma, mb = a["methods"][method], b["methods"][method]
+        assert ma["pick"] == mb["pick"]
+        assert mb["test_accuracies"] == ma["test_accuracies"]
+
+
+def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(ray_executor, tmp_path):
+    settings = dict(total_steps=6, checkpoint_every=2, log_every=1)
+    job = fanout.Job("killed once", workers.train_killed_once,
+                     (str(tmp_path / "ray"), str(tmp_path / "attempts")), settings)  # fmt: skip
+    [result] = ray_executor.map([job])
+    attempts = (tmp_path / "attempts").read_text().split()
+    assert len(attempts) == 2 and attempts[0] != attempts[1]  # two processes
+    resumed_at = 6 - len(result["losses"])
+    assert result["steps"] == 6 and resumed_at in (2, 4)
+    # The same interruption in this process, by an error after step `resumed_at`'s
+    # batch: the retried job's model equals this one's.
+    config = synthetic.config(**settings)
+    fail_after = resumed_at * config.global_batch + 1
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        loop.train(synthetic.job(fail_after=fail_after), config, tmp_path / "local")
+    loop.train(synthetic.job(), config, tmp_path / "local")
+    a = work_tree.JobDir(tmp_path / "local")
+    b = work_tree.JobDir(tmp_path / "ray")
+    ra, rb = tf.train.load_checkpoint(a.final_model), tf.train.load_checkpoint(b.final_model)
+    for name, _ in tf.train.list_variables(a.final_model):
+        if name.startswith("model/"):
+            np.testing.assert_allclose(rb.get_tensor(name), ra.get_tensor(name), atol=1e-6)
+    # No partial artefact: only the job's own files (and the lock the dead attempt
+    # held, which the OS released), no temporary final directory.
+    names = sorted(p.name for p in b.path.iterdir())
+    assert names == [".lock", "checkpoints", "final", "tensorboard"], names
+
+
+def test_two_workers_given_the_same_job_train_it_once(both, ray_executor, smoke_data_dir):
+    _, on_ray = both
+    overrides = {**smoke_upstream.OVERRIDES, "data.experts": ("square",)}
+    config = pipeline.job_config("full_experts", "smoke", str(on_ray["upstream"]),
+                                 smoke_data_dir, overrides)  # fmt: skip
+    job = fanout.Job("full square", train.train_alone, (config, "square"))
+    results = ray_executor.map([job, job])
+    assert sorted("losses" in r for r in results) == [False, True]  # one trained it
+    jobdir = work_tree.WorkTree(on_ray["upstream"]).job("full", "square")
+    assert jobdir.finished() and jobdir.metrics()["steps"] == 2
+
+
+def test_a_jobs_error_is_raised_as_itself(ray_executor):
+    assert ray_executor.map([fanout.Job(f"sq{i}", workers.square, (i,)) for i in range(3)]) == [
+        0, 1, 4,
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="a bad setting"):
+        ray_executor.map([fanout.Job("fails", workers.fail, ("a bad setting",))])
+
+
+def test_ray_train_two_workers_match_single_device(ray_executor, tmp_path):
+    single = loop.train(synthetic.job(), synthetic.config(), tmp_path / "single")
+    result = fanout.ray_train.run(workers.synthetic_multi_worker, (str(tmp_path / "mwms"),), 2)
+    assert result["replicas"] == 2
+    np.testing.assert_allclose(result["losses"], single["losses"], rtol=1e-4)
+    assert work_tree.JobDir(tmp_path / "mwms").finished()
