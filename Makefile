@@ -27,7 +27,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[data,dev,bench]"
+	$(BIN)/pip install --quiet -e ".[data,dev,bench,ray]"
 	touch $@
 
 apt:
