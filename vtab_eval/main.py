@@ -4,7 +4,7 @@ r"""Selects an expert per task, fine-tunes it, and reports (paper, sections 5 an
         --pool=runs/hub --suite=embedded --selectors=knn,baseline --workdir=runs/transfer
 
     --pool       a hub tree root (hub_export's layout) or comma-separated handles
-                 (module directories or tfhub.dev URLs)
+                 (module directories, tfhub.dev URLs, Kaggle handles)
     --suite      a suite name (embedded, vtab1k) or ';'-separated task specs
     --selectors  comma-separated: knn, domain, label, random, baseline, oracle
     --workdir    outputs; rerunning resumes, finished tasks are not redone

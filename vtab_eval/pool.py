@@ -27,9 +27,10 @@ and field, so an exporter change cannot silently disable a proxy. The fields use
                          "activation": "sigmoid" | "softmax", "labels": [...]}
     input                {"range": [0, 1], "size": [h, w], ...}
 
-Handles that are not local directories (tfhub.dev URLs) carry metadata only when
-`vtab_eval.hub_loader` resolves them to a local mirror; otherwise they work with every
-proxy that needs only features (kNN, random) and with fine-tuning.
+Handles that are not local directories (tfhub.dev URLs, Kaggle handles) carry metadata
+only when `vtab_eval.hub_loader` resolves them to a local mirror; otherwise they work
+with every proxy that needs only features (kNN, random) and with fine-tuning. A Kaggle
+handle without a version takes the mirror's newest, like a hub root's modules.
 """
 
 from __future__ import annotations
@@ -296,16 +297,19 @@ def discover(root: str | os.PathLike) -> Pool:
 
 
 def module_from_handle(handle: str) -> Module:
-    """A module from one handle: a local directory or a tfhub.dev URL (metadata read
-    when the directory, or the hub_loader mirror of the URL, has it)."""
+    """A module from one handle: a local directory, a tfhub.dev URL or a Kaggle handle
+    (metadata read when the directory, or the hub_loader mirror of the handle, has it)."""
     try:
         where = hub_loader.resolve(handle)
+        kaggle = hub_loader.parse_kaggle(handle)
     except hub_loader.HubLoadError as e:
         raise PoolError(f"--pool handle {handle!r}: {e}") from e
     local = Path(where)
     info = read_info(local / INFO_FILE) if (local / INFO_FILE).is_file() else {}
     parts = [p for p in handle.rstrip("/").split("/") if p]
     name = parts[-2] if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
+    if kaggle is not None:
+        name = kaggle.variation  # the URL's long form ends in versions/<n>
     if not info:
         # Published modules carry no metadata: a name from the handle, kind by name.
         info = {"name": name, "kind": "baseline" if name == "baseline" else "full"}
@@ -326,8 +330,8 @@ def from_handles(handles: Iterable[str]) -> Pool:
 
 
 def open_pool(spec: str | Sequence[str]) -> Pool:
-    """`--pool`: comma-separated hub tree roots and module handles (directories or
-    URLs), combined into one pool: ours, another upstream's, a mirror of the published
+    """`--pool`: comma-separated hub tree roots and module handles (directories, URLs or
+    `kaggle:` handles), combined into one pool: ours, another upstream's, a mirror of the published
     experts. Module ids must differ across sources; an upstream classifier or EPN is
     kept only when one source has it (each answers for its own upstream's experts), and
     the first source's baseline is the pool's B."""
@@ -335,7 +339,11 @@ def open_pool(spec: str | Sequence[str]) -> Pool:
     entries = [h for h in entries if h]
     if not entries:
         raise PoolError("empty --pool")
-    roots = [e for e in entries if Path(e).is_dir() and not (Path(e) / "saved_model.pb").exists()]
+    roots = [
+        e
+        for e in entries
+        if hub_loader.is_path(e) and Path(e).is_dir() and not (Path(e) / "saved_model.pb").exists()
+    ]
     handles = [e for e in entries if e not in roots]
     if not handles and len(roots) == 1:
         return discover(roots[0])

@@ -73,7 +73,7 @@ def test_bad_handles_are_one_line_errors(tmp_path):
         hub_loader.resolve(tmp_path / "missing")
     with pytest.raises(hub_loader.HubLoadError, match="has no saved_model.pb"):
         hub_loader.load(tmp_path)
-    with pytest.raises(hub_loader.HubLoadError, match="only tfhub.dev URLs and local paths"):
+    with pytest.raises(hub_loader.HubLoadError, match="only tfhub.dev and kaggle.com/models URLs"):
         hub_loader.resolve("https://example.com/m/1")
     with pytest.raises(hub_loader.HubLoadError, match="unsupported handle scheme 'gs'"):
         hub_loader.resolve("gs://bucket/m/1")

@@ -117,3 +117,36 @@ def test_a_pool_combines_several_roots_and_handles(hub_root, tmp_path, caplog):
     assert len(mixed.experts) == 5 and mixed.epn is not None  # only the root has one
     with pytest.raises(pool_lib.PoolError, match="come from two sources"):
         pool_lib.open_pool(f"{hub_root},{hub_root}")
+
+
+def test_kaggle_handles_join_a_pool_with_metadata_from_the_mirror(hub_root, tmp_path, monkeypatch):
+    mirror = tmp_path / "mirror"
+    red = hub_root / "tests/experts/bit/tiny/tiny_upstream/red/1"
+    bare = mirror / "kaggle/google/bit/tensorFlow2/m-r50x1"
+    for version in ("1", "2"):
+        shutil.copytree(red, bare / version)
+    (bare / "2" / "expert_info.json").unlink()  # as published: no metadata
+    monkeypatch.setenv("EXPERTS_HUB_ROOT", str(mirror))
+    unmirrored = "https://www.kaggle.com/models/google/bit/frameworks/TensorFlow2/variations/m-r101x1/versions/1"
+    found = pool.open_pool(f"{hub_root},kaggle:google/bit/tensorFlow2/m-r50x1,{unmirrored}")
+    assert len(found.experts) == 6 and found.baseline.id == "bit/tiny/tiny_upstream/baseline"
+    newest, remote = found.experts[-2:]
+    assert (newest.handle, newest.id, newest.kind) == (str(bare / "2"), "m-r50x1", "full")
+    assert remote.handle == "https://www.kaggle.com/models/google/bit/tensorFlow2/m-r101x1/1"
+    assert remote.id == "m-r101x1" and found.epn is not None  # only the root has one
+    first = pool.open_pool("kaggle:google/bit/TensorFlow2/m-r50x1/1").experts[0]
+    assert first.handle == str(bare / "1") and first.info["label_distribution"]["l_red"] == 0.9
+
+
+def test_a_kaggle_handle_is_never_taken_for_a_root(hub_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EXPERTS_HUB_ROOT", raising=False)
+    shutil.copytree(hub_root, tmp_path / "kaggle:google" / "bit" / "tensorFlow2" / "m-r50x1")
+    found = pool.open_pool("kaggle:google/bit/tensorFlow2/m-r50x1")
+    assert [e.handle for e in found.experts] == [
+        "https://www.kaggle.com/models/google/bit/tensorFlow2/m-r50x1"
+    ]
+    with pytest.raises(pool.PoolError, match=r"handle 'kaggle:google/bit': .*a Kaggle model"):
+        pool.open_pool("kaggle:google/bit")
+    with pytest.raises(pool.PoolError, match="may not contain '..'"):
+        pool.open_pool(f"{hub_root},kaggle:google/bit/tensorFlow2/../../1")
