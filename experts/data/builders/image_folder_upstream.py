@@ -17,7 +17,8 @@ of a photograph. The others are converted to RGB (CMYK, grayscale, palette, alph
 so their longer side is at most ``max_size`` when the config sets it, and re-encoded: a
 JPEG as JPEG at quality ``JPEG_QUALITY``, any other format (GIF, BMP, WebP, PNG) as PNG.
 EXIF orientation is ignored, as TF's decoder and the ImageNet input pipelines ignore it:
-an image is stored as its pixels are encoded, converted or not.
+an image is stored as its pixels are encoded, converted or not (a kept file keeps its
+EXIF and ICC metadata; nothing reads them, as Pillow's conversion never did).
 
     builder = ImageFolderUpstream(data_dir=..., config=ImageFolderUpstreamConfig(...))
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=...))
@@ -43,9 +44,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 # many cameras write: its first picture is a plain JPEG stream, which is what TF decodes.
 JPEG_FORMATS = ("JPEG", "MPO")
 STORED_AS_IS = (*JPEG_FORMATS, "PNG")
-# A converted JPEG is one more lossy generation: 95 is Pillow's advice for the top of the
-# useful range (above it, files grow with hardly any gain), and keeps a shrunk photo's
-# bytes a fraction of 100's (tfds' imagenet2012 uses 100 for its dozen fixed files).
+# A converted JPEG is one more lossy generation. 95 is the top of Pillow's advised range
+# (above it files grow fast with hardly any gain); tfds' imagenet2012 re-encodes its dozen
+# CMYK and PNG files at 100, which on a shrunk photograph costs about twice the bytes.
 JPEG_QUALITY = 95
 
 
