@@ -123,8 +123,9 @@ def _needs_no_conversion(image: Image.Image, max_size: int | None) -> bool:
 
 
 def _pipelines_decode(data: bytes) -> bool:
-    """Whether the input pipelines' decoder reads ``data`` (it does not read a truncated
-    file, nor every JPEG coding Pillow reads); the one decode that validates a file."""
+    """Whether the input pipelines' decoder reads ``data``: the one decode that validates
+    a kept file. A truncated file fails here (and then in Pillow); a file only Pillow
+    reads is converted."""
     try:
         tf.io.decode_image(data, channels=3, expand_animations=False)
     except tf.errors.InvalidArgumentError:
