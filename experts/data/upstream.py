@@ -98,11 +98,16 @@ class UpstreamInfo:
         return counts / counts.sum()
 
 
-def features(image_shape: tuple[int | None, int | None, int]) -> tfds.features.FeaturesDict:
+def features(
+    image_shape: tuple[int | None, int | None, int], encoding_format: str | None = "png"
+) -> tfds.features.FeaturesDict:
+    """The upstream features. ``encoding_format`` is how tfds encodes the pixel arrays a
+    builder yields; a builder that yields encoded bytes passes None: tfds stores bytes
+    as they are, and every reader sniffs the format (``tf.io.decode_image``)."""
     # The ClassLabel's names are set once the builder has listed its classes.
     return tfds.features.FeaturesDict(
         {
-            "image": tfds.features.Image(shape=image_shape, encoding_format="png"),
+            "image": tfds.features.Image(shape=image_shape, encoding_format=encoding_format),
             "label": tfds.features.ClassLabel(),
             "style": tfds.features.Text(),
         }

@@ -6,10 +6,19 @@ Put the data in tfds' manual_dir (default ``<data_dir>/downloads/manual``)::
     <manual_dir>/images/<class>/*.jpg     # one subfolder per class; .jpeg/.png/.bmp/.gif/.webp too
 
 Every class folder name must be a node of the hierarchy (ImageNet-21k: a WordNet id per
-folder, the ancestors' "is-a" links in hierarchy.txt). Images are converted to RGB and,
-if the config sets ``max_size``, shrunk so their longer side is at most that. The
-validation split takes ``validation_percent`` of every class's images by a hash of the
-file's name, so it is stable when images are added.
+folder, the ancestors' "is-a" links in hierarchy.txt). The validation split takes
+``validation_percent`` of every class's images by a hash of the file's name, so it is
+stable when images are added.
+
+Images are stored as they came: an RGB JPEG or PNG within the config's ``max_size`` is
+stored as the file's own bytes (decoded once, by the input pipelines' decoder, to check
+that it reads them), which is fewer bytes and a faster decode than a lossless re-encode
+of a photograph. The others are converted to RGB (CMYK, grayscale, palette, alpha), shrunk
+so their longer side is at most ``max_size`` when the config sets it, and re-encoded: a
+JPEG as JPEG at quality ``JPEG_QUALITY``, any other format (GIF, BMP, WebP, PNG) as PNG.
+EXIF orientation is ignored, as TF's decoder and the ImageNet input pipelines ignore it:
+an image is stored as its pixels are encoded, converted or not (a kept file keeps its
+EXIF and ICC metadata; nothing reads them, as Pillow's conversion never did).
 
     builder = ImageFolderUpstream(data_dir=..., config=ImageFolderUpstreamConfig(...))
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=...))
@@ -20,9 +29,10 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import io
 import os
 
-import numpy as np
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
@@ -30,6 +40,14 @@ from experts.data import upstream
 from experts.data.hierarchy import Hierarchy, HierarchyError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+# PIL's names of the formats stored as they are when RGB. MPO is the multi-picture JPEG
+# many cameras write: its first picture is a plain JPEG stream, which is what TF decodes.
+JPEG_FORMATS = ("JPEG", "MPO")
+STORED_AS_IS = (*JPEG_FORMATS, "PNG")
+# A converted JPEG is one more lossy generation. 95 is the top of Pillow's advised range
+# (above it files grow fast with hardly any gain); tfds' imagenet2012 re-encodes its dozen
+# CMYK and PNG files at 100, which on a shrunk photograph costs about twice the bytes.
+JPEG_QUALITY = 95
 
 
 @dataclasses.dataclass(eq=False)
@@ -82,28 +100,67 @@ def scan_folder(manual_dir: str, validation_percent: int) -> tuple[Hierarchy, li
     return hierarchy, labels, files
 
 
-def read_image(path: str, max_size: int | None) -> np.ndarray:
+def encoded_image(path: str, max_size: int | None) -> bytes:
+    """The bytes stored for the image file at ``path``: its own when they need no
+    conversion, else the converted image re-encoded (see the module docstring)."""
+    with open(path, "rb") as f:
+        data = f.read()
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-    except OSError as e:
+        with Image.open(io.BytesIO(data)) as image:  # reads the header, not the pixels
+            if _needs_no_conversion(image, max_size) and _pipelines_decode(data):
+                return data
+            return _converted(image, max_size)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
-    if max_size and max(image.size) > max_size:
-        image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
-    return np.asarray(image)
+
+
+def _needs_no_conversion(image: Image.Image, max_size: int | None) -> bool:
+    return (
+        image.format in STORED_AS_IS
+        and image.mode == "RGB"
+        and not (max_size and max(image.size) > max_size)
+    )
+
+
+def _pipelines_decode(data: bytes) -> bool:
+    """Whether the input pipelines' decoder reads ``data``: the one decode that validates
+    a kept file. A truncated file fails here (and then in Pillow); a file only Pillow
+    reads is converted."""
+    try:
+        tf.io.decode_image(data, channels=3, expand_animations=False)
+    except tf.errors.InvalidArgumentError:
+        return False
+    return True
+
+
+def _converted(image: Image.Image, max_size: int | None) -> bytes:
+    """RGB, shrunk to ``max_size``, re-encoded: JPEG for a JPEG source, else PNG (lossless,
+    as a GIF, BMP or PNG is often a drawing, which JPEG would smear)."""
+    rgb = image.convert("RGB")  # decodes: a truncated or corrupt file fails here
+    if max_size and max(rgb.size) > max_size:
+        rgb.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    if image.format in JPEG_FORMATS:
+        rgb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    else:
+        rgb.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 class ImageFolderUpstream(tfds.core.GeneratorBasedBuilder):
     """A user's upstream image folder with an "is-a" hierarchy over its classes."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Image folder plus hierarchy file."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Image folder plus hierarchy file.",
+        "2.0.0": "Images stored as they came (RGB JPEG/PNG bytes), not re-encoded as PNG.",
+    }
     BUILDER_CONFIGS = [ImageFolderUpstreamConfig(name="default")]
     MANUAL_DOWNLOAD_INSTRUCTIONS = __doc__
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=upstream.features((None, None, 3)),
+            features=upstream.features((None, None, 3), encoding_format=None),
             supervised_keys=("image", "label"),
             metadata=tfds.core.MetadataDict(),
             description=__doc__,
@@ -126,4 +183,4 @@ class ImageFolderUpstream(tfds.core.GeneratorBasedBuilder):
         max_size = self.builder_config.max_size
         for path, label in pairs:
             key = f"{label}/{os.path.basename(path)}"
-            yield key, {"image": read_image(path, max_size), "label": label, "style": key}
+            yield key, {"image": encoded_image(path, max_size), "label": label, "style": key}
