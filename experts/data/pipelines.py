@@ -28,9 +28,9 @@ a slice is any set of labels, so a DAG node whose labels lie anywhere costs its 
 and the index is 20 bytes a record, memory-mapped. The alternatives had worse trade-offs:
 records grouped by node (contiguous ranges) would have made B's shuffle buffer see a few
 labels at a time; ArrayRecord has random access but tfds' ``as_dataset`` cannot read it,
-which would have moved B's reader into Python. The price is a seek per record, which pays
-only for a small slice: one of more than ``INDEX_MAX_FRACTION`` of the split streams the
-split and filters labels before decoding images, reading at most twice its records. A
+which would have moved B's reader into Python. The price is one read call (a seek) per
+record, so a slice of more than ``INDEX_MAX_FRACTION`` of the split streams the split
+instead and filters labels before decoding images, reading at most twice its records. A
 prepared dataset whose index cannot be written (read-only, remote) is read that way too,
 with a one-line warning. Whatever is read, a cache is decided on the size of what the
 pipeline holds (a slice's pixels or encoded bytes), not on the whole split's.
@@ -61,8 +61,9 @@ SHUFFLE_BUFFER = 10_000
 # What a pipeline reads (a slice or the split) is cached in memory after the first pass
 # when it holds less than this: decoded pixels when images share a shape, else encoded.
 AUTO_CACHE_BYTES = 1 << 30
-# A larger slice streams the split and filters it: it then reads at most twice its own
-# records, sequentially, which beats seeking to each of them.
+# A larger slice streams the split and filters it: that reads at most twice its own
+# records, in order, which is the cheaper read where a seek costs more than a record
+# (disks, network file systems); on a local SSD the index is faster even then.
 INDEX_MAX_FRACTION = 0.5
 
 
@@ -176,14 +177,14 @@ def _read_slice(builder, info, split, training, seed, labels):
     index = slice_index.ensure(builder, split) if fraction <= INDEX_MAX_FRACTION else None
     if index is not None:
         rows = slice_index.select(index, builder, split, labels)
-        serialized = slice_index.dataset(index, rows, training, seed)
-        features = builder.info.features
-        skip = {"image": tfds.decode.SkipDecoding()}
-        ds = serialized.map(
-            lambda r: _image_and_label(features.deserialize_example(r, decoders=skip)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        # Parsed a chunk at a time: per-record parsing would cost more than the reads.
+        spec = {
+            k: tf.io.FixedLenFeature(v.shape, v.tf_dtype)
+            for k, v in builder.info.features.get_serialized_info().items()
+            if k in ("image", "label")
+        }
+        chunks = slice_index.dataset(index, rows, training, seed)
+        ds = chunks.map(lambda r: tf.io.parse_example(r, spec), tf.data.AUTOTUNE).unbatch()
         return ds, len(rows["length"]), int(rows["length"].sum())
     read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
     ds = builder.as_dataset(

@@ -70,11 +70,17 @@ def _shard_files(builder, split: str) -> list[str]:
 
 
 def _expected(builder, split: str) -> dict:
+    """What an index of the split as it is now records: a dataset prepared again in the
+    same directory (new files, other sizes or times) has a stale index."""
     split_info = builder.info.splits[split]
+    names = _shard_files(builder, split)
+    stats = [os.stat(os.path.join(os.fspath(builder.data_dir), n)) for n in names]
     return {
         "format": FORMAT,
-        "shard_files": _shard_files(builder, split),
+        "shard_files": names,
         "shard_lengths": [int(n) for n in split_info.shard_lengths],
+        "shard_bytes": [st.st_size for st in stats],
+        "shard_mtimes_ns": [st.st_mtime_ns for st in stats],
     }
 
 
@@ -118,7 +124,7 @@ def ensure(builder, split: str) -> SliceIndex | None:
     return load(builder, base)
 
 
-def _scan(paths: Sequence[str]) -> dict[str, np.ndarray]:
+def _scan(paths: Sequence[str], shard_lengths: Sequence[int]) -> dict[str, np.ndarray]:
     """Label, shard, position, offset and length of every record of the shards, in one
     pass; shards are read in parallel, each in file order."""
     spec = {"label": tf.io.FixedLenFeature([], tf.int64)}
@@ -140,6 +146,11 @@ def _scan(paths: Sequence[str]) -> dict[str, np.ndarray]:
     out = {c: [] for c in ("label", *_COLUMNS)}
     for shard in range(len(paths)):
         length = np.concatenate(lengths[shard] or [np.zeros([0], np.int32)]).astype(np.int64)
+        if len(length) != shard_lengths[shard]:
+            raise ValueError(
+                f"{paths[shard]}: {len(length)} records, but the dataset's info says "
+                f"{shard_lengths[shard]}; prepare the dataset again"
+            )
         out["label"].append(np.concatenate(labels[shard] or [np.zeros([0], np.int64)]))
         out["shard"].append(np.full(len(length), shard, np.int32))
         out["position"].append(np.arange(len(length), dtype=np.int32))
@@ -155,7 +166,7 @@ def build(builder, split: str) -> Path:
     root = Path(os.fspath(builder.data_dir))
     paths = [os.fspath(root / f) for f in expected["shard_files"]]
     _log.info("%s: indexing the %s split's records by label (one pass)", root, split)
-    scan = _scan(paths)
+    scan = _scan(paths, expected["shard_lengths"])
     if scan["label"].size and not 0 <= scan["label"].min() <= scan["label"].max() < num_labels:
         raise ValueError(f"{root}/{split}: a record's label is outside [0, {num_labels})")
     order = np.argsort(scan["label"], kind="stable")  # stable: shard and position stay sorted
@@ -182,18 +193,21 @@ def build(builder, split: str) -> Path:
 
 
 def read_records(path: bytes, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The serialized records at ``offsets`` of one TFRecord shard, as an object array."""
+    """The serialized records at ``offsets`` of one local TFRecord shard, as an object
+    array: one ``pread`` each, so exactly their frames are read."""
     out = np.empty(len(offsets), object)
-    with tf.io.gfile.GFile(path.decode(), "rb") as f:
-        for i, (offset, length) in enumerate(zip(offsets, lengths, strict=True)):
-            f.seek(int(offset))
-            frame = f.read(_HEADER_BYTES + int(length))
-            if int.from_bytes(frame[:8], "little") != length:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for i, (offset, length) in enumerate(zip(offsets.tolist(), lengths.tolist(), strict=True)):
+            frame = os.pread(fd, _HEADER_BYTES + length, offset)
+            if len(frame) < _HEADER_BYTES + length or int.from_bytes(frame[:8], "little") != length:
                 raise ValueError(
                     f"{path.decode()}: no record of {length} bytes at byte {offset}; the "
                     f"slice index beside it is out of date (delete its {INDEX_DIR}/)"
                 )
             out[i] = frame[_HEADER_BYTES:]
+    finally:
+        os.close(fd)
     return out
 
 
@@ -217,9 +231,10 @@ def select(index: SliceIndex, builder, split: str, label_ids: Sequence[int]) -> 
 
 
 def dataset(index: SliceIndex, rows: dict, training: bool, seed: int) -> tf.data.Dataset:
-    """The serialized records of ``rows`` (from ``select``): read in chunks of one
-    shard's records in file order, the chunks in a seeded order reshuffled every epoch
-    when ``training`` (like tfds' shuffle_files), else in file order."""
+    """The serialized records of ``rows`` (from ``select``), one string vector per chunk
+    of one shard's records in file order (parse them a chunk at a time); the chunks come
+    in a seeded order reshuffled every epoch when ``training`` (like tfds'
+    shuffle_files), else in file order."""
     shard = rows["shard"]
     cuts = np.flatnonzero(np.diff(shard)) + 1 if len(shard) else np.zeros([0], np.int64)
     bounds = []
@@ -243,4 +258,4 @@ def dataset(index: SliceIndex, rows: dict, training: bool, seed: int) -> tf.data
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    return records.map(lambda r: tf.ensure_shape(r, [None])).unbatch()
+    return records.map(lambda r: tf.ensure_shape(r, [None]))

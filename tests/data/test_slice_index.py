@@ -6,6 +6,7 @@ reader yields before the label filter (what every slice read before the index).
 """
 
 import logging
+import os
 import time
 
 import numpy as np
@@ -187,6 +188,10 @@ def test_a_stale_index_is_rebuilt_and_a_wrong_one_named(small):
     (where / "index.json").write_text(meta.replace('"shard_lengths": [', '"shard_lengths": [1, '))
     assert slice_index.load(builder, "train") is None  # describes other shards
     assert slice_index.ensure(builder, "train") is not None  # built again
+    shard = slice_index.load(builder, "train").shard_paths[1]
+    os.utime(shard, ns=(0, 0))  # as if the dataset was prepared again in place
+    assert slice_index.load(builder, "train") is None
+    assert slice_index.ensure(builder, "train") is not None
     offsets = np.load(where / "offset.npy")
     np.save(where / "offset.npy", offsets + 1)  # the shards changed under the index
     with pytest.raises(Exception, match=r"tfrecord-0000\d-of-00003: no record of \d+ bytes"):
