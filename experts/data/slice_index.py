@@ -108,18 +108,23 @@ def ensure(builder, split: str) -> SliceIndex | None:
     if index is not None:
         return index
     if "://" in os.fspath(builder.data_dir):
-        _log.warning("%s: no slice index on remote storage; slices read the whole split",
-                     builder.data_dir)  # fmt: skip
+        _log.warning(
+            "%s: no slice index on remote storage; slices read the whole split", builder.data_dir
+        )
         return None
     if builder.info.file_format != tfds.core.FileFormat.TFRECORD:
-        _log.warning("%s: %s files have no slice index; slices read the whole split",
-                     builder.data_dir, builder.info.file_format.value)  # fmt: skip
+        _log.warning(
+            "%s: %s files have no slice index; slices read the whole split",
+            builder.data_dir,
+            builder.info.file_format.value,
+        )
         return None
     try:
         build(builder, base)
     except OSError as e:
-        _log.warning("%s: cannot write a slice index (%s); slices read the whole split",
-                     builder.data_dir, e)  # fmt: skip
+        _log.warning(
+            "%s: cannot write a slice index (%s); slices read the whole split", builder.data_dir, e
+        )
         return None
     return load(builder, base)
 

@@ -196,3 +196,15 @@ def test_a_stale_index_is_rebuilt_and_a_wrong_one_named(small):
     np.save(where / "offset.npy", offsets + 1)  # the shards changed under the index
     with pytest.raises(Exception, match=r"tfrecord-0000\d-of-00003: no record of \d+ bytes"):
         _labels(_slice(builder, info, "group0", training=False))
+
+
+def test_build_upstream_indexes_every_split(small, capsys):
+    from experts.data import build_upstream
+
+    builder, _ = small
+    build_upstream.index_slices(builder)
+    out = capsys.readouterr().out
+    for split in ("train", "validation"):
+        assert slice_index.load(builder, split) is not None
+        assert f"slice index ({split}, " in out
+    assert str(slice_index.directory(builder, "validation")) in out
