@@ -6,5 +6,6 @@ input pipelines.
   ``image_folder_upstream`` (a user's folder plus hierarchy file); never downloading.
 * ``upstream``: the metadata every builder records and ``load_info`` to read it back.
 * ``pipelines``: tf.data for the baseline, full experts, adapter experts and the EPN.
+* ``slice_index``: where each label's records lie, so that a slice reads only its own.
 * ``build_upstream``: ``python -m experts.data.build_upstream --data_dir=runs/tfds``.
 """

@@ -10,7 +10,9 @@ configs then name with ``--config.data.name=image_folder_upstream``.
 
 The first run renders every image (a few minutes on 2 cores); later runs read the cache in
 ``--data_dir``. Prints the image and node counts, the automatically chosen experts with
-their training images, the build time, and writes a PNG grid of training samples.
+their training images, the build time, and writes a PNG grid of training samples and
+each split's slice index (``data/slice_index.py``: what lets a full expert read only its
+slice).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from absl import app, flags, logging
 from PIL import Image
 
 from experts import cli, files
-from experts.data import embedded, probes, upstream
+from experts.data import embedded, probes, slice_index, upstream
 from experts.data.builders import (
     EmbeddedUpstream,
     EmbeddedUpstreamConfig,
@@ -131,6 +133,7 @@ def main(argv):
         )
         seconds = time.time() - start
     experts = report(builder, cached, seconds)
+    index_slices(builder)
     if not folder:  # a user's folder has no renderer to make grids or probes from
         grid = flags.FLAGS.grid or os.path.join(
             flags.FLAGS.data_dir, f"embedded_upstream_{flags.FLAGS.image_size}px.png"
@@ -138,6 +141,16 @@ def main(argv):
         sample_grid(builder, grid, flags.FLAGS.grid_side)
         print(f"sample grid: {grid}")
         write_probes(builder, experts)
+
+
+def index_slices(builder) -> None:
+    """Writes every split's slice index now (one pass over its records), so that no
+    expert job pays that pass; an index already there is checked, not rebuilt."""
+    for split in builder.info.splits:
+        start = time.time()
+        index = slice_index.ensure(builder, split)
+        where = index.directory if index is not None else "none: slices read the whole split"
+        print(f"slice index ({split}, {time.time() - start:.1f} s): {where}")
 
 
 def report(builder, cached: bool, seconds: float) -> list[str]:

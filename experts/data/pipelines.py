@@ -16,8 +16,24 @@ Training pipelines repeat forever, shuffle with ``seed`` and augment (``Augment`
 ``config.data.augment``) by a random crop resized back to ``image_size`` and, for natural
 images, a horizontal flip: ``INCEPTION`` as BiT upstream, ``GLYPHS`` (larger crops, no
 flip: a mirrored glyph is another glyph) for the embedded upstream. Evaluation pipelines read
-each example once, in order, only resized. Labels are filtered before images are decoded,
-so a small slice costs a pass over the records, not over the pixels.
+each example once, in order, only resized.
+
+A slice reads its own records, not the split's (``data/slice_index.py``). The shards stay
+as tfds wrote them, shuffled by key hash, so B's stream of the whole split is unchanged:
+an index beside them (written once per prepared dataset, by the upstream build or on first
+use) holds every record's label, shard and byte offset, and a slice seeks to each of its
+records, in chunks of one shard's records in file order, the chunks in a seeded order that
+changes every epoch. That holds at ImageNet-21k scale (13M records, thousands of shards):
+a slice is any set of labels, so a DAG node whose labels lie anywhere costs its own records,
+and the index is 20 bytes a record, memory-mapped. The alternatives had worse trade-offs:
+records grouped by node (contiguous ranges) would have made B's shuffle buffer see a few
+labels at a time; ArrayRecord has random access but tfds' ``as_dataset`` cannot read it,
+which would have moved B's reader into Python. The price is one read call (a seek) per
+record, so a slice of more than ``INDEX_MAX_FRACTION`` of the split streams the split
+instead and filters labels before decoding images, reading at most twice its records. A
+prepared dataset whose index cannot be written (read-only, remote) is read that way too,
+with a one-line warning. Whatever is read, a cache is decided on the size of what the
+pipeline holds (a slice's pixels or encoded bytes), not on the whole split's.
 
 Two execution paths, same semantics. When the builder's images have one static shape (the
 embedded upstream: 32x32), images are decoded once, cached as uint8 and augmented a whole
@@ -30,20 +46,25 @@ resolution before resizing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from experts.data import upstream
+from experts.data import slice_index, upstream
 from experts.data.augment import GLYPHS, Augment, preprocess, preprocess_batch
 
 SHUFFLE_BUFFER = 10_000
 
 
-# Splits smaller than this (encoded bytes) are cached in memory after the first pass.
+# What a pipeline reads (a slice or the split) is cached in memory after the first pass
+# when it holds less than this: decoded pixels when images share a shape, else encoded.
 AUTO_CACHE_BYTES = 1 << 30
+# A larger slice streams the split and filters it: that reads at most twice its own
+# records, in order, which is the cheaper read where a seek costs more than a record
+# (disks, network file systems); on a local SSD the index is faster even then.
+INDEX_MAX_FRACTION = 0.5
 
 
 def open_upstream(
@@ -113,9 +134,6 @@ class _Tables:
         shape = tf.stack([tf.size(labels), self.num_nodes])
         return tf.scatter_nd(index, tf.ones([tf.shape(index)[0]], tf.float32), shape)
 
-    def in_expert(self, label: tf.Tensor, expert: int) -> tf.Tensor:
-        return self.expert_mask[tf.cast(label, tf.int32), expert]
-
     def expert_targets(self, label: tf.Tensor) -> tf.Tensor:
         return tf.cast(self.expert_mask[tf.cast(label, tf.int32)], tf.float32)
 
@@ -125,16 +143,49 @@ class _Tables:
 
 def _records(
     builder,
+    info: upstream.UpstreamInfo,
     split: str,
     training: bool,
     seed: int,
     cache: bool | str,
-    keep: Callable[[dict], tf.Tensor] | None = None,
+    labels: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """``{"image", "label": int64}``, only the records ``keep`` accepts (it sees the
-    label before any image is decoded). Images stay encoded unless the builder's images
-    share a static shape; then they are decoded uint8, so a cache holds pixels and later
-    epochs never decode again."""
+    """``{"image", "label": int64}``, only the records of ``labels`` (label ids; None: all).
+    A slice of at most ``INDEX_MAX_FRACTION`` of the split reads its records through the
+    slice index; otherwise the split is read and filtered by label before any image is
+    decoded. Images stay encoded unless the builder's images share a static shape; then
+    they are decoded uint8, so a cache holds pixels and later epochs never decode again."""
+    ds, examples, encoded_bytes = _read_slice(builder, info, split, training, seed, labels)
+    shape = static_image_shape(builder)
+    if shape is not None:
+        ds = _decode_static(ds, shape)
+    if cache == "auto":
+        # Decided on what this pipeline holds, the slice, not on the whole split.
+        size = examples * int(np.prod(shape)) if shape else encoded_bytes
+        cache = size < AUTO_CACHE_BYTES
+    return ds.cache() if cache else ds
+
+
+def _read_slice(builder, info, split, training, seed, labels):
+    """The records of ``labels``, their number and encoded bytes (exact from the index,
+    else estimated from the label counts)."""
+    split_info = builder.info.splits[split]
+    fraction = 1.0
+    if labels is not None:
+        counts = info.counts(split)
+        fraction = sum(counts[info.labels[i]] for i in labels) / max(1, sum(counts.values()))
+    index = slice_index.ensure(builder, split) if fraction <= INDEX_MAX_FRACTION else None
+    if index is not None:
+        rows = slice_index.select(index, builder, split, labels)
+        # Parsed a chunk at a time: per-record parsing would cost more than the reads.
+        spec = {
+            k: tf.io.FixedLenFeature(v.shape, v.tf_dtype)
+            for k, v in builder.info.features.get_serialized_info().items()
+            if k in ("image", "label")
+        }
+        chunks = slice_index.dataset(index, rows, training, seed)
+        ds = chunks.map(lambda r: tf.io.parse_example(r, spec), tf.data.AUTOTUNE).unbatch()
+        return ds, len(rows["length"]), int(rows["length"].sum())
     read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
     ds = builder.as_dataset(
         split=split,
@@ -142,18 +193,18 @@ def _records(
         read_config=read_config,
         decoders={"image": tfds.decode.SkipDecoding()},
     )
-    ds = ds.map(lambda ex: {"image": ex["image"], "label": ex["label"]})
-    if keep is not None:
-        ds = ds.filter(keep)
-    shape = static_image_shape(builder)
-    if shape is not None:
-        ds = _decode_static(ds, shape)
-    if cache == "auto":
-        shape = static_image_shape(builder)
-        split_info = builder.info.splits[split]
-        size = split_info.num_examples * int(np.prod(shape)) if shape else split_info.num_bytes
-        cache = size < AUTO_CACHE_BYTES
-    return ds.cache() if cache else ds
+    ds = ds.map(_image_and_label)
+    if labels is not None:
+        kept = np.zeros(len(info.labels), bool)
+        kept[np.asarray(labels, np.int64)] = True
+        table = tf.constant(kept)
+        ds = ds.filter(lambda ex: table[tf.cast(ex["label"], tf.int32)])
+    examples = round(split_info.num_examples * fraction)
+    return ds, examples, round(split_info.num_bytes * fraction)
+
+
+def _image_and_label(ex: dict) -> dict:
+    return {"image": ex["image"], "label": ex["label"]}
 
 
 def _finish(
@@ -209,7 +260,7 @@ def whole(
 ) -> tf.data.Dataset:
     """The whole split with multi-hot ``targets`` over all nodes: baseline B's data."""
     tables = _tables(info)
-    ds = _records(builder, split, training, seed, cache)
+    ds = _records(builder, info, split, training, seed, cache)
     return _finish(ds, tables, batch_size, image_size, training, seed, augment)
 
 
@@ -230,9 +281,8 @@ def expert_slice(
     tables = _tables(info, [expert])
     # The cache holds the slice, not the split: a small slice's later epochs then cost
     # its own size instead of another pass over every record.
-    ds = _records(
-        builder, split, training, seed, cache, lambda ex: tables.in_expert(ex["label"], 0)
-    )
+    labels = np.flatnonzero(info.hierarchy.expert_label_mask([expert], info.labels)[0])
+    ds = _records(builder, info, split, training, seed, cache, labels)
     return _finish(ds, tables, batch_size, image_size, training, seed, augment)
 
 
@@ -262,7 +312,7 @@ def expert_mix(
     if not experts:
         raise ValueError("expert_mix needs at least one expert")
     tables = _tables(info, experts)
-    records = _records(builder, split, training, seed, cache)
+    records = _records(builder, info, split, training, seed, cache)
     counts = info.node_counts(split)
     sizes = np.asarray([counts[e] for e in experts], np.float64)
     if (sizes == 0).any():
@@ -319,9 +369,9 @@ def expert_prediction(
         raise ValueError("expert_prediction needs at least one expert")
     tables = _tables(info, experts)
 
-    def assigned(ex):
-        return tf.reduce_any(tables.expert_mask[tf.cast(ex["label"], tf.int32)])
-
-    ds = _records(builder, split, training, seed, cache, None if keep_unassigned else assigned)
+    assigned = np.flatnonzero(info.hierarchy.expert_label_mask(experts, info.labels).any(0))
+    ds = _records(
+        builder, info, split, training, seed, cache, None if keep_unassigned else assigned
+    )
     ds = ds.map(lambda ex: {**ex, "expert_targets": tables.expert_targets(ex["label"])})
     return _finish(ds, tables, batch_size, image_size, training, seed, augment)
