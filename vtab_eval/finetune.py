@@ -18,6 +18,17 @@ columns get zero gradients and stay at zero: a run equals one with a head of exa
 `num_classes` outputs, up to float rounding. Each run draws its batches from its own
 seed (epoch-wise permutations).
 
+Under a tf.distribute strategy (``strategy``, from ``vtab_eval.distribute``: the same
+``strategy`` field as training's), the variables are made in its scope and each step
+runs on every replica with a contiguous share of the batch; a replica's loss is
+averaged over the global batch and the gradients are summed over replicas before the
+update, so a step equals the single-device step up to float rounding (the modules
+normalise per example, GroupNorm, so no batch statistic depends on the split). The
+batch size must be a multiple of the replicas. Evaluation runs on one device, reading
+the first replica's weights: a forward pass over a VTAB test split (tens of thousands of
+images at most) costs a few percent of a paper-preset run's training (2,500 steps or
+more of 512 images, forward and backward).
+
 The protocol around the runs is `vtab_eval.protocol`'s.
 """
 
