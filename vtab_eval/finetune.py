@@ -18,6 +18,17 @@ columns get zero gradients and stay at zero: a run equals one with a head of exa
 `num_classes` outputs, up to float rounding. Each run draws its batches from its own
 seed (epoch-wise permutations).
 
+Under a tf.distribute strategy (``strategy``, from ``vtab_eval.distribute``: the same
+``strategy`` field as training's), the variables are made in its scope and each step
+runs on every replica with a contiguous share of the batch; a replica's loss is
+averaged over the global batch and the gradients are summed over replicas before the
+update, so a step equals the single-device step up to float rounding (the modules
+normalise per example, GroupNorm, so no batch statistic depends on the split). The
+batch size must be a multiple of the replicas. Evaluation runs on one device, reading
+the first replica's weights: a forward pass over a VTAB test split (tens of thousands of
+images at most) costs a few percent of a paper-preset run's training (2,500 steps or
+more of 512 images, forward and backward).
+
 The protocol around the runs is `vtab_eval.protocol`'s.
 """
 
@@ -63,7 +74,14 @@ class FineTuner:
     evaluation set. Building it loads the module and traces and runs its functions once
     (`build_seconds`), so the first run costs what every later run does."""
 
-    def __init__(self, handle: str, max_classes: int, image_size: int, eval_batch: int = 256):
+    def __init__(
+        self,
+        handle: str,
+        max_classes: int,
+        image_size: int,
+        eval_batch: int = 256,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
         start = time.perf_counter()
         if max_classes < 1:
             raise ValueError(f"max_classes must be >= 1, got {max_classes}")
@@ -71,20 +89,24 @@ class FineTuner:
         self.max_classes = int(max_classes)
         self.image_size = int(image_size)
         self.eval_batch = eval_batch
-        layer = hub_loader.load(handle, trainable=True)
-        inputs = keras.Input([image_size, image_size, 3], dtype=tf.float32)
-        features = layer(inputs)
-        head = keras.layers.Dense(
-            self.max_classes, kernel_initializer="zeros", bias_initializer="zeros", name="head"
-        )
-        self.model = keras.Model(inputs, head(features))
-        if not layer.trainable_variables:
-            raise ValueError(f"module {handle}: no trainable variables; cannot fine-tune it")
+        self.strategy = strategy or tf.distribute.get_strategy()
+        with self.strategy.scope():  # module, head and momenta: one copy per replica
+            layer = hub_loader.load(handle, trainable=True)
+            inputs = keras.Input([image_size, image_size, 3], dtype=tf.float32)
+            features = layer(inputs)
+            head = keras.layers.Dense(
+                self.max_classes, kernel_initializer="zeros", bias_initializer="zeros", name="head"
+            )
+            self.model = keras.Model(inputs, head(features))
+            if not layer.trainable_variables:
+                raise ValueError(f"module {handle}: no trainable variables; cannot fine-tune it")
+            self._trainable = self.model.trainable_variables
+            self._momenta = [
+                tf.Variable(tf.zeros_like(v), trainable=False) for v in self._trainable
+            ]
         self.feature_dim = int(features.shape[-1])
         self._backbone_parameters = int(sum(np.prod(v.shape) for v in layer.trainable_variables))
-        self._trainable = self.model.trainable_variables
         self._initial = [v.numpy() for v in self.model.variables]
-        self._momenta = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self._trainable]
         spec = tf.TensorSpec([None, image_size, image_size, 3], tf.uint8)
         mask_spec = tf.TensorSpec([self.max_classes], tf.bool)
         self._train_steps = tf.function(
@@ -122,32 +144,52 @@ class FineTuner:
         logits = self.model(to_float(images), training=training)
         return tf.where(mask, logits, tf.constant(MASKED_LOGIT, logits.dtype))
 
-    def _step(self, images, labels, lr, mask):
-        with tf.GradientTape() as tape:
-            logits = self._logits(images, mask, training=True)
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-            )
-            if self.model.losses:
-                loss += tf.add_n(self.model.losses)
-        grads = tape.gradient(loss, self._trainable)
-        for var, momentum, grad in zip(self._trainable, self._momenta, grads, strict=True):
-            if grad is None:
-                continue
-            momentum.assign(MOMENTUM * momentum + grad)
-            var.assign_sub(tf.cast(lr, var.dtype) * momentum)
-        return loss
-
     def _steps(self, images, labels, indices, rates, mask):
         """Every step of a run in one call, batch ``s`` being ``indices[s]`` of the
         training set at rate ``rates[s]``: one call per run, not per step, so the
-        host neither dispatches nor waits on each step. Returns the step losses."""
+        host neither dispatches nor waits on each step. Returns the step losses.
+
+        Each replica gets a copy of the training set (at most VTAB-1k's 1,000 images)
+        once per call, on its own device, and its contiguous share of every batch's
+        indices, so no step copies images between devices."""
+        strategy = self.strategy
+        global_batch = tf.shape(indices)[1]
+        share = global_batch // strategy.num_replicas_in_sync
+
+        def replica_data(ctx):
+            first = ctx.replica_id_in_sync_group * share
+            return tf.identity(images), tf.identity(labels), indices[:, first : first + share]
+
+        data = strategy.experimental_distribute_values_from_function(replica_data)
         losses = tf.TensorArray(tf.float32, size=tf.shape(indices)[0])
         for step in tf.range(tf.shape(indices)[0]):
-            batch = indices[step]
-            loss = self._step(tf.gather(images, batch), tf.gather(labels, batch), rates[step], mask)
+            loss = strategy.run(
+                self._replica_step, args=(*data, step, rates[step], mask, global_batch)
+            )
+            loss = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
             losses = losses.write(step, tf.cast(loss, tf.float32))
         return losses.stack()
+
+    def _replica_step(self, images, labels, indices, step, lr, mask, global_batch):
+        """One replica's part of a step: its share of the batch, its loss averaged over
+        the *global* batch (and its share of the regularisation), so the gradients
+        summed over replicas are the single-device gradient."""
+        batch = indices[step]
+        with tf.GradientTape() as tape:
+            logits = self._logits(tf.gather(images, batch), mask, training=True)
+            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=tf.gather(labels, batch), logits=logits
+            )
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            if self.model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
+        grads = tape.gradient(loss, self._trainable)
+        pairs = zip(self._trainable, self._momenta, strict=True)
+        updated = [pair for pair, grad in zip(pairs, grads, strict=True) if grad is not None]
+        context = tf.distribute.get_replica_context()
+        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [g for g in grads if g is not None])
+        context.merge_call(_apply_momentum, args=(updated, summed, lr))
+        return loss
 
     def _predict_fn(self, images, mask):
         return tf.argmax(self._logits(images, mask, training=False), -1)
@@ -155,10 +197,11 @@ class FineTuner:
     def _warm_up(self) -> None:
         """Traces both functions and runs them once (the runtime optimises a function's
         graph on its first call), at learning rate 0, then restores the initial state."""
-        images = tf.zeros([1, self.image_size, self.image_size, 3], tf.uint8)
+        replicas = self.strategy.num_replicas_in_sync  # one image each
+        images = tf.zeros([replicas, self.image_size, self.image_size, 3], tf.uint8)
         mask = self.class_mask()
-        one_step = tf.zeros([1, 1], tf.int64)
-        self._train_steps(images, tf.zeros([1], tf.int64), one_step, tf.zeros([1]), mask)
+        one_step = tf.zeros([1, replicas], tf.int64)
+        self._train_steps(images, tf.zeros([replicas], tf.int64), one_step, tf.zeros([1]), mask)
         self._predict(images, mask)
         self.reset()
 
@@ -202,6 +245,12 @@ class FineTuner:
         mask = self.class_mask(num_classes)
         images, labels = train
         _check_labels(labels, self.max_classes if num_classes is None else num_classes)
+        replicas = self.strategy.num_replicas_in_sync
+        if hp.batch_size % replicas:
+            raise ValueError(
+                f"batch size {hp.batch_size} does not split over {replicas} replicas; "
+                "make config.finetune.batch_size a multiple of the replicas"
+            )
         self.reset()
         start = time.perf_counter()
         indices = batch_indices(len(labels), hp.batch_size, hp.steps, seed)
@@ -226,6 +275,20 @@ class FineTuner:
             "train_seconds": train_seconds,
             "seconds": time.perf_counter() - start,
         }
+
+
+def _apply_momentum(strategy, updated, grads, lr) -> None:
+    """TF1's momentum step (``m = 0.9 m + g; w -= lr m``) on every replica's copy of
+    each (variable, momentum) pair, in cross-replica context: ``grads`` are the sums
+    over replicas, the same on each."""
+
+    def update(var, momentum, grad):
+        # Inside the update, `momentum` (a distributed variable) is this replica's copy.
+        momentum.assign(MOMENTUM * momentum + grad)
+        var.assign_sub(tf.cast(lr, var.dtype) * momentum)
+
+    for (var, momentum), grad in zip(updated, grads, strict=True):
+        strategy.extended.update(var, update, args=(momentum, grad), group=False)
 
 
 def _check_labels(labels: np.ndarray, num_classes: int) -> None:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
@@ -37,13 +38,21 @@ class TunerCache:
     Written out rather than a library LRU because the eviction must happen *before* the
     next module is built, so two models never share memory beyond `size`."""
 
-    def __init__(self, image_size: int, max_classes: int, eval_batch: int = 256, size: int = 3):
+    def __init__(
+        self,
+        image_size: int,
+        max_classes: int,
+        eval_batch: int = 256,
+        size: int = 3,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
         if size < 1:
             raise ValueError(f"the FineTuner cache needs a size >= 1, got {size}")
         self.image_size = int(image_size)
         self.max_classes = int(max_classes)
         self.eval_batch = int(eval_batch)
         self.size = int(size)
+        self.strategy = strategy  # every FineTuner's (None: the default strategy)
         self._tuners: collections.OrderedDict[str, FineTuner] = collections.OrderedDict()
         self.builds = 0
 
@@ -61,7 +70,7 @@ class TunerCache:
         while len(self._tuners) >= self.size:
             self._tuners.popitem(last=False)
             gc.collect()
-        tuner = FineTuner(handle, self.max_classes, self.image_size, self.eval_batch)
+        tuner = FineTuner(handle, self.max_classes, self.image_size, self.eval_batch, self.strategy)
         self._tuners[handle] = tuner
         self.builds += 1
         return tuner, tuner.build_seconds
@@ -158,16 +167,20 @@ def finetune(
     seed: int,
     eval_batch: int = 256,
     tuners: TunerCache | None = None,
+    strategy: tf.distribute.Strategy | None = None,
     progress: Progress = lambda message: None,
 ) -> dict:
     """Runs the protocol with the module's FineTuner from `tuners` (built there when
-    missing), or, without a cache, with one of exactly the task's classes built for this
-    call alone. `seconds` includes the build when this call built the FineTuner, which
-    `build_seconds` records (0 when an earlier task had built it)."""
+    missing, under the cache's strategy), or, without a cache, with one of exactly the
+    task's classes built for this call alone, under `strategy`. `seconds` includes the
+    build when this call built the FineTuner, which `build_seconds` records (0 when an
+    earlier task had built it)."""
     if tuners is None:
-        tuner = FineTuner(handle, task.num_classes, image_size, eval_batch)
+        tuner = FineTuner(handle, task.num_classes, image_size, eval_batch, strategy)
         build_seconds = tuner.build_seconds
     else:
+        if strategy is not None and strategy is not tuners.strategy:
+            raise ValueError("the FineTuner cache was made for another tf.distribute strategy")
         if tuners.image_size != image_size or tuners.eval_batch != eval_batch:
             raise ValueError(
                 f"the FineTuner cache is for {tuners.image_size} px and evaluation batches of "

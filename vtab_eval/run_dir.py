@@ -36,6 +36,10 @@ FINETUNE = "finetune"  # the whole protocol's runs; the oracle's screening: scre
 SCREENING = "oracle_screen*"  # every screening kind, as a pattern
 LOCK_FILE = ".lock"
 # Config sections whose change makes earlier results in a directory incomparable ...
+# (The top-level `strategy` and `tpu_address` are not among them: fine-tuning on more
+# replicas sums the same gradients in another order, equal up to float rounding, as
+# `finetune.max_classes` below is; over a long run that may move an accuracy by an
+# example, which is no more than the rounding between two machines.)
 RESULT_FIELDS = ("image_size", "seed", "selection", "finetune")
 # ... except these fields, which change how fast results come, not what they are.
 SPEED_FIELDS = {

@@ -18,13 +18,25 @@ fine-tuned with the whole protocol like every other method's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import ml_collections
+import tensorflow as tf
 
-from vtab_eval import files, finetune, hyperparams, images, pool, protocol, run_dir, tasks
+from vtab_eval import (
+    distribute,
+    files,
+    finetune,
+    hyperparams,
+    images,
+    pool,
+    protocol,
+    run_dir,
+    tasks,
+)
 from vtab_eval.features import FeatureStore
 
 
@@ -55,6 +67,18 @@ class Tuning:
     log: Callable[[str], None] = print
     tuners: protocol.TunerCache | None = None
 
+    @functools.cached_property
+    def strategy(self) -> tf.distribute.Strategy:
+        """The strategy every FineTuner runs under: ``config.strategy`` and
+        ``config.tpu_address``, named and read as training's. Made once (on the first
+        fine-tuning), since a process should hold one MirroredStrategy."""
+        name = self.config.strategy
+        if name not in distribute.STRATEGIES:
+            raise ValueError(
+                f"config.strategy={name!r}: choose one of {', '.join(distribute.STRATEGIES)}"
+            )
+        return distribute.make_strategy(name, self.config.tpu_address)
+
     def open_tuners(self, task_objects) -> protocol.TunerCache:
         """The FineTuner cache, with heads of `config.finetune.max_classes` outputs, or
         (when 0) of the most classes among the tasks given and those seen before."""
@@ -72,7 +96,7 @@ class Tuning:
             if self.tuners is not None:
                 self.tuners.clear()
             self.tuners = protocol.TunerCache(
-                self.config.image_size, max_classes, ft.eval_batch, size=ft.tuner_cache
+                self.config.image_size, max_classes, ft.eval_batch, ft.tuner_cache, self.strategy
             )
         return self.tuners
 

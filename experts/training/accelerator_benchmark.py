@@ -12,7 +12,10 @@ not the input pipeline's. A full expert's step is B's model and loss on a slice,
 two differ only by their configs. Images/s is the trainer's steady rate (between its
 first and last log lines) divided by the replicas. Precision is float32: mixed precision
 is not implemented yet. The downstream side's steps have their own benchmarks:
-``hub_export.benchmark`` (feature extraction) and ``vtab_eval.bench.finetune_step``.
+``hub_export.accelerator_benchmark`` (the fine-tuning step and feature extraction on
+the devices at hand, in a table of the same columns, which ``make bench-accelerator``
+prints after this one), ``hub_export.benchmark`` (hub against bare feature extraction)
+and ``vtab_eval.bench.finetune_step`` (FineTuner against a bare step).
 """
 
 from __future__ import annotations
@@ -118,7 +121,10 @@ def main(argv):
         if unknown:
             raise ValueError(f"--jobs: unknown {unknown}; choose from {', '.join(CONFIGS)}")
         rows = [measure(kind, f.preset, strategy, f.steps, f.nodes, f.experts) for kind in f.jobs]
-    print(f"\nstrategy {name}, float32, {f.steps} timed steps per job\n\n{table(rows)}")
+    print(
+        f"\nupstream train steps: strategy {name}, float32, {f.steps} timed steps per job"
+        f"\n\n{table(rows)}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,60 +1,18 @@
-"""The tf.distribute strategy named by a flag.
+"""The trainer's tf.distribute helpers.
 
-* ``auto``: a TPU when one is reachable, else every local GPU mirrored, else one device.
-* ``default``: one device (the current default strategy).
-* ``mirrored``: every local GPU, or every logical CPU device when there is no GPU
-  (tests split the CPU into two logical devices to run this path for real).
-* ``multi_worker_mirrored``: one process per worker, configured by ``TF_CONFIG``.
-* ``tpu``: a Cloud TPU; ``tpu_address`` is the TPU name or grpc address ('' for local).
+The strategy named by a flag (``make_strategy``, ``auto_strategy``, ``split_cpu``) is
+``vtab_eval.distribute``'s, shared with fine-tuning so that both sides read the same
+``strategy`` and ``tpu_address`` fields the same way; it is re-exported here for the
+upstream code. Only the trainer needs to know which process is the chief.
 """
 
 from __future__ import annotations
 
-import os
-
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
+from vtab_eval.distribute import STRATEGIES, auto_strategy, make_strategy, split_cpu
 
-
-def auto_strategy(tpu_address: str = "") -> tuple[str, str]:
-    """What ``auto`` picks, as (strategy, TPU address): ``tpu`` when a TPU address is
-    given (``--config.tpu_address`` or ``$TPU_NAME``) or this host has TPU devices
-    (``local``), else ``mirrored`` over the GPUs, else ``default``. It looks only at this
-    machine: a TPU resolver without an address would query a cloud metadata service."""
-    address = tpu_address or os.environ.get("TPU_NAME", "")
-    if address:
-        return "tpu", address
-    if tf.config.list_physical_devices("TPU"):
-        return "tpu", "local"
-    return ("mirrored" if tf.config.list_physical_devices("GPU") else "default"), ""
-
-
-def make_strategy(name: str, tpu_address: str = "") -> tf.distribute.Strategy:
-    if name == "auto":
-        name, tpu_address = auto_strategy(tpu_address)
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
-        devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
-
-
-def split_cpu(num_devices: int = 2) -> None:
-    """Splits the physical CPU into logical devices; call before TensorFlow runs any op."""
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices
-    )
+__all__ = ["STRATEGIES", "auto_strategy", "is_chief", "make_strategy", "split_cpu"]
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

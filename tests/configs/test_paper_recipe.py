@@ -4,7 +4,9 @@ augmentation; the strategy and the expert choice are configs."""
 import pytest
 
 from experts.configs import adapter_experts, baseline, epn, full_experts
+from experts.configs.presets import PRESETS
 from experts.training import distribute, schedules
+from vtab_eval.configs import transfer
 
 
 def _peak(config):
@@ -47,6 +49,12 @@ def test_the_paper_rule_chooses_the_experts_and_the_devices(module):
     cpu = module.get_config("cpu")
     assert cpu.data.choice.rule == "recorded" and cpu.strategy == "default"
     assert dict(cpu.data.augment) == {"crop_area": (0.6, 1.0), "flip": False}  # glyphs
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_fine_tuning_reads_the_strategy_fields_training_has(preset):
+    down, up = transfer.get_config(preset), baseline.get_config(preset)
+    assert (down.strategy, down.tpu_address) == (up.strategy, up.tpu_address)
 
 
 def test_auto_strategy_looks_at_this_machine_only(monkeypatch):

@@ -1,5 +1,5 @@
-"""The accelerator benchmark's code path at the smoke size (figures are the benchmark's
-to print, not a test's)."""
+"""The accelerator benchmark's code path at the smoke size, upstream and downstream
+(figures are the benchmark's to print, not a test's)."""
 
 import subprocess
 import sys
@@ -34,5 +34,29 @@ def test_the_binary_runs_under_a_mirrored_strategy():
          "--strategy=mirrored", "--steps=2", "--nodes=12", "--experts=3", "--jobs=adapters"],
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert "strategy mirrored, float32" in done.stdout
+    assert "upstream train steps: strategy mirrored, float32" in done.stdout
     assert "| adapters | r14x0.125 at 32px | 8 | 1 |" in done.stdout
+
+
+def test_the_downstream_binary_fine_tunes_on_two_replicas():
+    """The fine-tuning step and feature extraction (hub_export.accelerator_benchmark),
+    in its own process, with the CPU split in two before TensorFlow starts."""
+    script = (
+        "from vtab_eval import distribute\n"
+        "distribute.split_cpu(2)\n"
+        "from absl import app\n"
+        "from hub_export import accelerator_benchmark as b\n"
+        "b.define_flags()\n"
+        "app.run(b.main, argv=['b', '--preset=smoke', '--strategy=mirrored', '--steps=2',\n"
+        "    '--train_images=16', '--feature_batches=1', '--rounds=1'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "downstream steps: strategy mirrored for fine-tuning" in done.stdout
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in done.stdout.splitlines()}
+    [_, model, batch, replicas, total, per_device] = rows["| fine-tuning step"]
+    assert (model, batch, replicas) == ("r14x0.125 at 32px", "8", "2")
+    total, per_device = (float(x.strip(" |").replace(",", "")) for x in (total, per_device))
+    assert total > 0 and abs(per_device - total / 2) <= 1  # figures rounded to integers
+    [_, model, batch, replicas, *_] = rows["| hub feature extraction"]
+    assert (model, batch, replicas) == ("r14x0.125 at 32px", "256", "1")  # one device

@@ -250,6 +250,13 @@ def test_a_task_with_more_classes_than_the_heads(hub_root, tmp_path):
     fails_cleanly(run(config), PROGRAM, "3 classes", "config.finetune.max_classes=2")
 
 
+def test_an_unknown_strategy(hub_root, tmp_path):
+    folder = image_folder(tmp_path / "task")
+    config = config_for(hub_root, tmp_path / "w", folder_spec(folder), strategy="gpu")
+    fails_cleanly(run(config), PROGRAM, "config.strategy='gpu'", "mirrored")
+    assert not (tmp_path / "w" / "run.json").exists()  # refused before the run began
+
+
 def test_a_report_of_a_directory_without_results(tmp_path):
     config = config_for("", tmp_path / "empty", "mini_mnist")
     (tmp_path / "empty").mkdir()

@@ -74,3 +74,22 @@ def test_vtab_eval_never_imports_the_upstream_packages():
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_upstream_uses_vtab_eval_only_for_the_shared_strategy_factory():
+    """``experts`` may use ``vtab_eval.distribute`` (which imports no project package),
+    so that training and fine-tuning read one ``strategy`` field the same way; the rest
+    of the downstream side reaches upstream code only through ``hub_export``."""
+    modules = dict(_modules())
+    wrong = {
+        (name, imported)
+        for name, tree in modules.items()
+        if name.split(".")[0] == "experts"
+        for imported in _imports(tree)
+        if imported.split(".")[0] == "vtab_eval"
+        and imported not in ("vtab_eval", "vtab_eval.distribute")
+        and not imported.startswith("vtab_eval.distribute.")
+    }
+    assert not wrong, f"experts imports vtab_eval beyond its distribute module: {sorted(wrong)}"
+    project = {"experts", "hub_export", "vtab_eval"}
+    assert not {n.split(".")[0] for n in _imports(modules["vtab_eval.distribute"])} & project

@@ -1,16 +1,21 @@
 """Fine-tuning: zero head, whole network trained, resets, the padded head with a class
 mask, the FineTuner cache, and the VTAB protocol."""
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.vtab_eval import hub_fixtures
+from tests.vtab_eval import hub_fixtures, mirrored_finetune_worker
 from vtab_eval import finetune, protocol, tasks, tuning
 from vtab_eval.hyperparams import HParams
 
 RED = "tests/experts/bit/tiny/tiny_upstream/red/1"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +96,34 @@ def test_a_padded_head_with_a_class_mask_equals_an_exact_head(conv_module, red_t
     again = padded.run(train, test, setting, seed=3, num_classes=4)
     np.testing.assert_allclose(padded.losses, exact.losses, rtol=1e-5)
     assert again["accuracy"] == want["accuracy"]
+
+
+def test_mirrored_fine_tuning_matches_a_single_device(conv_module, red_task, tmp_path):
+    """Two replicas of half the batch each give the single-device run up to float
+    rounding: losses within 1e-5 relative, final weights within 1e-5, the same accuracy,
+    twice (the second run starts from the reset mirrored variables)."""
+    out = tmp_path / "mirrored.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.vtab_eval.mirrored_finetune_worker", conv_module, str(out)],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    mirrored = json.loads(out.read_text())
+    assert mirrored["replicas"] == 2
+    worker = mirrored_finetune_worker
+    hp = HParams(**worker.SETTING, decay_boundaries=worker.DECAY_BOUNDARIES)
+    single = finetune.FineTuner(conv_module, max_classes=6, image_size=8)
+    for seed, run in zip(worker.SEEDS, mirrored["runs"], strict=True):
+        result = single.run(red_task.splits["train800"], red_task.splits["test"], hp, seed, 4)
+        np.testing.assert_allclose(run["losses"], single.losses, rtol=1e-5)
+        assert run["accuracy"] == result["accuracy"]
+        assert run["losses"][-1] < run["losses"][0]
+    assert max(r["accuracy"] for r in mirrored["runs"]) >= 0.9  # it learns (chance: 0.25)
+    for got, want in zip(mirrored["weights"], single.model.variables, strict=True):
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
+    # Every replica applies the same summed gradients: its copies stay identical.
+    assert mirrored["replica_spread"] == 0.0
+    assert "batch size 7 does not split over 2 replicas" in mirrored["refused"]
 
 
 def test_classes_beyond_the_head_or_labels_beyond_the_task_are_refused(tuner, red_task):

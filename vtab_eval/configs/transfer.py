@@ -15,7 +15,9 @@ Presets (the `:preset` suffix): smoke | cpu | paper. Override any field with
 * ``paper``: the paper's protocol (section 6.3): 224 px, VTAB's lightweight sweep (lr
   {0.1, 0.01} x {2500, 10000} steps, batch 512) chosen on train800/val200, 10 sweep
   trials x 3 retrains on train800val200, median of the 30 test accuracies; all
-  selectors. Meant for accelerators.
+  selectors. Meant for accelerators: fine-tuning runs under ``--config.strategy``
+  (``auto`` here: a TPU, else the local GPUs mirrored; ``default``, one device, for
+  the other presets), the field training configs have.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.probes = ""
     config.data_dir = "runs/tfds"
     config.seed = 0
+    # The tf.distribute strategy fine-tuning runs under, with the training configs'
+    # names and values (vtab_eval/distribute.py): auto, default, mirrored,
+    # multi_worker_mirrored, tpu; `tpu_address` names the TPU for tpu and auto.
+    config.strategy = "auto" if preset == "paper" else "default"
+    config.tpu_address = ""
     # Square input resolution of every module (VTAB resizes to 224 without cropping).
     config.image_size = {"smoke": 16, "cpu": 32, "paper": 224}[preset]
 
