@@ -36,8 +36,8 @@ from experts import cli
 from experts.configs import baseline
 from experts.models import resnet_v2
 from experts.training import accelerator_benchmark as upstream
+from fanout import distribute
 from hub_export import benchmark, modules
-from vtab_eval import distribute
 from vtab_eval.configs import transfer
 from vtab_eval.finetune import FineTuner
 from vtab_eval.hyperparams import HParams

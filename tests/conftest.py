@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from vtab_eval import distribute  # noqa: E402
+from fanout import distribute  # noqa: E402
 
 # MirroredStrategy tests run the real multi-replica path over two logical CPUs; this
 # must happen before TensorFlow executes its first op.

@@ -18,7 +18,7 @@ columns get zero gradients and stay at zero: a run equals one with a head of exa
 `num_classes` outputs, up to float rounding. Each run draws its batches from its own
 seed (epoch-wise permutations).
 
-Under a tf.distribute strategy (``strategy``, from ``vtab_eval.distribute``: the same
+Under a tf.distribute strategy (``strategy``, from ``fanout.distribute``: the same
 ``strategy`` field as training's), the variables are made in its scope and each step
 runs on every replica with a contiguous share of the batch; a replica's loss is
 averaged over the global batch and the gradients are summed over replicas before the

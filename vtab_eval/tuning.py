@@ -26,8 +26,8 @@ from pathlib import Path
 import ml_collections
 import tensorflow as tf
 
+from fanout import distribute
 from vtab_eval import (
-    distribute,
     files,
     finetune,
     hyperparams,

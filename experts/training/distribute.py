@@ -1,7 +1,7 @@
 """The trainer's tf.distribute helpers.
 
 The strategy named by a flag (``make_strategy``, ``auto_strategy``, ``split_cpu``) is
-``vtab_eval.distribute``'s, shared with fine-tuning so that both sides read the same
+``fanout.distribute``'s, shared with fine-tuning so that both sides read the same
 ``strategy`` and ``tpu_address`` fields the same way; it is re-exported here for the
 upstream code. Only the trainer needs to know which process is the chief.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from vtab_eval.distribute import STRATEGIES, auto_strategy, make_strategy, split_cpu
+from fanout.distribute import STRATEGIES, auto_strategy, make_strategy, split_cpu
 
 __all__ = ["STRATEGIES", "auto_strategy", "is_chief", "make_strategy", "split_cpu"]
 

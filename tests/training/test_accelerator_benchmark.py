@@ -42,7 +42,7 @@ def test_the_downstream_binary_fine_tunes_on_two_replicas():
     """The fine-tuning step and feature extraction (hub_export.accelerator_benchmark),
     in its own process, with the CPU split in two before TensorFlow starts."""
     script = (
-        "from vtab_eval import distribute\n"
+        "from fanout import distribute\n"
         "distribute.split_cpu(2)\n"
         "from absl import app\n"
         "from hub_export import accelerator_benchmark as b\n"

@@ -9,7 +9,7 @@ compares with a single-device run to argv[2]; argv[1] is the module.
 import json
 import sys
 
-from vtab_eval import distribute
+from fanout import distribute
 
 SETTING = {"learning_rate": 0.3, "steps": 40, "batch_size": 8, "warmup_steps": 4}
 DECAY_BOUNDARIES = (24,)

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _modules():
-    for package in ("vtab_eval", "experts", "hub_export"):
+    for package in ("vtab_eval", "experts", "hub_export", "fanout"):
         for path in sorted((ROOT / package).rglob("*.py")):
             name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
             yield name.removesuffix(".__init__"), ast.parse(path.read_text())
@@ -76,20 +76,25 @@ def test_vtab_eval_never_imports_the_upstream_packages():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_upstream_uses_vtab_eval_only_for_the_shared_strategy_factory():
-    """``experts`` may use ``vtab_eval.distribute`` (which imports no project package),
-    so that training and fine-tuning read one ``strategy`` field the same way; the rest
-    of the downstream side reaches upstream code only through ``hub_export``."""
+def test_fanout_imports_no_other_package_and_experts_no_downstream_code():
+    """``fanout`` (executors, locks, the strategy factory) is shared by every package, so
+    it imports none of them; ``experts`` reaches downstream code nowhere: the data flow
+    is one-way, through ``hub_export``."""
     modules = dict(_modules())
+    project = {"experts", "hub_export", "vtab_eval"}
     wrong = {
+        (name, imported)
+        for name, tree in modules.items()
+        if name.split(".")[0] == "fanout"
+        for imported in _imports(tree)
+        if imported.split(".")[0] in project
+    }
+    assert not wrong, f"fanout imports project packages: {sorted(wrong)}"
+    upstream = {
         (name, imported)
         for name, tree in modules.items()
         if name.split(".")[0] == "experts"
         for imported in _imports(tree)
         if imported.split(".")[0] == "vtab_eval"
-        and imported not in ("vtab_eval", "vtab_eval.distribute")
-        and not imported.startswith("vtab_eval.distribute.")
     }
-    assert not wrong, f"experts imports vtab_eval beyond its distribute module: {sorted(wrong)}"
-    project = {"experts", "hub_export", "vtab_eval"}
-    assert not {n.split(".")[0] for n in _imports(modules["vtab_eval.distribute"])} & project
+    assert not upstream, f"experts imports vtab_eval: {sorted(upstream)}"

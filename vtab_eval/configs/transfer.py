@@ -57,7 +57,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.data_dir = "runs/tfds"
     config.seed = 0
     # The tf.distribute strategy fine-tuning runs under, with the training configs'
-    # names and values (vtab_eval/distribute.py): auto, default, mirrored,
+    # names and values (fanout/distribute.py): auto, default, mirrored,
     # multi_worker_mirrored, tpu; `tpu_address` names the TPU for tpu and auto.
     config.strategy = "auto" if preset == "paper" else "default"
     config.tpu_address = ""

@@ -1,10 +1,9 @@
 """The tf.distribute strategy named by a flag, for training and fine-tuning alike.
 
 Both sides take the same ``strategy`` and ``tpu_address`` config fields with the same
-names, values and meaning, so this factory lives here: ``vtab_eval`` imports no other
-package of the project (it sees experts only as hub handles), while ``experts`` and
-``hub_export`` may import it (``experts.training.distribute`` re-exports it beside
-what only the upstream trainer needs). The dependency stays one-way.
+names, values and meaning, so this factory lives in ``fanout``, which every package
+may import and which imports none of them (``experts.training.distribute`` re-exports
+it beside what only the upstream trainer needs).
 
 * ``auto``: a TPU when one is reachable, else every local GPU mirrored, else one device.
 * ``default``: one device (the current default strategy).
