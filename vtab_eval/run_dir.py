@@ -17,24 +17,19 @@ results and to its pool, once the run's inputs have been checked.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import filelock
-
+import fanout
 from vtab_eval import files
 
 RUN_FILE = "run.json"
 RESULT_FILE = "result.json"
 FINETUNE = "finetune"  # the whole protocol's runs; the oracle's screening: screen_kind(n)
 SCREENING = "oracle_screen*"  # every screening kind, as a pattern
-LOCK_FILE = ".lock"
+LOCK_FILE = fanout.locks.LOCK_FILE
 # Config sections whose change makes earlier results in a directory incomparable ...
 # (The top-level `strategy` and `tpu_address` are not among them: fine-tuning on more
 # replicas sums the same gradients in another order, equal up to float rounding, as
@@ -139,26 +134,11 @@ class RunDir:
                 out[record["task"]] = record
         return out
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self):
         """Holds the directory for one run: a second run at once fails at the start,
         naming the holder, instead of silently doing all the work twice. The lock is
         the operating system's, so a killed run leaves nothing to clean up."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        path, owner = self.root / LOCK_FILE, self.root / f"{LOCK_FILE}.owner"
-        lock = filelock.FileLock(path, timeout=0)
-        try:
-            lock.acquire()
-        except filelock.Timeout:
-            holder = owner.read_text().strip() if owner.exists() else "another process"
-            raise RuntimeError(f"{self.root} is in use by {holder}; wait for it to end") from None
-        try:
-            when = time.strftime("%Y-%m-%d %H:%M:%S")
-            files.write_text(owner, f"pid {os.getpid()} on {socket.gethostname()} since {when}")
-            yield
-        finally:
-            owner.unlink(missing_ok=True)
-            lock.release()
+        return fanout.hold(self.root, wait=False)
 
     def check_run(self, record: dict) -> None:
         """Refuses a run whose result fields or pool differ from those the directory was
