@@ -89,6 +89,10 @@ def _selection_config() -> ml_collections.ConfigDict:
             # model (paper, section 7); selector knn_experts reports the pool without it.
             "include_baseline": True,
             "batch_size": 256,
+            # The modules' forward passes when embedding tasks: float32, or float16 /
+            # bfloat16 through TensorFlow's mixed-precision rewrite where the machine
+            # has it (float16: GPUs; vtab_eval/precision.py); a no-op elsewhere.
+            "precision": "float32",
         }
     )
 
