@@ -31,7 +31,7 @@ from experts import work_tree
 from experts.data import augment as augmentation
 from experts.data import pipelines, upstream
 from experts.models import resnet_v2
-from experts.training import loop
+from experts.training import loop, precision
 
 JOBS = work_tree.JOBS
 EVAL_SPLIT = "validation"
@@ -112,10 +112,12 @@ def _sharded(ctx: tf.distribute.InputContext, ds: tf.data.Dataset) -> tf.data.Da
 
 
 def sigmoid_model(config, outputs: int, num_experts: int = 0) -> resnet_v2.ResNetV2:
-    """A ResNetV2 with a sigmoid head whose bias starts at the log-prior -log(outputs)."""
+    """A ResNetV2 with a sigmoid head whose bias starts at the log-prior -log(outputs),
+    in the job's ``train.precision`` (B, when it is evaluated next to an expert, too)."""
     return resnet_v2.ResNetV2(
-        config.model.size, outputs, num_experts=num_experts, head_bias_init=-math.log(outputs)
-    )
+        config.model.size, outputs, num_experts=num_experts, head_bias_init=-math.log(outputs),
+        dtype=precision.of_config(config.train),
+    )  # fmt: skip
 
 
 def sigmoid_loss(targets, logits):

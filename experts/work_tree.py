@@ -66,6 +66,7 @@ SPEED_ONLY_FIELDS = frozenset(
 # value that reproduces how those jobs ran: a record without the field reads as that.
 LATER_FIELDS = {
     "train.deterministic": False,
+    "train.precision": "float32",
     "train.step_boundaries": [0.3, 0.6, 0.9],
     "data.augment.crop_area": [0.6, 1.0],
     "data.augment.flip": False,

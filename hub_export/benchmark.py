@@ -15,6 +15,12 @@ module (by handle) of each feature-vector kind in that tree: baseline, full, ada
 Rounds alternate between the two sides and the median is reported, so machine load
 hits both alike. Target: ratio >= 0.9.
 
+``--precision`` (float32, bfloat16, float16) runs each side the way it would run in that
+precision: the bare model under the Keras ``mixed_<precision>`` policy
+(``experts.models.resnet_v2``), the module (a float32 graph) under TensorFlow's
+mixed-precision rewrite as ``vtab_eval`` applies it (``vtab_eval.precision``), which
+TensorFlow skips on machines without the hardware for it (it says which in the output).
+
 ``--output`` writes the figures as JSON (atomically, after each module), one entry per
 module, image size and batch. A rerun keeps the other entries and skips a module
 already measured with the same settings (``--overwrite`` measures it again);
@@ -38,6 +44,7 @@ from absl import app, flags
 from experts import cli, files
 from experts.models import resnet_v2
 from hub_export import modules, tree
+from vtab_eval import precision as precision_lib
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -59,6 +66,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     )
     flags.DEFINE_string("output", None, "Write the figures to this JSON file.", flag_values=fv)
     flags.DEFINE_bool("overwrite", False, "Remeasure modules already in --output.", flag_values=fv)
+    flags.DEFINE_enum(
+        "precision", "float32", list(precision_lib.PRECISIONS), "Compute precision of both sides.",
+        flag_values=fv,
+    )  # fmt: skip
 
 
 def throughput(fn, images: tf.Tensor, batches: int) -> float:
@@ -69,19 +80,28 @@ def throughput(fn, images: tf.Tensor, batches: int) -> float:
     return batches * int(images.shape[0]) / (time.perf_counter() - start)
 
 
-def compare(model: resnet_v2.ResNetV2, module_dir: str, images, batches: int, rounds: int):
+def compare(
+    model: resnet_v2.ResNetV2, module_dir: str, images, batches: int, rounds: int,
+    precision: str = "float32",
+):  # fmt: skip
     """(bare images/s, hub images/s): medians over alternating rounds. ``model`` has the
-    module's architecture: a one-expert adapter model for an adapter expert."""
+    module's architecture (a one-expert adapter model for an adapter expert) and the
+    bare side's precision; the hub side runs in ``precision``'s rewrite."""
     expert = 0 if model.num_experts else None
     bare = tf.function(lambda x: model(x, expert=expert, training=False)["pre_logits"])
     layer = hub.KerasLayer(module_dir)
     via_hub = tf.function(lambda x: layer(x, training=False))
-    for fn in (bare, via_hub):  # trace and warm up
-        throughput(fn, images, 2)
+
+    def hub_throughput(count):
+        with precision_lib.rewrite(precision):
+            return throughput(via_hub, images, count)
+
+    throughput(bare, images, 2)  # trace and warm up
+    hub_throughput(2)
     results = {"bare": [], "hub": []}
     for _ in range(rounds):
         results["bare"].append(throughput(bare, images, batches))
-        results["hub"].append(throughput(via_hub, images, batches))
+        results["hub"].append(hub_throughput(batches))
     return statistics.median(results["bare"]), statistics.median(results["hub"])
 
 
@@ -117,23 +137,29 @@ def describe(module_dir: str | None, size: str) -> dict:
     }
 
 
-def measure(who: dict, size: str, image_size: int, batch: int, batches: int, rounds: int):
+def measure(
+    who: dict, size: str, image_size: int, batch: int, batches: int, rounds: int,
+    precision: str = "float32",
+):  # fmt: skip
     """Figures for one module (``describe``'s output): bare and hub images/s."""
     size = who.get("arch", size)
+    policy = "float32" if precision == "float32" else f"mixed_{precision}"
     with tempfile.TemporaryDirectory() as tmp:
         module_dir = who["module"]
         num_experts = int(who["kind"] == "adapter")
-        model = resnet_v2.ResNetV2(size, 0, num_experts).build_for(image_size)
-        if not module_dir:
+        model = resnet_v2.ResNetV2(size, 0, num_experts, dtype=policy).build_for(image_size)
+        if not module_dir:  # exported in float32 whatever the policy (modules.py)
             module_dir = str(Path(tmp) / "module")
             start = time.perf_counter()
             modules.save(modules.resnet_feature_vector(model), module_dir)
             print(f"exported a fresh {size} in {time.perf_counter() - start:.1f}s")
         images = tf.random.stateless_uniform([batch, image_size, image_size, 3], seed=[0, 1])
-        bare, via_hub = compare(model, module_dir, images, batches, rounds)
+        bare, via_hub = compare(model, module_dir, images, batches, rounds, precision)
     return {
         **who,
         "arch": size,
+        "precision": precision,
+        "rewrite_effective": precision_lib.effective(precision),
         "image_size": image_size,
         "batch": batch,
         "batches": batches,
@@ -146,12 +172,14 @@ def measure(who: dict, size: str, image_size: int, batch: int, batches: int, rou
     }
 
 
-def entry_key(who: dict, image_size: int, batch: int) -> str:
-    return f"{who['handle']}@{image_size}px/batch{batch}"
+def entry_key(who: dict, image_size: int, batch: int, precision: str = "float32") -> str:
+    suffix = "" if precision == "float32" else f"/{precision}"
+    return f"{who['handle']}@{image_size}px/batch{batch}{suffix}"
 
 
-# What a stored entry must match to be reused.
-_SETTINGS = ("module", "module_mtime_ns", "image_size", "batch", "batches", "rounds")
+# What a stored entry must match to be reused (entries written before --precision
+# existed are float32).
+_SETTINGS = ("module", "module_mtime_ns", "image_size", "batch", "batches", "rounds", "precision")
 
 
 def read_results(path: str | os.PathLike) -> dict:
@@ -169,12 +197,13 @@ def write_results(path: str | os.PathLike, results: dict) -> None:
 def to_markdown(results: dict) -> str:
     """The measurements as a Markdown table, one row per module, image size and batch."""
     lines = [
-        "| module | image size | batch | bare img/s | hub img/s | hub/bare |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| module | image size | batch | precision | bare img/s | hub img/s | hub/bare |",
+        "|---|---:|---:|---|---:|---:|---:|",
     ]
     for _, e in sorted(results["measurements"].items()):
         lines.append(
             f"| {e['handle']} | {e['image_size']} | {e['batch']} "
+            f"| {e.get('precision', 'float32')} "
             f"| {e['bare_images_per_second']:,.0f} | {e['hub_images_per_second']:,.0f} "
             f"| {e['ratio']:.3f} |"
         )
@@ -182,9 +211,13 @@ def to_markdown(results: dict) -> str:
 
 
 def report(figures: dict) -> None:
+    precision = figures.get("precision", "float32")
     print(
-        f"{figures['arch']} at {figures['image_size']}px, batch {figures['batch']}, feature extraction:"
+        f"{figures['arch']} at {figures['image_size']}px, batch {figures['batch']}, "
+        f"{precision}, feature extraction:"
     )
+    if precision != "float32" and not figures.get("rewrite_effective"):
+        print(f"  (TensorFlow's {precision} rewrite has no effect here: the module ran in float32)")
     print(f"  bare tf_keras model: {figures['bare_images_per_second']:,.0f} img/s")
     print(f"  hub.KerasLayer:      {figures['hub_images_per_second']:,.0f} img/s")
     print(f"  ratio hub / bare:    {figures['ratio']:.3f} (target >= 0.9)")
@@ -200,9 +233,9 @@ def run(fv: flags.FlagValues) -> dict:
     results = read_results(fv.output) if fv.output else {"measurements": {}}
     for module_dir in module_dirs:
         who = describe(module_dir, fv.size)
-        key = entry_key(who, fv.image_size, fv.batch)
+        key = entry_key(who, fv.image_size, fv.batch, fv.precision)
         wanted = {**who, "image_size": fv.image_size, "batch": fv.batch}
-        wanted.update(batches=fv.batches, rounds=fv.rounds)
+        wanted.update(batches=fv.batches, rounds=fv.rounds, precision=fv.precision)
         old = results["measurements"].get(key)
         if fv.output and not fv.overwrite and old and _same_settings(old, wanted):
             print(f"{key}: measured already (--overwrite measures it again)")
@@ -210,7 +243,9 @@ def run(fv: flags.FlagValues) -> dict:
             continue
         if module_dir:
             print(f"module {who['handle']}")
-        figures = measure(who, fv.size, fv.image_size, fv.batch, fv.batches, fv.rounds)
+        figures = measure(
+            who, fv.size, fv.image_size, fv.batch, fv.batches, fv.rounds, fv.precision
+        )
         report(figures)
         results["measurements"][key] = figures
         if fv.output:
@@ -219,6 +254,7 @@ def run(fv: flags.FlagValues) -> dict:
 
 
 def _same_settings(old: dict, wanted: dict) -> bool:
+    old = {"precision": "float32", **old}
     return all(old.get(k) == wanted.get(k) for k in _SETTINGS)
 
 

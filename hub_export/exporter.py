@@ -95,7 +95,9 @@ class WorkTree:
             raise ExportError(f"{where.path} has no finished run (no {where.metrics_path.name})")
         shape = (self.size, num_classes, num_experts)
         if into is None:
-            into = resnet_v2.ResNetV2(*shape).build_for(self.image_size)
+            # float32 whatever precision the job trained in (variables are float32 in
+            # every precision): modules compute in float32 (modules.py).
+            into = resnet_v2.ResNetV2(*shape, dtype="float32").build_for(self.image_size)
         elif (into.size_name, into.num_classes, into.num_experts) != shape:
             raise ValueError(f"cannot restore a {shape} model into {into.get_config()}")
         model = into

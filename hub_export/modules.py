@@ -15,6 +15,13 @@ Every module follows TF-Hub's reusable SavedModel convention, which is what
 * ``variables`` and ``trainable_variables`` (every variable: experts are fine-tuned
   whole) and ``regularization_losses`` (empty: BiT fine-tunes without weight decay);
 * a ``serving_default`` signature for tools that only read signatures.
+
+Modules compute in float32 whatever precision their job trained in (the variables are
+float32 in every precision, so the same weights serve both): a saved graph has its
+dtypes baked in, and a float32 graph is what published BiT modules are too, so one
+downstream mechanism serves ours and theirs alike. Running a module in reduced
+precision is the consumer's choice (``vtab_eval.precision``: TensorFlow's automatic
+mixed-precision graph rewrite), not the exporter's.
 """
 
 from __future__ import annotations
@@ -149,7 +156,9 @@ def headless(model: resnet_v2.ResNetV2) -> resnet_v2.ResNetV2:
     """A copy of ``model`` without its head (same backbone and adapters). Feature-vector
     modules leave the upstream head out: it is unused, would be registered as trainable
     weights without gradients, and is most of a small model's size (8,070 nodes x 512)."""
-    copy = resnet_v2.ResNetV2(model.size_name, 0, model.num_experts, name=model.name)
+    copy = resnet_v2.ResNetV2(
+        model.size_name, 0, model.num_experts, name=model.name, dtype="float32"
+    )
     copy.build_for()
     copy.copy_backbone_from(model, include_head=False)
     for src, dst in zip(model.adapter_variables, copy.adapter_variables, strict=True):
@@ -180,7 +189,9 @@ class FeatureVectorTemplate:
             raise ValueError(f"a feature-vector module has 0 or 1 adapter sets, not {num_experts}")
         # The source's name: Keras names the variables after it, and the saved
         # variables keep those names.
-        self.model = resnet_v2.ResNetV2(size, 0, num_experts, name=name).build_for()
+        self.model = resnet_v2.ResNetV2(
+            size, 0, num_experts, name=name, dtype="float32"
+        ).build_for()
         model, expert = self.model, 0 if num_experts else None
         self.module = feature_vector(
             lambda images, training: model(images, expert=expert, training=training)["pre_logits"],
@@ -284,6 +295,11 @@ def resnet_classifier(
     """B with its head (label matching) or the EPN (domain prediction)."""
     if not model.num_classes or model.num_experts:
         raise ValueError("a classifier module needs a plain ResNetV2 with a head")
+    if model.dtype_policy.name != "float32":
+        raise ValueError(
+            f"a classifier module computes in float32; this model's policy is "
+            f"{model.dtype_policy.name} (restore its checkpoint into a float32 model)"
+        )
     return classifier(
         lambda images, training: model(images, training=training), model.variables, output_indices
     )

@@ -7,7 +7,9 @@ forward pass traced once, at a fixed batch shape (the last batch is padded), for
 task it embeds; task images stay in memory up to a byte budget, so embedding the
 suite module by module decodes each task once. The key also fingerprints local
 modules (size and mtime of `saved_model.pb` and the variables index), so re-exporting
-a module at the same path does not serve stale features.
+a module at the same path does not serve stale features. A store with a reduced
+`precision` (`vtab_eval.precision`: TensorFlow's mixed-precision graph rewrite) runs
+every forward pass inside that rewrite and keys its cache by the precision too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tensorflow as tf
 from absl import logging
 
 from vtab_eval import files, hub_loader
+from vtab_eval import precision as precision_lib
 from vtab_eval.images import load_images, to_float
 
 CACHE_VERSION = 1
@@ -72,8 +75,16 @@ class FeatureStore:
         image_size: int,
         batch_size: int = 256,
         image_cache_bytes: int = 1 << 30,
+        precision: str = "float32",
     ):
         self.cache_dir = Path(cache_dir)
+        self.precision = precision_lib.check(precision, "selection.precision")
+        if precision != "float32" and not precision_lib.effective(precision):
+            logging.warning(
+                "precision %s: TensorFlow's rewrite has no effect on this machine "
+                "(vtab_eval/precision.py); modules run in float32",
+                precision,
+            )
         self.image_size = int(image_size)
         self.batch_size = int(batch_size)
         # Decoded splits, least recently used dropped beyond this many bytes (the last
@@ -99,10 +110,10 @@ class FeatureStore:
         return self._images[key]
 
     def cache_path(self, handle: str, task, split: str) -> Path:
-        key = json.dumps(
-            [CACHE_VERSION, fingerprint(handle), task.spec, split, self.image_size],
-            sort_keys=True,
-        )
+        parts = [CACHE_VERSION, fingerprint(handle), task.spec, split, self.image_size]
+        if self.precision != "float32":  # float32 keys stay those written before the option
+            parts.append(self.precision)
+        key = json.dumps(parts, sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:12]
         name = f"{split}-{self.image_size}px-{digest}.npz"
         return self.cache_dir / files.slug(handle) / files.slug(task.spec) / name
@@ -123,7 +134,8 @@ class FeatureStore:
             )
             # Tracing and the first call (where the runtime optimises the graph, seconds
             # for a ResNet) are loading, not the forward pass of whichever task is first.
-            _check_feature_dim(handle, forward(tf.zeros(shape, tf.uint8)))
+            with precision_lib.rewrite(self.precision):
+                _check_feature_dim(handle, forward(tf.zeros(shape, tf.uint8)))
             self._modules[handle] = (layer, forward)
             self.load_seconds += time.perf_counter() - start
             while len(self._modules) > 2:
@@ -140,14 +152,15 @@ class FeatureStore:
         _, forward = self._module(handle)
         start = time.perf_counter()
         outputs = []
-        for i in range(0, len(images), self.batch_size):
-            batch = images[i : i + self.batch_size]
-            if len(batch) < self.batch_size:  # Padded: outputs are per image.
-                padding = np.zeros((self.batch_size - len(batch), *batch.shape[1:]), batch.dtype)
-                outputs.append(forward(tf.constant(np.concatenate([batch, padding])))[: len(batch)])
-            else:
-                outputs.append(forward(tf.constant(batch)))
-        outputs = [o.numpy() for o in outputs]
+        with precision_lib.rewrite(self.precision):
+            for i in range(0, len(images), self.batch_size):
+                batch = images[i : i + self.batch_size]
+                if len(batch) < self.batch_size:  # Padded: outputs are per image.
+                    pad = np.zeros((self.batch_size - len(batch), *batch.shape[1:]), batch.dtype)
+                    outputs.append(forward(tf.constant(np.concatenate([batch, pad])))[: len(batch)])
+                else:
+                    outputs.append(forward(tf.constant(batch)))
+            outputs = [o.numpy() for o in outputs]
         self.compute_seconds += time.perf_counter() - start
         out = np.concatenate(outputs).astype(np.float32)
         if out.ndim != 2 or out.shape[0] != len(images):

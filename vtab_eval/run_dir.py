@@ -41,6 +41,10 @@ SPEED_FIELDS = {
     "selection": ("batch_size",),  # images per forward pass when embedding
     "finetune": ("max_classes", "tuner_cache", "eval_batch", "max_test_bytes"),
 }
+# Fields added after directories were recorded without them, with the value those
+# directories ran with: at that value they are left out of the record, so the older
+# directories still match.
+LATER_FIELDS = {"selection": {"precision": "float32"}, "finetune": {"precision": "float32"}}
 
 
 def screen_kind(runs: int | None) -> str:
@@ -171,4 +175,8 @@ def run_record(config, pool_ids: list[str]) -> dict:
     for section, fields in SPEED_FIELDS.items():
         for field in fields:
             record["config"][section].pop(field, None)
+    for section, defaults in LATER_FIELDS.items():
+        for field, default in defaults.items():
+            if record["config"][section].get(field) == default:
+                record["config"][section].pop(field)
     return {**record, "preset": config.get("preset")}

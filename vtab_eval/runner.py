@@ -66,7 +66,10 @@ class Runner:
         self.workdir = Path(self.workdir)
         self.dir = run_dir.RunDir(self.workdir)
         self.store = FeatureStore(
-            self.dir.features, self.config.image_size, self.config.selection.batch_size
+            self.dir.features,
+            self.config.image_size,
+            self.config.selection.batch_size,
+            precision=self.config.selection.get("precision", "float32"),
         )
         self.tuning = tuning.Tuning(self.config, self.store, self.dir, self.log)
         folder = self.config.get("probes", "")

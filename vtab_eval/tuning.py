@@ -33,6 +33,7 @@ from vtab_eval import (
     hyperparams,
     images,
     pool,
+    precision,
     protocol,
     run_dir,
     tasks,
@@ -83,6 +84,7 @@ class Tuning:
         """The FineTuner cache, with heads of `config.finetune.max_classes` outputs, or
         (when 0) of the most classes among the tasks given and those seen before."""
         ft, task_objects = self.config.finetune, list(task_objects)
+        self.precision()  # a bad value fails before any work
         most = max(t.num_classes for t in task_objects)
         if ft.max_classes and most > ft.max_classes:
             big = max(task_objects, key=lambda t: t.num_classes)
@@ -122,12 +124,38 @@ class Tuning:
         path = self.result_path(task, expert, screen)
         if path.exists():
             return files.read_json(path)
-        ft = self.config.finetune
         tuners = self.open_tuners([task])
         cached = expert.handle in tuners
         what = "fine-tuning" if screen is None else f"screening (first {screen} run(s))"
         self.log(f"  {what} {expert.id} on {task.spec}")
-        result = protocol.finetune(
+        with precision.rewrite(self.precision()):
+            result = self._finetune(task, expert, screen, tuners)
+        result.update({"expert": expert.id, "task": task.spec})
+        if screen is not None:
+            result["screen_repeats"] = screen
+        files.write_json(path, result)
+        build = "" if cached else f", {result['build_seconds']:.1f}s of it building the module"
+        self.log(
+            f"  fine-tuned {expert.id}: median test {result['median_test_accuracy']:.4f} "
+            f"in {result['seconds']:.1f}s{build}"
+        )
+        return result
+
+    def precision(self) -> str:
+        """``config.finetune.precision``, checked: float32 or bfloat16."""
+        name = precision.check(
+            self.config.finetune.get("precision", "float32"), "finetune.precision"
+        )
+        if name == "float16":
+            raise ValueError(
+                "config.finetune.precision=float16 would need loss scaling, which fine-tuning "
+                "does not do; use bfloat16 or float32"
+            )
+        return name
+
+    def _finetune(self, task, expert: pool.Module, screen: int | None, tuners) -> dict:
+        ft = self.config.finetune
+        return protocol.finetune(
             expert.handle,
             task,
             self.splits(task),
@@ -140,16 +168,6 @@ class Tuning:
             tuners=tuners,
             progress=lambda message: self.log(f"    {message}"),
         )
-        result.update({"expert": expert.id, "task": task.spec})
-        if screen is not None:
-            result["screen_repeats"] = screen
-        files.write_json(path, result)
-        build = "" if cached else f", {result['build_seconds']:.1f}s of it building the module"
-        self.log(
-            f"  fine-tuned {expert.id}: median test {result['median_test_accuracy']:.4f} "
-            f"in {result['seconds']:.1f}s{build}"
-        )
-        return result
 
     def splits(self, task) -> dict:
         """The protocol's splits: the training ones in memory (at most 1,000 images),

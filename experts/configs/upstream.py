@@ -96,5 +96,8 @@ def _train_overrides(preset: str) -> dict:
             "log_every": 500,
             "checkpoint_every": 5000,
             "steps_per_call": 100,
+            # bfloat16 on TPUs and recent GPUs, float16 on older GPUs, else float32
+            # (experts/training/precision.py).
+            "precision": "auto",
         },
     }[preset]

@@ -15,10 +15,14 @@ kernel per layer, a few MB per replica even at r50x1.
 
 The adapter convolutions are plain (not weight-standardised): standardising A2's
 zero-initialised kernel would divide by sqrt(epsilon) and blow up its gradients.
+
+Under a mixed dtype policy the contractions run in the compute dtype while the
+GroupNorms (statistics, scale and offset) stay float32, like the backbone's.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import tensorflow as tf
@@ -66,15 +70,18 @@ class MultiAdapter(keras.layers.Layer):
         e, c, k = self.num_experts, self.channels, self.hidden
         if input_shape[-1] != c:
             raise ValueError(f"{self.name}: built for {c} channels, got input shape {input_shape}")
-        self.norm1_gamma = self.add_weight("a1/group_norm/gamma", [e, c], initializer="ones")
-        self.norm1_beta = self.add_weight("a1/group_norm/beta", [e, c], initializer="zeros")
-        self.conv1_kernel = self.add_weight(
+        # Read as float32 (no autocast): call casts the kernels itself and keeps the
+        # GroupNorm parameters float32.
+        add = functools.partial(self.add_weight, experimental_autocast=False)
+        self.norm1_gamma = add("a1/group_norm/gamma", [e, c], initializer="ones")
+        self.norm1_beta = add("a1/group_norm/beta", [e, c], initializer="zeros")
+        self.conv1_kernel = add(
             "a1/conv1x1/kernel", [e, c, k], initializer=_stacked_glorot_uniform(c, k)
         )
-        self.norm2_gamma = self.add_weight("a2/group_norm/gamma", [e, k], initializer="ones")
-        self.norm2_beta = self.add_weight("a2/group_norm/beta", [e, k], initializer="zeros")
+        self.norm2_gamma = add("a2/group_norm/gamma", [e, k], initializer="ones")
+        self.norm2_beta = add("a2/group_norm/beta", [e, k], initializer="zeros")
         # Zero-initialised, so that an untrained adapter is the identity.
-        self.conv2_kernel = self.add_weight("a2/conv1x1/kernel", [e, k, c], initializer="zeros")
+        self.conv2_kernel = add("a2/conv1x1/kernel", [e, k, c], initializer="zeros")
         super().build(input_shape)
 
     def call(self, x, expert):
@@ -100,12 +107,13 @@ class MultiAdapter(keras.layers.Layer):
                 self.conv2_kernel,
             )
         ]
-        gamma1, beta1, kernel1, gamma2, beta2, kernel2 = (tf.cast(w, x.dtype) for w in weights)
+        gamma1, beta1, kernel1, gamma2, beta2, kernel2 = weights
+        kernel1, kernel2 = tf.cast(kernel1, x.dtype), tf.cast(kernel2, x.dtype)
         contract = "bhwc,ck->bhwk" if expert.shape.rank == 0 else "bhwc,bck->bhwk"
-        h = tf.nn.relu(_group_norm(x, gamma1, beta1, self.groups_in))
-        h = tf.einsum(contract, h, kernel1)
-        h = tf.nn.relu(_group_norm(h, gamma2, beta2, self.groups_hidden))
-        return x + tf.einsum(contract, h, kernel2)
+        h = tf.nn.relu(_group_norm(tf.cast(x, tf.float32), gamma1, beta1, self.groups_in))
+        h = tf.einsum(contract, tf.cast(h, x.dtype), kernel1)
+        h = tf.nn.relu(_group_norm(tf.cast(h, tf.float32), gamma2, beta2, self.groups_hidden))
+        return x + tf.einsum(contract, tf.cast(h, x.dtype), kernel2)
 
     def get_config(self):
         return {**super().get_config(), "num_experts": self.num_experts, "channels": self.channels}

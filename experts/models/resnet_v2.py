@@ -18,6 +18,16 @@ shares TF-Hub's image convention.
 The model returns a dict with ``pre_logits`` and, when it has a head, ``logits``.
 With ``num_experts > 0`` a multi-adapter layer (see ``adapters.py``) sits before
 each of the four blocks and ``call`` takes the expert id(s) to route through.
+
+Precision follows the model's Keras dtype policy (``dtype="mixed_bfloat16"`` or
+``"mixed_float16"``; by default the global policy, float32), handed to every layer:
+convolutions and activations run in the policy's compute dtype, while variables stay
+float32 and three things stay float32 whatever the policy (Keras' mixed-precision
+guide's advice for normalisation and outputs, applied to BiT's layers): GroupNorm (its statistics over a group would lose most of
+their digits in 16 bits), weight standardisation (a kernel's mean can dwarf its spread,
+so it is standardised from the float32 variable before the cast), and everything after
+the last block (the final GroupNorm, pooling and the head), so ``pre_logits`` and
+``logits`` are float32 for the loss and for feature extraction.
 """
 
 from __future__ import annotations
@@ -70,26 +80,45 @@ def get_size(name: str) -> ResNetSize:
 
 
 def group_norm(channels_hint: int | None = None, name: str = "group_norm"):
-    """BiT's GroupNorm. Layers narrower than 32 channels (the small CPU sizes) use
-    gcd(32, channels) groups, since 32 groups cannot split them; every BiT size
-    has at least 64 channels, so this never changes the published architecture."""
+    """BiT's GroupNorm, always in float32 (Keras' GroupNormalization takes its moments
+    in the input's dtype, so it gets float32 inputs and outputs float32; the next
+    layer casts back to the compute dtype). Layers narrower than 32 channels (the
+    small CPU sizes) use gcd(32, channels) groups, since 32 groups cannot split them;
+    every BiT size has at least 64 channels, so this never changes the published
+    architecture."""
     groups = GN_GROUPS if channels_hint is None else math.gcd(GN_GROUPS, channels_hint)
-    return keras.layers.GroupNormalization(groups=groups, epsilon=GN_EPSILON, name=name)
+    return keras.layers.GroupNormalization(
+        groups=groups, epsilon=GN_EPSILON, name=name, dtype="float32"
+    )
 
 
 class StandardizedConv2D(keras.layers.Conv2D):
     """Conv2D whose kernel is standardised to zero mean and unit variance over
-    (height, width, input channels) before every use (weight standardisation)."""
+    (height, width, input channels) before every use (weight standardisation).
+
+    Under a mixed policy the kernel is standardised in float32 and only the result is
+    cast to the compute dtype: Keras would otherwise hand ``convolution_op`` a kernel
+    already rounded to 16 bits, whose spread around a large mean is lost."""
+
+    def add_weight(self, *args, **kwargs):
+        # Reads of this layer's variables give their float32 values (no autocast).
+        kwargs.setdefault("experimental_autocast", False)
+        return super().add_weight(*args, **kwargs)
 
     def convolution_op(self, inputs, kernel):
+        kernel = tf.cast(kernel, tf.float32)
         mean, var = tf.nn.moments(kernel, axes=[0, 1, 2], keepdims=True)
-        return super().convolution_op(inputs, (kernel - mean) / tf.sqrt(var + WS_EPSILON))
+        standardized = (kernel - mean) / tf.sqrt(var + WS_EPSILON)
+        return super().convolution_op(inputs, tf.cast(standardized, inputs.dtype))
 
 
-def std_conv(filters: int, kernel_size: int, strides: int = 1, name: str = "standardized_conv2d"):
+def std_conv(
+    filters: int, kernel_size: int, strides: int = 1, name: str = "standardized_conv2d", dtype=None
+):
     return StandardizedConv2D(
-        filters, kernel_size, strides=strides, padding="valid", use_bias=False, name=name
-    )
+        filters, kernel_size, strides=strides, padding="valid", use_bias=False, name=name,
+        dtype=dtype,
+    )  # fmt: skip
 
 
 class FixedPadding(keras.layers.Layer):
@@ -121,16 +150,21 @@ class BottleneckUnitV2(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters, self.in_channels, self.stride = filters, in_channels, stride
         out_channels = 4 * filters
+        policy = self.dtype_policy  # Keras does not hand a layer's policy to its sublayers
         self.norm_a = group_norm(in_channels, name="a/group_norm")
-        self.conv_a = std_conv(filters, 1, name="a/standardized_conv2d")
+        self.conv_a = std_conv(filters, 1, name="a/standardized_conv2d", dtype=policy)
         self.norm_b = group_norm(filters, name="b/group_norm")
-        self.pad_b = FixedPadding(3, name="b/padding")
-        self.conv_b = std_conv(filters, 3, strides=stride, name="b/standardized_conv2d")
+        self.pad_b = FixedPadding(3, name="b/padding", dtype=policy)
+        self.conv_b = std_conv(
+            filters, 3, strides=stride, name="b/standardized_conv2d", dtype=policy
+        )
         self.norm_c = group_norm(filters, name="c/group_norm")
-        self.conv_c = std_conv(out_channels, 1, name="c/standardized_conv2d")
+        self.conv_c = std_conv(out_channels, 1, name="c/standardized_conv2d", dtype=policy)
         self.proj = None
         if stride > 1 or in_channels != out_channels:
-            self.proj = std_conv(out_channels, 1, strides=stride, name="a/proj/standardized_conv2d")
+            self.proj = std_conv(
+                out_channels, 1, strides=stride, name="a/proj/standardized_conv2d", dtype=policy
+            )
 
     def call(self, x):
         shortcut = x
@@ -163,6 +197,9 @@ class ResNetV2(keras.Model):
         start near their prior (e.g. -log(num_classes)), as big_vision's BiT/ViT
         upstream configs do; from 0 the first steps spend themselves pushing every
         logit down, with a loss of num_classes * log 2 per image.
+      dtype: a Keras dtype policy or its name (``float32``, ``mixed_bfloat16``,
+        ``mixed_float16``); by default the global policy. See the module docstring
+        for what stays float32.
     """
 
     def __init__(
@@ -178,13 +215,14 @@ class ResNetV2(keras.Model):
         self.size_name, self.num_classes, self.num_experts = size, num_classes or 0, num_experts
         self.head_bias_init = float(head_bias_init)
         spec = get_size(size)
-        self.root_pad = FixedPadding(7, name="root_block/padding")
+        policy = self.dtype_policy
+        self.root_pad = FixedPadding(7, name="root_block/padding", dtype=policy)
         self.root_conv = std_conv(
-            spec.root_filters, 7, strides=2, name="root_block/standardized_conv2d"
+            spec.root_filters, 7, strides=2, name="root_block/standardized_conv2d", dtype=policy
         )
-        self.root_pool_pad = FixedPadding(3, name="root_block/pool_padding")
+        self.root_pool_pad = FixedPadding(3, name="root_block/pool_padding", dtype=policy)
         self.root_pool = keras.layers.MaxPool2D(
-            3, strides=2, padding="valid", name="root_block/max_pool"
+            3, strides=2, padding="valid", name="root_block/max_pool", dtype=policy
         )
 
         self.blocks, self.block_input_channels = [], []
@@ -197,8 +235,12 @@ class ResNetV2(keras.Model):
                 stride = 2 if (b > 0 and u == 0) else 1
                 block.append(
                     BottleneckUnitV2(
-                        filters, channels, stride, name=f"block{b + 1}/unit{u + 1:02d}"
-                    )
+                        filters,
+                        channels,
+                        stride,
+                        name=f"block{b + 1}/unit{u + 1:02d}",
+                        dtype=policy,
+                    )  # fmt: skip
                 )
                 channels = 4 * filters
             self.blocks.append(block)
@@ -207,7 +249,9 @@ class ResNetV2(keras.Model):
         self.adapters = []
         if num_experts:
             self.adapters = [
-                adapters_lib.MultiAdapter(num_experts, c, name=f"block{b + 1}/adapters")
+                adapters_lib.MultiAdapter(
+                    num_experts, c, name=f"block{b + 1}/adapters", dtype=policy
+                )
                 for b, c in enumerate(self.block_input_channels)
             ]
         self.pre_head_norm = group_norm(channels, name="pre_head/group_norm")
@@ -218,6 +262,7 @@ class ResNetV2(keras.Model):
                 kernel_initializer="zeros",
                 bias_initializer=keras.initializers.Constant(self.head_bias_init),
                 name="head/dense",
+                dtype="float32",  # float32 logits for the loss
             )
 
     def call(self, images, expert=None, training=False):
@@ -237,6 +282,7 @@ class ResNetV2(keras.Model):
                 x = self.adapters[b](x, expert)
             for unit in block:
                 x = unit(x)
+        # The final GroupNorm outputs float32, so pooling and pre_logits are float32.
         pre_logits = tf.reduce_mean(tf.nn.relu(self.pre_head_norm(x)), axis=[1, 2])
         outputs = {"pre_logits": pre_logits}
         if self.head is not None:
@@ -289,7 +335,10 @@ class ResNetV2(keras.Model):
         is exported with the same contract as a full expert."""
         if not 0 <= expert < self.num_experts:
             raise ValueError(f"expert {expert} out of range for {self.num_experts} adapter experts")
-        single = ResNetV2(self.size_name, self.num_classes, num_experts=1, name=self.name)
+        single = ResNetV2(
+            self.size_name, self.num_classes, num_experts=1, name=self.name,
+            dtype=self.dtype_policy,
+        )  # fmt: skip
         single.copy_backbone_from(self)
         for src, dst in zip(self.adapter_variables, single.adapter_variables, strict=True):
             dst.assign(src[expert : expert + 1])
@@ -302,6 +351,7 @@ class ResNetV2(keras.Model):
             "num_experts": self.num_experts,
             "head_bias_init": self.head_bias_init,
             "name": self.name,
+            "dtype": self.dtype_policy.name,
         }
 
     @classmethod

@@ -4,14 +4,17 @@ full expert's step and the adapter job's step (prints a table).
     python -m experts.training.accelerator_benchmark --preset=paper            # r50x1, 224 px
     python -m experts.training.accelerator_benchmark --preset=paper --strategy=tpu --tpu_address=...
     python -m experts.training.accelerator_benchmark --preset=smoke --steps=4   # any machine
+    python -m experts.training.accelerator_benchmark --preset=paper --precision=float32
 
 Each job runs through the trainer (``loop.train``) with its own preset's config (model,
 global batch, steps per call, weight decay) under ``--strategy`` (default: the preset's,
 ``auto`` for ``paper``), on synthetic in-memory batches, so the figure is the step's and
 not the input pipeline's. A full expert's step is B's model and loss on a slice, so the
 two differ only by their configs. Images/s is the trainer's steady rate (between its
-first and last log lines) divided by the replicas. Precision is float32: mixed precision
-is not implemented yet. The downstream side's steps have their own benchmarks:
+first and last log lines) divided by the replicas. Precision is ``--precision`` (default:
+the preset's ``train.precision``, ``auto`` for ``paper``: bfloat16 on TPUs and recent
+GPUs; experts/training/precision.py), resolved on this machine and shown in the table.
+The downstream side's steps have their own benchmarks:
 ``hub_export.accelerator_benchmark`` (the fine-tuning step and feature extraction on
 the devices at hand, in a table of the same columns, which ``make bench-accelerator``
 prints after this one), ``hub_export.benchmark`` (hub against bare feature extraction)
@@ -28,6 +31,7 @@ from absl import app, flags
 from experts import cli, jobs
 from experts.configs import adapter_experts, baseline, full_experts
 from experts.training import benchmark, distribute, loop
+from experts.training import precision as precision_lib
 
 CONFIGS = {"baseline": baseline, "full": full_experts, "adapters": adapter_experts}
 
@@ -65,9 +69,14 @@ def synthetic_job(kind: str, config, nodes: int, experts: int) -> loop.Job:
     )
 
 
-def measure(kind: str, preset: str, strategy, steps: int, nodes: int, experts: int) -> dict:
-    """The job's global batch, replicas and images/s in all and per device."""
+def measure(
+    kind: str, preset: str, strategy, steps: int, nodes: int, experts: int, precision=None
+) -> dict:
+    """The job's global batch, replicas, precision and images/s in all and per device;
+    ``precision`` overrides the preset's ``train.precision``."""
     config = CONFIGS[kind].get_config(preset)
+    if precision:
+        config.train.precision = precision
     train = config.train.copy_and_resolve_references()
     calls = max(1, train.steps_per_call)
     train.log_every = calls * max(1, steps // (2 * calls))  # at least two log lines
@@ -80,6 +89,7 @@ def measure(kind: str, preset: str, strategy, steps: int, nodes: int, experts: i
     return {
         "job": kind,
         "model": f"{config.model.size} at {config.model.image_size}px",
+        "precision": precision_lib.of_config(train),
         "global_batch": train.global_batch,
         "replicas": replicas,
         "images_per_second": result["images_per_second"],
@@ -89,12 +99,13 @@ def measure(kind: str, preset: str, strategy, steps: int, nodes: int, experts: i
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| job | model | global batch | replicas | img/s | img/s per device |",
-        "|---|---|---:|---:|---:|---:|",
+        "| job | model | precision | global batch | replicas | img/s | img/s per device |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['job']} | {r['model']} | {r['global_batch']} | {r['replicas']} | "
+            f"| {r['job']} | {r['model']} | {r['precision']} | {r['global_batch']} | "
+            f"{r['replicas']} | "
             f"{r['images_per_second']:,.0f} | {r['per_device']:,.0f} |"
         )
     return "\n".join(lines)
@@ -104,6 +115,9 @@ def define_flags() -> None:
     flags.DEFINE_enum("preset", "paper", ["smoke", "cpu", "paper"], "The job configs' preset.")
     flags.DEFINE_string("strategy", None, "tf.distribute strategy; default: the preset's.")
     flags.DEFINE_string("tpu_address", "", "TPU name or address (strategy tpu or auto).")
+    flags.DEFINE_enum(
+        "precision", None, list(precision_lib.PRECISIONS), "Default: the preset's train.precision."
+    )
     flags.DEFINE_list("jobs", list(CONFIGS), "Jobs to measure.")
     flags.DEFINE_integer("steps", 200, "Timed steps per job.")
     flags.DEFINE_integer("nodes", 21_843, "Sigmoid outputs (ImageNet-21k's classes).")
@@ -120,10 +134,13 @@ def main(argv):
         unknown = sorted(set(f.jobs) - set(CONFIGS))
         if unknown:
             raise ValueError(f"--jobs: unknown {unknown}; choose from {', '.join(CONFIGS)}")
-        rows = [measure(kind, f.preset, strategy, f.steps, f.nodes, f.experts) for kind in f.jobs]
+        rows = [
+            measure(kind, f.preset, strategy, f.steps, f.nodes, f.experts, f.precision)
+            for kind in f.jobs
+        ]
+    precisions = ", ".join(sorted({r["precision"] for r in rows}))
     print(
-        f"\nupstream train steps: strategy {name}, float32, {f.steps} timed steps per job"
-        f"\n\n{table(rows)}"
+        f"\nupstream train steps: strategy {name}, {precisions}, {f.steps} timed steps per job\n\n{table(rows)}"
     )
 
 

@@ -11,7 +11,10 @@ evaluation); ``train`` runs it under a tf.distribute strategy:
   trained again;
 * progress lines on the console, TensorBoard scalars (loss, learning rate, images/s);
 * at the end, the model alone and its evaluation are written atomically, for warm
-  starts and for hub export.
+  starts and for hub export;
+* ``precision`` (``experts.training.precision``): the job's model must compute in it
+  (jobs build their models with it); under ``mixed_float16`` the loss is scaled
+  dynamically. Variables are float32 in every precision, so checkpoints are too.
 
 Where each of these lives in the job's directory is ``experts.work_tree``'s to say.
 """
@@ -32,7 +35,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from experts import work_tree
-from experts.training import distribute, schedules
+from experts.training import distribute, precision, schedules
 
 
 @dataclasses.dataclass
@@ -81,6 +84,7 @@ class _Compiled:
         for variable in self.optimizer.variables:
             variable.assign(tf.zeros_like(variable))
         self.optimizer.iterations.assign(0)
+        precision.reset_loss_scale(self.optimizer)
         self.loss_mean.reset_state()
 
 
@@ -129,6 +133,8 @@ def default_train_config() -> ml_collections.ConfigDict:
             # Deterministic kernels too (tf.config.experimental.enable_op_determinism):
             # the same weights from run to run, at a cost in speed (RESULTS.md).
             "deterministic": False,
+            # float32 | mixed_bfloat16 | mixed_float16 | auto (experts/training/precision.py)
+            "precision": "float32",
         }
     )
 
@@ -174,7 +180,8 @@ def train(
     _log(
         job.name,
         f"training steps {start}..{total} on {replicas} replica(s), "
-        f"global batch {config.global_batch}, peak lr {peak:.4g}",
+        f"global batch {config.global_batch}, peak lr {peak:.4g}, "
+        f"{compiled.model.dtype_policy.name}",
     )
     progress = _Progress(job.name, total, config.global_batch, start, writer)
     _run(job, compiled, config, strategy, manager, progress)
@@ -303,22 +310,30 @@ def _compile(job: Job, config, strategy, peak: float, total: int) -> _Compiled:
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = job.build_model()
+        _check_precision(job, model, config)
         variables = job.trainable_variables(model)
         decayed = [v for v in variables if "kernel" in v.name]
         optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum)
+        scaled = precision.needs_loss_scaling(model)
+        if scaled:
+            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
         optimizer.build(variables)
         loss_mean = keras.metrics.Mean()
 
     def step_fn(batch):
         with tf.GradientTape() as tape:
-            per_example = job.per_example_loss(model, batch)
+            per_example = tf.cast(job.per_example_loss(model, batch), tf.float32)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.global_batch)
             if config.weight_decay and decayed:
                 # Gradients are summed over replicas, so each adds its share.
                 loss += (
                     config.weight_decay * tf.add_n([tf.nn.l2_loss(v) for v in decayed]) / replicas
                 )
+            if scaled:
+                loss = optimizer.get_scaled_loss(loss)
         grads = tape.gradient(loss, variables)
+        if scaled:
+            grads = optimizer.get_unscaled_gradients(grads)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         loss_mean.update_state(tf.reduce_mean(per_example))
 
@@ -328,6 +343,17 @@ def _compile(job: Job, config, strategy, peak: float, total: int) -> _Compiled:
             strategy.run(step_fn, args=(next(iterator),))
 
     return _Compiled(model, optimizer, schedule, loss_mean, run_steps)
+
+
+def _check_precision(job: Job, model: keras.Model, config) -> None:
+    """The job's model must compute in the configured precision: the loss scaling
+    follows the model, and the recorded config must say how it was trained."""
+    wanted = precision.of_config(config)
+    if model.dtype_policy.name != wanted:
+        raise ValueError(
+            f"{job.name}: train.precision is {wanted} but the job's model computes in "
+            f"{model.dtype_policy.name} (build it with dtype=precision.policy(...))"
+        )
 
 
 def _summary(metrics: dict, jobdir: work_tree.JobDir, shown: int = 10) -> str:

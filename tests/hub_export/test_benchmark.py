@@ -47,14 +47,14 @@ def test_output_holds_each_module_and_a_rerun_keeps_it(hub_root, tmp_path, monke
 
     table = benchmark.to_markdown(results)
     assert table.splitlines()[0] == (
-        "| module | image size | batch | bare img/s | hub img/s | hub/bare |"
+        "| module | image size | batch | precision | bare img/s | hub img/s | hub/bare |"
     )
-    assert f"| {HANDLE} | 8 | 2 | " in table
+    assert f"| {HANDLE} | 8 | 2 | float32 | " in table
 
     # The same settings: not measured again, unless asked; other settings: a new entry.
     measured = []
 
-    def fake_measure(who, size, image_size, batch, batches, rounds):
+    def fake_measure(who, size, image_size, batch, batches, rounds, precision="float32"):
         measured.append(who["handle"])
         return {**entry, "image_size": image_size, "batch": batch, "ratio": 0.5}
 
@@ -65,10 +65,20 @@ def test_output_holds_each_module_and_a_rerun_keeps_it(hub_root, tmp_path, monke
     assert measured == [HANDLE]
     assert json.loads(output.read_text())["measurements"][key]["ratio"] == 0.5
     run(f"--module={module}", f"--output={output}", "--batch=4")
+    run(f"--module={module}", f"--output={output}", "--precision=bfloat16")
     assert sorted(json.loads(output.read_text())["measurements"]) == [
         f"{HANDLE}@8px/batch2",
+        f"{HANDLE}@8px/batch2/bfloat16",
         f"{HANDLE}@8px/batch4",
     ]
+
+
+def test_a_precision_runs_both_sides_in_it(hub_root):
+    results = run(f"--module={hub_root / HANDLE}", "--precision=bfloat16")
+    [(key, entry)] = results["measurements"].items()
+    assert key == f"{HANDLE}@8px/batch2/bfloat16" and entry["precision"] == "bfloat16"
+    assert entry["bare_images_per_second"] > 0 and entry["hub_images_per_second"] > 0
+    assert "| bfloat16 |" in benchmark.to_markdown(results)
 
 
 def test_a_module_that_is_not_one_expert_is_refused(tmp_path):

@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras as keras
 
+from experts.models import resnet_v2
 from hub_export import modules
 
 from .conftest import EXPERTS, IMAGE_SIZE, module_path
@@ -247,3 +248,19 @@ def test_modules_load_without_project_code(hub_tree, work, tmp_path):
     x = tf.random.stateless_uniform([2, IMAGE_SIZE, IMAGE_SIZE, 3], seed=[5, 6])
     expected = source_features(work[1], "adapter", EXPERTS[1])(x).numpy()
     np.testing.assert_allclose(np.load(out), expected, **TOL)
+
+
+def test_a_mixed_precision_model_exports_a_float32_module(tmp_path):
+    """The module of a model trained in mixed precision computes in float32: the same
+    outputs as a float32 model with those weights, not the 16-bit model's."""
+    mixed = resnet_v2.ResNetV2("r14x0.125", dtype="mixed_bfloat16").build_for()
+    plain = resnet_v2.ResNetV2("r14x0.125", dtype="float32").build_for()
+    plain.copy_backbone_from(mixed)
+    modules.save(modules.resnet_feature_vector(mixed), tmp_path / "module")
+    x = tf.random.stateless_uniform([2, 32, 32, 3], seed=[4, 5])
+    layer = hub.KerasLayer(str(tmp_path / "module"))
+    exported = graph(lambda images: layer(images, training=False))(x).numpy()
+    np.testing.assert_allclose(exported, graph(lambda i: plain(i)["pre_logits"])(x), **TOL)
+    assert np.abs(exported - mixed(x)["pre_logits"].numpy()).max() > 1e-3  # not 16-bit
+    with pytest.raises(ValueError, match="computes in float32; this model's policy is mixed"):
+        modules.resnet_classifier(resnet_v2.ResNetV2("r14x0.125", 3, dtype="mixed_float16"))

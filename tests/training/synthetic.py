@@ -39,7 +39,7 @@ def dataset_fn(ctx, per_replica_batch, seed, fail_after=None):
     return ds.batch(per_replica_batch, drop_remainder=True)
 
 
-def job(fail_after=None):
+def job(fail_after=None, dtype=None):
     def per_example_loss(model, batch):
         logits = model(batch["image"], training=True)["logits"]
         return tf.nn.sparse_softmax_cross_entropy_with_logits(batch["label"], logits)
@@ -52,7 +52,7 @@ def job(fail_after=None):
     def build_model():
         # Same initial weights in every process and under every strategy.
         keras.utils.set_random_seed(0)
-        return resnet_v2.ResNetV2("r14x0.125", NUM_CLASSES).build_for(IMAGE_SIZE)
+        return resnet_v2.ResNetV2("r14x0.125", NUM_CLASSES, dtype=dtype).build_for(IMAGE_SIZE)
 
     return loop.Job(
         name="synthetic",

@@ -23,7 +23,18 @@ def test_every_upstream_step_is_measured_per_device():
     for row in rows:
         assert row["replicas"] == 1 and row["images_per_second"] > 0
         assert row["per_device"] == pytest.approx(row["images_per_second"])
-    assert "| adapters | r14x0.125 at 32px | 8 |" in accelerator_benchmark.table(rows)
+    assert "| adapters | r14x0.125 at 32px | float32 | 8 |" in accelerator_benchmark.table(rows)
+
+
+def test_the_precision_is_the_presets_unless_given():
+    strategy = distribute.make_strategy("default")
+    row = accelerator_benchmark.measure(
+        "baseline", "smoke", strategy, steps=2, nodes=12, experts=3, precision="mixed_bfloat16"
+    )
+    assert row["precision"] == "mixed_bfloat16" and row["images_per_second"] > 0
+    assert "| baseline | r14x0.125 at 32px | mixed_bfloat16 | 8 |" in (
+        accelerator_benchmark.table([row])
+    )
 
 
 def test_the_binary_runs_under_a_mirrored_strategy():
@@ -31,11 +42,13 @@ def test_the_binary_runs_under_a_mirrored_strategy():
     # instance keys, and the training tests hold one already.
     done = subprocess.run(
         [sys.executable, "-m", "experts.training.accelerator_benchmark", "--preset=smoke",
-         "--strategy=mirrored", "--steps=2", "--nodes=12", "--experts=3", "--jobs=adapters"],
+         "--strategy=mirrored", "--steps=2", "--nodes=12", "--experts=3", "--jobs=adapters",
+         "--precision=mixed_float16"],
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert "upstream train steps: strategy mirrored, float32" in done.stdout
-    assert "| adapters | r14x0.125 at 32px | 8 | 1 |" in done.stdout
+    # float16's loss scaling runs under a MirroredStrategy (replica context) for real.
+    assert "upstream train steps: strategy mirrored, mixed_float16" in done.stdout
+    assert "| adapters | r14x0.125 at 32px | mixed_float16 | 8 | 1 |" in done.stdout
 
 
 def test_the_downstream_binary_fine_tunes_on_two_replicas():

@@ -96,6 +96,10 @@ def _selection_config() -> ml_collections.ConfigDict:
             # model (paper, section 7); selector knn_experts reports the pool without it.
             "include_baseline": True,
             "batch_size": 256,
+            # The modules' forward passes when embedding tasks: float32, or float16 /
+            # bfloat16 through TensorFlow's mixed-precision rewrite where the machine
+            # has it (float16: GPUs; vtab_eval/precision.py); a no-op elsewhere.
+            "precision": "float32",
         }
     )
 
@@ -130,4 +134,8 @@ def _finetune_config(preset: str) -> ml_collections.ConfigDict:
     # A test split larger than this once decoded is streamed batch by batch for every
     # evaluation instead of held in memory (results are the same; memory is bounded).
     ft.max_test_bytes = 1 << 30
+    # The fine-tuning steps and evaluations: float32, or bfloat16 through TensorFlow's
+    # mixed-precision rewrite where the machine has it (vtab_eval/precision.py; a no-op
+    # elsewhere). float16 would need loss scaling, which fine-tuning does not do.
+    ft.precision = "float32"
     return ft
