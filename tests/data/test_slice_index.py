@@ -90,14 +90,11 @@ def test_a_one_percent_slice_reads_one_percent(large, monkeypatch):
     new = reads.count
     assert sorted(set(info.labels[i] for i in labels)) == [label_name(0), label_name(199)]
     assert len(labels) == size
-    # The index reads exactly the slice's records: the bound is the slice itself.
+    # The index reads exactly the slice's records: the bound is the slice itself. (The
+    # filter path reads every record; its count is checked on a small upstream below,
+    # since a pass over these 200,000 records costs a minute.)
     assert new == size
-    monkeypatch.setattr(slice_index, "ensure", lambda builder, split: None)  # no index
-    reads.reset()
-    assert len(_labels(_slice(builder, info, training=False))) == size
-    old = reads.count
-    assert old == builder.info.splits["train"].num_examples
-    print(f"records read for the 1% slice of 200,000: {old} without the index, {new} with it")
+    print(f"records read for the 1% slice of 200,000: {new} with the index")
 
 
 def test_the_slice_is_cached_by_its_own_size(large, monkeypatch):
