@@ -42,7 +42,7 @@ def stages(executor: str, root: Path) -> list[tuple[str, list[str]]]:
                                f"--config=vtab_eval/configs/transfer.py:{f.preset}",
                                f"--pool={hub}", f"--suite={f.suite}",
                                f"--data_dir={f.tasks_dir}", f"--workdir={root / 'transfer'}",
-                               *common]),
+                               f"--selectors={f.selectors}", *common]),
     ]  # fmt: skip
 
 
@@ -83,6 +83,7 @@ if __name__ == "__main__":
     flags.DEFINE_string("kinds", "baseline,full,adapter", "Module kinds to export.")
     flags.DEFINE_string("suite", "embedded", "The transfer suite.")
     flags.DEFINE_string("tasks_dir", "runs/tfds", "tfds directory of the tasks.")
+    flags.DEFINE_string("selectors", "knn,baseline", "The transfer run's selectors.")
     flags.DEFINE_string("out", "runs/bench/fanout", "Where both sides' runs go.")
     flags.DEFINE_float("job_cpus", 1.0, "CPUs per Ray job.")
     app.run(main)
