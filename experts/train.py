@@ -21,6 +21,7 @@ TensorBoard: ``tensorboard --logdir <workdir>``.
 
 from __future__ import annotations
 
+import json
 import os
 
 from absl import app, flags
@@ -66,16 +67,26 @@ def train_job(config, data, job: loop.Job, expert: str | None, strategy, compile
         return loop.train(job, config.train, jobdir.path, strategy, compiled)
 
 
+# A Ray worker process often trains several jobs of one run in turn: what they share
+# (the opened upstream, the strategy, the compiled steps) is kept between them, as the
+# local executor's jobs share it, for one config (the expert aside) at a time.
+_WORKER_STATE: dict[str, tuple] = {}
+
+
 def train_alone(config, expert: str | None) -> dict:
     """One job from nothing but its config, as a Ray worker runs it: it opens the
-    upstream and builds its strategy itself."""
-    if expert:
-        config = config.copy_and_resolve_references()
-        config.expert = expert
-    data = jobs.Upstream.open(config)
+    upstream and builds its strategy itself, or takes them from the worker's last job
+    of the same config."""
+    config = config.copy_and_resolve_references()
+    config.expert = expert or ""
+    key = json.dumps({**config.to_dict(), "expert": ""}, sort_keys=True, default=str)
+    if key not in _WORKER_STATE:
+        _WORKER_STATE.clear()
+        strategy = distribute.make_strategy(config.strategy, config.tpu_address)
+        _WORKER_STATE[key] = (jobs.Upstream.open(config), strategy, loop.CompiledJobs())
+    data, strategy, compiled = _WORKER_STATE[key]
     [(job, _)] = planned_jobs(config, data)
-    strategy = distribute.make_strategy(config.strategy, config.tpu_address)
-    return train_job(config, data, job, expert, strategy, loop.CompiledJobs())
+    return train_job(config, data, job, expert, strategy, compiled)
 
 
 def run(config, executor: fanout.Executor | None = None) -> dict[str, dict]:

@@ -175,6 +175,7 @@ class Exporter:
         data_dir: str = "",  # where ``work`` read its data from, for jobs that reopen it
     ):
         self.work, self.root, self.log, self.data_dir = work, Path(hub_root), log, data_dir
+        self._models: dict[tuple[int, int], resnet_v2.ResNetV2] = {}  # see _export
         info = work.info
         self.train_counts = np.array([info.counts("train")[lab] for lab in info.labels], float)
         self.upstream = {
@@ -340,7 +341,7 @@ class Exporter:
         results = []
         # One model per shape, into which each checkpoint of that shape is read in turn
         # (B and the full experts share one): building a model costs more than reading.
-        models: dict[tuple[int, int], resnet_v2.ResNetV2] = {}
+        models = self._models
         for (job, node), group in by_checkpoint.items():
             shape = self.kinds[group[0].handle.kind].model_shape(self.work)
             models[shape] = self.work.restore(*shape, job, node, into=models.get(shape))
@@ -351,10 +352,19 @@ class Exporter:
         return results
 
 
+# A Ray worker process often exports several modules of one tree in turn: its
+# Exporter (the opened tree, and the models checkpoints are read into) is kept between
+# them, for one (tree, hub root) at a time.
+_WORKER_EXPORTER: dict[tuple[str, str, str], Exporter] = {}
+
+
 def export_one(workdir: str, data_dir: str, hub_root: str, target: Target, overwrite: bool):
     """One module, as a Ray worker exports it: from nothing but paths and its target."""
-    exporter = Exporter(WorkTree.open(workdir, data_dir), hub_root)
-    return exporter._export([target], overwrite)[0]
+    key = (workdir, data_dir, hub_root)
+    if key not in _WORKER_EXPORTER:
+        _WORKER_EXPORTER.clear()
+        _WORKER_EXPORTER[key] = Exporter(WorkTree.open(workdir, data_dir), hub_root)
+    return _WORKER_EXPORTER[key]._export([target], overwrite)[0]
 
 
 def export(
