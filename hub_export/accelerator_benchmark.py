@@ -84,6 +84,8 @@ def _row(job: str, model: str, batch: int, replicas: int, per_second: float) -> 
     return {
         "job": job,
         "model": model,
+        # Hub modules compute in float32; this benchmark fine-tunes in float32 too.
+        "precision": "float32",
         "global_batch": batch,
         "replicas": replicas,
         "images_per_second": per_second,

@@ -67,9 +67,9 @@ def test_the_downstream_binary_fine_tunes_on_two_replicas():
     assert done.returncode == 0, done.stderr[-3000:]
     assert "downstream steps: strategy mirrored for fine-tuning" in done.stdout
     rows = {line.split(" | ")[0]: line.split(" | ") for line in done.stdout.splitlines()}
-    [_, model, batch, replicas, total, per_device] = rows["| fine-tuning step"]
-    assert (model, batch, replicas) == ("r14x0.125 at 32px", "8", "2")
+    [_, model, precision, batch, replicas, total, per_device] = rows["| fine-tuning step"]
+    assert (model, precision, batch, replicas) == ("r14x0.125 at 32px", "float32", "8", "2")
     total, per_device = (float(x.strip(" |").replace(",", "")) for x in (total, per_device))
     assert total > 0 and abs(per_device - total / 2) <= 1  # figures rounded to integers
-    [_, model, batch, replicas, *_] = rows["| hub feature extraction"]
+    [_, model, _, batch, replicas, *_] = rows["| hub feature extraction"]
     assert (model, batch, replicas) == ("r14x0.125 at 32px", "256", "1")  # one device
