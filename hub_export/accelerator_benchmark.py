@@ -38,6 +38,7 @@ from experts.models import resnet_v2
 from experts.training import accelerator_benchmark as upstream
 from fanout import distribute
 from hub_export import benchmark, modules
+from vtab_eval import precision as precision_lib
 from vtab_eval.configs import transfer
 from vtab_eval.finetune import FineTuner
 from vtab_eval.hyperparams import HParams
@@ -54,8 +55,10 @@ def export_fresh(size: str, image_size: int, directory: Path) -> tuple[resnet_v2
 
 
 def measure_finetuning(module_dir: str, model_name: str, image_size: int, batch: int,
-                       steps: int, train_images: int, strategy) -> dict:  # fmt: skip
-    """Images/s of ``FineTuner``'s training step, in all and per device."""
+                       steps: int, train_images: int, strategy,
+                       precision: str = "float32") -> dict:  # fmt: skip
+    """Images/s of ``FineTuner``'s training step, in all and per device, in
+    ``precision``'s graph rewrite (as ``Tuning`` runs it)."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (train_images, image_size, image_size, 3), dtype=np.uint8)
     labels = rng.integers(0, NUM_CLASSES, train_images).astype(np.int64)
@@ -65,27 +68,29 @@ def measure_finetuning(module_dir: str, model_name: str, image_size: int, batch:
     def setting(length: int) -> HParams:
         return HParams(0.01, length, batch, warmup_steps=0, decay_boundaries=())
 
-    tuner.run((images, labels), evaluate, setting(2), seed=0)  # first run on real shapes
-    result = tuner.run((images, labels), evaluate, setting(steps), seed=1)
+    with precision_lib.rewrite(precision):
+        tuner.run((images, labels), evaluate, setting(2), seed=0)  # first run on real shapes
+        result = tuner.run((images, labels), evaluate, setting(steps), seed=1)
     per_second = steps * batch / result["train_seconds"]
     replicas = strategy.num_replicas_in_sync
-    return _row("fine-tuning step", model_name, batch, replicas, per_second)
+    return _row("fine-tuning step", model_name, batch, replicas, per_second, precision)
 
 
 def measure_features(model, module_dir: str, model_name: str, image_size: int, batch: int,
-                     batches: int, rounds: int) -> dict:  # fmt: skip
+                     batches: int, rounds: int, precision: str = "float32") -> dict:  # fmt: skip
     """Images/s of feature extraction through the hub module, on one device."""
     images = tf.random.stateless_uniform([batch, image_size, image_size, 3], seed=[0, 1])
-    _, via_hub = benchmark.compare(model, module_dir, images, batches, rounds)
-    return _row("hub feature extraction", model_name, batch, 1, via_hub)
+    _, via_hub = benchmark.compare(model, module_dir, images, batches, rounds, precision)
+    return _row("hub feature extraction", model_name, batch, 1, via_hub, precision)
 
 
-def _row(job: str, model: str, batch: int, replicas: int, per_second: float) -> dict:
+def _row(job, model: str, batch: int, replicas: int, per_second: float, precision) -> dict:
     return {
         "job": job,
         "model": model,
-        # Hub modules compute in float32; this benchmark fine-tunes in float32 too.
-        "precision": "float32",
+        # Hub modules are float32 graphs: a reduced precision is TensorFlow's rewrite,
+        # which it skips on machines without the hardware for it (vtab_eval/precision.py).
+        "precision": precision if precision_lib.effective(precision) else "float32",
         "global_batch": batch,
         "replicas": replicas,
         "images_per_second": per_second,
@@ -104,6 +109,7 @@ def measure(
     train_images: int = 1000,
     feature_batches: int = 10,
     rounds: int = 3,
+    precision: str = "float32",
 ) -> list[dict]:
     """Both rows, for a module of the preset's baseline architecture and resolution and
     at its fine-tuning and embedding batches, unless given."""
@@ -115,11 +121,11 @@ def measure(
         model, module_dir = export_fresh(size, image_size, Path(tmp))
         finetuning = measure_finetuning(
             module_dir, name, image_size, batch or config.finetune.batch_size, steps,
-            train_images, strategy,
+            train_images, strategy, precision,
         )  # fmt: skip
         features = measure_features(
             model, module_dir, name, image_size, config.selection.batch_size,
-            feature_batches, rounds,
+            feature_batches, rounds, precision,
         )  # fmt: skip
     return [finetuning, features]
 
@@ -135,6 +141,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("train_images", 1000, "Training set size (VTAB-1k: 1000).")
     flags.DEFINE_integer("feature_batches", 10, "Feature-extraction batches per round.")
     flags.DEFINE_integer("rounds", 3, "Feature-extraction rounds (the median is kept).")
+    flags.DEFINE_enum(
+        "precision", "float32", ["float32", "bfloat16"],
+        "Both rows' precision: TensorFlow's mixed-precision rewrite (as fine-tuning takes it).",
+    )  # fmt: skip
 
 
 def main(argv):
@@ -149,10 +159,14 @@ def main(argv):
         rows = measure(
             f.preset, strategy, f.steps, size=f.size, image_size=f.image_size, batch=f.batch,
             train_images=f.train_images, feature_batches=f.feature_batches, rounds=f.rounds,
+            precision=f.precision,
         )  # fmt: skip
+    skipped = f" ({f.precision} asked: TensorFlow skips that rewrite here)"
+    skipped = skipped if rows[0]["precision"] != f.precision else ""
     print(
         f"\ndownstream steps: strategy {name} for fine-tuning (feature extraction on one "
-        f"device), float32, {f.steps} timed fine-tuning steps\n\n{upstream.table(rows)}"
+        f"device), {rows[0]['precision']}{skipped}, {f.steps} timed fine-tuning steps\n\n"
+        f"{upstream.table(rows)}"
     )
 
 
