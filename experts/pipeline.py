@@ -61,30 +61,21 @@ def worker_train(config, expert: str | None) -> dict:
 def train_on_workers(config, workers: int, resources: fanout.Resources, address: str) -> dict:
     """B (or any one-job config) on ``workers`` Ray Train workers, each given
     ``resources``; this process holds the job's directory meanwhile."""
-    data = jobs.Upstream.open(config)
-    jobdir = work_tree.WorkTree(config.workdir).job(config.job, config.expert or None)
+    data, expert = jobs.Upstream.open(config), config.expert or None
+    jobdir = work_tree.WorkTree(config.workdir).job(config.job, expert)
     with jobdir.lock():
-        jobdir.start(train.recorded_config(config, data, None), config.get("restart", False))
+        jobdir.start(train.recorded_config(config, data, expert), config.get("restart", False))
         if jobdir.finished():
             return jobdir.metrics()
         storage = str(jobdir.path / "ray_train")
-        args = (config, config.expert or None)
+        args = (config, expert)
         return fanout.ray_train.run(worker_train, args, workers, resources, address, storage)
 
 
 def later_jobs(configs, executor: fanout.Executor) -> list[fanout.Job]:
     """The jobs after B, as the executor runs them: one per full expert, the adapter
     job, the EPN."""
-    if executor.in_process:  # each config's jobs share their data and compiled steps
-        return [fanout.Job(c.job, train.run, (c, executor)) for c in configs]
-    out = []
-    for config in configs:
-        experts = [None]
-        if config.job == "full" and not config.expert:
-            experts = list(jobs.Upstream.open(config).experts)
-        out += [fanout.Job(f"{config.job} {e or ''}".strip(), train.train_alone, (config, e))
-                for e in experts]  # fmt: skip
-    return out
+    return [job for config in configs for job in train.executor_jobs(config, executor)[1]]
 
 
 def run(

@@ -89,27 +89,32 @@ def train_alone(config, expert: str | None) -> dict:
     return train_job(config, data, job, expert, strategy, compiled)
 
 
-def run(config, executor: fanout.Executor | None = None) -> dict[str, dict]:
-    """Runs the configured job (every full expert when none is named, each a job of
-    ``executor``: in this process by default); returns the metrics per work directory."""
+def executor_jobs(config, executor: fanout.Executor) -> tuple[list[str], list[fanout.Job]]:
+    """The configured jobs as ``executor`` runs them, with their work directories: in
+    its process they share the opened upstream and compiled training steps; a Ray task
+    gets only the config and its expert (``train_alone``)."""
     if config.job not in jobs.JOBS:
         raise ValueError(f"unknown job {config.job!r}; choose one of {', '.join(jobs.JOBS)}")
-    executor = executor or fanout.LocalExecutor()
     config = resolved_config(config)
     tree = work_tree.WorkTree(config.workdir)
     data = jobs.Upstream.open(config)
     work = planned_jobs(config, data)
     dirs = [str(tree.job(config.job, expert).path) for _, expert in work]
-    if executor.in_process:
-        # Jobs in one process share the opened upstream and compiled training steps.
-        strategy = distribute.make_strategy(config.strategy, config.tpu_address)
-        compiled = loop.CompiledJobs()
-        tasks = [
-            fanout.Job(job.name, train_job, (config, data, job, expert, strategy, compiled))
-            for job, expert in work
-        ]
-    else:
-        tasks = [fanout.Job(job.name, train_alone, (config, expert)) for job, expert in work]
+    if not executor.in_process:
+        return dirs, [fanout.Job(job.name, train_alone, (config, e)) for job, e in work]
+    strategy = distribute.make_strategy(config.strategy, config.tpu_address)
+    compiled = loop.CompiledJobs()
+    return dirs, [
+        fanout.Job(job.name, train_job, (config, data, job, expert, strategy, compiled))
+        for job, expert in work
+    ]
+
+
+def run(config, executor: fanout.Executor | None = None) -> dict[str, dict]:
+    """Runs the configured job (every full expert when none is named, each a job of
+    ``executor``: in this process by default); returns the metrics per work directory."""
+    executor = executor or fanout.LocalExecutor()
+    dirs, tasks = executor_jobs(config, executor)
     return dict(zip(dirs, executor.map(tasks, what=config.job), strict=True))
 
 
