@@ -68,14 +68,9 @@ def finetune_job(config, workdir: str, spec: str, module: pool.Module, screen) -
         return t.finetune_expert(task, module, screen)  # done already: read back
 
 
-def _portable(config, module: pool.Module | None = None):
-    """The config (or the module) with local paths absolute: a worker's working
-    directory need not be this process's."""
-    if module is not None:
-        local = Path(module.handle).exists()
-        return (
-            dataclasses.replace(module, handle=os.path.abspath(module.handle)) if local else module
-        )
+def _portable_config(config):
+    """The config with its local paths absolute: a worker's working directory need not
+    be this process's."""
     config = config.copy_and_resolve_references()
     for field in ("data_dir", "probes"):
         if config.get(field):
@@ -83,9 +78,16 @@ def _portable(config, module: pool.Module | None = None):
     return config
 
 
+def _portable(module: pool.Module) -> pool.Module:
+    """The module with its handle absolute when it is a local path (as for the config)."""
+    if not Path(module.handle).exists():
+        return module
+    return dataclasses.replace(module, handle=os.path.abspath(module.handle))
+
+
 def run(runner, todo: list, executor: fanout.Executor) -> None:
     """Stages 1-4 of the module docstring for the unfinished tasks ``todo``."""
-    config, workdir = _portable(runner.config), str(runner.workdir.resolve())
+    config, workdir = _portable_config(runner.config), str(runner.workdir.resolve())
     for task in todo:  # here, once: jobs preparing one dataset at once would collide
         task.prepare()
     features = [
@@ -95,7 +97,7 @@ def run(runner, todo: list, executor: fanout.Executor) -> None:
             (
                 config,
                 workdir,
-                _portable(config, module).handle,
+                _portable(module).handle,
                 [(_spec(runner, t), split) for t, split in work],
             ),
         )
@@ -105,7 +107,7 @@ def run(runner, todo: list, executor: fanout.Executor) -> None:
     screen = runner.tuning.oracle_screening()
     oracle = [
         fanout.Job(f"oracle {module.id} on {task.spec}", finetune_job,
-                   (config, workdir, task.spec, _portable(config, module), screen))
+                   (config, workdir, task.spec, _portable(module), screen))
         for module in runner.oracle_candidates(todo)
         for task in todo
         if not runner.tuning.result_path(task, module, screen).exists()
@@ -119,7 +121,7 @@ def run(runner, todo: list, executor: fanout.Executor) -> None:
                 pairs[(task.spec, module.id)] = module
     finetunes = [
         fanout.Job(f"fine-tune {module.id} on {spec}", finetune_job,
-                   (config, workdir, spec, _portable(config, module), None))
+                   (config, workdir, spec, _portable(module), None))
         for (spec, _), module in pairs.items()
     ]  # fmt: skip
     executor.map(finetunes, what="fine-tuning")
