@@ -30,8 +30,24 @@ class Resources:
     gpus: float = 0.0
     memory_gb: float = 0.0  # 0: no reservation
 
+    @property
+    def threads(self) -> int:
+        return max(1, int(self.cpus))
+
     def ray_options(self) -> dict:
         options = {"num_cpus": self.cpus, "num_gpus": self.gpus}
+        # TensorFlow's thread pools sized to the reservation, through the environment
+        # the worker starts with: Ray keeps one pool of workers per environment, so a
+        # reused worker always has the thread count of the jobs it serves (CPU kernels
+        # split their sums by thread, so results depend on it to float rounding).
+        threads = str(self.threads)
+        options["runtime_env"] = {
+            "env_vars": {
+                "TF_NUM_INTRAOP_THREADS": threads,
+                "TF_NUM_INTEROP_THREADS": threads,
+                "OMP_NUM_THREADS": threads,
+            }
+        }
         if self.memory_gb:
             options["memory"] = int(self.memory_gb * 2**30)
         return options
@@ -90,11 +106,11 @@ class LocalExecutor:
         return results
 
 
-def _timed_call(fn, args, kwargs, cpus: float):
+def _timed_call(fn, args, kwargs, threads: int):
     """A job in a Ray worker: TensorFlow's thread pools sized to the job's CPUs (they
-    would otherwise take every core of the node, whatever the reservation), then
-    ``fn``; returns (result, seconds)."""
-    threads = max(1, int(cpus))
+    would otherwise take every core of the node, whatever the reservation; the
+    worker's environment says the same, see ``Resources.ray_options``), then ``fn``;
+    returns (result, seconds)."""
     try:
         import tensorflow as tf
 
@@ -165,7 +181,7 @@ class RayExecutor:
             )
             refs.append(
                 remote.options(**options).remote(
-                    job.fn, job.args, dict(job.kwargs), self.resources.cpus
+                    job.fn, job.args, dict(job.kwargs), self.resources.threads
                 )
             )
         index = {ref: i for i, ref in enumerate(refs)}

@@ -99,9 +99,18 @@ def test_loopback_rewrites_every_address_and_keeps_ports(monkeypatch):
 
 
 def test_ray_resources_become_task_options():
-    assert executors.Resources(2, 1, 0.5).ray_options() == {
+    options = executors.Resources(2, 1, 0.5).ray_options()
+    assert {k: options[k] for k in ("num_cpus", "num_gpus", "memory")} == {
         "num_cpus": 2,
         "num_gpus": 1,
         "memory": 2**29,
     }
     assert "memory" not in executors.Resources().ray_options()
+
+
+def test_a_ray_workers_thread_pools_follow_its_reservation():
+    for cpus, threads in ((2, "2"), (0.5, "1"), (3.9, "3")):
+        env = executors.Resources(cpus).ray_options()["runtime_env"]["env_vars"]
+        assert env == dict.fromkeys(
+            ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"), threads
+        )

@@ -50,6 +50,20 @@ def train_killed_once(workdir: str, marker: str, **overrides) -> dict:
         return loop.train(job, synthetic.config(**overrides), workdir)
 
 
+def train_interrupted_and_resumed(workdir: str, fail_after: int, **overrides) -> dict:
+    """The synthetic job stopped by an error after ``fail_after`` examples, then rerun
+    to the end in the same worker: a resume in the same kind of process as a retried
+    Ray job."""
+    config = synthetic.config(**overrides)
+    try:
+        loop.train(synthetic.job(fail_after=fail_after), config, workdir)
+    except tf.errors.InvalidArgumentError:
+        pass
+    else:
+        raise AssertionError(f"the run did not stop after {fail_after} examples")
+    return loop.train(synthetic.job(), config, workdir)
+
+
 def hold_and_record(directory: str, log: str, seconds: float) -> int:
     """Holds ``directory`` for ``seconds``, appending when it got it and let go."""
     import fanout
