@@ -133,6 +133,17 @@ def start_ray(address: str = "", num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
+        # A Ray started here serves this machine only. Ray resolves 127.0.0.1 given as
+        # the node's address to the machine's network address, and its servers listen
+        # on every interface; in its single-machine mode (the one it uses where it
+        # supports no clusters) every process binds and reports the loopback address.
+        # The processes it starts read the setting from their environment; this one
+        # read it when it imported Ray, so its copy is set too (Ray has no public
+        # switch for it; tests/fanout/test_ray.py lists the sockets to hold it to it).
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(
             num_cpus=num_cpus,
             include_dashboard=False,

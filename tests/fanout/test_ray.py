@@ -176,3 +176,28 @@ def test_ray_train_two_workers_match_single_device(ray_executor, tmp_path):
     assert result["replicas"] == 2
     np.testing.assert_allclose(result["losses"], single["losses"], rtol=1e-4)
     assert work_tree.JobDir(tmp_path / "mwms").finished()
+
+
+def _node_address() -> str:
+    return ray.util.get_node_ip_address()
+
+
+def test_every_ray_process_started_here_binds_and_reports_loopback(ray_executor):
+    psutil = pytest.importorskip("psutil", reason="the socket listing needs psutil")
+    # A job on a worker of each reservation the tests use, so that workers exist.
+    jobs = [fanout.Job("address", _node_address)]
+    reported = ray_executor.map(jobs) + fanout.RayExecutor(
+        resources=fanout.Resources(cpus=2)
+    ).map(jobs)
+    assert reported == ["127.0.0.1", "127.0.0.1"]
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+    started = {p.pid: p.name() for p in psutil.Process().children(recursive=True)}
+    assert any("raylet" in name for name in started.values()), started
+    bound = [
+        (started[c.pid], c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections(kind="inet")
+        if c.pid in started and (c.status == psutil.CONN_LISTEN or not c.raddr)
+    ]
+    assert bound, "no listening socket found among Ray's processes"
+    loopback = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+    assert [b for b in bound if b[1] not in loopback] == [], bound
