@@ -186,9 +186,9 @@ def test_every_ray_process_started_here_binds_and_reports_loopback(ray_executor)
     psutil = pytest.importorskip("psutil", reason="the socket listing needs psutil")
     # A job on a worker of each reservation the tests use, so that workers exist.
     jobs = [fanout.Job("address", _node_address)]
-    reported = ray_executor.map(jobs) + fanout.RayExecutor(
-        resources=fanout.Resources(cpus=2)
-    ).map(jobs)
+    reported = ray_executor.map(jobs) + fanout.RayExecutor(resources=fanout.Resources(cpus=2)).map(
+        jobs
+    )
     assert reported == ["127.0.0.1", "127.0.0.1"]
     assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
     started = {p.pid: p.name() for p in psutil.Process().children(recursive=True)}
