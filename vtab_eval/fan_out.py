@@ -25,7 +25,6 @@ from pathlib import Path
 
 import fanout
 from vtab_eval import pool, probes, run_dir, tasks, tuning
-from vtab_eval.features import FeatureStore
 
 PROBES = "probes"  # a features job's stand-in for the probe images' task spec
 
@@ -38,10 +37,8 @@ _WORKER_TUNING: dict[tuple[str, str], tuning.Tuning] = {}
 def worker_tuning(config, workdir: str) -> tuning.Tuning:
     key = (workdir, config.to_json(sort_keys=True))
     if key not in _WORKER_TUNING:
-        directory = run_dir.RunDir(Path(workdir))
-        store = FeatureStore(directory.features, config.image_size, config.selection.batch_size)
         _WORKER_TUNING.clear()  # one run's tuners at a time: each holds a module
-        _WORKER_TUNING[key] = tuning.Tuning(config, store, directory)
+        _WORKER_TUNING[key] = tuning.Tuning.for_run(config, run_dir.RunDir(Path(workdir)))
     return _WORKER_TUNING[key]
 
 

@@ -32,7 +32,6 @@ from vtab_eval import (
     tasks,
     tuning,
 )
-from vtab_eval.features import FeatureStore
 
 
 def resolve_suite(suite: str) -> list[str]:
@@ -65,13 +64,8 @@ class Runner:
     def __post_init__(self):
         self.workdir = Path(self.workdir)
         self.dir = run_dir.RunDir(self.workdir)
-        self.store = FeatureStore(
-            self.dir.features,
-            self.config.image_size,
-            self.config.selection.batch_size,
-            precision=self.config.selection.get("precision", "float32"),
-        )
-        self.tuning = tuning.Tuning(self.config, self.store, self.dir, self.log)
+        self.tuning = tuning.Tuning.for_run(self.config, self.dir, self.log)
+        self.store = self.tuning.store
         folder = self.config.get("probes", "")
         self.probe_images = probes.ProbeImages(folder) if folder else None
         unknown = [s for s in self.selectors if s not in selection.SELECTORS]

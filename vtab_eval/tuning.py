@@ -68,6 +68,20 @@ class Tuning:
     log: Callable[[str], None] = print
     tuners: protocol.TunerCache | None = None
 
+    @classmethod
+    def for_run(
+        cls, config: ml_collections.ConfigDict, directory: run_dir.RunDir, log=print
+    ) -> Tuning:
+        """The run's fine-tuning with its feature store, both from the config: the one
+        place a transfer run builds them, in this process or in a worker's."""
+        store = FeatureStore(
+            directory.features,
+            config.image_size,
+            config.selection.batch_size,
+            precision=config.selection.get("precision", "float32"),
+        )
+        return cls(config, store, directory, log)
+
     @functools.cached_property
     def strategy(self) -> tf.distribute.Strategy:
         """The strategy every FineTuner runs under: ``config.strategy`` and
