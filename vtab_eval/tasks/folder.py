@@ -18,10 +18,11 @@ import os
 
 import tensorflow as tf
 
+from fanout import image_folders
 from vtab_eval.tasks import base
 from vtab_eval.tasks.registry import register
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTENSIONS = image_folders.IMAGE_EXTENSIONS  # the upstream builder's too
 MIN_TEST_FRACTION = 0.2
 
 
@@ -42,11 +43,10 @@ def list_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
     """(class names, [(path relative to root, label)]) in the deterministic split order."""
     if not os.path.isdir(root):
         raise ValueError(f"image_folder: path {root!r} is not a directory")
-    classes = sorted(
-        d
-        for d in os.listdir(root)
-        if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
-    )
+    try:
+        classes = image_folders.class_folders(root)
+    except ValueError as e:
+        raise ValueError(f"image_folder: {e}") from None
     if len(classes) < 2:
         raise ValueError(f"image_folder: {root!r} needs >= 2 class sub-folders, found {classes}")
     files = []
@@ -55,7 +55,7 @@ def list_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, name)):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             for filename in filenames:
-                if filename.lower().endswith(IMAGE_EXTENSIONS) and not filename.startswith("."):
+                if image_folders.is_image_name(filename):
                     files.append((os.path.relpath(os.path.join(dirpath, filename), root), label))
                     count += 1
         if count == 0:
