@@ -99,7 +99,7 @@ class FeatureStore:
         self.load_seconds = 0.0
 
     def images(self, task, split: str) -> tuple[np.ndarray, np.ndarray]:
-        key = (task.spec, split)
+        key = (task.key, split)
         if key not in self._images:
             images, labels = self._images[key] = load_images(task, split, self.image_size)
             self._image_bytes += images.nbytes + labels.nbytes
@@ -110,13 +110,13 @@ class FeatureStore:
         return self._images[key]
 
     def cache_path(self, handle: str, task, split: str) -> Path:
-        parts = [CACHE_VERSION, fingerprint(handle), task.spec, split, self.image_size]
+        parts = [CACHE_VERSION, fingerprint(handle), task.key, split, self.image_size]
         if self.precision != "float32":  # float32 keys stay those written before the option
             parts.append(self.precision)
         key = json.dumps(parts, sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:12]
         name = f"{split}-{self.image_size}px-{digest}.npz"
-        return self.cache_dir / files.slug(handle) / files.slug(task.spec) / name
+        return self.cache_dir / files.slug(handle) / files.slug(task.key) / name
 
     def _module(self, handle: str):
         """(hub layer, forward function on uint8 `[batch_size, size, size, 3]`)."""

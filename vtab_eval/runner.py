@@ -85,7 +85,10 @@ class Runner:
         return self.tuning.tuners
 
     def is_done(self, spec: str) -> bool:
-        result = self.dir.task(spec).result()
+        """Whether the task ``spec`` names has a result of every selector: looked up by
+        what the task is (``tasks.task_key``: for an image folder, its absolute path
+        and a fingerprint of its files), never by the spec's text."""
+        result = self.dir.task(tasks.task_key(spec)).result()
         return result is not None and set(self.selectors) <= set(result["methods"])
 
     def _modules_needed(self) -> list[pool.Module]:
@@ -149,9 +152,11 @@ class Runner:
             self.tuning.precompute_oracle(candidates, todo)
 
     def select(self, task, name: str) -> selection.SelectionResult:
-        path = self.dir.task(task.spec).selection_path(name)
-        if path.exists():
-            return selection.SelectionResult.from_json(files.read_json(path))
+        task_dir = self.dir.task(task.key)
+        earlier = task_dir.selection(name)
+        if earlier is not None:
+            return selection.SelectionResult.from_json(earlier)
+        path = task_dir.selection_path(name)
         ctx = selection.Context(
             self.pool,
             self.store,
@@ -180,7 +185,7 @@ class Runner:
                 "median_test_accuracy": tuned["median_test_accuracy"],
             }
         # Methods of earlier runs with other selectors are kept: results accumulate.
-        earlier = self.dir.task(task.spec).result() or {}
+        earlier = self.dir.task(task.key).result() or {}
         result = {
             "task": task.spec,
             "group": task.group,
@@ -188,7 +193,7 @@ class Runner:
             "methods": {**earlier.get("methods", {}), **methods},
             "seconds": time.perf_counter() - start,
         }
-        files.write_json(self.dir.task(task.spec).result_path, result)
+        files.write_json(self.dir.task(task.key).result_path, result)
         return result
 
     def run(self) -> dict:

@@ -112,7 +112,7 @@ class Tuning:
 
     def result_path(self, task, expert: pool.Module, screen: int | None = None) -> Path:
         """Where `finetune_expert(task, expert, screen)` keeps its results."""
-        return self.dir.task(task.spec).finetune_path(expert.id, run_dir.screen_kind(screen))
+        return self.dir.task(task.key).finetune_path(expert.id, run_dir.screen_kind(screen))
 
     def screen_expert(self, task, expert: pool.Module) -> dict:
         """The oracle's fine-tuning of one candidate (see `oracle_screening`)."""

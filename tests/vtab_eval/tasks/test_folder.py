@@ -118,3 +118,14 @@ def test_a_class_linked_from_outside_the_folder_is_kept(tmp_path):
     _two_classes(tmp_path / "elsewhere")
     os.symlink(tmp_path / "elsewhere" / "a", root / "c")
     assert tasks.get_task(f'image_folder(path="{root}")').classes == ["a", "b", "c"]
+
+
+def test_the_spec_names_the_absolute_folder_and_the_key_its_files(tmp_path, monkeypatch):
+    root = _two_classes(tmp_path / "t")
+    monkeypatch.chdir(tmp_path)
+    task = tasks.get_task('image_folder(path="t")')
+    assert task.spec == f'image_folder(path="{root}")'
+    assert task.key.startswith(task.spec) and tasks.task_key('image_folder(path="t")') == task.key
+    Image.new("RGB", (5, 5)).save(root / "b" / "new.png")
+    assert tasks.task_key(task.spec) != task.key  # an image added: another task
+    assert tasks.task_key("mini_mnist( config = 'tiny' )") == 'mini_mnist(config="tiny")'
