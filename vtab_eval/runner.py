@@ -252,6 +252,7 @@ def run(
     process (Ray), the independent work runs as its jobs first (`fan_out`)."""
     if not config.pool:
         raise ValueError("no pool: pass --pool=<hub root or handles>")
+    config = run_dir.expand_user_paths(config)
     selectors = [s.strip() for s in config.selectors.split(",") if s.strip()]
     if not selectors:
         raise ValueError(

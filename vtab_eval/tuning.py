@@ -123,7 +123,7 @@ class Tuning:
         first trial's first n final runs only (the oracle's screening)."""
         path = self.result_path(task, expert, screen)
         if path.exists():
-            return files.read_json(path)
+            return run_dir.read_record(path, run_dir.FINETUNE_RECORD)
         tuners = self.open_tuners([task])
         cached = expert.handle in tuners
         what = "fine-tuning" if screen is None else f"screening (first {screen} run(s))"
