@@ -144,10 +144,15 @@ def test_a_semicolon_in_a_task_path_is_a_path_not_a_separator(hub_root, tmp_path
     fails_cleanly(run(config_for(hub_root, tmp_path / "w", spec)), PROGRAM, str(tmp_path / "a;b"))
 
 
-def test_a_changed_result_setting_keeps_the_finished_run(finished):
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [("finetune", "final_repeats", 3), ("oracle", "screen_repeats", 2)],
+)
+def test_a_changed_result_setting_keeps_the_finished_run(finished, section, field, value):
     changed = finished.copy_and_resolve_references()
-    changed.finetune.final_repeats = 3
-    fails_cleanly(run(changed), PROGRAM, "config.finetune", "run.json", roots=[finished.workdir])
+    changed[section][field] = value
+    culprit = f"config.{section}.{field}"
+    fails_cleanly(run(changed), PROGRAM, culprit, "run.json", roots=[finished.workdir])
 
 
 def test_another_pool_keeps_the_finished_run(finished, hub_root, tmp_path):
