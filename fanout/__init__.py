@@ -6,7 +6,8 @@ fine-tuning its own result file. This package runs a list of such jobs with an
 executor the binaries share (``--executor=local|ray``, ``fanout.flags``), holds a job's
 work directory while it runs (``locks``), and trains one job across workers with Ray
 Train (``ray_train``). It imports none of the project's other packages, so upstream and
-downstream binaries alike can use it.
+downstream binaries alike can use it; for that reason it also holds what both sides'
+readers of one kind of input must agree on (``image_folders``: what an image folder is).
 """
 
 from fanout.executors import (

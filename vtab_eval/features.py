@@ -18,7 +18,9 @@ import collections
 import hashlib
 import json
 import os
+import re
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +63,46 @@ def _check_feature_dim(handle: str, outputs: tf.Tensor) -> None:
         )
 
 
+def first_call(handle: str, image_size: int, call):
+    """``call()``, a module's first call on ``image_size`` images; a module that does not
+    take that size (many published ones take 224x224 only: a SavedModel keeps the
+    input shapes it was traced with) fails in one line naming it, the size it was given
+    and the sizes it takes, instead of in TensorFlow's "in user code" traceback."""
+    try:
+        return call()
+    except (TypeError, ValueError) as e:
+        message = str(e)
+        if "in user code" not in message and "concrete function" not in message:
+            raise
+        taken = sorted(set(re.findall(r"TensorSpec\(shape=(\([^)]*\))", message)))
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        why = f"it takes shapes {', '.join(taken)}" if taken else lines[-1][:200]
+        raise ValueError(
+            f"module {handle} fails on {image_size}x{image_size} images ({why}); set "
+            "--config.image_size to a size it takes, or leave it out of --pool"
+        ) from None
+
+
+def read_cache(path: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """A feature cache file, checked. Writes are atomic (``files.write_npz``), so a
+    killed run leaves no half-written cache: a bad one was damaged afterwards, and is
+    named rather than silently replaced, so the damage is seen."""
+    try:
+        with np.load(path) as data:
+            outputs, labels, seconds = data["outputs"], data["labels"], float(data["seconds"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise ValueError(
+            f"{path}: not a readable feature cache ({reason}); delete it to recompute it"
+        ) from None
+    if outputs.ndim != 2 or labels.shape != (len(outputs),) or not np.isfinite(outputs).all():
+        raise ValueError(
+            f"{path}: not a feature cache (outputs {outputs.shape}, labels {labels.shape}, or "
+            "non-finite outputs); delete it to recompute it"
+        )
+    return outputs, labels, seconds
+
+
 class FeatureStore:
     """Embeds task splits with hub modules; caches images per task and outputs on disk.
 
@@ -99,7 +141,7 @@ class FeatureStore:
         self.load_seconds = 0.0
 
     def images(self, task, split: str) -> tuple[np.ndarray, np.ndarray]:
-        key = (task.spec, split)
+        key = (task.key, split)
         if key not in self._images:
             images, labels = self._images[key] = load_images(task, split, self.image_size)
             self._image_bytes += images.nbytes + labels.nbytes
@@ -110,13 +152,13 @@ class FeatureStore:
         return self._images[key]
 
     def cache_path(self, handle: str, task, split: str) -> Path:
-        parts = [CACHE_VERSION, fingerprint(handle), task.spec, split, self.image_size]
+        parts = [CACHE_VERSION, fingerprint(handle), task.key, split, self.image_size]
         if self.precision != "float32":  # float32 keys stay those written before the option
             parts.append(self.precision)
         key = json.dumps(parts, sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:12]
         name = f"{split}-{self.image_size}px-{digest}.npz"
-        return self.cache_dir / files.slug(handle) / files.slug(task.spec) / name
+        return self.cache_dir / files.slug(handle) / files.slug(task.key) / name
 
     def _module(self, handle: str):
         """(hub layer, forward function on uint8 `[batch_size, size, size, 3]`)."""
@@ -135,7 +177,10 @@ class FeatureStore:
             # Tracing and the first call (where the runtime optimises the graph, seconds
             # for a ResNet) are loading, not the forward pass of whichever task is first.
             with precision_lib.rewrite(self.precision):
-                _check_feature_dim(handle, forward(tf.zeros(shape, tf.uint8)))
+                outputs = first_call(
+                    handle, self.image_size, lambda: forward(tf.zeros(shape, tf.uint8))
+                )
+            _check_feature_dim(handle, outputs)
             self._modules[handle] = (layer, forward)
             self.load_seconds += time.perf_counter() - start
             while len(self._modules) > 2:
@@ -170,8 +215,7 @@ class FeatureStore:
     def outputs(self, handle: str, task, split: str) -> tuple[np.ndarray, np.ndarray, float]:
         path = self.cache_path(handle, task, split)
         if path.exists():
-            with np.load(path) as data:
-                return data["outputs"], data["labels"], float(data["seconds"])
+            return read_cache(path)
         images, labels = self.images(task, split)
         before = self.compute_seconds
         out = self.embed(handle, images)

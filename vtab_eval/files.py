@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -61,12 +62,27 @@ def write_json(path: str | os.PathLike, value: Any) -> Path:
     return write_text(path, json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of float range")
+    return value
+
+
 def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file, read as strictly as ``write_json`` writes: NaN, Infinity and numbers
+    beyond float range are invalid JSON here, since a value read back must be writable
+    again (``allow_nan=False``) and comparable."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON: {e}") from e
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError too
+        raise ValueError(f"{path}: invalid JSON: {' '.join(str(e).split())}") from None
 
 
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:

@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from vtab_eval import features as features_lib
 from vtab_eval import hub_loader
 from vtab_eval.hyperparams import MOMENTUM, HParams, learning_rate_at
 from vtab_eval.images import to_float
@@ -93,7 +94,7 @@ class FineTuner:
         with self.strategy.scope():  # module, head and momenta: one copy per replica
             layer = hub_loader.load(handle, trainable=True)
             inputs = keras.Input([image_size, image_size, 3], dtype=tf.float32)
-            features = layer(inputs)
+            features = features_lib.first_call(handle, image_size, lambda: layer(inputs))
             head = keras.layers.Dense(
                 self.max_classes, kernel_initializer="zeros", bias_initializer="zeros", name="head"
             )

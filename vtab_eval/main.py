@@ -66,7 +66,10 @@ def execute(config, report_only: bool = False, report_methods=None, executor=Non
     that makes one (``fanout.resolve``); the local one by default."""
     with cli.user_errors("vtab_eval.main"):
         if report_only:
-            from vtab_eval import report  # numpy and matplotlib only: no TensorFlow start-up
+            # numpy and matplotlib only: no TensorFlow start-up
+            from vtab_eval import report, run_dir
+
+            config = run_dir.expand_user_paths(config)
 
             methods = report_methods and [m.strip() for m in report_methods]
             paths = report.write_report(config.workdir, config, methods=methods)

@@ -336,7 +336,8 @@ def open_pool(spec: str | Sequence[str]) -> Pool:
     kept only when one source has it (each answers for its own upstream's experts), and
     the first source's baseline is the pool's B."""
     entries = [h.strip() for h in spec.split(",")] if isinstance(spec, str) else list(spec)
-    entries = [h for h in entries if h]
+    # A quoted flag value (--pool='~/hub') reaches the program with its "~" unexpanded.
+    entries = [os.path.expanduser(h) if h.startswith("~") else h for h in entries if h]
     if not entries:
         raise PoolError("empty --pool")
     roots = [

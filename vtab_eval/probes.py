@@ -72,6 +72,7 @@ class ProbeImages:
             self.probes[probe["node"]] = (np.array(rows), np.array(labels))
         digest = hashlib.sha1("\n".join(sorted(by_digest)).encode()).hexdigest()[:12]
         self.spec = f"probes({digest})"
+        self.key = self.spec  # its content's digest: what names its cached features
 
     def as_dataset(self, split: str) -> tf.data.Dataset:
         if split != "all":

@@ -12,13 +12,16 @@
 The runner writes it (every file atomically, through ``files``); the report and the
 bench README read it through the same names. One run at a time works in a directory
 (``RunDir.lock``), and ``run.json`` ties the directory to the config fields that decide
-results and to its pool, once the run's inputs have been checked.
+results and to its pool, once the run's inputs have been checked. Every file read back
+is checked to hold what its writer writes (``read_record``): a damaged one is named,
+with what to do, instead of failing later on a missing field.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,21 +33,187 @@ RESULT_FILE = "result.json"
 FINETUNE = "finetune"  # the whole protocol's runs; the oracle's screening: screen_kind(n)
 SCREENING = "oracle_screen*"  # every screening kind, as a pattern
 LOCK_FILE = fanout.locks.LOCK_FILE
-# Config sections whose change makes earlier results in a directory incomparable ...
-# (The top-level `strategy` and `tpu_address` are not among them: fine-tuning on more
-# replicas sums the same gradients in another order, equal up to float rounding, as
-# `finetune.max_classes` below is; over a long run that may move an accuracy by an
-# example, which is no more than the rounding between two machines.)
-RESULT_FIELDS = ("image_size", "seed", "selection", "finetune")
-# ... except these fields, which change how fast results come, not what they are.
-SPEED_FIELDS = {
-    "selection": ("batch_size",),  # images per forward pass when embedding
-    "finetune": ("max_classes", "tuner_cache", "eval_batch", "max_test_bytes"),
+
+# Every leaf field of the transfer config (vtab_eval/configs/transfer.py, every preset)
+# is in exactly one of these two sets (tests/vtab_eval/test_run_dir.py walks them): a
+# new field must be classified before any run accepts it.
+#
+# Fields whose change makes earlier results in a directory incomparable: a rerun with
+# another value is refused, naming the field.
+RESULT_FIELDS = frozenset(
+    {
+        "image_size",
+        "seed",
+        "selection.split",
+        "selection.knn_k",
+        "selection.knn_float64",
+        "selection.label_smoothing",
+        "selection.include_baseline",
+        "selection.precision",
+        "finetune.rule",
+        "finetune.learning_rates",
+        "finetune.steps",
+        "finetune.epochs",
+        "finetune.batch_size",
+        "finetune.sweep_repeats",
+        "finetune.final_repeats",
+        "finetune.precision",
+        "oracle.screen_repeats",  # names the screening files, not the oracle's pick
+    }
+)
+# Fields a rerun may change: how fast or on what the run goes, where its files are, which
+# tasks and selectors it adds (results accumulate, each keyed by what it is), what the
+# report shows (rewritten from the results every run). The pool is compared apart, by
+# its modules' ids. `strategy` is here because fine-tuning on more replicas sums the same
+# gradients in another order, equal up to float rounding, as `finetune.max_classes` is;
+# over a long run that may move an accuracy by an example, which is no more than the
+# rounding between two machines.
+SPEED_ONLY_FIELDS = frozenset(
+    {
+        "preset",  # its values are in the other fields
+        "pool",
+        "suite",
+        "selectors",
+        "workdir",
+        "data_dir",
+        "probes",
+        "strategy",
+        "tpu_address",
+        "selection.batch_size",  # images per forward pass when embedding
+        "finetune.max_classes",
+        "finetune.tuner_cache",
+        "finetune.eval_batch",
+        "finetune.max_test_bytes",
+        "report.bootstrap_samples",
+        "report.confidence",
+        "report.plots",
+        "report.dir",
+        "report.probes",
+    }
+)
+# Result fields added after directories were recorded without them, with the value
+# those directories ran with: at that value they are left out of the record, so the
+# older directories still match.
+LATER_FIELDS = {"selection.precision": "float32", "finetune.precision": "float32"}
+# Result fields older records lack with no one value they ran with: such a record
+# matches any value while the directory holds no result that depends on the field.
+UNRECORDED_FIELDS = {"oracle.screen_repeats": "selection/oracle.json"}
+RECOMPUTE = "delete it to recompute it"
+# The config's paths on this machine, with ``~`` meaning the user's home as in a shell
+# (the pool's handles are expanded where the pool is opened, pool.open_pool).
+PATH_FIELDS = ("workdir", "data_dir", "probes", "report.dir", "report.probes")
+
+
+def expand_user_paths(config):
+    """A copy of ``config`` with ``~`` expanded in its ``PATH_FIELDS``: a flag value in
+    quotes (``--workdir='~/runs'``) reaches the program unexpanded."""
+    config = config.copy_and_resolve_references()
+    for field in PATH_FIELDS:
+        *sections, leaf = field.split(".")
+        where = config
+        for section in sections:
+            where = where[section]
+        if isinstance(where.get(leaf), str) and where[leaf].startswith("~"):
+            where[leaf] = os.path.expanduser(where[leaf])
+    return config
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _unflatten(flat: dict) -> dict:
+    nested: dict = {}
+    for field, value in flat.items():
+        *sections, leaf = field.split(".")
+        where = nested
+        for section in sections:
+            where = where.setdefault(section, {})
+        where[leaf] = value
+    return nested
+
+
+# What each file the run reads back holds: its fields and their JSON types. A file
+# that does not is named with what to do, instead of failing later on a missing key.
+NUMBER = (int, float)
+NUMBERS = "non-empty list of numbers"  # a kind of its own: lists are checked inside
+RUN_FIELDS = {"config": dict, "pool": list}
+RESULT_RECORD = {"task": str, "group": str, "num_classes": int, "methods": dict, "seconds": NUMBER}
+METHOD_RECORD = {  # each entry of a result's "methods"
+    "pick": str,
+    "selection_seconds": NUMBER,
+    "finetune_seconds": NUMBER,
+    "test_accuracies": NUMBERS,
+    "median_test_accuracy": NUMBER,
 }
-# Fields added after directories were recorded without them, with the value those
-# directories ran with: at that value they are left out of the record, so the older
-# directories still match.
-LATER_FIELDS = {"selection": {"precision": "float32"}, "finetune": {"precision": "float32"}}
+SELECTION_RECORD = {
+    "selector": str,
+    "task": str,
+    "scores": dict,
+    "pick": str,
+    "seconds": NUMBER,
+    "cost_seconds": NUMBER,
+    "details": dict,
+}
+FINETUNE_RECORD = {
+    "task": str,
+    "expert": str,
+    "test_accuracies": NUMBERS,
+    "median_test_accuracy": NUMBER,
+    "seconds": NUMBER,
+}
+
+
+def _is(value, kind) -> bool:
+    if kind == NUMBERS:
+        return isinstance(value, list) and bool(value) and all(_is(v, NUMBER) for v in value)
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _problem(record, fields: dict, exact: bool = False) -> str | None:
+    """What is wrong with a parsed record, or None."""
+    if not isinstance(record, dict):
+        return f"holds a JSON {type(record).__name__}, not an object"
+    for field, kind in fields.items():
+        if field not in record:
+            return f"has no field {field!r}"
+        if not _is(record[field], kind):
+            kinds = kind if isinstance(kind, tuple) else (kind,)
+            expected = kind if kind == NUMBERS else " or ".join(k.__name__ for k in kinds)
+            return f"field {field!r} is not {'an' if expected[0] in 'aeiou' else 'a'} {expected}"
+    if exact and set(record) - set(fields):
+        return f"has unknown fields {sorted(set(record) - set(fields))}"
+    return None
+
+
+def read_record(
+    path: Path, fields: dict, remedy: str = RECOMPUTE, exact: bool = False, entries=None
+) -> dict:
+    """The JSON object in ``path``, checked to have ``fields`` (only those, when
+    ``exact``), and each value of its ``entries[0]`` field to have ``entries[1]``'s;
+    anything else (invalid JSON, NaN, a list, a missing field) is one error naming the
+    file and ``remedy``."""
+    try:
+        record = files.read_json(path)
+    except ValueError as e:
+        raise ValueError(f"{e}; {remedy}") from None
+    problem = _problem(record, fields, exact)
+    if problem is None and entries is not None:
+        field, schema = entries
+        for name, entry in record[field].items():
+            if _problem(entry, schema) is not None:
+                problem = f"{field} entry {name!r} {_problem(entry, schema)}"
+                break
+    if problem is not None:
+        raise ValueError(f"{path}: {problem}; {remedy}")
+    return record
 
 
 def screen_kind(runs: int | None) -> str:
@@ -65,14 +234,16 @@ class TaskDir:
 
     def result(self) -> dict | None:
         """The task's summary, or None while it is unfinished."""
-        return files.read_json(self.result_path) if self.result_path.exists() else None
+        if not self.result_path.exists():
+            return None
+        return read_record(self.result_path, RESULT_RECORD, entries=("methods", METHOD_RECORD))
 
     def selection_path(self, selector: str) -> Path:
         return self.path / "selection" / f"{selector}.json"
 
     def selection(self, selector: str) -> dict | None:
         path = self.selection_path(selector)
-        return files.read_json(path) if path.exists() else None
+        return read_record(path, SELECTION_RECORD, exact=True) if path.exists() else None
 
     def finetune_path(self, expert_id: str, kind: str = FINETUNE) -> Path:
         return self.path / kind / f"{files.slug(expert_id)}.json"
@@ -80,7 +251,7 @@ class TaskDir:
     def finetune_records(self, kind: str = FINETUNE) -> Iterator[dict]:
         """The records of one kind; ``kind`` may be a pattern (``oracle_screen*``)."""
         for path in sorted(self.path.glob(f"{kind}/*.json")):
-            yield files.read_json(path)
+            yield read_record(path, FINETUNE_RECORD)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +275,10 @@ class RunDir:
     def default_report(self) -> Path:
         return self.root / "report"
 
-    def task(self, spec: str) -> TaskDir:
-        return TaskDir(self.root / "tasks" / files.slug(spec))
+    def task(self, key: str) -> TaskDir:
+        """A task's directory, named by its key (``tasks.Task.key``: what the task is,
+        not how a spec spelled it)."""
+        return TaskDir(self.root / "tasks" / files.slug(key))
 
     def task_dirs(self) -> list[TaskDir]:
         tasks = self.root / "tasks"
@@ -146,16 +319,26 @@ class RunDir:
 
     def check_run(self, record: dict) -> None:
         """Refuses a run whose result fields or pool differ from those the directory was
-        made with, naming the field; reads only."""
+        made with, naming the first field; reads only."""
         if not self.run_file.exists():
             return
-        old = files.read_json(self.run_file)
-        for field in RESULT_FIELDS:
-            if old["config"].get(field) != record["config"][field]:
+        old = read_record(self.run_file, RUN_FIELDS, "restore it, or use a new --workdir")
+        recorded, wanted = flatten(old["config"]), flatten(record["config"])
+        for field in sorted(RESULT_FIELDS):
+            if field not in recorded and field in UNRECORDED_FIELDS:
+                if self._holds_results_of(field):
+                    raise ValueError(
+                        f"{self.run_file}: this work directory was recorded without "
+                        f"config.{field}, and its results depend on it; use a new --workdir"
+                    )
+                continue
+            was = recorded.get(field, LATER_FIELDS.get(field))
+            now = wanted.get(field, LATER_FIELDS.get(field))
+            if was != now:
                 raise ValueError(
                     f"{self.run_file}: this work directory was made with a different "
-                    f"config.{field} ({old['config'].get(field)} != {record['config'][field]}); "
-                    "use a new --workdir"
+                    f"config.{field} ({was!r} != {now!r}); rerun with {was!r} or use a new "
+                    "--workdir"
                 )
         if old["pool"] != record["pool"]:
             raise ValueError(
@@ -163,20 +346,20 @@ class RunDir:
                 "use a new --workdir"
             )
 
+    def _holds_results_of(self, field: str) -> bool:
+        return any((task.path / UNRECORDED_FIELDS[field]).exists() for task in self.task_dirs())
+
     def record_run(self, record: dict) -> None:
         files.write_json(self.run_file, record)
 
 
 def run_record(config, pool_ids: list[str]) -> dict:
-    """What ``run.json`` holds: the result fields of ``config`` (as plain JSON values)
-    and the pool's module ids."""
-    plain = json.loads(config.to_json_best_effort())
-    record = {"config": {f: plain[f] for f in RESULT_FIELDS}, "pool": list(pool_ids)}
-    for section, fields in SPEED_FIELDS.items():
-        for field in fields:
-            record["config"][section].pop(field, None)
-    for section, defaults in LATER_FIELDS.items():
-        for field, default in defaults.items():
-            if record["config"][section].get(field) == default:
-                record["config"][section].pop(field)
-    return {**record, "preset": config.get("preset")}
+    """What ``run.json`` holds: the result fields of ``config`` (as plain JSON values,
+    by section) and the pool's module ids."""
+    flat = flatten(json.loads(config.to_json_best_effort()))
+    kept = {
+        field: value
+        for field, value in flat.items()
+        if field in RESULT_FIELDS and not (field in LATER_FIELDS and LATER_FIELDS[field] == value)
+    }
+    return {"config": _unflatten(kept), "pool": list(pool_ids), "preset": config.get("preset")}

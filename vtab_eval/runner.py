@@ -79,7 +79,10 @@ class Runner:
         return self.tuning.tuners
 
     def is_done(self, spec: str) -> bool:
-        result = self.dir.task(spec).result()
+        """Whether the task ``spec`` names has a result of every selector: looked up by
+        what the task is (``tasks.task_key``: for an image folder, its absolute path
+        and a fingerprint of its files), never by the spec's text."""
+        result = self.dir.task(tasks.task_key(spec)).result()
         return result is not None and set(self.selectors) <= set(result["methods"])
 
     def _modules_needed(self) -> list[pool.Module]:
@@ -143,9 +146,11 @@ class Runner:
             self.tuning.precompute_oracle(candidates, todo)
 
     def select(self, task, name: str) -> selection.SelectionResult:
-        path = self.dir.task(task.spec).selection_path(name)
-        if path.exists():
-            return selection.SelectionResult.from_json(files.read_json(path))
+        task_dir = self.dir.task(task.key)
+        earlier = task_dir.selection(name)
+        if earlier is not None:
+            return selection.SelectionResult.from_json(earlier)
+        path = task_dir.selection_path(name)
         ctx = selection.Context(
             self.pool,
             self.store,
@@ -174,7 +179,7 @@ class Runner:
                 "median_test_accuracy": tuned["median_test_accuracy"],
             }
         # Methods of earlier runs with other selectors are kept: results accumulate.
-        earlier = self.dir.task(task.spec).result() or {}
+        earlier = self.dir.task(task.key).result() or {}
         result = {
             "task": task.spec,
             "group": task.group,
@@ -182,7 +187,7 @@ class Runner:
             "methods": {**earlier.get("methods", {}), **methods},
             "seconds": time.perf_counter() - start,
         }
-        files.write_json(self.dir.task(task.spec).result_path, result)
+        files.write_json(self.dir.task(task.key).result_path, result)
         return result
 
     def run(self) -> dict:
@@ -241,6 +246,7 @@ def run(
     process (Ray), the independent work runs as its jobs first (`fan_out`)."""
     if not config.pool:
         raise ValueError("no pool: pass --pool=<hub root or handles>")
+    config = run_dir.expand_user_paths(config)
     selectors = [s.strip() for s in config.selectors.split(",") if s.strip()]
     if not selectors:
         raise ValueError(

@@ -126,7 +126,7 @@ class Tuning:
 
     def result_path(self, task, expert: pool.Module, screen: int | None = None) -> Path:
         """Where `finetune_expert(task, expert, screen)` keeps its results."""
-        return self.dir.task(task.spec).finetune_path(expert.id, run_dir.screen_kind(screen))
+        return self.dir.task(task.key).finetune_path(expert.id, run_dir.screen_kind(screen))
 
     def screen_expert(self, task, expert: pool.Module) -> dict:
         """The oracle's fine-tuning of one candidate (see `oracle_screening`)."""
@@ -137,7 +137,7 @@ class Tuning:
         first trial's first n final runs only (the oracle's screening)."""
         path = self.result_path(task, expert, screen)
         if path.exists():
-            return files.read_json(path)
+            return run_dir.read_record(path, run_dir.FINETUNE_RECORD)
         tuners = self.open_tuners([task])
         cached = expert.handle in tuners
         what = "fine-tuning" if screen is None else f"screening (first {screen} run(s))"

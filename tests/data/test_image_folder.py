@@ -109,3 +109,25 @@ def test_hidden_files_and_folders_are_not_images(tmp_path):
     _, labels, files = scan_folder(manual, validation_percent=2)
     assert labels == ["triangle"]
     assert not any(".DS_Store" in path for split in files.values() for path, _ in split)
+
+
+def test_a_class_folder_linked_inside_the_tree_is_refused(tmp_path):
+    """A link to another class would put its images in two classes (the downstream
+    image_folder task refuses it alike: fanout.image_folders)."""
+    from experts.data.builders.image_folder_upstream import scan_folder
+
+    manual = make_folder(str(tmp_path / "manual"), labels=("triangle",))
+    os.symlink("triangle", os.path.join(manual, "images", "red_square"))
+    with pytest.raises(ValueError, match=r"images/red_square is a symlink to .*triangle"):
+        scan_folder(manual, validation_percent=2)
+
+
+def test_webp_images_are_read(tmp_path):
+    from PIL import Image
+
+    from experts.data.builders.image_folder_upstream import scan_folder
+
+    manual = make_folder(str(tmp_path / "manual"), labels=("triangle",))
+    Image.new("RGB", (8, 8)).save(os.path.join(manual, "images", "triangle", "x.webp"))
+    _, _, files = scan_folder(manual, validation_percent=2)
+    assert any(path.endswith("x.webp") for split in files.values() for path, _ in split)

@@ -26,6 +26,8 @@ _IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32)
 
 
 class TinyModule(tf.Module):
+    input_spec = _IMAGES  # the image batches its saved functions accept
+
     def __init__(self, mode: str, dim: int = 8, seed: int = 0, kernel: np.ndarray | None = None):
         super().__init__()
         rng = np.random.default_rng(seed)
@@ -38,7 +40,7 @@ class TinyModule(tf.Module):
         if mode == "conv":
             self.conv = tf.Variable(rng.normal(size=(3, 3, 3, 16)).astype(np.float32) / 5)
         for training in (False, True):
-            self.__call__.get_concrete_function(_IMAGES, training=training)
+            self.__call__.get_concrete_function(self.input_spec, training=training)
 
     @tf.function
     def __call__(self, images, training=False):
@@ -65,6 +67,15 @@ class WritesAFile(TinyModule):
         return tf.matmul(tf.reduce_mean(images, axis=[1, 2]), self.kernel) + self.bias
 
 
+class FixedSize(TinyModule):
+    """A feature module that accepts 224x224 images only, as many published ones do."""
+
+    input_spec = tf.TensorSpec([None, 224, 224, 3], tf.float32)
+
+    def __init__(self):
+        super().__init__("mean_color")
+
+
 def save_module(path: Path, module: TinyModule, info: dict) -> Path:
     """Saves in the TF2 hub format: `hub.KerasLayer` reads `variables`,
     `trainable_variables` and `regularization_losses` off the root object, which a
@@ -76,7 +87,7 @@ def save_module(path: Path, module: TinyModule, info: dict) -> Path:
     root.variables = list(module.variables)
     root.trainable_variables = list(module.trainable_variables)
     root.regularization_losses = []
-    serving = module.__call__.get_concrete_function(_IMAGES, training=False)
+    serving = module.__call__.get_concrete_function(module.input_spec, training=False)
     tf.saved_model.save(root, str(path), signatures={"serving_default": serving})
     (path / "expert_info.json").write_text(json.dumps(info))
     return path

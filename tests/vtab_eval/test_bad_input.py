@@ -144,10 +144,15 @@ def test_a_semicolon_in_a_task_path_is_a_path_not_a_separator(hub_root, tmp_path
     fails_cleanly(run(config_for(hub_root, tmp_path / "w", spec)), PROGRAM, str(tmp_path / "a;b"))
 
 
-def test_a_changed_result_setting_keeps_the_finished_run(finished):
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [("finetune", "final_repeats", 3), ("oracle", "screen_repeats", 2)],
+)
+def test_a_changed_result_setting_keeps_the_finished_run(finished, section, field, value):
     changed = finished.copy_and_resolve_references()
-    changed.finetune.final_repeats = 3
-    fails_cleanly(run(changed), PROGRAM, "config.finetune", "run.json", roots=[finished.workdir])
+    changed[section][field] = value
+    culprit = f"config.{section}.{field}"
+    fails_cleanly(run(changed), PROGRAM, culprit, "run.json", roots=[finished.workdir])
 
 
 def test_another_pool_keeps_the_finished_run(finished, hub_root, tmp_path):
@@ -194,6 +199,93 @@ def test_a_corrupt_run_file_is_named(finished, tmp_path):
     copy = finished.copy_and_resolve_references()
     copy.workdir = str(workdir)
     fails_cleanly(run(copy), PROGRAM, str(workdir / "run.json"), roots=[workdir])
+
+
+def _copy_of(finished, tmp_path):
+    copy = finished.copy_and_resolve_references()
+    copy.workdir = str(tmp_path / "copy")
+    shutil.copytree(finished.workdir, copy.workdir)
+    return copy, Path(copy.workdir)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{}", "has no field"),
+        ("[1, 2]", "holds a JSON list"),
+        ('{"methods": NaN}', "NaN is not a JSON number"),
+        ('{"task": 1e999}', "out of float range"),
+    ],
+)
+def test_a_result_file_of_the_wrong_shape_is_named(finished, tmp_path, content, problem):
+    copy, workdir = _copy_of(finished, tmp_path)
+    [result] = workdir.glob("tasks/*/result.json")
+    result.write_text(content)
+    fails_cleanly(run(copy), PROGRAM, str(result), problem, "delete it", roots=[workdir])
+
+
+def test_a_result_whose_method_lacks_its_accuracy_is_named(finished, tmp_path):
+    copy, workdir = _copy_of(finished, tmp_path)
+    [path] = workdir.glob("tasks/*/result.json")
+    result = json.loads(path.read_text())
+    del result["methods"]["knn"]["median_test_accuracy"]
+    path.write_text(json.dumps(result))
+    call = lambda: vtab_main.execute(copy, report_only=True)  # noqa: E731
+    fails_cleanly(call, PROGRAM, str(path), "'knn'", "median_test_accuracy", roots=[workdir])
+
+
+@pytest.mark.parametrize("kind", ["selection", "finetune"])
+def test_a_selection_or_fine_tuning_record_of_the_wrong_shape_is_named(finished, tmp_path, kind):
+    copy, workdir = _copy_of(finished, tmp_path)
+    [result] = workdir.glob("tasks/*/result.json")
+    result.unlink()  # the task is redone from its records
+    record = sorted(result.parent.glob(f"{kind}/*.json"))[0]
+    record.write_text("[]")
+    fails_cleanly(run(copy), PROGRAM, str(record), "delete it", roots=[workdir])
+
+
+def test_a_truncated_feature_cache_is_named(finished, tmp_path):
+    copy, workdir = _copy_of(finished, tmp_path)
+    [result] = workdir.glob("tasks/*/result.json")
+    result.unlink()
+    shutil.rmtree(result.parent / "selection")  # so kNN reads the features again
+    for cache in workdir.glob("features/**/*.npz"):
+        cache.write_bytes(cache.read_bytes()[:100])
+    fails_cleanly(run(copy), PROGRAM, ".npz: not a readable feature cache", "delete it",
+                  roots=[workdir])  # fmt: skip
+
+
+def test_a_huge_task_spec(hub_root, tmp_path):
+    spec = "mini_mnist(config=" + "-" * 100_000 + "1)"
+    fails_cleanly(
+        run(config_for(hub_root, tmp_path / "w", spec)), PROGRAM, "'mini_mnist(config=-", "5000"
+    )
+
+
+def test_an_unknown_suite_to_build(tmp_path):
+    from absl import flags
+
+    from vtab_eval.tasks import build
+
+    fv = flags.FlagValues()
+    build.define_flags(fv)
+    fv(["build", "--suite=nope", f"--data_dir={tmp_path}"])
+    fails_cleanly(lambda: build.execute(fv), "vtab_eval.tasks.build", "'nope'", "embedded, vtab1k")
+
+
+def test_a_class_folder_linked_to_the_task_folder(hub_root, tmp_path):
+    folder = image_folder(tmp_path / "task")
+    (folder / "loop").symlink_to(".")
+    config = config_for(hub_root, tmp_path / "w", folder_spec(folder))
+    fails_cleanly(run(config), PROGRAM, str(folder / "loop"), "symlink", "remove the link")
+
+
+def test_a_module_that_takes_one_image_size_only(hub_root, tmp_path):
+    fixed = tmp_path / "fixed"
+    hub_fixtures.save_module(fixed, hub_fixtures.FixedSize(), hub_fixtures.expert_info("fixed"))
+    folder = image_folder(tmp_path / "task")
+    config = config_for(f"{hub_root},{fixed}", tmp_path / "w", folder_spec(folder))
+    fails_cleanly(run(config), PROGRAM, f"module {fixed}", "16x16", "224, 224", "image_size")
 
 
 def _pool_copy(hub_root, tmp_path):

@@ -84,6 +84,15 @@ def test_open_pool_from_comma_separated_handles(hub_root):
         pool.open_pool(" , ")
 
 
+def test_a_pool_under_the_home_directory_may_be_written_with_a_tilde(hub_root, monkeypatch):
+    monkeypatch.setenv("HOME", str(hub_root.parent))
+    experts = "tests/experts/bit/tiny/tiny_upstream"
+    assert len(pool.open_pool(f"~/{hub_root.name}").experts) == 4  # a hub root
+    base = f"~/{hub_root.name}/{experts}"
+    found = pool.open_pool(f"{base}/red/1,{base}/baseline/1")  # module handles
+    assert found.experts[0].handle == str(hub_root / experts / "red" / "1")
+
+
 def test_a_symlinked_directory_is_named_not_dropped_silently(hub_root, tmp_path, caplog):
     import shutil
 

@@ -40,12 +40,13 @@ def workdir(tmp_path):
         }
         files.write_json(d / "result.json", result)
         scores = {"bit/e1": 0.9, "bit/e2": 0.5, "bit/baseline": 0.7}
-        files.write_json(d / "selection" / "knn.json", {"scores": scores})
+        knn = {"selector": "knn", "task": task, "pick": "bit/e1", "details": {}}
+        knn.update(scores=scores, seconds=1.0, cost_seconds=2.0)
+        files.write_json(d / "selection" / "knn.json", knn)
         for expert, runs in (("bit/e1", methods["knn"]), ("bit/baseline", methods["baseline"])):
-            files.write_json(
-                d / "finetune" / f"{files.slug(expert)}.json",
-                {"expert": expert, "median_test_accuracy": float(np.median(runs))},
-            )
+            record = {"task": task, "expert": expert, "test_accuracies": runs, "seconds": 30.0}
+            record["median_test_accuracy"] = float(np.median(runs))
+            files.write_json(d / "finetune" / f"{files.slug(expert)}.json", record)
     return tmp_path
 
 

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.vtab_eval.hub_fixtures import probe_folder
-from vtab_eval import files, pool, probes, report, runner
+from vtab_eval import files, pool, probes, report, run_dir, runner
 from vtab_eval.configs import transfer
 
 SPEC = 'mini_dsprites(predicted_attribute="label_orientation",num_classes=16,config="tiny")'
@@ -214,3 +215,28 @@ def test_a_rerun_with_other_selectors_keeps_the_earlier_methods(finished):
     assert "knn_experts" in files.read_json(paths["results"])["table"]
     everything = report.write_report(workdir, config, methods=None)
     assert len(files.read_json(everything["results"])["table"]) == 6
+
+
+def _image_folder(root: Path, classes) -> Path:
+    for label, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (8, 8), (60 * label, 10 * i, 0)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_one_relative_spec_in_two_places_is_two_tasks(hub_root, tmp_path, monkeypatch):
+    """A result is keyed by what its task is (the folder's absolute path and files),
+    never by the spec's text: `t` in another directory is recomputed, not reused."""
+    config = transfer.get_config("smoke")
+    config.update(pool=str(hub_root), suite='image_folder(path="t")', selectors="baseline")
+    config.workdir = str(tmp_path / "w")
+    counts = []
+    for place, classes in (("one", ("a", "b")), ("two", ("a", "b", "c"))):
+        _image_folder(tmp_path / place / "t", classes)
+        monkeypatch.chdir(tmp_path / place)
+        runner.run(config, log=lambda line: None)
+        results = {r["task"]: r for r in run_dir.RunDir(tmp_path / "w").results()}
+        folder = os.path.realpath(tmp_path / place / "t")
+        counts.append(results[f'image_folder(path="{folder}")']["num_classes"])
+    assert counts == [2, 3]

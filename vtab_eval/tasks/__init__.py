@@ -13,7 +13,14 @@ sources on first use (or ahead with `python -m vtab_eval.tasks.build`).
 from vtab_eval.tasks import folder, vtab1k  # noqa: F401  (register their tasks)
 from vtab_eval.tasks.base import GROUPS, SPLITS, Task, TfdsTask
 from vtab_eval.tasks.embedded import tasks as _embedded_tasks  # noqa: F401  (registers them)
-from vtab_eval.tasks.registry import get_suite, get_task, suite_names, suite_specs, task_names
+from vtab_eval.tasks.registry import (
+    get_suite,
+    get_task,
+    suite_names,
+    suite_specs,
+    task_key,
+    task_names,
+)
 from vtab_eval.tasks.spec import format_spec, parse_spec, split_specs
 
 __all__ = [
@@ -28,5 +35,6 @@ __all__ = [
     "split_specs",
     "suite_names",
     "suite_specs",
+    "task_key",
     "task_names",
 ]

@@ -32,6 +32,9 @@ class Task(abc.ABC):
         if num_classes < 2:
             raise ValueError(f"task {spec}: num_classes must be >= 2, got {num_classes}")
         self.spec = spec
+        # What names the task's results and cached features: its canonical spec, plus a
+        # fingerprint of its files for a task read from the user's own files.
+        self.key = spec
         self.num_classes = int(num_classes)
         self.group = group
 

@@ -8,6 +8,16 @@ the splits) is deterministic, independent of the machine and of file-system orde
 adding an image moves no other image between splits. In that order the first 800 images
 are train800, the next 200 val200 and the rest test. A folder with fewer than 1,250
 images keeps 20% for test and splits the rest 80/20, so that every split is non-empty.
+
+A task's spec names the folder by its resolved absolute path (``image_folder(path="t")``
+means another folder in another working directory), and its ``key``, which names its
+results and cached features, adds a fingerprint of the files: every image's path
+relative to the folder, label, size and modification time. Those come from one ``stat``
+per image, where a content hash would read every byte on every rerun (gigabytes for a
+photograph folder); any edit of an image, an image added, removed, renamed or moved
+between classes changes them. A copy that keeps the modification times (``cp -p``,
+``rsync -a``) has the same content and keeps its results; one that does not is
+recomputed, which is safe.
 """
 
 from __future__ import annotations
@@ -18,10 +28,12 @@ import os
 
 import tensorflow as tf
 
+from fanout import image_folders
 from vtab_eval.tasks import base
 from vtab_eval.tasks.registry import register
+from vtab_eval.tasks.spec import format_spec, parse_spec
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTENSIONS = image_folders.IMAGE_EXTENSIONS  # the upstream builder's too
 MIN_TEST_FRACTION = 0.2
 
 
@@ -42,11 +54,10 @@ def list_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
     """(class names, [(path relative to root, label)]) in the deterministic split order."""
     if not os.path.isdir(root):
         raise ValueError(f"image_folder: path {root!r} is not a directory")
-    classes = sorted(
-        d
-        for d in os.listdir(root)
-        if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
-    )
+    try:
+        classes = image_folders.class_folders(root)
+    except ValueError as e:
+        raise ValueError(f"image_folder: {e}") from None
     if len(classes) < 2:
         raise ValueError(f"image_folder: {root!r} needs >= 2 class sub-folders, found {classes}")
     files = []
@@ -55,7 +66,7 @@ def list_image_folder(root: str) -> tuple[list[str], list[tuple[str, int]]]:
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, name)):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             for filename in filenames:
-                if filename.lower().endswith(IMAGE_EXTENSIONS) and not filename.startswith("."):
+                if image_folders.is_image_name(filename):
                     files.append((os.path.relpath(os.path.join(dirpath, filename), root), label))
                     count += 1
         if count == 0:
@@ -80,11 +91,36 @@ def _decode(data):
     return tf.io.decode_image(data, channels=3, expand_animations=False)
 
 
+def resolve_root(path: str) -> str:
+    """A folder as the user wrote it (``~``, relative) as its resolved absolute path."""
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def absolute_spec(canonical: str, root: str) -> str:
+    """The canonical spec with ``path`` replaced by the resolved ``root``."""
+    name, kwargs = parse_spec(canonical)
+    return format_spec(name, {**kwargs, "path": root})
+
+
+def files_fingerprint(root: str, files: list[tuple[str, int]]) -> str:
+    """A digest of each image's relative path, label, size and mtime (module docstring)."""
+    digest = hashlib.sha256()
+    for rel, label in sorted(files):
+        stat = os.stat(os.path.join(root, rel))
+        digest.update(f"{rel}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def task_key(spec: str, files: list[tuple[str, int]], root: str) -> str:
+    return f"{spec}#files={files_fingerprint(root, files)}"
+
+
 class ImageFolderTask(base.Task):
     def __init__(self, spec: str, root: str, group: str):
-        self.root = os.path.abspath(os.path.expanduser(root))
+        self.root = resolve_root(root)
         self.classes, files = list_image_folder(self.root)
-        super().__init__(spec, len(self.classes), group)
+        super().__init__(absolute_spec(spec, self.root), len(self.classes), group)
+        self.key = task_key(self.spec, files, self.root)
         try:
             train, val, _ = split_counts(len(files))
         except ValueError as e:
@@ -120,10 +156,24 @@ class ImageFolderTask(base.Task):
         return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-@register("image_folder")
+def _check_path(canonical, path) -> None:
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"task {canonical}: path must be a non-empty string")
+
+
+def image_folder_key(canonical, path, **opts) -> str:
+    """The key an ``image_folder`` task of this spec would have, from a listing of its
+    folder: no image is decoded."""
+    del opts
+    _check_path(canonical, path)
+    root = resolve_root(path)
+    _, files = list_image_folder(root)
+    return task_key(absolute_spec(canonical, root), files, root)
+
+
+@register("image_folder", key=image_folder_key)
 def image_folder(canonical, path, group="natural", **opts):
     """`image_folder(path="/data/birds")`: data_dir/download options do not apply."""
     del opts
-    if not isinstance(path, str) or not path:
-        raise ValueError(f"task {canonical}: path must be a non-empty string")
+    _check_path(canonical, path)
     return ImageFolderTask(canonical, path, group)

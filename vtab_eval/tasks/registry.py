@@ -13,18 +13,24 @@ from vtab_eval.tasks.spec import format_spec, parse_spec
 Factory = Callable[..., Task]
 
 _FACTORIES: dict[str, Factory] = {}
+# Task names whose key is more than the canonical spec -> a function of the canonical
+# spec and the spec's arguments that computes it without building the task.
+_KEYS: dict[str, Callable[..., str]] = {}
 _SUITES: dict[str, tuple[str, ...]] = {}
 # Set by get_task itself, never by a spec.
 _LOADING_OPTIONS = ("canonical", "data_dir", "download", "try_gcs")
 
 
-def register(name: str) -> Callable[[Factory], Factory]:
-    """Decorator registering a task factory under a spec name."""
+def register(name: str, key: Callable[..., str] | None = None) -> Callable[[Factory], Factory]:
+    """Decorator registering a task factory under a spec name; ``key`` computes a built
+    task's ``key`` cheaply (``task_key``) when it is more than its canonical spec."""
 
     def decorator(factory: Factory) -> Factory:
         if name in _FACTORIES:
             raise ValueError(f"task name {name!r} is registered twice")
         _FACTORIES[name] = factory
+        if key is not None:
+            _KEYS[name] = key
         return factory
 
     return decorator
@@ -51,23 +57,17 @@ def suite_specs(suite: str) -> tuple[str, ...]:
     return _SUITES[suite]
 
 
-def get_task(
-    spec: str,
-    *,
-    data_dir: str | None = None,
-    download: bool = False,
-    try_gcs: bool = False,
-) -> Task:
-    """Builds the task named by `spec`. Nothing is downloaded unless `download=True`."""
+def _checked_spec(spec: str) -> tuple[str, dict]:
+    """A spec's task name and arguments, checked against its factory's parameters."""
     name, kwargs = parse_spec(spec)
     if name not in _FACTORIES:
         raise ValueError(
             f"unknown task {name!r} in spec {spec!r}; known tasks: {', '.join(task_names())}"
         )
-    factory = _FACTORIES[name]
+    signature = inspect.signature(_FACTORIES[name])
     params = [
         p.name
-        for p in inspect.signature(factory).parameters.values()
+        for p in signature.parameters.values()
         if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
     ]
     for key in kwargs:
@@ -77,7 +77,38 @@ def get_task(
                 f"task spec {spec!r}: unknown argument {key!r} for {name!r}; "
                 f"allowed: {', '.join(allowed) or 'none'}"
             )
-    return factory(
+    required = [
+        p.name
+        for p in signature.parameters.values()
+        if p.default is p.empty
+        and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        and p.name not in _LOADING_OPTIONS
+        and p.name not in kwargs
+    ]
+    if required:
+        raise ValueError(f"task spec {spec!r}: missing argument {required[0]!r}")
+    return name, kwargs
+
+
+def task_key(spec: str) -> str:
+    """The ``key`` the task of ``spec`` has (what names its results), without building
+    it: the canonical spec, or for a task read from the user's files (``image_folder``)
+    its resolved spec with a fingerprint of those files."""
+    name, kwargs = _checked_spec(spec)
+    canonical = format_spec(name, kwargs)
+    return _KEYS[name](canonical, **kwargs) if name in _KEYS else canonical
+
+
+def get_task(
+    spec: str,
+    *,
+    data_dir: str | None = None,
+    download: bool = False,
+    try_gcs: bool = False,
+) -> Task:
+    """Builds the task named by `spec`. Nothing is downloaded unless `download=True`."""
+    name, kwargs = _checked_spec(spec)
+    return _FACTORIES[name](
         canonical=format_spec(name, kwargs),
         data_dir=data_dir,
         download=download,

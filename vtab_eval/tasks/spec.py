@@ -11,15 +11,25 @@ import ast
 from typing import Any
 
 Literal = str | int | float | bool | None
+# The longest spec accepted: a path as long as Linux allows (PATH_MAX, 4096 bytes) and
+# room for the other arguments. Python's parser needs memory and recursion in
+# proportion to a spec's nesting, so a spec of many thousand characters could end in
+# MemoryError rather than in an error naming it.
+MAX_SPEC_LENGTH = 5000
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Literal]]:
     """Splits a spec into its task name and keyword arguments (literals only)."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"bad task spec {spec!r}: expected a non-empty string")
+    if len(spec) > MAX_SPEC_LENGTH:
+        raise ValueError(
+            f"bad task spec {spec[:60]!r}...: {len(spec)} characters, more than the "
+            f"{MAX_SPEC_LENGTH} a spec may have"
+        )
     try:
         tree = ast.parse(spec.strip(), mode="eval").body
-    except SyntaxError as e:
+    except (SyntaxError, MemoryError, RecursionError) as e:  # the last two: deep nesting
         raise ValueError(f"bad task spec {spec!r}: not of the form name(key=value,...)") from e
     if isinstance(tree, ast.Name):
         return tree.id, {}
@@ -33,7 +43,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Literal]]:
             raise ValueError(f"bad task spec {spec!r}: **kwargs are not allowed")
         try:
             value = ast.literal_eval(kw.value)
-        except ValueError as e:
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as e:
             raise ValueError(f"bad task spec {spec!r}: value of {kw.arg!r} is not a literal") from e
         if not isinstance(value, str | int | float | bool | type(None)):
             raise ValueError(

@@ -38,8 +38,9 @@ from PIL import Image
 
 from experts.data import upstream
 from experts.data.hierarchy import Hierarchy, HierarchyError
+from fanout import image_folders
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+IMAGE_EXTENSIONS = image_folders.IMAGE_EXTENSIONS  # the downstream image_folder task's too
 # PIL's names of the formats stored as they are when RGB. MPO is the multi-picture JPEG
 # many cameras write: its first picture is a plain JPEG stream, which is what TF decodes.
 JPEG_FORMATS = ("JPEG", "MPO")
@@ -70,12 +71,9 @@ def scan_folder(manual_dir: str, validation_percent: int) -> tuple[Hierarchy, li
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path} is missing: see ImageFolderUpstream's docstring")
     hierarchy = Hierarchy.load(hierarchy_path)
-    # Hidden entries (.DS_Store, ._x.jpg, .git) are the file system's, not images.
-    labels = sorted(
-        d
-        for d in os.listdir(images_dir)
-        if os.path.isdir(os.path.join(images_dir, d)) and not d.startswith(".")
-    )
+    # Hidden entries (.DS_Store, ._x.jpg, .git) are the file system's, not images; a
+    # symlinked class folder leading back into the tree is refused.
+    labels = image_folders.class_folders(images_dir)
     if not labels:
         raise FileNotFoundError(f"{images_dir} has no class subfolders")
     files: dict[str, list[tuple[str, str]]] = {"train": [], "validation": []}
@@ -85,11 +83,7 @@ def scan_folder(manual_dir: str, validation_percent: int) -> tuple[Hierarchy, li
                 f"{images_dir}/{label}: label {label!r} has no node in {hierarchy_path}"
             )
         folder = os.path.join(images_dir, label)
-        names = sorted(
-            n
-            for n in os.listdir(folder)
-            if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith(".")
-        )
+        names = sorted(n for n in os.listdir(folder) if image_folders.is_image_name(n))
         if not names:
             raise FileNotFoundError(f"{folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         for name in names:

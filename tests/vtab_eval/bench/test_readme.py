@@ -7,6 +7,16 @@ from vtab_eval.bench import readme
 BASE, E1, E2 = "bit/a/u/baseline", "bit/a/u/e1", "bit-adapter/a/u/e2"
 
 
+def _tuned(**fields) -> dict:
+    """A fine-tuning record: the fields the run directory checks, and ``fields``."""
+    return {"test_accuracies": [0.5], "median_test_accuracy": 0.5, **fields}
+
+
+def _selected(**fields) -> dict:
+    """A selection record: the fields the run directory checks, and ``fields``."""
+    return {"pick": E1, "seconds": 1.0, "cost_seconds": 1.0, "details": {}, **fields}
+
+
 def _transfer(bench_dir):
     tasks, runs = [], {"t1": (0.50, 0.60, 0.62), "t2": (0.80, 0.80, 0.84)}
     for name, (base, knn, oracle) in runs.items():
@@ -30,12 +40,12 @@ def _transfer(bench_dir):
         for expert, seconds, build in ((BASE, 10.0, 0.0), (E1, 12.0, 0.0), (E2, 18.0, 4.0)):
             files.write_json(
                 bench_dir / "transfer" / "tasks" / name / "finetune" / f"{files.slug(expert)}.json",
-                {"task": name, "expert": expert, "seconds": seconds, "build_seconds": build},
+                _tuned(task=name, expert=expert, seconds=seconds, build_seconds=build),
             )
         # The oracle's candidates are the experts, not the baseline (scored -1).
         files.write_json(
             bench_dir / "transfer" / "tasks" / name / "selection" / "oracle.json",
-            {"task": name, "selector": "oracle", "scores": {BASE: -1.0, E1: knn, E2: oracle}},
+            _selected(task=name, selector="oracle", scores={BASE: -1.0, E1: knn, E2: oracle}),
         )
     cell = {"mean": 0.0, "low": 0.0, "high": 0.0, "tasks": 2}
     table = {
@@ -97,13 +107,7 @@ def test_readme_with_the_oracles_screening_in_another_workdir(tmp_path):
         for expert in (E1, E2):
             files.write_json(
                 workdir / "tasks" / task / "oracle_screen1" / f"{files.slug(expert)}.json",
-                {
-                    "task": task,
-                    "expert": expert,
-                    "seconds": 6.0,
-                    "build_seconds": 1.0,
-                    "screen_repeats": 1,
-                },
+                _tuned(task=task, expert=expert, seconds=6.0, build_seconds=1.0, screen_repeats=1),
             )
     text = readme.write(bench, workdir).read_text()
     assert "after screening every expert" in text
@@ -156,7 +160,7 @@ def test_a_screening_under_way_gives_the_pool_estimate_and_no_measured_oracle(tm
     files.write_json(tmp_path / "transfer" / "report" / "results.json", results)
     files.write_json(
         tmp_path / "transfer" / "tasks" / "t1" / "oracle_screen1" / "e1.json",
-        {"task": "t1", "expert": E1, "seconds": 6.0, "screen_repeats": 1},
+        _tuned(task="t1", expert=E1, seconds=6.0, screen_repeats=1),
     )
     text = readme.write(tmp_path).read_text()
     # The pool is the two experts kNN scored (not the baseline), whatever was screened.

@@ -98,3 +98,34 @@ def test_image_folder_errors_are_clear(tmp_path):
         tasks.get_task(f'image_folder(path="{tmp_path / "ok"}",group="fancy")')
     with pytest.raises(ValueError, match="path must be a non-empty string"):
         tasks.get_task('image_folder(path="")')
+
+
+def _two_classes(root, per_class=3, suffix=".png"):
+    for c, name in enumerate(["a", "b"]):
+        os.makedirs(root / name, exist_ok=True)
+        for i in range(per_class):
+            Image.new("RGB", (5, 5), (100 * c, i, 0)).save(root / name / f"{i}{suffix}")
+    return root
+
+
+def test_webp_images_are_images_as_upstream(tmp_path):
+    task = tasks.get_task(f'image_folder(path="{_two_classes(tmp_path, suffix=".webp")}")')
+    assert sum(task.num_examples(s) for s in ("train800", "val200", "test")) == 6
+
+
+def test_a_class_linked_from_outside_the_folder_is_kept(tmp_path):
+    root = _two_classes(tmp_path / "task")
+    _two_classes(tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere" / "a", root / "c")
+    assert tasks.get_task(f'image_folder(path="{root}")').classes == ["a", "b", "c"]
+
+
+def test_the_spec_names_the_absolute_folder_and_the_key_its_files(tmp_path, monkeypatch):
+    root = _two_classes(tmp_path / "t")
+    monkeypatch.chdir(tmp_path)
+    task = tasks.get_task('image_folder(path="t")')
+    assert task.spec == f'image_folder(path="{root}")'
+    assert task.key.startswith(task.spec) and tasks.task_key('image_folder(path="t")') == task.key
+    Image.new("RGB", (5, 5)).save(root / "b" / "new.png")
+    assert tasks.task_key(task.spec) != task.key  # an image added: another task
+    assert tasks.task_key("mini_mnist( config = 'tiny' )") == 'mini_mnist(config="tiny")'
