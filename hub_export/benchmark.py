@@ -7,7 +7,8 @@ r"""Feature-extraction throughput: an exported module against the bare tf_keras 
 Both sides embed the same in-memory batches with ``training=False``: the bare side is
 ``model(images)["pre_logits"]`` under ``tf.function`` (how a feature extractor runs the
 Keras model), the hub side is ``hub.KerasLayer(module)`` under ``tf.function`` (how
-``vtab_eval`` runs it). Without ``--module`` or ``--hub_root`` a freshly initialised
+``vtab_eval`` runs it), loaded through the module check every load goes through
+(``fanout.module_check``). Without ``--module`` or ``--hub_root`` a freshly initialised
 model of ``--size`` is exported to a temporary directory; with them, the bare model is a
 fresh model of each module's arch, with one adapter set for an adapter expert (weights
 do not change the cost). ``--module`` may be repeated; ``--hub_root`` adds the first
@@ -38,11 +39,11 @@ import time
 from pathlib import Path
 
 import tensorflow as tf
-import tensorflow_hub as hub
 from absl import app, flags
 
 from experts import cli, files
 from experts.models import resnet_v2
+from fanout import module_check
 from hub_export import modules, tree
 from vtab_eval import precision as precision_lib
 
@@ -89,7 +90,7 @@ def compare(
     bare side's precision; the hub side runs in ``precision``'s rewrite."""
     expert = 0 if model.num_experts else None
     bare = tf.function(lambda x: model(x, expert=expert, training=False)["pre_logits"])
-    layer = hub.KerasLayer(module_dir)
+    layer = module_check.load(module_dir)  # refused before it runs if it is not pure compute
     via_hub = tf.function(lambda x: layer(x, training=False))
 
     def hub_throughput(count):
@@ -261,7 +262,8 @@ def _same_settings(old: dict, wanted: dict) -> bool:
 def main(argv):
     del argv
     fv = flags.FLAGS
-    results = run(fv)
+    with cli.user_errors("hub_export.benchmark"):
+        results = run(fv)
     if fv.output:
         print(f"\n{to_markdown(results)}\nwritten to {fv.output}")
 

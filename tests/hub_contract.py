@@ -11,7 +11,7 @@ cannot drift from what hub_export writes:
 * a ``serving_default`` signature and a ``regularization_losses`` list;
 * its ``expert_info.json`` passes the pool's strict reader;
 * its graphs hold no op that touches files, the network or processes, beyond restoring
-  its own variables (vtab_eval.module_check).
+  its own variables: every op is on the allow-list (fanout.module_check).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras as keras
 
-from vtab_eval import module_check, pool
+from fanout import module_check
+from vtab_eval import pool
 
 
 def check_feature_module(path: str | Path) -> dict:

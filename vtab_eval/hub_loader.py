@@ -34,9 +34,10 @@ A handle is either
   ones: Kaggle's names for the published BiT experts could not be checked from here, so
   mirror each under the handle you load it by.
 
-A module is code: before it is loaded, ``module_check`` refuses graphs with ops that
-touch files, the network or processes (see there); a downloaded module is checked in
-its downloaded copy.
+A module is code: ``load`` hands the local directory to ``fanout.module_check.load``,
+the one loader of the project, which refuses a module whose graphs hold an op off its
+allow-list before any of them runs (see there); a downloaded module is checked in its
+downloaded copy.
 
 Every module follows the image feature-vector contract (DESIGN.md): float32 images
 ``[batch, h, w, 3]`` in [0, 1], any size, ``[batch, dim]`` out. This module must not
@@ -53,7 +54,8 @@ from urllib.parse import urlparse
 
 import tensorflow_hub as hub
 
-from vtab_eval import files, module_check
+from fanout import module_check
+from vtab_eval import files
 
 HUB_ROOT_ENV = "EXPERTS_HUB_ROOT"
 TFHUB_HOSTS = ("tfhub.dev", "www.tfhub.dev")
@@ -209,12 +211,12 @@ def load(
     **kwargs,
 ) -> hub.KerasLayer:
     """``hub.KerasLayer`` for ``handle``; ``kwargs`` go to it (e.g. ``arguments`` for the
-    packed adapter module's ``{"expert": i}``). ``trainable=True`` fine-tunes the module."""
+    packed adapter module's ``{"expert": i}``). ``trainable=True`` fine-tunes the module.
+    The module is checked before any of its graphs runs (``fanout.module_check``)."""
     where = resolve(handle, hub_root)
     if "://" in where:
         where = _fetch(where)
-    module_check.check_module(where)  # before any of its graphs runs
-    return hub.KerasLayer(where, trainable=trainable, **kwargs)
+    return module_check.load(where, trainable=trainable, **kwargs)
 
 
 def _first_line(error: Exception) -> str:

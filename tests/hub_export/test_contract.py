@@ -2,12 +2,15 @@
 and discovery by vtab_eval's pool of a real export tree."""
 
 import pytest
+import tensorflow as tf
 
+from experts.models import resnet_v2
+from fanout import module_check
 from hub_export import metadata
 from tests import hub_contract
 from vtab_eval import pool
 
-from .conftest import EXPERTS, module_path
+from .conftest import EXPERTS, TINY, module_path
 
 
 def test_both_sides_keep_the_same_versioned_schema():
@@ -32,3 +35,22 @@ def test_the_pool_discovers_a_real_export_tree(hub_tree):
     assert found.upstream_classifier.labels == ["char/a", "char/b", "char/alpha", "char/beta"]
     for expert in found.experts:
         assert abs(sum(expert.label_distribution().values()) - 1) < 1e-6
+
+
+def test_every_exported_module_passes_the_module_check(hub_tree):
+    """Every kind, classifiers and the packed adapters included: nothing but the
+    allow-list's ops, and checkpoint ops only in the saver's functions."""
+    root, _, _ = hub_tree
+    modules = sorted(p.parent for p in root.rglob("saved_model.pb"))
+    kinds = {pool.read_info(m / pool.INFO_FILE)["kind"] for m in modules}
+    assert kinds == {"baseline", "full", "adapter", "packed", "epn", "classifier"}, kinds
+    for module in modules:
+        module_check.check_module(module)
+
+
+def test_a_bit_style_resnet_saved_whole_passes_the_module_check(tmp_path):
+    """The published BiT experts are ResNet-v2 models saved whole; in mixed bfloat16 the
+    graph holds the float32 one's ops and the casts (the float32 ops are the exports')."""
+    model = resnet_v2.ResNetV2(TINY, 3, dtype="mixed_bfloat16").build_for(8)
+    tf.saved_model.save(model, str(tmp_path / "resnet"))
+    module_check.check_module(tmp_path / "resnet")

@@ -1,5 +1,5 @@
 """Bad input to the upstream binaries (experts.train, experts.data.build_upstream,
-hub_export.export, hub_export.catalog), case by case: each ends in one line naming the
+hub_export.export, hub_export.catalog, hub_export.benchmark), case by case: each ends in one line naming the
 culprit, a non-zero exit, and no file written or lost (tests/bad_input.py)."""
 
 import json
@@ -170,6 +170,17 @@ def test_train_with_a_config_field_that_does_not_exist(tmp_path):
     )  # fmt: skip
     assert "--config.train.nope=1: the config has no field 'nope'" in line
     assert not (tmp_path / "runs").exists()
+
+
+def test_benchmark_of_a_module_that_writes_files(tmp_path):
+    """hub_export.benchmark loads its modules through the module check too."""
+    from tests.vtab_eval import hostile_modules
+
+    hostile = hostile_modules.build_one(tmp_path, "PrintV2", arch="r14x0.125")
+    args = ["hub_export.benchmark", f"--module={hostile.path}", "--image_size=8", "--batch=2"]
+    line = _binary([*args, "--batches=1", "--rounds=1"], tmp_path)
+    assert f"module {hostile.path}: op " in line and "PrintV2" in line
+    assert not hostile.wrote()
 
 
 def test_the_exported_module_is_there(exported):

@@ -323,6 +323,21 @@ def test_a_module_that_writes_files(hub_root, tmp_path):
     assert not leaked.exists()
 
 
+def test_a_module_with_a_truncated_variables_file(hub_root, tmp_path):
+    pool, _ = _pool_copy(hub_root, tmp_path)
+    [data] = (pool / EXPERT / "variables").glob("variables.data-*")
+    data.write_bytes(data.read_bytes()[:20])
+    config = config_for(pool, tmp_path / "w", folder_spec(image_folder(tmp_path / "t")))
+    fails_cleanly(run(config), PROGRAM, f"module {pool / EXPERT}: cannot load it", roots=[pool])
+
+
+@pytest.mark.parametrize("value", ["0", "false"])
+def test_a_module_check_switch_that_is_not_explicit(hub_root, tmp_path, monkeypatch, value):
+    monkeypatch.setenv("EXPERTS_ALLOW_ANY_OPS", value)
+    config = config_for(hub_root, tmp_path / "w", folder_spec(image_folder(tmp_path / "t")))
+    fails_cleanly(run(config), PROGRAM, f"EXPERTS_ALLOW_ANY_OPS={value!r}", roots=[hub_root])
+
+
 def test_a_hub_url_that_climbs_out_of_the_mirror(hub_root, tmp_path, monkeypatch):
     monkeypatch.setenv("EXPERTS_HUB_ROOT", str(hub_root))
     url = "https://tfhub.dev/tests/experts/../../../etc/1"

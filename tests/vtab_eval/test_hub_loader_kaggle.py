@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
+from fanout import module_check
 from tests.vtab_eval import hub_fixtures
-from vtab_eval import hub_loader, module_check
+from vtab_eval import hub_loader
 
 HANDLE = "google/bit/tensorFlow2/m-r50x1"
 MIRROR = f"kaggle/{HANDLE}"

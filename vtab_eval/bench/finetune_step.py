@@ -4,7 +4,8 @@ on the same hub module, batch and images.
     python -m vtab_eval.bench.finetune_step --module=runs/demo/hub/local/experts/bit/r26x0.25/embedded_upstream.32px/baseline/1
     python -m vtab_eval.bench.finetune_step --module=... --image_size=224 --batch=64 --steps=50
 
-The bare side is what a user would write: ``hub.KerasLayer(trainable=True)`` plus a
+The bare side is what a user would write: ``hub.KerasLayer(trainable=True)`` (loaded
+through ``hub_loader``, which checks the module as every load does) plus a
 dense head, softmax cross-entropy and SGD with momentum, one ``tf.function`` call per
 step on a batch already on the device. The FineTuner side is a whole protocol run
 (``run``: batches drawn from the training set, a learning-rate schedule, all steps in
@@ -19,11 +20,10 @@ import time
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_hub as hub
 import tf_keras as keras
 from absl import app, flags
 
-from vtab_eval import cli
+from vtab_eval import cli, hub_loader
 from vtab_eval.finetune import FineTuner
 from vtab_eval.hyperparams import HParams
 from vtab_eval.images import to_float
@@ -34,7 +34,7 @@ NUM_CLASSES = 10
 def bare_step(handle: str, image_size: int):
     """The plain train step: ``step(images, labels)`` under one ``tf.function``."""
     inputs = keras.Input([image_size, image_size, 3], dtype=tf.float32)
-    features = hub.KerasLayer(handle, trainable=True)(inputs)
+    features = hub_loader.load(handle, trainable=True)(inputs)  # checked, as every load
     model = keras.Model(inputs, keras.layers.Dense(NUM_CLASSES)(features))
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
 
