@@ -30,6 +30,7 @@ import collections
 import dataclasses
 import hashlib
 import io
+import math
 import os
 
 import tensorflow as tf
@@ -97,7 +98,23 @@ def scan_folder(manual_dir: str, validation_percent: int) -> tuple[Hierarchy, li
                 "validation" if _in_validation(f"{label}/{name}", validation_percent) else "train"
             )
             files[split].append((os.path.join(folder, name), label))
+    _check_splits(images_dir, files, validation_percent)
     return hierarchy, labels, files
+
+
+def _check_splits(images_dir: str, files: dict, validation_percent: int) -> None:
+    """Both splits need an image (tfds refuses an empty one). Which images go to
+    validation is fixed by their names' hash, so the count needed is an expectation."""
+    total = sum(len(pairs) for pairs in files.values())
+    for split, pairs in files.items():
+        if not pairs:
+            percent = validation_percent if split == "validation" else 100 - validation_percent
+            needed = math.ceil(100 / max(percent, 1))
+            raise ValueError(
+                f"{images_dir}: none of its {total} images falls in the {split} split "
+                f"({percent}% of the images, chosen by a hash of each file's name); add "
+                f"images: about {needed} in all give the split one"
+            )
 
 
 def encoded_image(path: str, max_size: int | None) -> bytes:
