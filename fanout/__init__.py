@@ -4,8 +4,9 @@ The pipeline is already made of independent, resumable jobs: every upstream job 
 own work directory and checkpoints, every module its own export, every (task, module)
 fine-tuning its own result file. This package runs a list of such jobs with an
 executor the binaries share (``--executor=local|ray``, ``fanout.flags``), holds a job's
-work directory while it runs (``locks``), and trains one job across workers with Ray
-Train (``ray_train``). It imports none of the project's other packages, so upstream and
+work directory while it runs (``locks``), trains one job across workers with Ray
+Train (``ray_train``), and holds the file rules every package follows (``files``: atomic
+writes; a directory is replaced or removed only by the command that made it). It imports none of the project's other packages, so upstream and
 downstream binaries alike can use it.
 """
 
