@@ -10,6 +10,7 @@ import types
 from pathlib import Path
 
 import pytest
+import tensorflow_datasets as tfds
 
 from experts import cli, train
 from experts.configs import baseline, full_experts
@@ -204,13 +205,22 @@ def test_build_an_upstream_folder_too_small_for_a_validation_split(tmp_path):
     manual = make_folder(str(tmp_path / "manual"), labels=("triangle",))
     names = os.listdir(os.path.join(manual, "images", "triangle"))
     assert not any(image_folder_upstream._in_validation(f"triangle/{n}", 2) for n in names)
+    builder = image_folder_upstream.ImageFolderUpstream(data_dir=str(tmp_path / "t"))
+
+    def build():
+        with cli.user_errors("experts.data.build_upstream", (HierarchyError,)):
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=manual)
+            )
+
     fails_cleanly(
-        lambda: _scan_folder(manual),
+        build,
         "experts.data.build_upstream",
         os.path.join(manual, "images"),
         "none of its 8 images falls in the validation split",
         "about 50",
     )
+    assert not list((tmp_path / "t").rglob("*.tfrecord*"))
 
 
 # What build_upstream finds when it writes the probes (experts/data/probes.py) of an

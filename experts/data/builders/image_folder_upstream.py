@@ -98,11 +98,10 @@ def scan_folder(manual_dir: str, validation_percent: int) -> tuple[Hierarchy, li
                 "validation" if _in_validation(f"{label}/{name}", validation_percent) else "train"
             )
             files[split].append((os.path.join(folder, name), label))
-    _check_splits(images_dir, files, validation_percent)
     return hierarchy, labels, files
 
 
-def _check_splits(images_dir: str, files: dict, validation_percent: int) -> None:
+def check_splits(images_dir: str, files: dict, validation_percent: int) -> None:
     """Both splits need an image (tfds refuses an empty one). Which images go to
     validation is fixed by their names' hash, so the count needed is an expectation."""
     total = sum(len(pairs) for pairs in files.values())
@@ -187,6 +186,7 @@ class ImageFolderUpstream(tfds.core.GeneratorBasedBuilder):
         config = self.builder_config
         manual_dir = os.fspath(dl_manager.manual_dir)
         hierarchy, labels, files = scan_folder(manual_dir, config.validation_percent)
+        check_splits(os.path.join(manual_dir, "images"), files, config.validation_percent)
         counts = {
             split: {lab: n for lab, n in collections.Counter(c for _, c in pairs).items()}
             for split, pairs in files.items()
