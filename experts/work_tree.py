@@ -13,6 +13,7 @@ and inside each job directory:
     final/model.*              the model alone              } written together, atomically:
     final/metrics.json         its evaluation               } final/ marks a finished job
     .lock, .lock.owner         held by the process training the job (``JobDir.lock``)
+    .written-by                the job made the directory: a restart may empty it
 
 Training (``experts.train``, ``training.loop``) writes it; the warm start from B
 (``jobs``) and hub export read it. The recorded config is what lets a rerun refuse a
@@ -34,9 +35,15 @@ from urllib.parse import quote, unquote
 import tensorflow as tf
 
 import fanout
+import fanout.files
 from experts import files
 
 JOBS = ("baseline", "full", "adapters", "epn")
+# Marks a job directory a training job made: the only kind ``JobDir.clear`` empties.
+OWNER = "experts.train"
+_MARKER = fanout.files.MARKER
+# What a directory may hold and still count as new: the locks of whoever holds it.
+_KEPT = (fanout.locks.LOCK_FILE, f"{fanout.locks.LOCK_FILE}.owner", _MARKER)
 CONFIG_FILE = "config.json"
 FINAL_DIR = "final"
 MODEL_CHECKPOINT = "model"  # prefix of the model-only checkpoint inside final/
@@ -163,11 +170,20 @@ class JobDir:
             check_unchanged(self.config(), config, self.config_path)
         elif self.checkpoints.exists() or self.finished():
             raise ConfigChanged(
-                f"{self.path} holds training without a {CONFIG_FILE}; pass "
-                "--config.restart=true to train it afresh"
+                f"{self.path} holds training without a {CONFIG_FILE}; "
+                + (
+                    "pass --config.restart=true to train it afresh"
+                    if fanout.files.owned(self.path, OWNER)
+                    else "move it away to train afresh (no job of this project made it)"
+                )
             )
         else:
+            # The job claims its directory only when it finds it new: a directory that
+            # already held other files is never one ``clear`` may empty.
+            new = not self.path.exists() or fanout.files.is_empty(self.path, _KEPT)
             files.write_json(self.config_path, dict(config))
+            if new:
+                fanout.files.mark_owned(self.path, OWNER)
 
     def lock(self, log=print):
         """Holds the directory while its job runs: a second worker given the same job
@@ -175,9 +191,11 @@ class JobDir:
         return fanout.hold(self.path, wait=True, log=log)
 
     def clear(self) -> None:
-        """Deletes the job's work, keeping the lock of whoever holds the directory."""
+        """Deletes the job's work, keeping the lock of whoever holds the directory;
+        only in a directory a job made (``fanout.files``), else ``NotOwned``."""
+        fanout.files.check_replaceable(self.path, OWNER, _KEPT)
         for entry in self.path.iterdir():
-            if entry.name.startswith(fanout.locks.LOCK_FILE):
+            if entry.name.startswith(fanout.locks.LOCK_FILE) or entry.name == _MARKER:
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)

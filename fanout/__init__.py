@@ -6,9 +6,11 @@ fine-tuning its own result file. This package runs a list of such jobs with an
 executor the binaries share (``--executor=local|ray``, ``fanout.flags``), holds a job's
 work directory while it runs (``locks``), and trains one job across workers with Ray
 Train (``ray_train``). It also holds the one loader of hub modules, which refuses a
-module whose graphs hold an op off an allow-list (``module_check``, ``allowed_ops``), and
-what both sides' readers of one kind of input must agree on (``image_folders``: what an
-image folder is). It imports none of the project's other packages, so upstream and
+module whose graphs hold an op off an allow-list (``module_check``, ``allowed_ops``), the
+file rules every package follows (``files``: atomic writes; a directory is replaced or
+removed only by the command that made it), and what both sides' readers of one kind of
+input must agree on (``image_folders``: what an image folder is). It imports none of the
+project's other packages, so upstream and
 downstream binaries alike can use it.
 """
 

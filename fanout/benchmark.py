@@ -15,13 +15,14 @@ bound to 127.0.0.1.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from absl import app, flags
+
+from fanout import files
 
 FLAGS = flags.FLAGS
 
@@ -47,9 +48,10 @@ def stages(executor: str, root: Path) -> list[tuple[str, list[str]]]:
 
 
 def run_side(executor: str, root: Path, log) -> dict[str, float]:
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
+    try:  # an earlier run's directory goes, but never one this benchmark did not make
+        files.fresh_dir(root, "fanout.benchmark")
+    except files.NotOwned as e:
+        sys.exit(f"fanout.benchmark: error: {e}")
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", TF_CPP_MIN_LOG_LEVEL="2")
     seconds = {}
     for stage, command in stages(executor, root):

@@ -16,6 +16,7 @@ architecture and refilled for each expert (``modules.FeatureVectorTemplate``).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import json
 import time
@@ -137,7 +138,7 @@ def _recorded_experts(tree: work_tree.WorkTree) -> tuple[str, ...]:
 
 def parse_kinds(text: str | Sequence[str]) -> tuple[str, ...]:
     kinds = [k.strip() for k in text.split(",")] if isinstance(text, str) else list(text)
-    kinds = [k for k in kinds if k]
+    kinds = list(dict.fromkeys(k for k in kinds if k))  # a kind named twice is one kind
     for kind in kinds:
         if kind not in tree.KINDS:
             raise ExportError(f"unknown module kind {kind!r}; choose from {', '.join(tree.KINDS)}")
@@ -235,7 +236,16 @@ class Exporter:
             if labels:
                 (directory / "labels.txt").write_text("\n".join(labels) + "\n")
 
-        path = tree.atomic_write(self.root, target.handle.path(self.root), write, overwrite)
+        try:
+            path = tree.atomic_write(self.root, target.handle.path(self.root), write, overwrite)
+        except (tf.errors.ResourceExhaustedError, OSError) as e:
+            if isinstance(e, OSError) and e.errno != errno.ENOSPC:
+                raise
+            # atomic_write left nothing of this module; the ones before are complete.
+            raise ExportError(
+                f"no space left on the device writing module {target.handle.relpath} into "
+                f"{self.root}; free some space and export again"
+            ) from None
         result = {
             "handle": target.handle.relpath,
             "path": str(path),
@@ -255,20 +265,23 @@ class Exporter:
         training, images_seen = kind.training(target)
         source = self.work.job(*kind.checkpoint(target))
         node = target.node
-        info = metadata.expert_info(
-            target.handle,
-            node=node,
-            description=self.work.info.descriptions.get(node) if node else None,
-            feature_dim=model.feature_dim,
-            upstream={**self.upstream, "slice_images": int(kind.slice_images(target))},
-            images_seen=images_seen,
-            training=training,
-            image_size=self.work.image_size,
-            output=output,
-            provenance=metadata.provenance(source.path, source.final_model),
-            label_distribution=kind.label_distribution(target),
-            **extra,
-        )
+        try:
+            info = metadata.expert_info(
+                target.handle,
+                node=node,
+                description=self.work.info.descriptions.get(node) if node else None,
+                feature_dim=model.feature_dim,
+                upstream={**self.upstream, "slice_images": int(kind.slice_images(target))},
+                images_seen=images_seen,
+                training=training,
+                image_size=self.work.image_size,
+                output=output,
+                provenance=metadata.provenance(source.path, source.final_model),
+                label_distribution=kind.label_distribution(target),
+                **extra,
+            )
+        except metadata.SchemaError as e:
+            raise ExportError(f"{target.handle.path(self.root) / tree.INFO_FILE}: {e}") from None
         return module, info
 
     def export(
@@ -302,6 +315,9 @@ class Exporter:
         todo, conflicts = [], []
         for t in targets:
             path = t.handle.path(self.root)
+            tree.inside_root(self.root, path)
+            if overwrite:
+                tree.check_replaceable(path)
             state = self._existing(t) if path.exists() and not overwrite else None
             if state is None:
                 todo.append(t)
@@ -371,6 +387,8 @@ def export(
     config, log: Callable[[str], None] = print, executor: fanout.Executor | None = None
 ) -> list[dict]:
     """Exports what ``config`` (hub_export/config.py) names; returns one result per module."""
+    if not str(config.hub_root).strip():  # Path("") is the working directory
+        raise ExportError("--config.hub_root is empty; name the directory the hub tree goes in")
     work = WorkTree.open(config.workdir, config.data_dir)
     targets, skipped = plan(work, config.publisher, config.version, parse_kinds(config.kinds))
     for reason in skipped:

@@ -69,13 +69,25 @@ FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
+class SchemaError(ValueError):
+    """An expert_info that does not fit the schema."""
+
+
 def check_schema(info: Mapping) -> None:
-    """Raises ValueError for a field outside ``FIELDS`` or of another type."""
+    """Raises ``SchemaError`` for a field outside ``FIELDS`` or of another type, and
+    for a label distribution that is not one of probabilities."""
     for field, value in info.items():
         if field not in FIELDS:
-            raise ValueError(f"expert_info field {field!r} is not in the schema")
+            raise SchemaError(f"expert_info field {field!r} is not in the schema")
         if not isinstance(value, FIELDS[field]):
-            raise ValueError(f"expert_info field {field!r} is a {type(value).__name__}")
+            raise SchemaError(f"expert_info field {field!r} is a {type(value).__name__}")
+    for label, p in info.get("label_distribution", {}).items():
+        # A NaN passes every comparison as false; label matching would rank it anywhere.
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise SchemaError(
+                f"field label_distribution holds {p!r} for label {label!r}, not a probability "
+                "(does the module's slice have training images?)"
+            )
 
 
 def label_distribution(labels: Sequence[str], prior: np.ndarray) -> dict[str, float]:

@@ -13,8 +13,9 @@ The tree mirrors tfhub.dev, so that a handle's URL path is its path under the ro
 
 The non-expert modules get collections of their own, so that a collection such as
 ``bit/<arch>/<upstream>/*`` holds only interchangeable image feature vectors, as on
-tfhub.dev. Every module directory holds the SavedModel, ``expert_info.json`` and a
-``README.md`` model card. Names starting with "." are never modules: they are
+tfhub.dev. Every module directory holds the SavedModel, ``expert_info.json``, a
+``README.md`` model card and the export's marker (``fanout.files``): an export replaces
+no directory without it. Names starting with "." are never modules: they are
 in-progress writes, which the catalog skips.
 """
 
@@ -32,12 +33,17 @@ from pathlib import Path
 import filelock
 
 from experts import files
+from fanout import files as fanout_files
 
 INFO_FILE = "expert_info.json"
 CARD_FILE = "README.md"
 SAVED_MODEL_FILE = "saved_model.pb"
 # Where modules are written before they are renamed into place (same filesystem).
 INCOMING_DIR = ".incoming"
+# The marker (fanout.files) in every directory an export makes: modules, and the
+# staging directories under INCOMING_DIR; the only directories an export replaces or
+# removes.
+OWNER = "hub_export"
 
 # kind -> (collection, fixed module name or None for one module per expert)
 KINDS: dict[str, tuple[str, str | None]] = {
@@ -121,6 +127,18 @@ class Handle:
         return Path(root) / self.relpath
 
 
+def inside_root(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """``path`` with its symbolic links resolved; ``ExportError`` when that leaves the
+    hub root (a link under the root leading elsewhere), where no export may write."""
+    real_root, real = Path(root).resolve(), Path(path).resolve()
+    if real != real_root and real_root not in real.parents:
+        raise ExportError(
+            f"{path} leads outside the hub root {root} (to {real}); remove the link or "
+            "choose another --config.hub_root"
+        )
+    return real
+
+
 def atomic_write(
     root: str | os.PathLike,
     target: str | os.PathLike,
@@ -129,26 +147,30 @@ def atomic_write(
 ) -> Path:
     """Runs ``write(tmp_dir)`` on a fresh directory under ``<root>/.incoming`` and then
     renames it to ``target``: a reader never sees a half-written module, and a failed
-    write leaves nothing but (briefly) a hidden directory, which is removed.
+    write leaves nothing but (briefly) a hidden directory, which is removed. Every
+    directory it makes carries the export's marker (``fanout.files``), and both
+    ``target`` and the staging area must lie inside the root once links are resolved.
 
-    An existing ``target`` is replaced only with ``overwrite``; it is moved aside first
-    (with a note of where it belongs) and deleted after the rename, so for a moment
-    neither version is visible, but a mixture of the two never is; a process killed in
-    that moment leaves the old version for ``clean_incoming`` to put back.
+    An existing ``target`` is replaced only with ``overwrite``, and only when an export
+    wrote it (its marker); it is moved aside first (with a note of where it belongs)
+    and deleted after the rename, so for a moment neither version is visible, but a
+    mixture of the two never is; a process killed in that moment leaves the old
+    version for ``clean_incoming`` to put back.
     """
-    root, target = Path(root), Path(target)
+    root, given = Path(root), Path(target)
+    target, incoming = inside_root(root, given), inside_root(root, root / INCOMING_DIR)
     if target.exists() and not overwrite:
-        raise ExportError(f"{target} exists; pass --config.overwrite=true to replace it")
-    incoming = root / INCOMING_DIR
+        raise ExportError(f"{given} exists; pass --config.overwrite=true to replace it")
+    check_replaceable(given)
     incoming.mkdir(parents=True, exist_ok=True)
-    tmp = files.make_temp_dir("module-", incoming)
+    tmp = files.make_temp_dir("module-", incoming, owner=OWNER)
     try:
         write(tmp)
         target.parent.mkdir(parents=True, exist_ok=True)
         old = None
         if target.exists():
-            aside = files.make_temp_dir("replaced-", incoming)
-            (aside / _BELONGS_TO).write_text(str(target.resolve()))
+            aside = files.make_temp_dir("replaced-", incoming, owner=OWNER)
+            (aside / _BELONGS_TO).write_text(str(target))
             old = aside / "module"
             os.rename(target, old)
         try:
@@ -165,7 +187,18 @@ def atomic_write(
             incoming.rmdir()  # only when empty: another export may be running
         except OSError:
             pass
-    return target
+    return given
+
+
+def check_replaceable(target: str | os.PathLike) -> None:
+    """``ExportError`` when ``target`` exists, is not empty, and an export did not write it."""
+    if not os.path.lexists(target) or fanout_files.is_empty(target):
+        return
+    if not fanout_files.owned(target, OWNER):
+        raise ExportError(
+            f"{target} was not written by an export (it has no {fanout_files.MARKER}); "
+            "move it away, or export to another --config.hub_root"
+        )
 
 
 _BELONGS_TO = "target"  # in a replaced-* directory: the path its module came from
@@ -178,7 +211,7 @@ def export_lock(root: str | os.PathLike) -> Iterator[None]:
     killed export leaves no stale lock); inside it, ``clean_incoming`` is safe."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(root / _LOCK_FILE, timeout=0)
+    lock = filelock.FileLock(inside_root(root, root / _LOCK_FILE), timeout=0)
     try:
         lock.acquire()
     except filelock.Timeout:
@@ -192,15 +225,19 @@ def export_lock(root: str | os.PathLike) -> Iterator[None]:
 def clean_incoming(root: str | os.PathLike) -> list[str]:
     """Removes the half-written modules of interrupted exports, and puts back a module
     that was moved aside for replacement when its replacement never arrived; returns
-    what it did, one line each. Call it only while no export is writing (export_lock)."""
-    incoming, done = Path(root) / INCOMING_DIR, []
+    what it did, one line each. Only what an export made (its marker) is touched.
+    Call it only while no export is writing (export_lock)."""
+    incoming, done = inside_root(root, Path(root) / INCOMING_DIR), []
     if not incoming.is_dir():
         return done
     for stale in sorted(incoming.iterdir()):
+        if not fanout_files.owned(stale, OWNER):
+            done.append(f"left {stale} alone: an export did not write it")
+            continue
         note, old = stale / _BELONGS_TO, stale / "module"
         target = Path(note.read_text()) if note.exists() else None
         if target is not None and old.is_dir() and not target.exists():
-            os.rename(old, target)
+            os.rename(old, inside_root(root, target))
             done.append(f"restored {target} (its replacement was interrupted)")
         shutil.rmtree(stale, ignore_errors=True)
         done.append(f"removed the interrupted write {stale}")
@@ -212,7 +249,12 @@ def clean_incoming(root: str | os.PathLike) -> list[str]:
 
 
 def dir_size(path: str | os.PathLike) -> int:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    """The module's bytes (the export's marker is not part of it)."""
+    return sum(
+        f.stat().st_size
+        for f in Path(path).rglob("*")
+        if f.is_file() and f.relative_to(path).as_posix() != fanout_files.MARKER
+    )
 
 
 def catalog(root: str | os.PathLike, kind: str | None = None) -> list[dict]:

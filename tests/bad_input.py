@@ -42,3 +42,12 @@ def fails_cleanly(call, program: str, *culprits: str, roots=()) -> str:
     after = snapshot(*roots)
     assert after == before, f"files changed: {sorted(set(after.items()) ^ set(before.items()))}"
     return message
+
+
+def user_files(root: Path) -> Path:
+    """A user's notes and photo under ``root``, for the cases where a command must not
+    remove what it did not write (compare ``snapshot(root)`` before and after)."""
+    (root / "photos").mkdir(parents=True)
+    (root / "notes.txt").write_text("my notes\n")
+    (root / "photos" / "cat.jpg").write_bytes(bytes(range(256)))
+    return root

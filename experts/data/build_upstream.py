@@ -116,22 +116,27 @@ def define_flags() -> None:
 def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
-    folder = flags.FLAGS.image_folder
     with cli.user_errors("experts.data.build_upstream", (HierarchyError,)):
-        if folder:
-            size = flags.FLAGS.max_size
-            config = ImageFolderUpstreamConfig(name=f"max{size}", max_size=size) if size else None
-            builder = ImageFolderUpstream(data_dir=flags.FLAGS.data_dir, config=config)
-        else:
-            builder = builder_for(flags.FLAGS.data_dir, flags.FLAGS.image_size)
-        start = time.time()
-        cached = builder.is_prepared()
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(
-                try_download_gcs=False, manual_dir=folder and os.path.abspath(folder)
-            )
+        build(flags.FLAGS.image_folder)
+
+
+def build(folder: str | None) -> None:
+    size = flags.FLAGS.max_size
+    if size is not None and size < 1:
+        raise ValueError(f"--max_size={size}: give the longest image side kept, in pixels (>= 1)")
+    if folder:
+        config = ImageFolderUpstreamConfig(name=f"max{size}", max_size=size) if size else None
+        builder = ImageFolderUpstream(data_dir=flags.FLAGS.data_dir, config=config)
+    else:
+        builder = builder_for(flags.FLAGS.data_dir, flags.FLAGS.image_size)
+    start = time.time()
+    cached = builder.is_prepared()
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            try_download_gcs=False, manual_dir=folder and os.path.abspath(folder)
         )
-        seconds = time.time() - start
+    )
+    seconds = time.time() - start
     experts = report(builder, cached, seconds)
     index_slices(builder)
     if not folder:  # a user's folder has no renderer to make grids or probes from

@@ -108,8 +108,18 @@ class Hierarchy:
 
     @classmethod
     def load(cls, path: str) -> Hierarchy:
-        with open(path, encoding="utf-8") as f:
-            return cls.from_text(f.read(), source=path)
+        """Reads a UTF-8 file; the byte-order mark some editors put first is skipped."""
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise HierarchyError(
+                f"{path}:{line}: byte {e.start} (0x{data[e.start]:02x}) is not UTF-8; "
+                "save the file as UTF-8"
+            ) from None
+        return cls.from_text(text, source=path)
 
     def to_text(self) -> str:
         lines = ["# <node>: <parent> <parent> ...  (see experts/data/hierarchy.py)"]

@@ -18,7 +18,9 @@ The probes are written as image folders, one per node, beside a manifest::
 
 so ``vtab_eval`` reads them without importing ``experts/`` (DESIGN.md). The whole
 folder is written under a temporary name and renamed, so a half-written set of
-probes is never visible.
+probes is never visible. An earlier folder is replaced only when this command wrote it
+(``fanout.files``: it carries the command's marker) or it is empty: ``out_dir`` is a
+user's flag, and may name a folder of theirs.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from experts import files
 from experts.data import embedded
+from fanout import files
+
+OWNER = "experts.data.build_upstream"
 
 MANIFEST = "probes.json"
 MANIFEST_VERSION = 1
@@ -99,9 +103,10 @@ def write_probes(
     """Renders and writes the probes of ``nodes`` (see the module docstring); returns
     the manifest. A node with fewer than two held-out classes gets no probe, and the
     manifest says so."""
+    files.check_replaceable(out_dir, OWNER)  # before the rendering, which takes minutes
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
-    tmp = str(files.make_temp_dir(f".{os.path.basename(out_dir)}.", parent))
+    tmp = str(files.make_temp_dir(f".{os.path.basename(out_dir)}.", parent, owner=OWNER))
     rendered: dict[str, bytes] = {}  # item key -> PNG: nodes share classes
     manifest = {"version": MANIFEST_VERSION, "upstream": upstream, "image_size": image_size}
     manifest["max_images"], manifest["per_class"] = max_images, per_class
@@ -127,9 +132,7 @@ def write_probes(
             )
         with open(os.path.join(tmp, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        files.replace_dir(tmp, out_dir, OWNER)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -170,6 +173,7 @@ def ensure_probes(
         listed = [p["node"] for p in manifest["probes"]] + list(manifest["skipped"])
         if sorted(listed) == sorted(nodes):
             return manifest
+    files.check_replaceable(out_dir, OWNER)  # before making the plan
     return write_probes(
         plan_fn(),
         spec,

@@ -28,8 +28,11 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from experts import files
+from fanout import files as fanout_files
 
 _log = logging.getLogger(__name__)
+# Marks the index directories this module writes: the only ones it replaces.
+OWNER = "experts.data.slice_index"
 
 FORMAT = 1
 INDEX_DIR = "slice_index"
@@ -121,7 +124,7 @@ def ensure(builder, split: str) -> SliceIndex | None:
         return None
     try:
         build(builder, base)
-    except OSError as e:
+    except (OSError, fanout_files.NotOwned) as e:
         _log.warning(
             "%s: cannot write a slice index (%s); slices read the whole split", builder.data_dir, e
         )
@@ -167,6 +170,7 @@ def _scan(paths: Sequence[str], shard_lengths: Sequence[int]) -> dict[str, np.nd
 def build(builder, split: str) -> Path:
     """Writes the split's index (one pass over its records) and returns its directory."""
     expected = _expected(builder, split)
+    fanout_files.check_replaceable(directory(builder, split), OWNER)  # before the pass
     num_labels = builder.info.features["label"].num_classes
     root = Path(os.fspath(builder.data_dir))
     paths = [os.fspath(root / f) for f in expected["shard_files"]]
@@ -178,7 +182,7 @@ def build(builder, split: str) -> Path:
     starts = np.searchsorted(scan["label"][order], np.arange(num_labels + 1))
     target = directory(builder, split)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = files.make_temp_dir(f".{split}.", target.parent)
+    tmp = files.make_temp_dir(f".{split}.", target.parent, owner=OWNER)
     try:
         np.save(tmp / "starts.npy", starts.astype(np.int64))
         for column in _COLUMNS:
@@ -186,9 +190,9 @@ def build(builder, split: str) -> Path:
         files.write_json(tmp / "index.json", expected)  # last: it marks the index complete
         if load(builder, split) is not None:  # a concurrent job's, complete: keep it
             return target
-        shutil.rmtree(target, ignore_errors=True)  # a stale one goes whole
         try:
-            os.rename(tmp, target)
+            # A stale index goes whole, but only one this module wrote (fanout.files).
+            fanout_files.replace_dir(tmp, target, OWNER)
         except OSError:
             if load(builder, split) is None:  # not a concurrent job's complete index
                 raise

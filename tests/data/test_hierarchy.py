@@ -129,6 +129,12 @@ def test_round_trip_and_atomic_save(h, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["h.txt"]
 
 
+def test_a_byte_order_mark_is_skipped(h, tmp_path):
+    path = tmp_path / "h.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + h.to_text().encode())  # as some editors save UTF-8
+    assert H.Hierarchy.load(str(path)) == h
+
+
 def test_flat():
     h = H.flat(["a", "b"], root="all")
     assert h.ancestors("b") == {"all"}

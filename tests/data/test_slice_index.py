@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from experts.data import pipelines, slice_index, upstream
+from tests.bad_input import snapshot, user_files
 from tests.data.tiny_upstream import TinyUpstreamConfig, label_name, prepare_tiny_upstream
 
 # 200 labels of 1,000 images; ``small`` holds labels 0 and 199 (different groups): 1%.
@@ -193,6 +194,18 @@ def test_a_stale_index_is_rebuilt_and_a_wrong_one_named(small):
     np.save(where / "offset.npy", offsets + 1)  # the shards changed under the index
     with pytest.raises(Exception, match=r"tfrecord-0000\d-of-00003: no record of \d+ bytes"):
         _labels(_slice(builder, info, "group0", training=False))
+
+
+def test_a_directory_in_the_index_place_that_it_did_not_write_is_kept(small, caplog):
+    builder, info = small
+    mine = user_files(slice_index.directory(builder, "train"))
+    kept = snapshot(mine)
+    with caplog.at_level(logging.WARNING, logger="experts.data.slice_index"):
+        labels = _labels(_slice(builder, info, "group0", training=False))
+    assert len(labels) == info.node_counts()["group0"]  # read from the whole split
+    assert snapshot(mine) == kept
+    [line] = [m for m in caplog.messages if "slice index" in m]
+    assert f"{mine} holds files experts.data.slice_index did not write" in line
 
 
 def test_build_upstream_indexes_every_split(small, capsys):

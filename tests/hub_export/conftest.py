@@ -5,6 +5,7 @@ adapter kernels would otherwise make every expert equal B, and equality tests co
 not fail.
 """
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,11 @@ import pytest
 import tensorflow as tf
 
 from experts import work_tree
+from experts.data import pipelines
 from experts.data.hierarchy import Hierarchy
 from experts.data.upstream import UpstreamInfo
 from experts.models import resnet_v2
+from hub_export import config as config_lib
 from hub_export import exporter
 from hub_export import tree as hub_export_tree
 
@@ -146,3 +149,15 @@ def images():
         tf.random.stateless_uniform([3, IMAGE_SIZE, IMAGE_SIZE, 3], seed=[1, 2]),
         tf.random.stateless_uniform([2, 40, 56, 3], seed=[3, 4]),
     ]
+
+
+@pytest.fixture
+def config(work, tmp_path, monkeypatch):
+    """A config for a copy of the fake work tree's B; its data "opens" without tfds."""
+    monkeypatch.setattr(pipelines, "open_upstream", lambda name, data_dir: (None, make_info()))
+    shutil.copytree(work[0].workdir / "baseline", tmp_path / "upstream" / "baseline")
+    config = config_lib.get_config()
+    config.workdir = str(tmp_path / "upstream")
+    config.hub_root = str(tmp_path / "hub")
+    config.kinds = "baseline"  # the cheapest module to build
+    return config

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fanout.files
 import hub_export
 from experts.data import pipelines
-from hub_export import config as config_lib
 from hub_export import exporter, metadata, tree
 
 from .conftest import BATCH, EXPERTS, LABELS, STEPS, TINY, make_info, module_path
@@ -210,10 +209,12 @@ def test_an_interrupted_export_is_cleaned_up_by_the_next(hub_tree, work):
     root = hub_tree[0]
     incoming = root / tree.INCOMING_DIR
     (incoming / "module-killed").mkdir(parents=True)  # a write killed half-way
+    fanout.files.mark_owned(incoming / "module-killed", tree.OWNER)
     (incoming / "module-killed" / "saved_model.pb").write_bytes(b"half")
     target = Path(hub_tree[1][0]["path"])
     aside = incoming / "replaced-killed"  # killed between moving aside and renaming
     aside.mkdir()
+    fanout.files.mark_owned(aside, tree.OWNER)
     (aside / "target").write_text(str(target))
     os.rename(target, aside / "module")
     lines = []
@@ -221,18 +222,6 @@ def test_an_interrupted_export_is_cleaned_up_by_the_next(hub_tree, work):
     assert exporter.Exporter(work[0], root, lines.append).export(targets) == []
     assert target.is_dir() and not incoming.exists()
     assert any(line.startswith(f"restored {target}") for line in lines), lines
-
-
-@pytest.fixture
-def config(work, tmp_path, monkeypatch):
-    """A config for a copy of the fake work tree's B; its data "opens" without tfds."""
-    monkeypatch.setattr(pipelines, "open_upstream", lambda name, data_dir: (None, make_info()))
-    shutil.copytree(work[0].workdir / "baseline", tmp_path / "upstream" / "baseline")
-    config = config_lib.get_config()
-    config.workdir = str(tmp_path / "upstream")
-    config.hub_root = str(tmp_path / "hub")
-    config.kinds = "baseline"  # the cheapest module to build
-    return config
 
 
 def test_the_work_tree_is_read_from_what_its_jobs_recorded(work, monkeypatch):

@@ -6,15 +6,20 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
+import tensorflow_datasets as tfds
 
-from experts import train
+from experts import cli, train
 from experts.configs import baseline, full_experts
+from experts.data import probes
+from experts.data.builders import image_folder_upstream
+from experts.data.hierarchy import HierarchyError
 from hub_export import catalog, export
 from hub_export import config as export_config
-from tests.bad_input import fails_cleanly
+from tests.bad_input import fails_cleanly, user_files
 from tests.data.conftest import make_folder, prepare_folder_builder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -160,6 +165,92 @@ def test_build_an_upstream_folder_with_a_class_not_in_the_hierarchy(tmp_path):
     )
     assert "'hexagon'" in line
     assert not list((tmp_path / "t").rglob("*.tfrecord*"))
+
+
+def _build_folder(manual, tmp_path, *flags):
+    line = _binary(
+        ["experts.data.build_upstream", f"--image_folder={manual}", f"--data_dir={tmp_path}/t",
+         *flags],
+        tmp_path,
+    )  # fmt: skip
+    assert not list((tmp_path / "t").rglob("*.tfrecord*"))
+    return line
+
+
+def test_build_an_upstream_folder_with_a_negative_max_size(tmp_path):
+    manual = make_folder(str(tmp_path / "manual"), labels=("triangle",))
+    line = _build_folder(manual, tmp_path, "--max_size=-5")
+    assert "--max_size=-5" in line and "image" not in line.split("--max_size=-5")[0]
+
+
+def _scan_folder(manual):
+    """What build_upstream does first with a folder, as it reports a user's error."""
+    with cli.user_errors("experts.data.build_upstream", (HierarchyError,)):
+        image_folder_upstream.scan_folder(manual, validation_percent=2)
+
+
+def test_build_an_upstream_folder_with_a_latin1_hierarchy(tmp_path):
+    manual = make_folder(str(tmp_path / "manual"), labels=("triangle",))
+    path = os.path.join(manual, "hierarchy.txt")
+    with open(path, "rb") as f:
+        text = f.read()
+    with open(path, "wb") as f:
+        f.write(text + b"# caf\xe9 shapes\n")  # Latin-1, not UTF-8
+    line = len(text.splitlines()) + 1
+    culprit = f"{path}:{line}: byte {len(text) + len('# caf')} (0xe9) is not UTF-8"
+    fails_cleanly(lambda: _scan_folder(manual), "experts.data.build_upstream", culprit)
+
+
+def test_build_an_upstream_folder_too_small_for_a_validation_split(tmp_path):
+    manual = make_folder(str(tmp_path / "manual"), labels=("triangle",))
+    names = os.listdir(os.path.join(manual, "images", "triangle"))
+    assert not any(image_folder_upstream._in_validation(f"triangle/{n}", 2) for n in names)
+    builder = image_folder_upstream.ImageFolderUpstream(data_dir=str(tmp_path / "t"))
+
+    def build():
+        with cli.user_errors("experts.data.build_upstream", (HierarchyError,)):
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=manual)
+            )
+
+    fails_cleanly(
+        build,
+        "experts.data.build_upstream",
+        os.path.join(manual, "images"),
+        "none of its 8 images falls in the validation split",
+        "about 50",
+    )
+    assert not list((tmp_path / "t").rglob("*.tfrecord*"))
+
+
+# What build_upstream finds when it writes the probes (experts/data/probes.py) of an
+# upstream whose plan holds no class out: every node is skipped, the folder still written.
+NO_PROBE_CLASSES = types.SimpleNamespace(full_hierarchy=None, probe_items=[], probe_labels=[])
+
+
+def _write_probes(out_dir, max_images=10):
+    with cli.user_errors("experts.data.build_upstream"):
+        return probes.ensure_probes(
+            lambda: NO_PROBE_CLASSES, None, ["glyph"], 32, str(out_dir), upstream="u",
+            max_images=max_images,
+        )  # fmt: skip
+
+
+def test_build_upstream_with_probes_dir_on_a_users_folder(tmp_path):
+    mine = user_files(tmp_path / "userdir")
+    call = lambda: _write_probes(mine)  # noqa: E731
+    fails_cleanly(call, "experts.data.build_upstream", str(mine), "did not write", roots=[mine])
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "photos"]
+
+
+def test_probes_replace_an_empty_folder_and_their_own(tmp_path):
+    (tmp_path / "probes").mkdir()
+    assert _write_probes(tmp_path / "probes")["skipped"] == {
+        "glyph": "0 held-out class(es) below it"
+    }
+    assert _write_probes(tmp_path / "probes", max_images=20)["max_images"] == 20
+    assert probes.read_manifest(str(tmp_path / "probes"))["max_images"] == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["probes"]  # no temporary left
 
 
 def test_train_with_a_config_field_that_does_not_exist(tmp_path):

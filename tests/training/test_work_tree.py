@@ -2,6 +2,7 @@
 
 import pytest
 
+import fanout.files
 from experts import work_tree
 
 
@@ -39,11 +40,24 @@ def test_start_records_then_checks_only_result_changing_fields(tmp_path):
 
 def test_training_without_a_record_is_not_resumed_blindly(tmp_path):
     job = work_tree.JobDir(tmp_path / "epn")
+    job.start({"train": {}})
     job.checkpoints.mkdir(parents=True)
-    with pytest.raises(work_tree.ConfigChanged, match="without a config.json"):
+    job.config_path.unlink()
+    with pytest.raises(work_tree.ConfigChanged, match="without a config.json; pass --config.rest"):
         job.start({"train": {}})
     job.start({"train": {}}, restart=True)
     assert job.has_config() and not job.checkpoints.exists()
+
+
+def test_a_restart_never_empties_a_directory_no_job_made(tmp_path):
+    job = work_tree.JobDir(tmp_path / "epn")
+    job.checkpoints.mkdir(parents=True)
+    (job.path / "notes.txt").write_text("mine")
+    with pytest.raises(work_tree.ConfigChanged, match="move it away"):
+        job.start({"train": {}})
+    with pytest.raises(fanout.files.NotOwned, match=r"epn holds files experts.train did not"):
+        job.start({"train": {}}, restart=True)
+    assert (job.path / "notes.txt").read_text() == "mine" and job.checkpoints.is_dir()
 
 
 def test_a_missing_or_corrupt_record_names_the_file(tmp_path):

@@ -30,6 +30,7 @@ import collections
 import dataclasses
 import hashlib
 import io
+import math
 import os
 
 import tensorflow as tf
@@ -92,6 +93,21 @@ def scan_folder(manual_dir: str, validation_percent: int) -> tuple[Hierarchy, li
             )
             files[split].append((os.path.join(folder, name), label))
     return hierarchy, labels, files
+
+
+def check_splits(images_dir: str, files: dict, validation_percent: int) -> None:
+    """Both splits need an image (tfds refuses an empty one). Which images go to
+    validation is fixed by their names' hash, so the count needed is an expectation."""
+    total = sum(len(pairs) for pairs in files.values())
+    for split, pairs in files.items():
+        if not pairs:
+            percent = validation_percent if split == "validation" else 100 - validation_percent
+            needed = math.ceil(100 / max(percent, 1))
+            raise ValueError(
+                f"{images_dir}: none of its {total} images falls in the {split} split "
+                f"({percent}% of the images, chosen by a hash of each file's name); add "
+                f"images: about {needed} in all give the split one"
+            )
 
 
 def encoded_image(path: str, max_size: int | None) -> bytes:
@@ -164,6 +180,7 @@ class ImageFolderUpstream(tfds.core.GeneratorBasedBuilder):
         config = self.builder_config
         manual_dir = os.fspath(dl_manager.manual_dir)
         hierarchy, labels, files = scan_folder(manual_dir, config.validation_percent)
+        check_splits(os.path.join(manual_dir, "images"), files, config.validation_percent)
         counts = {
             split: {lab: n for lab, n in collections.Counter(c for _, c in pairs).items()}
             for split, pairs in files.items()
