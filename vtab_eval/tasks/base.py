@@ -50,6 +50,11 @@ class Task(abc.ABC):
     def as_dataset(self, split: str, *, shuffle_files: bool = False) -> tf.data.Dataset:
         """Unbatched `(uint8 [h, w, 3], int64 [])` pairs of one of SPLITS, in a fixed order."""
 
+    def prepare(self) -> None:
+        """Makes the task's data ready to read, once, before jobs read it side by side
+        (a tfds task generates its dataset); data read as it lies needs nothing."""
+        return None
+
     def _check_split(self, split: str) -> None:
         if split not in SPLITS:
             raise ValueError(f"task {self.spec}: unknown split {split!r}; expected one of {SPLITS}")

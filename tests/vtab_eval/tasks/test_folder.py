@@ -51,6 +51,7 @@ def _make_folder(root, per_class=5):
 def test_image_folder_task(tmp_path):
     _make_folder(tmp_path)
     task = tasks.get_task(f'image_folder(path="{tmp_path}")')
+    task.prepare()  # as a fan-out does for every task before its jobs: nothing to do
     assert task.classes == ["cat", "dog", "eel"]
     assert (task.num_classes, task.group) == (3, "natural")
     sizes = {split: task.num_examples(split) for split in tasks.SPLITS}
