@@ -173,3 +173,10 @@ def test_ray_train_two_workers_match_single_device(ray_executor, tmp_path):
     assert result["replicas"] == 2
     np.testing.assert_allclose(result["losses"], single["losses"], rtol=1e-4)
     assert work_tree.JobDir(tmp_path / "mwms").finished()
+
+
+def test_a_job_no_node_can_host_is_refused_when_the_executor_starts(ray_executor):
+    # One GPU more than the cluster has (none on a CPU machine): jobs would wait forever.
+    gpus = ray.cluster_resources().get("GPU", 0) + 1
+    with pytest.raises(RuntimeError, match=rf"^--job_gpus={gpus:g}: no node of the Ray cluster"):
+        fanout.RayExecutor(resources=fanout.Resources(1, gpus))
