@@ -29,7 +29,9 @@ from absl import app, flags
 import fanout
 import fanout.flags
 from experts import cli, jobs, work_tree
+from experts.configs import upstream
 from experts.training import distribute, loop
+from fanout import config_rules
 
 
 def recorded_config(config, data: jobs.Upstream, expert: str | None) -> dict:
@@ -120,7 +122,8 @@ def run(config, executor: fanout.Executor | None = None) -> dict[str, dict]:
 
 def resolved_config(config):
     """``config`` with its directories absolute (a job may run in another process,
-    whose working directory is not this one) and B's defaulting to the work tree's."""
+    whose working directory is not this one) and B's defaulting to the work tree's;
+    checked field by field (``upstream.RULES``)."""
     config = config.copy_and_resolve_references()
     for owner, field in (
         (config, "workdir"),
@@ -131,6 +134,7 @@ def resolved_config(config):
             setattr(owner, field, os.path.abspath(owner[field]))
     default = work_tree.WorkTree(config.workdir).baseline.path
     config.baseline_workdir = config.baseline_workdir or str(default)
+    config_rules.check(config, upstream.RULES)
     return config
 
 
