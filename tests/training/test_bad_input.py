@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from experts import train
+from experts import train, work_tree
 from experts.configs import baseline, full_experts
 from hub_export import catalog, export
 from hub_export import config as export_config
@@ -208,6 +208,15 @@ def test_train_with_a_setting_its_rule_refuses(upstream, tmp_path, field, value)
     call = lambda: train.execute(config)  # noqa: E731
     fails_cleanly(call, "experts.train", f"config.{field}={stored!r}")
     assert not (tmp_path / "runs").exists()
+
+
+def test_training_that_diverges_is_not_marked_finished(upstream, tmp_path):
+    config = smoke(baseline, upstream, tmp_path / "runs")
+    # Finite, but the second step's update overflows float32 in every weight it reaches.
+    config.train.base_lr = 1e30
+    call = lambda: train.execute(config)  # noqa: E731
+    fails_cleanly(call, "experts.train", "baseline: training diverged", "base_lr")
+    assert not work_tree.WorkTree(tmp_path / "runs").baseline.finished()
 
 
 @pytest.mark.parametrize(
