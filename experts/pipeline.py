@@ -93,6 +93,8 @@ def run(
     Ray Train workers with ``resources`` each, when more than one), then the rest as
     ``executor``'s jobs. ``overrides``: dotted config fields set in every job's config.
     """
+    if not names:
+        raise ValueError(f"--jobs names no job; choose from {', '.join(JOBS)}")
     configs = [job_config(n, preset, workdir, data_dir, overrides) for n in names]
     first = [c for c in configs if c.job == "baseline"]
     rest = [c for c in configs if c.job != "baseline"]
@@ -106,8 +108,7 @@ def run(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    del argv  # flags only: cli.flags_parser refuses a positional argument
     f = flags.FLAGS
     with cli.user_errors("experts.pipeline", (work_tree.ConfigChanged,)):
         names = [n.strip() for n in f.jobs.split(",") if n.strip()]
@@ -124,6 +125,8 @@ if __name__ == "__main__":
     flags.DEFINE_string("workdir", "runs/upstream", "The upstream work tree.")
     flags.DEFINE_string("data_dir", None, "tfds directory of the prepared upstream.")
     flags.DEFINE_string("data_name", None, "tfds name of the upstream (the preset's default).")
-    flags.DEFINE_integer("baseline_workers", 1, "Ray Train workers for B (--executor=ray).")
+    flags.DEFINE_integer(
+        "baseline_workers", 1, "Ray Train workers for B (--executor=ray).", lower_bound=1
+    )
     fanout.flags.define()
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("experts.pipeline"))

@@ -21,15 +21,19 @@ TensorBoard: ``tensorboard --logdir <workdir>``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
+import numpy as np
 from absl import app, flags
 
 import fanout
 import fanout.flags
 from experts import cli, jobs, work_tree
+from experts.configs import upstream
 from experts.training import distribute, loop
+from fanout import config_rules
 
 
 def recorded_config(config, data: jobs.Upstream, expert: str | None) -> dict:
@@ -49,13 +53,33 @@ def planned_jobs(config, data: jobs.Upstream) -> list[tuple[loop.Job, str | None
         experts = [config.expert] if config.expert else list(data.experts)
         if config.expert and config.expert not in data.info.hierarchy:
             raise ValueError(f"--config.expert={config.expert!r} is not a hierarchy node")
-        return [(jobs.full_expert_job(config, data, e), e) for e in experts]
+        return [(finite_at_the_end(jobs.full_expert_job(config, data, e)), e) for e in experts]
     make = {
         "baseline": jobs.baseline_job,
         "adapters": jobs.adapter_experts_job,
         "epn": jobs.epn_job,
     }[config.job]
-    return [(make(config, data), None)]
+    return [(finite_at_the_end(make(config, data)), None)]
+
+
+def finite_at_the_end(job: loop.Job) -> loop.Job:
+    """``job``, checking before its evaluation (which precedes writing its final
+    weights) that training left every weight finite: a run that diverged (a NaN or
+    infinite loss) fails in one line instead of finishing a job that hub_export
+    would turn into a module of garbage."""
+    evaluate = job.evaluate
+
+    def checked(model) -> dict:
+        bad = [w.name for w in model.weights if not np.isfinite(w.numpy()).all()]
+        if bad:
+            raise ValueError(
+                f"{job.name}: training diverged: {len(bad)} of {len(model.weights)} weight "
+                f"tensors are not finite (first {bad[0]}), so the job is not marked finished; "
+                "train it afresh with a smaller --config.train.base_lr and --config.restart=true"
+            )
+        return evaluate(model) if evaluate is not None else {}
+
+    return dataclasses.replace(job, evaluate=checked)
 
 
 def train_job(config, data, job: loop.Job, expert: str | None, strategy, compiled) -> dict:
@@ -120,7 +144,8 @@ def run(config, executor: fanout.Executor | None = None) -> dict[str, dict]:
 
 def resolved_config(config):
     """``config`` with its directories absolute (a job may run in another process,
-    whose working directory is not this one) and B's defaulting to the work tree's."""
+    whose working directory is not this one) and B's defaulting to the work tree's;
+    checked field by field (``upstream.RULES``)."""
     config = config.copy_and_resolve_references()
     for owner, field in (
         (config, "workdir"),
@@ -131,6 +156,7 @@ def resolved_config(config):
             setattr(owner, field, os.path.abspath(owner[field]))
     default = work_tree.WorkTree(config.workdir).baseline.path
     config.baseline_workdir = config.baseline_workdir or str(default)
+    config_rules.check(config, upstream.RULES)
     return config
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from fanout import files
+from fanout import cli, files
 
 FLAGS = flags.FLAGS
 
@@ -88,4 +88,4 @@ if __name__ == "__main__":
     flags.DEFINE_string("selectors", "knn,baseline", "The transfer run's selectors.")
     flags.DEFINE_string("out", "runs/bench/fanout", "Where both sides' runs go.")
     flags.DEFINE_float("job_cpus", 1.0, "CPUs per Ray job.")
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("fanout.benchmark"))

@@ -7,6 +7,8 @@
   existing cluster. A task whose worker dies is retried (``max_retries``); the job then
   resumes from its own checkpoint or result files, which is what makes retrying safe.
   An exception raised by a job is not retried: it is the job's error, raised here.
+  Jobs that no node of the cluster can host would wait forever: asking for more than
+  any node offers (say ``--job_gpus=1`` on CPU machines) is refused when it starts.
 
 Both print one line per finished job, with a count and an ETA.
 """
@@ -14,12 +16,21 @@ Both print one line per finished job, with a count and an ETA.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 EXECUTORS = ("local", "ray")
+
+
+# The flag (fanout.flags) that sets each of Resources' fields, by Ray's resource name.
+_FLAGS = {
+    "CPU": ("--job_cpus", "cpus"),
+    "GPU": ("--job_gpus", "gpus"),
+    "memory": ("--job_memory_gb", "memory_gb"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +44,12 @@ class Resources:
     @property
     def threads(self) -> int:
         return max(1, int(self.cpus))
+
+    def __post_init__(self):
+        for flag, field in _FLAGS.values():
+            value = getattr(self, field)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{flag}={value}: must be a finite number >= 0")
 
     def ray_options(self) -> dict:
         options = {"num_cpus": self.cpus, "num_gpus": self.gpus}
@@ -54,6 +71,32 @@ class Resources:
 
 
 ONE_CPU = Resources()
+
+
+def _describe(amounts: Mapping[str, float]) -> str:
+    parts = [f"{amounts.get('CPU', 0):g} CPUs", f"{amounts.get('GPU', 0):g} GPUs"]
+    return ", ".join(parts + [f"{amounts.get('memory', 0) / 2**30:.1f} GiB memory"])
+
+
+def check_resources(resources: Resources, nodes: Sequence[Mapping[str, float]]) -> None:
+    """Raises ``RuntimeError`` naming the flags when no node (each a mapping of Ray
+    resource names to amounts) offers every resource one job asks: Ray would keep
+    such jobs pending forever."""
+    amounts = {"CPU": resources.cpus, "GPU": resources.gpus, "memory": resources.memory_gb * 2**30}
+    asked = {k: v for k, v in amounts.items() if v > 0}
+    if any(all(node.get(k, 0) >= v for k, v in asked.items()) for node in nodes):
+        return
+    short = [k for k, v in asked.items() if all(node.get(k, 0) < v for node in nodes)]
+    named = ", ".join(
+        f"{_FLAGS[k][0]}={getattr(resources, _FLAGS[k][1]):g}" for k in short or asked
+    )
+    total = {k: sum(node.get(k, 0) for node in nodes) for k in _FLAGS}
+    largest = {k: max((node.get(k, 0) for node in nodes), default=0) for k in _FLAGS}
+    raise RuntimeError(
+        f"{named}: no node of the Ray cluster offers what one job asks ({_describe(amounts)}); "
+        f"the cluster has {len(nodes)} node(s) with {_describe(total)} in all, at most "
+        f"{_describe(largest)} on one: ask for less, or add a node that has it"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +220,10 @@ class RayExecutor:
             log,
         )
         start_ray(address)
+        import ray
+
+        alive = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+        check_resources(resources, alive)
 
     def map(self, jobs: Sequence[Job], what: str = "jobs") -> list:
         import ray

@@ -24,9 +24,11 @@ def define() -> None:
     flags.DEFINE_string(
         "ray_address", "", "An existing Ray cluster's address; empty starts one on this machine."
     )
-    flags.DEFINE_float("job_cpus", 1.0, "CPUs per job (Ray).")
-    flags.DEFINE_float("job_gpus", 0.0, "GPUs per job (Ray).")
-    flags.DEFINE_float("job_memory_gb", 0.0, "Memory reserved per job in GiB (Ray; 0: none).")
+    flags.DEFINE_float("job_cpus", 1.0, "CPUs per job (Ray).", lower_bound=0)
+    flags.DEFINE_float("job_gpus", 0.0, "GPUs per job (Ray).", lower_bound=0)
+    flags.DEFINE_float(
+        "job_memory_gb", 0.0, "Memory reserved per job in GiB (Ray; 0: none).", lower_bound=0
+    )
 
 
 def executor(log: Callable[[str], None] = print) -> executors.Executor:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from fanout import config_rules as rule
+
 
 def get_config(unused_preset: str | None = None) -> ml_collections.ConfigDict:
     """One config for every preset: the work tree records its own."""
@@ -31,3 +33,17 @@ def get_config(unused_preset: str | None = None) -> ml_collections.ConfigDict:
     config.overwrite = False  # replace existing modules
     config.skip_existing = False  # keep every existing module, export the rest
     return config
+
+
+# One rule per field (fanout/config_rules.py), checked when hub_export.export starts.
+RULES = {
+    "workdir": rule.path(),
+    "hub_root": rule.path(),
+    "data_dir": rule.path(empty=True, meaning="where B's training read the upstream"),
+    "publisher": rule.name(),
+    "version": rule.integer(min=1),
+    # Each kind is checked against the known ones when the export starts.
+    "kinds": rule.text(),
+    "overwrite": rule.boolean(),
+    "skip_existing": rule.boolean(),
+}

@@ -20,6 +20,8 @@ from absl import app, flags
 import fanout
 import fanout.flags
 from experts import cli
+from fanout import config_rules
+from hub_export import config as export_config
 from hub_export import exporter, tree
 
 
@@ -38,6 +40,7 @@ def execute(config, executor=None) -> list[dict]:
     an executor, or a function that makes one (``fanout.flags.executor``)."""
     start = time.perf_counter()
     with cli.user_errors("hub_export", (tree.ExportError,)):
+        config_rules.check(config, export_config.RULES)
         executor = fanout.resolve(executor)
         results = exporter.export(config, executor=executor)
     total = sum(r["size_bytes"] for r in results)

@@ -25,7 +25,9 @@ from absl import app, flags, logging
 
 import fanout
 import fanout.flags
+from fanout import config_rules
 from vtab_eval import cli
+from vtab_eval.configs import transfer
 
 
 def define_flags() -> None:
@@ -65,6 +67,7 @@ def execute(config, report_only: bool = False, report_methods=None, executor=Non
     line naming the culprit (vtab_eval.cli). ``executor``: an executor or a function
     that makes one (``fanout.resolve``); the local one by default."""
     with cli.user_errors("vtab_eval.main"):
+        config_rules.check(config, transfer.RULES)
         if report_only:
             # numpy and matplotlib only: no TensorFlow start-up
             from vtab_eval import report, run_dir

@@ -13,6 +13,8 @@ import ml_collections
 
 from experts.configs import upstream
 
+RULES = upstream.RULES  # the base config's fields: this file only sets their values
+
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config = upstream.base_config(preset, "epn")

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import ml_collections
 
+from experts import work_tree
 from experts.configs import presets
-from experts.training import loop
+from experts.models import resnet_v2
+from experts.training import distribute, loop, precision
+from fanout import config_rules as rule
 
 
 def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
@@ -101,3 +104,49 @@ def _train_overrides(preset: str) -> dict:
             "precision": "auto",
         },
     }[preset]
+
+
+# One rule per field of every job config (fanout/config_rules.py), checked when a binary
+# resolves its config (experts.train.resolved_config).
+RULES = {
+    "preset": rule.one_of(*presets.PRESETS),
+    "job": rule.one_of(*work_tree.JOBS),
+    "model.size": rule.one_of(*resnet_v2.SIZES),
+    "model.image_size": rule.integer(min=1),
+    "model.num_experts": rule.integer(min=0),
+    "data.name": rule.text(empty=False),
+    "data.data_dir": rule.path(empty=True, meaning="tfds's default directory"),
+    "data.experts": rule.sequence(rule.text(empty=False)),
+    "data.num_experts": rule.integer(min=0),
+    "data.choice.rule": rule.one_of("recorded", "top"),
+    "data.choice.num_experts": rule.integer(min=1),
+    "data.choice.min_images": rule.integer(min=0),
+    "data.choice.max_overlap": rule.fraction(min_open=True),
+    "data.choice.exclude_roots": rule.boolean(),
+    "data.augment.crop_area": rule.sequence(rule.fraction(min_open=True), length=2, ordered=True),
+    "data.augment.flip": rule.boolean(),
+    "workdir": rule.path(),
+    "baseline_workdir": rule.path(empty=True, meaning="<workdir>/baseline"),
+    "expert": rule.exempt("checked against the upstream's hierarchy when it is opened"),
+    "restart": rule.boolean(),
+    "strategy": rule.one_of(*distribute.STRATEGIES),
+    "tpu_address": rule.text(),
+    "eval_batch": rule.integer(min=1),
+    "train.total_steps": rule.integer(min=1),
+    "train.global_batch": rule.integer(min=1),
+    "train.base_lr": rule.positive(),
+    "train.warmup_fraction": rule.fraction(max_open=True),
+    "train.decay": rule.one_of("cosine", "step"),
+    "train.step_boundaries": rule.sequence(
+        rule.fraction(min_open=True, max_open=True), ordered=True
+    ),
+    "train.momentum": rule.fraction(max_open=True),
+    "train.weight_decay": rule.number(min=0),
+    "train.log_every": rule.integer(min=1),
+    "train.checkpoint_every": rule.integer(min=1),
+    "train.steps_per_call": rule.integer(min=1),
+    "train.keep_checkpoints": rule.integer(min=1),
+    "train.seed": rule.integer(min=0),
+    "train.deterministic": rule.boolean(),
+    "train.precision": rule.one_of(*precision.PRECISIONS),
+}

@@ -16,6 +16,7 @@ import tf_keras as keras
 from absl import app, flags
 
 from experts import cli
+from experts.configs import upstream
 from experts.models import resnet_v2
 
 
@@ -84,4 +85,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=cli.flags_parser("experts.models.summary"))
+    app.run(main, flags_parser=cli.flags_parser("experts.models.summary", rules=upstream.RULES))

@@ -17,6 +17,7 @@ import tf_keras as keras
 from absl import app, flags
 
 from experts import cli, jobs
+from experts.configs import upstream
 from experts.models import resnet_v2
 from experts.training import loop, schedules
 
@@ -93,4 +94,5 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=cli.flags_parser("experts.training.benchmark"))
+    parser = cli.flags_parser("experts.training.benchmark", rules=upstream.RULES)
+    app.run(main, flags_parser=parser)

@@ -114,3 +114,35 @@ def test_a_ray_workers_thread_pools_follow_its_reservation():
         assert env == dict.fromkeys(
             ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"), threads
         )
+
+
+CPU_NODE = {"CPU": 2.0, "memory": 4 * 2**30}
+
+
+def test_resources_no_node_offers_are_refused_naming_the_flag():
+    # Ray would keep such jobs pending forever: --executor=ray --job_gpus=1 hung silently.
+    with pytest.raises(RuntimeError) as error:
+        executors.check_resources(executors.Resources(1, 1), [CPU_NODE, CPU_NODE])
+    message = str(error.value)
+    assert message.startswith("--job_gpus=1: no node of the Ray cluster offers what one job asks")
+    assert "(1 CPUs, 1 GPUs, 0.0 GiB memory)" in message
+    assert "2 node(s) with 4 CPUs, 0 GPUs, 8.0 GiB memory in all" in message
+    with pytest.raises(RuntimeError, match=r"^--job_cpus=3, --job_memory_gb=5: "):
+        executors.check_resources(executors.Resources(3, 0, 5), [CPU_NODE])
+    # Each resource is somewhere, but no node has both: every asked flag is named.
+    gpu_node = {"CPU": 1.0, "GPU": 1.0}
+    with pytest.raises(RuntimeError, match=r"^--job_cpus=2, --job_gpus=1: "):
+        executors.check_resources(executors.Resources(2, 1), [CPU_NODE, gpu_node])
+
+
+def test_resources_one_node_offers_are_accepted():
+    executors.check_resources(executors.Resources(2, 0, 4), [CPU_NODE])
+    executors.check_resources(executors.Resources(1, 1), [CPU_NODE, {"CPU": 1.0, "GPU": 2.0}])
+    executors.check_resources(executors.Resources(0, 0), [{}])
+
+
+@pytest.mark.parametrize("gpus", [float("nan"), -1.0, float("inf")])
+def test_resources_must_be_finite_and_non_negative(gpus):
+    # --job_gpus=nan passed absl's lower bound.
+    with pytest.raises(ValueError, match=rf"^--job_gpus={gpus}: must be a finite number >= 0"):
+        executors.Resources(1, gpus)

@@ -201,3 +201,10 @@ def test_every_ray_process_started_here_binds_and_reports_loopback(ray_executor)
     assert bound, "no listening socket found among Ray's processes"
     loopback = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
     assert [b for b in bound if b[1] not in loopback] == [], bound
+
+
+def test_a_job_no_node_can_host_is_refused_when_the_executor_starts(ray_executor):
+    # One GPU more than the cluster has (none on a CPU machine): jobs would wait forever.
+    gpus = ray.cluster_resources().get("GPU", 0) + 1
+    with pytest.raises(RuntimeError, match=rf"^--job_gpus={gpus:g}: no node of the Ray cluster"):
+        fanout.RayExecutor(resources=fanout.Resources(1, gpus))

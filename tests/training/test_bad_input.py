@@ -1,5 +1,6 @@
-"""Bad input to the upstream binaries (experts.train, experts.data.build_upstream,
-hub_export.export, hub_export.catalog, hub_export.benchmark), case by case: each ends in one line naming the
+"""Bad input to the upstream binaries (experts.train, experts.pipeline,
+experts.data.build_upstream, hub_export.export, hub_export.catalog,
+hub_export.benchmark), case by case: each ends in one line naming the
 culprit, a non-zero exit, and no file written or lost (tests/bad_input.py)."""
 
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import tensorflow_datasets as tfds
 
-from experts import cli, train
+from experts import cli, train, work_tree
 from experts.configs import baseline, full_experts
 from experts.data import probes
 from experts.data.builders import image_folder_upstream
@@ -134,12 +135,15 @@ def test_catalog_with_a_corrupt_expert_info(exported, tmp_path):
     fails_cleanly(call, "hub_export.catalog", str(info), "invalid JSON", roots=[hub])
 
 
-def _binary(args, tmp_path):
+def _binary(args, tmp_path, cwd=REPO, program=None):
+    # From another working directory the project is found through PYTHONPATH.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, check=False
-    )
+        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
     assert done.returncode != 0
-    program = args[0]
+    program = program or args[0]
     lines = [line for line in done.stderr.splitlines() if line.startswith(f"{program}: error")]
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     return lines[0]
@@ -278,3 +282,94 @@ def test_the_exported_module_is_there(exported):
     # The fixture itself: the cases above refuse to change a real export.
     [info] = Path(exported[1]).rglob("expert_info.json")
     assert json.loads(info.read_text())["kind"] == "baseline"
+
+
+def _set(config, field: str, value):
+    """Sets ``field``; returns the value as stored (a float field's integer is a float)."""
+    *owners, last = field.split(".")
+    for owner in owners:
+        config = config[owner]
+    config[last] = value
+    return config[last]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("train.total_steps", -3),  # trained a "finished" job of no steps
+        ("train.base_lr", float("nan")),  # trained a finished job of NaN weights
+        ("model.image_size", 0),  # a TensorFlow InvalidArgumentError
+        ("train.global_batch", 0),
+        ("train.log_every", 0),
+        ("eval_batch", 0),
+        ("data.augment.crop_area", (0.0, 1.0)),
+    ],
+)
+def test_train_with_a_setting_its_rule_refuses(upstream, tmp_path, field, value):
+    config = smoke(baseline, upstream, tmp_path / "runs")
+    stored = _set(config, field, value)
+    call = lambda: train.execute(config)  # noqa: E731
+    fails_cleanly(call, "experts.train", f"config.{field}={stored!r}")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_training_that_diverges_is_not_marked_finished(upstream, tmp_path):
+    config = smoke(baseline, upstream, tmp_path / "runs")
+    # Finite, but the second step's update overflows float32 in every weight it reaches.
+    config.train.base_lr = 1e30
+    call = lambda: train.execute(config)  # noqa: E731
+    fails_cleanly(call, "experts.train", "baseline: training diverged", "base_lr")
+    assert not work_tree.WorkTree(tmp_path / "runs").baseline.finished()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("version", 0), ("publisher", "a/b"), ("hub_root", "")]
+)
+def test_export_with_a_setting_its_rule_refuses(exported, field, value):
+    config = exported[2].copy_and_resolve_references()
+    config[field] = value
+    call = lambda: export.execute(config)  # noqa: E731
+    fails_cleanly(call, "hub_export", f"config.{field}={value!r}", roots=[exported[1]])
+
+
+def test_train_with_a_stray_argument(tmp_path):
+    line = _binary(
+        ["experts.train", "--config=experts/configs/baseline.py:smoke", "stray",
+         f"--config.workdir={tmp_path}/runs"],
+        tmp_path,
+    )  # fmt: skip
+    assert "unexpected argument 'stray'" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_with_a_config_file_that_does_not_exist(tmp_path):
+    missing = tmp_path / "nope.py"
+    line = _binary(["experts.train", f"--config={missing}:smoke"], tmp_path)
+    assert f"--config={missing}:smoke: no config file {missing}" in line
+
+
+def test_export_without_config_from_another_directory(tmp_path):
+    # The default config file is the project's, wherever the program is run from.
+    args = ["hub_export.export", f"--config.workdir={tmp_path}/none"]
+    line = _binary(args, tmp_path, cwd=tmp_path, program="hub_export")
+    assert f"work tree {tmp_path}/none does not exist" in line
+
+
+@pytest.mark.parametrize(
+    ("argument", "culprit"),
+    [
+        ("--jobs=", "--jobs names no job"),  # ran nothing and exited 0
+        ("--baseline_workers=0", "--baseline_workers=0: 0 is not a positive integer"),
+        ("--job_gpus=-1", "--job_gpus=-1: -1.0 is not a non-negative number"),
+        ("--job_gpus=nan", "--job_gpus=nan: must be a finite number >= 0"),
+        ("--config=experts/configs/baseline.py:smoke", "Unknown command line flag 'config'"),
+        ("stray", "unexpected argument 'stray'"),
+    ],
+)
+def test_pipeline_with_bad_flags(argument, culprit, tmp_path):
+    line = _binary(
+        ["experts.pipeline", argument, f"--workdir={tmp_path}/runs", f"--data_dir={tmp_path}/t"],
+        tmp_path,
+    )
+    assert culprit in line
+    assert not (tmp_path / "runs").exists()

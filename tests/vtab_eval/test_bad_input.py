@@ -3,6 +3,7 @@ in one line naming the culprit, a non-zero exit, and no file written or lost
 (tests/bad_input.py says how each is checked)."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -372,19 +373,69 @@ def test_a_report_of_a_directory_without_results(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("image_size", 0),  # a TensorFlow InvalidArgumentError
+        ("selection.batch_size", 0),  # "range() arg 3 must not be zero"
+        ("selection.knn_k", 0),
+        ("finetune.batch_size", 0),
+        ("finetune.final_repeats", 0),
+        ("finetune.learning_rates", (float("nan"),)),
+        ("report.confidence", 1.5),
+        ("selection.split", "train"),
+    ],
+)
+def test_a_setting_its_rule_refuses(hub_root, tmp_path, field, value):
+    config = config_for(hub_root, tmp_path / "w", folder_spec(image_folder(tmp_path / "t")))
+    *owners, last = field.split(".")
+    owner = config
+    for name in owners:
+        owner = owner[name]
+    owner[last] = value
+    fails_cleanly(run(config), PROGRAM, f"config.{field}={owner[last]!r}")
+    assert not (tmp_path / "w").exists()
+
+
+def test_an_empty_workdir(hub_root, tmp_path, monkeypatch):
+    # --workdir= : an empty path would put the run and its report in the working directory.
+    monkeypatch.chdir(tmp_path)
+    config = config_for(hub_root, "", folder_spec(image_folder(tmp_path / "t")))
+    fails_cleanly(run(config), PROGRAM, "config.workdir=''", roots=[tmp_path])
+
+
+def _binary(*arguments, cwd=REPO):
+    # From another working directory the project is found through PYTHONPATH.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", PROGRAM, *arguments],
+        cwd=cwd, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0
+    [line] = [line for line in done.stderr.splitlines() if line.startswith(f"{PROGRAM}:")]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    return line
+
+
+@pytest.mark.parametrize(
     ("argument", "culprit"),
     [
         ("--config.nope=1", "--config.nope=1: the config has no field 'nope'"),
         ("--config=vtab_eval/configs/transfer.py:huge", "unknown preset 'huge'"),
         ("--config.seed=many", "--config.seed"),
+        ("--config=nope.py:smoke", f"--config=nope.py:smoke: no config file {REPO}/nope.py"),
+        ("--config=", "--config is empty"),
+        ("stray", "unexpected argument 'stray'"),
+        ("--config.image_size=0", "config.image_size=0: must be an integer >= 1"),
     ],
 )
 def test_bad_flags_through_the_binary(argument, culprit, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", PROGRAM, argument, f"--workdir={tmp_path}/w", "--pool=x"],
-        cwd=REPO, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert done.returncode != 0
-    [line] = [line for line in done.stderr.splitlines() if line.startswith(f"{PROGRAM}:")]
-    assert culprit in line and "Traceback" not in done.stderr
+    line = _binary(argument, f"--workdir={tmp_path}/w", "--pool=x")
+    assert culprit in line
     assert not (tmp_path / "w").exists()
+
+
+def test_no_config_flag_from_another_directory(tmp_path):
+    # The default config file is the project's, wherever the program is run from.
+    line = _binary("--workdir=", "--pool=x", cwd=tmp_path)
+    assert "config.workdir='': must be a non-empty path" in line
+    assert list(tmp_path.iterdir()) == []

@@ -21,6 +21,8 @@ import time
 
 from absl import app, flags
 
+from vtab_eval import cli
+
 FLAGS = flags.FLAGS
 
 
@@ -78,4 +80,4 @@ if __name__ == "__main__":
     flags.DEFINE_integer("image_size", 224, "Evaluation image size.")
     flags.DEFINE_integer("batch", 256, "Evaluation batch.")
     flags.DEFINE_string("data_dir", "runs/tfds", "tfds directory of the tasks.")
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("vtab_eval.bench.eval_memory"))

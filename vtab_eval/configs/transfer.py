@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import ml_collections
 
+from fanout import config_rules as rule
+from vtab_eval import hyperparams
+
 # The same presets as experts/configs/presets.py, restated because vtab_eval never
 # imports experts/ (it sees experts only as hub handles).
 PRESETS = ("smoke", "cpu", "paper")
@@ -35,6 +38,15 @@ def parse_preset(arg: str | None) -> str:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     return preset
+
+
+# Restated for the same reason, and because the modules owning these names import
+# TensorFlow, which a --report_only run never starts (tests/configs/test_rules.py
+# checks they agree): fanout.distribute.STRATEGIES, the task splits of
+# vtab_eval/tasks/base.py, vtab_eval/precision.py's precisions.
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
+SPLITS = ("train800", "val200", "train800val200", "test")
+PRECISIONS = ("float32", "float16", "bfloat16")
 
 
 def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
@@ -139,3 +151,47 @@ def _finetune_config(preset: str) -> ml_collections.ConfigDict:
     # elsewhere). float16 would need loss scaling, which fine-tuning does not do.
     ft.precision = "float32"
     return ft
+
+
+# One rule per field (fanout/config_rules.py), checked when vtab_eval.main has resolved
+# its config (flags included). pool, suite and selectors are parsed by the runner, which
+# names an empty or unknown entry.
+RULES = {
+    "preset": rule.one_of(*PRESETS),
+    "pool": rule.exempt("parsed by the pool, which names a missing or empty one"),
+    "suite": rule.exempt("parsed by the task registry, which names an unknown task"),
+    "selectors": rule.exempt("parsed by the runner, which names an unknown selector"),
+    "workdir": rule.path(),
+    "probes": rule.path(empty=True, meaning="no probes"),
+    "data_dir": rule.path(empty=True, meaning="tfds's default directory"),
+    "seed": rule.integer(min=0),
+    "strategy": rule.one_of(*STRATEGIES),
+    "tpu_address": rule.text(),
+    "image_size": rule.integer(min=1),
+    "selection.split": rule.one_of(*SPLITS),
+    "selection.knn_k": rule.integer(min=1),
+    "selection.knn_float64": rule.boolean(),
+    "selection.label_smoothing": rule.fraction(max_open=True),
+    "selection.include_baseline": rule.boolean(),
+    "selection.batch_size": rule.integer(min=1),
+    "selection.precision": rule.one_of(*PRECISIONS),
+    "finetune.rule": rule.one_of(*hyperparams.RULES),
+    "finetune.learning_rates": rule.sequence(rule.positive(), min_len=1),
+    "finetune.steps": rule.sequence(rule.integer(min=1)),
+    "finetune.epochs": rule.sequence(rule.positive()),
+    "finetune.batch_size": rule.integer(min=1),
+    "finetune.sweep_repeats": rule.integer(min=1),
+    "finetune.final_repeats": rule.integer(min=1),
+    "finetune.eval_batch": rule.integer(min=1),
+    "finetune.max_classes": rule.integer(min=0),
+    "finetune.tuner_cache": rule.integer(min=1),
+    "finetune.max_test_bytes": rule.integer(min=0),
+    # float16 would need loss scaling, which fine-tuning does not do.
+    "finetune.precision": rule.one_of("float32", "bfloat16"),
+    "oracle.screen_repeats": rule.integer(min=0),
+    "report.bootstrap_samples": rule.integer(min=1),
+    "report.confidence": rule.fraction(min_open=True, max_open=True),
+    "report.plots": rule.boolean(),
+    "report.dir": rule.path(empty=True, meaning="<workdir>/report"),
+    "report.probes": rule.path(empty=True, meaning="none"),
+}
