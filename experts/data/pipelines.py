@@ -15,8 +15,10 @@ the models' input range) and ``label`` (the class id), plus:
 Training pipelines repeat forever, shuffle with ``seed`` and augment (``Augment``, set by
 ``config.data.augment``) by a random crop resized back to ``image_size`` and, for natural
 images, a horizontal flip: ``INCEPTION`` as BiT upstream, ``GLYPHS`` (larger crops, no
-flip: a mirrored glyph is another glyph) for the embedded upstream. Evaluation pipelines read
-each example once, in order, only resized.
+flip: a mirrored glyph is another glyph) for the embedded upstream. What they yield is a
+pure function of ``seed`` and ``start``, the examples already trained on: a resumed run
+passes its step times the global batch and continues the stream the interrupted run was
+on (see ``_epochs``). Evaluation pipelines read each example once, in order, only resized.
 
 A slice reads its own records, not the split's (``data/slice_index.py``). The shards stay
 as tfds wrote them, shuffled by key hash, so B's stream of the whole split is unchanged:
@@ -46,7 +48,7 @@ resolution before resizing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -149,27 +151,41 @@ def _records(
     seed: int,
     cache: bool | str,
     labels: np.ndarray | None = None,
-) -> tf.data.Dataset:
-    """``{"image", "label": int64}``, only the records of ``labels`` (label ids; None: all).
-    A slice of at most ``INDEX_MAX_FRACTION`` of the split reads its records through the
-    slice index; otherwise the split is read and filtered by label before any image is
-    decoded. Images stay encoded unless the builder's images share a static shape; then
-    they are decoded uint8, so a cache holds pixels and later epochs never decode again."""
-    ds, examples, encoded_bytes = _read_slice(builder, info, split, training, seed, labels)
+) -> tuple[Callable[[tf.Tensor], tf.data.Dataset], int]:
+    """``(epoch -> that epoch's records, records per epoch)``: ``{"image", "label": int64}``,
+    only the records of ``labels`` (label ids; None: all). A slice of at most
+    ``INDEX_MAX_FRACTION`` of the split reads its records through the slice index;
+    otherwise the split is read and filtered by label before any image is decoded. Images
+    stay encoded unless the builder's images share a static shape; then they are decoded
+    uint8, so a cache holds pixels and later epochs never decode again.
+
+    Training reads each epoch's files (or index chunks) in an order seeded by (seed,
+    epoch), unless the records are cached: then they are read once, in the seed's order,
+    and each epoch's shuffle buffer reorders them. Evaluation reads in file order."""
+    read, examples, encoded_bytes = _reader(builder, info, split, training, labels)
     shape = static_image_shape(builder)
-    if shape is not None:
-        ds = _decode_static(ds, shape)
+
+    def decoded(ds):
+        return _decode_static(ds, shape) if shape is not None else ds
+
     if cache == "auto":
         # Decided on what this pipeline holds, the slice, not on the whole split.
         size = examples * int(np.prod(shape)) if shape else encoded_bytes
         cache = size < AUTO_CACHE_BYTES
-    return ds.cache() if cache else ds
+    if not training or cache:
+        ds = decoded(read(seed if training else None))
+        ds = ds.cache() if cache else ds
+        return (lambda epoch: ds), examples
+    return (lambda epoch: decoded(read(_shuffle_seed(seed, _FILES, epoch)))), examples
 
 
-def _read_slice(builder, info, split, training, seed, labels):
-    """The records of ``labels``, their number and encoded bytes (exact from the index,
-    else estimated from the label counts)."""
+def _reader(builder, info, split, training, labels):
+    """``(file order seed or None -> the records of labels, their exact number, their
+    encoded bytes)``. The number is exact because a training epoch's end depends on it;
+    the bytes (which decide a cache) are exact from the index, else estimated from the
+    label counts."""
     split_info = builder.info.splits[split]
+    base = split.split("[", 1)[0]
     fraction = 1.0
     if labels is not None:
         counts = info.counts(split)
@@ -183,28 +199,111 @@ def _read_slice(builder, info, split, training, seed, labels):
             for k, v in builder.info.features.get_serialized_info().items()
             if k in ("image", "label")
         }
-        chunks = slice_index.dataset(index, rows, training, seed)
-        ds = chunks.map(lambda r: tf.io.parse_example(r, spec), tf.data.AUTOTUNE).unbatch()
-        return ds, len(rows["length"]), int(rows["length"].sum())
-    read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
-    ds = builder.as_dataset(
-        split=split,
-        shuffle_files=training,
-        read_config=read_config,
-        decoders={"image": tfds.decode.SkipDecoding()},
-    )
-    ds = ds.map(_image_and_label)
+
+        def read_indexed(seed):
+            chunks = slice_index.dataset(index, rows, seed is not None, seed)
+            return chunks.map(lambda r: tf.io.parse_example(r, spec), tf.data.AUTOTUNE).unbatch()
+
+        return read_indexed, len(rows["length"]), int(rows["length"].sum())
+    kept = None
     if labels is not None:
         kept = np.zeros(len(info.labels), bool)
         kept[np.asarray(labels, np.int64)] = True
-        table = tf.constant(kept)
-        ds = ds.filter(lambda ex: table[tf.cast(ex["label"], tf.int32)])
-    examples = round(split_info.num_examples * fraction)
-    return ds, examples, round(split_info.num_bytes * fraction)
+        kept = tf.constant(kept)
+
+    def read(seed):
+        # Not reshuffled when read again (a cache filled late, an expert mix's next pass):
+        # the order follows from the seed alone.
+        read_config = tfds.ReadConfig(
+            shuffle_seed=seed, shuffle_reshuffle_each_iteration=False, try_autocache=False
+        )
+        ds = builder.as_dataset(
+            split=split,
+            shuffle_files=seed is not None,
+            read_config=read_config,
+            decoders={"image": tfds.decode.SkipDecoding()},
+        )
+        ds = ds.map(_image_and_label)
+        if kept is not None:
+            ds = ds.filter(lambda ex: kept[tf.cast(ex["label"], tf.int32)])
+        return ds
+
+    if labels is None:
+        examples = split_info.num_examples
+    elif split == base:
+        examples = sum(counts[info.labels[i]] for i in labels)
+    elif training:  # a sliced split's label counts are its whole split's: count it
+        examples = int(read(None).reduce(np.int64(0), lambda n, _: n + 1))
+    else:
+        examples = round(split_info.num_examples * fraction)
+    return read, examples, round(split_info.num_bytes * fraction)
 
 
 def _image_and_label(ex: dict) -> dict:
     return {"image": ex["image"], "label": ex["label"]}
+
+
+# Resuming: a training stream is a pure function of (seed, start), where ``start`` is
+# the number of examples a run has already trained on. Epoch after epoch, each is read
+# and shuffled with seeds derived from (seed, epoch), a resumed pipeline starts at the
+# epoch ``start`` falls in and skips to its place there, and augmentation draws from
+# stateless keys of (seed, position). The alternative, checkpointing the tf.data
+# iterator, would save every shuffle buffer's images with every checkpoint (GBs per
+# input pipeline at ImageNet-21k scale) and cannot save the slice index's reads
+# (tf.numpy_function); skipping costs at most one epoch's reads, once per resume, and
+# in a cached pipeline only memory reads.
+_FILES, _BUFFER, _AUGMENT, _COPIES, _SPREAD = range(5)  # one random stream each
+_EPOCHS = 1 << 62  # a training stream never ends
+_GRAPH_SEED = 1
+
+
+def _key(seed: int, stream: int, *positions) -> tf.Tensor:
+    """The stateless seed pair of ``stream`` at ``positions`` (epoch, element)."""
+    key = tf.constant([seed, stream], tf.int64)
+    for position in positions:
+        key = tf.random.experimental.stateless_fold_in(key, tf.cast(position, tf.int64))
+    return key
+
+
+def _shuffle_seed(seed: int, stream: int, epoch: tf.Tensor) -> tf.Tensor:
+    """A tf.data shuffle's seed for ``epoch`` of ``stream``."""
+    key = _key(seed, stream, epoch)
+    return tf.random.stateless_uniform([], key, minval=None, maxval=None, dtype=tf.int64)
+
+
+def _keys(seed: int, stream: int, first: int) -> tf.data.Dataset:
+    """Seed pairs for the elements of a stream from position ``first`` on."""
+    return tf.data.Dataset.counter(first).map(lambda i: _key(seed, stream, i))
+
+
+def _epochs(
+    epoch_examples: Callable[[tf.Tensor], tf.data.Dataset],
+    examples: int,
+    seed: int,
+    start: int,
+    shuffle: bool = True,
+) -> tf.data.Dataset:
+    """The training stream from example ``start`` on: ``epoch_examples(epoch)`` (of
+    ``examples`` each) for every epoch, shuffled in a buffer seeded by (seed, epoch)."""
+    if examples <= 0:
+        raise ValueError("the training split holds no examples of this pipeline's labels")
+    first, offset = divmod(start, examples)
+
+    @tf.autograph.experimental.do_not_convert  # builds datasets (tfds), nothing to convert
+    def epoch(number):
+        # tf.data combines a shuffle's seed with the graph-level seed, and cannot take a
+        # tensor seed when that is 0 (tf.random.set_seed(0)): fixing this function's
+        # graph seed makes the epoch's seeds a function of (seed, epoch) alone.
+        tf.random.set_seed(_GRAPH_SEED)
+        ds = epoch_examples(number)
+        if shuffle:
+            ds = ds.shuffle(
+                SHUFFLE_BUFFER, _shuffle_seed(seed, _BUFFER, number), reshuffle_each_iteration=False
+            )
+        # Another count would move every later epoch's start: fail instead.
+        return ds.apply(tf.data.experimental.assert_cardinality(examples))
+
+    return tf.data.Dataset.range(first, _EPOCHS).flat_map(epoch).skip(offset)
 
 
 def _finish(
@@ -215,16 +314,14 @@ def _finish(
     training: bool,
     seed: int,
     augment: Augment,
-    shuffle: bool = True,
+    start: int = 0,
 ) -> tf.data.Dataset:
-    """Shuffles and repeats (training), decodes and augments, adds targets and batches."""
-    if training:
-        if shuffle:
-            ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.repeat()
-    # Stateless seed pairs from a seeded stream aligned with the examples (per-example
-    # path) or the batches (batched path).
-    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    """Decodes and augments, adds targets and batches the examples ``ds``, which start at
+    example ``start`` of the training stream (``_epochs``)."""
+    if start % batch_size:
+        raise ValueError(f"start={start} is not a multiple of the batch size {batch_size}")
+    # Stateless seed pairs by the examples' (per-example path) or batches' (batched path)
+    # positions in the training stream.
     if ds.element_spec["image"].dtype == tf.uint8:  # decoded, same-sized: batched path
         ds = ds.batch(batch_size, drop_remainder=training)
 
@@ -234,7 +331,8 @@ def _finish(
             out["targets"] = tables.batch_targets(batch["label"])
             return out
 
-        ds = tf.data.Dataset.zip((ds, seeds)).map(transform_batch, tf.data.AUTOTUNE)
+        keys = _keys(seed, _AUGMENT, start // batch_size)
+        ds = tf.data.Dataset.zip((ds, keys)).map(transform_batch, tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def transform(ex, pair):
@@ -243,8 +341,14 @@ def _finish(
         out["targets"] = tables.targets(ex["label"])
         return out
 
-    ds = tf.data.Dataset.zip((ds, seeds)).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.zip((ds, _keys(seed, _AUGMENT, start)))
+    ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+
+def _examples(epoch_records, examples, training, seed, start) -> tf.data.Dataset:
+    """The records as a training stream from ``start`` on, or read once (evaluation)."""
+    return _epochs(epoch_records, examples, seed, start) if training else epoch_records(0)
 
 
 def whole(
@@ -257,11 +361,13 @@ def whole(
     seed: int = 0,
     augment: Augment = GLYPHS,
     cache: bool | str = "auto",
+    start: int = 0,
 ) -> tf.data.Dataset:
     """The whole split with multi-hot ``targets`` over all nodes: baseline B's data."""
     tables = _tables(info)
-    ds = _records(builder, info, split, training, seed, cache)
-    return _finish(ds, tables, batch_size, image_size, training, seed, augment)
+    records, examples = _records(builder, info, split, training, seed, cache)
+    ds = _examples(records, examples, training, seed, start)
+    return _finish(ds, tables, batch_size, image_size, training, seed, augment, start)
 
 
 def expert_slice(
@@ -275,6 +381,7 @@ def expert_slice(
     seed: int = 0,
     augment: Augment = GLYPHS,
     cache: bool | str = "auto",
+    start: int = 0,
 ) -> tf.data.Dataset:
     """The images of one expert's slice (its node and every node below), with the same
     multi-hot ``targets`` as ``whole``: a full expert fine-tunes B, head included."""
@@ -282,8 +389,9 @@ def expert_slice(
     # The cache holds the slice, not the split: a small slice's later epochs then cost
     # its own size instead of another pass over every record.
     labels = np.flatnonzero(info.hierarchy.expert_label_mask([expert], info.labels)[0])
-    ds = _records(builder, info, split, training, seed, cache, labels)
-    return _finish(ds, tables, batch_size, image_size, training, seed, augment)
+    records, examples = _records(builder, info, split, training, seed, cache, labels)
+    ds = _examples(records, examples, training, seed, start)
+    return _finish(ds, tables, batch_size, image_size, training, seed, augment, start)
 
 
 def expert_mix(
@@ -297,6 +405,7 @@ def expert_mix(
     seed: int = 0,
     augment: Augment = GLYPHS,
     cache: bool | str = "auto",
+    start: int = 0,
 ) -> tf.data.Dataset:
     """Every expert's slice with its ``expert`` id (index into ``experts``), for training
     all adapter experts at once with hard-coded routing.
@@ -306,13 +415,15 @@ def expert_mix(
     shuffled records, not one per expert: a record in expert e's slice is emitted for e
     ``N / (E * |D_e|)`` times in expectation (N records, E experts; the fraction by a
     seeded coin), so each pass yields about N examples, N / E per expert. Copies are spread
-    by a second shuffle and augmented independently. Evaluation emits every (image, expert)
-    pair once, in record order."""
+    by a second shuffle and augmented independently. An epoch is the first N examples a
+    pass emits (the pass's last records, or the next pass's first, make up the
+    difference), so that where a resumed run's epoch ends follows from its step.
+    Evaluation emits every (image, expert) pair once, in record order."""
     experts = list(experts)
     if not experts:
         raise ValueError("expert_mix needs at least one expert")
     tables = _tables(info, experts)
-    records = _records(builder, info, split, training, seed, cache)
+    records, examples = _records(builder, info, split, training, seed, cache)
     counts = info.node_counts(split)
     sizes = np.asarray([counts[e] for e in experts], np.float64)
     if (sizes == 0).any():
@@ -337,14 +448,23 @@ def expert_mix(
             {"image": image, "label": tf.fill([n], ex["label"]), "expert": ids}
         )
 
-    ds = records
-    if training:
-        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 1).batch(2)))
-    ds = ds.flat_map(emit)
-    if training:
-        ds = ds.shuffle(SHUFFLE_BUFFER // 4, seed=seed + 2)
-    return _finish(ds, tables, batch_size, image_size, training, seed, augment, shuffle=False)
+    @tf.autograph.experimental.do_not_convert  # builds datasets, nothing to convert
+    def epoch(number):
+        ds = records(number)
+        if training:
+            seed_of_pass = _shuffle_seed(seed, _BUFFER, number)
+            ds = ds.shuffle(SHUFFLE_BUFFER, seed_of_pass, reshuffle_each_iteration=False).repeat()
+        copies = tf.data.Dataset.counter().map(lambda i: _key(seed, _COPIES, number, i))
+        ds = tf.data.Dataset.zip((ds, copies)).flat_map(emit)
+        if not training:
+            return ds
+        spread = _shuffle_seed(seed, _SPREAD, number)
+        return ds.take(examples).shuffle(
+            SHUFFLE_BUFFER // 4, spread, reshuffle_each_iteration=False
+        )
+
+    ds = _epochs(epoch, examples, seed, start, shuffle=False) if training else epoch(0)
+    return _finish(ds, tables, batch_size, image_size, training, seed, augment, start)
 
 
 def expert_prediction(
@@ -359,6 +479,7 @@ def expert_prediction(
     augment: Augment = GLYPHS,
     cache: bool | str = "auto",
     keep_unassigned: bool = False,
+    start: int = 0,
 ) -> tf.data.Dataset:
     """Images with ``expert_targets``, float32 ``[len(experts)]``: 1 for every expert whose
     slice holds the image (slices overlap, so several may be 1). This is the hard-coded
@@ -370,8 +491,9 @@ def expert_prediction(
     tables = _tables(info, experts)
 
     assigned = np.flatnonzero(info.hierarchy.expert_label_mask(experts, info.labels).any(0))
-    ds = _records(
+    records, examples = _records(
         builder, info, split, training, seed, cache, None if keep_unassigned else assigned
     )
+    ds = _examples(records, examples, training, seed, start)
     ds = ds.map(lambda ex: {**ex, "expert_targets": tables.expert_targets(ex["label"])})
-    return _finish(ds, tables, batch_size, image_size, training, seed, augment)
+    return _finish(ds, tables, batch_size, image_size, training, seed, augment, start)
