@@ -1,6 +1,7 @@
 """Input pipelines on the tiny folder upstream: targets, slices, mixes, augmentation."""
 
 import collections
+import functools
 
 import numpy as np
 import pytest
@@ -202,21 +203,20 @@ STREAMS = {
 }
 
 
+@pytest.mark.parametrize("cache", [True, False], ids=["cached", "read_each_epoch"])
 @pytest.mark.parametrize("stream", list(STREAMS))
 def test_a_stream_started_later_is_the_rest_of_the_stream_from_the_start(
-    folder_builder, info, stream
+    folder_builder, info, stream, cache
 ):
     """What a resumed run reads (start: the examples trained on) is what the
     uninterrupted run reads from there on, in later epochs too, augmentation included."""
-    make = STREAMS[stream]
-    whole_run = list(make(folder_builder, info, seed=3).take(16).as_numpy_iterator())
-    for skipped in (5, 11):  # into the first epoch, and later ones (slices are shorter)
-        resumed = make(folder_builder, info, seed=3, start=4 * skipped)
-        for batch, expected in zip(
-            resumed.take(16 - skipped).as_numpy_iterator(), whole_run[skipped:], strict=True
-        ):
-            for key, value in expected.items():
-                np.testing.assert_array_equal(batch[key], value, err_msg=f"{skipped} {key}")
+    make = functools.partial(STREAMS[stream], folder_builder, info, seed=3, cache=cache)
+    whole_run = list(make().take(14).as_numpy_iterator())
+    skipped = 9  # into the second epoch of the split (7 batches each), later of a slice
+    resumed = make(start=4 * skipped).take(14 - skipped).as_numpy_iterator()
+    for batch, expected in zip(resumed, whole_run[skipped:], strict=True):
+        for key, value in expected.items():
+            np.testing.assert_array_equal(batch[key], value, err_msg=key)
 
 
 def test_each_training_epoch_is_the_split_in_an_order_of_its_own(folder_builder, info):

@@ -1,5 +1,6 @@
 """Upstream training is reproducible: the initial weights follow the config's seed, and
-with ``train.deterministic`` two runs of one config end at the very same weights."""
+with ``train.deterministic`` two runs of one config end at the very same weights, as
+does a run killed part way and rerun."""
 
 import os
 import random
@@ -55,7 +56,8 @@ def _worker(data_dir, workdir, out=None):
 
 
 def _train(data_dir, workdir, out) -> dict:
-    subprocess.run(_worker(data_dir, workdir, out), cwd=REPO, check=True, capture_output=True)
+    run = subprocess.run(_worker(data_dir, workdir, out), cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     with np.load(out) as saved:
         return {k: saved[k] for k in saved.files}
 
@@ -95,6 +97,7 @@ def test_a_killed_deterministic_run_resumes_to_the_uninterrupted_weights(
         _worker(data_dir, workdir), cwd=REPO, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     ) as worker:  # fmt: skip
+        line = ""
         for line in worker.stdout:
             if f"] step {kill_after}/" in line:
                 worker.send_signal(how)
