@@ -18,7 +18,7 @@ images, a horizontal flip: ``INCEPTION`` as BiT upstream, ``GLYPHS`` (larger cro
 flip: a mirrored glyph is another glyph) for the embedded upstream. What they yield is a
 pure function of ``seed`` and ``start``, the examples already trained on: a resumed run
 passes its step times the global batch and continues the stream the interrupted run was
-on (see ``_epochs``). Evaluation pipelines read each example once, in order, only resized.
+on (``data/streams.py``). Evaluation pipelines read each example once, in order, only resized.
 
 A slice reads its own records, not the split's (``data/slice_index.py``). The shards stay
 as tfds wrote them, shuffled by key hash, so B's stream of the whole split is unchanged:
@@ -31,7 +31,7 @@ and the index is 20 bytes a record, memory-mapped. The alternatives had worse tr
 records grouped by node (contiguous ranges) would have made B's shuffle buffer see a few
 labels at a time; ArrayRecord has random access but tfds' ``as_dataset`` cannot read it,
 which would have moved B's reader into Python. The price is one read call (a seek) per
-record, so a slice of more than ``INDEX_MAX_FRACTION`` of the split streams the split
+record, so a slice of more than ``reading.INDEX_MAX_FRACTION`` of the split streams the split
 instead and filters labels before decoding images, reading at most twice its records. A
 prepared dataset whose index cannot be written (read-only, remote) is read that way too,
 with a one-line warning. Whatever is read, a cache is decided on the size of what the
@@ -54,19 +54,17 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from experts.data import slice_index, upstream
+from experts.data import reading, streams, upstream
 from experts.data.augment import GLYPHS, Augment, preprocess, preprocess_batch
 
 SHUFFLE_BUFFER = 10_000
+# The random streams a training pipeline draws from (``streams.key``).
+_FILES, _BUFFER, _AUGMENT, _COPIES, _SPREAD = range(5)
 
 
 # What a pipeline reads (a slice or the split) is cached in memory after the first pass
 # when it holds less than this: decoded pixels when images share a shape, else encoded.
 AUTO_CACHE_BYTES = 1 << 30
-# A larger slice streams the split and filters it: that reads at most twice its own
-# records, in order, which is the cheaper read where a seek costs more than a record
-# (disks, network file systems); on a local SSD the index is faster even then.
-INDEX_MAX_FRACTION = 0.5
 
 
 def open_upstream(
@@ -154,7 +152,7 @@ def _records(
 ) -> tuple[Callable[[tf.Tensor], tf.data.Dataset], int]:
     """``(epoch -> that epoch's records, records per epoch)``: ``{"image", "label": int64}``,
     only the records of ``labels`` (label ids; None: all). A slice of at most
-    ``INDEX_MAX_FRACTION`` of the split reads its records through the slice index;
+    ``reading.INDEX_MAX_FRACTION`` of the split reads its records through the slice index;
     otherwise the split is read and filtered by label before any image is decoded. Images
     stay encoded unless the builder's images share a static shape; then they are decoded
     uint8, so a cache holds pixels and later epochs never decode again.
@@ -162,7 +160,7 @@ def _records(
     Training reads each epoch's files (or index chunks) in an order seeded by (seed,
     epoch), unless the records are cached: then they are read once, in the seed's order,
     and each epoch's shuffle buffer reorders them. Evaluation reads in file order."""
-    read, examples, encoded_bytes = _reader(builder, info, split, training, labels)
+    read, examples, encoded_bytes = reading.reader(builder, info, split, training, labels)
     shape = static_image_shape(builder)
 
     def decoded(ds):
@@ -176,134 +174,7 @@ def _records(
         ds = decoded(read(seed if training else None))
         ds = ds.cache() if cache else ds
         return (lambda epoch: ds), examples
-    return (lambda epoch: decoded(read(_shuffle_seed(seed, _FILES, epoch)))), examples
-
-
-def _reader(builder, info, split, training, labels):
-    """``(file order seed or None -> the records of labels, their exact number, their
-    encoded bytes)``. The number is exact because a training epoch's end depends on it;
-    the bytes (which decide a cache) are exact from the index, else estimated from the
-    label counts."""
-    split_info = builder.info.splits[split]
-    base = split.split("[", 1)[0]
-    fraction = 1.0
-    if labels is not None:
-        counts = info.counts(split)
-        fraction = sum(counts[info.labels[i]] for i in labels) / max(1, sum(counts.values()))
-    index = slice_index.ensure(builder, split) if fraction <= INDEX_MAX_FRACTION else None
-    if index is not None:
-        rows = slice_index.select(index, builder, split, labels)
-        # Parsed a chunk at a time: per-record parsing would cost more than the reads.
-        spec = {
-            k: tf.io.FixedLenFeature(v.shape, v.tf_dtype)
-            for k, v in builder.info.features.get_serialized_info().items()
-            if k in ("image", "label")
-        }
-
-        def read_indexed(seed):
-            chunks = slice_index.dataset(index, rows, seed is not None, seed)
-            return chunks.map(lambda r: tf.io.parse_example(r, spec), tf.data.AUTOTUNE).unbatch()
-
-        return read_indexed, len(rows["length"]), int(rows["length"].sum())
-    kept = None
-    if labels is not None:
-        kept = np.zeros(len(info.labels), bool)
-        kept[np.asarray(labels, np.int64)] = True
-        kept = tf.constant(kept)
-
-    def read(seed):
-        # Not reshuffled when read again (a cache filled late, an expert mix's next pass):
-        # the order follows from the seed alone.
-        read_config = tfds.ReadConfig(
-            shuffle_seed=seed, shuffle_reshuffle_each_iteration=False, try_autocache=False
-        )
-        ds = builder.as_dataset(
-            split=split,
-            shuffle_files=seed is not None,
-            read_config=read_config,
-            decoders={"image": tfds.decode.SkipDecoding()},
-        )
-        ds = ds.map(_image_and_label)
-        if kept is not None:
-            ds = ds.filter(lambda ex: kept[tf.cast(ex["label"], tf.int32)])
-        return ds
-
-    if labels is None:
-        examples = split_info.num_examples
-    elif split == base:
-        examples = sum(counts[info.labels[i]] for i in labels)
-    elif training:  # a sliced split's label counts are its whole split's: count it
-        examples = int(read(None).reduce(np.int64(0), lambda n, _: n + 1))
-    else:
-        examples = round(split_info.num_examples * fraction)
-    return read, examples, round(split_info.num_bytes * fraction)
-
-
-def _image_and_label(ex: dict) -> dict:
-    return {"image": ex["image"], "label": ex["label"]}
-
-
-# Resuming: a training stream is a pure function of (seed, start), where ``start`` is
-# the number of examples a run has already trained on. Epoch after epoch, each is read
-# and shuffled with seeds derived from (seed, epoch), a resumed pipeline starts at the
-# epoch ``start`` falls in and skips to its place there, and augmentation draws from
-# stateless keys of (seed, position). The alternative, checkpointing the tf.data
-# iterator, would save every shuffle buffer's images with every checkpoint (GBs per
-# input pipeline at ImageNet-21k scale) and cannot save the slice index's reads
-# (tf.numpy_function); skipping costs at most one epoch's reads, once per resume, and
-# in a cached pipeline only memory reads.
-_FILES, _BUFFER, _AUGMENT, _COPIES, _SPREAD = range(5)  # one random stream each
-_EPOCHS = 1 << 62  # a training stream never ends
-_GRAPH_SEED = 1
-
-
-def _key(seed: int, stream: int, *positions) -> tf.Tensor:
-    """The stateless seed pair of ``stream`` at ``positions`` (epoch, element)."""
-    key = tf.constant([seed, stream], tf.int64)
-    for position in positions:
-        key = tf.random.experimental.stateless_fold_in(key, tf.cast(position, tf.int64))
-    return key
-
-
-def _shuffle_seed(seed: int, stream: int, epoch: tf.Tensor) -> tf.Tensor:
-    """A tf.data shuffle's seed for ``epoch`` of ``stream``."""
-    key = _key(seed, stream, epoch)
-    return tf.random.stateless_uniform([], key, minval=None, maxval=None, dtype=tf.int64)
-
-
-def _keys(seed: int, stream: int, first: int) -> tf.data.Dataset:
-    """Seed pairs for the elements of a stream from position ``first`` on."""
-    return tf.data.Dataset.counter(first).map(lambda i: _key(seed, stream, i))
-
-
-def _epochs(
-    epoch_examples: Callable[[tf.Tensor], tf.data.Dataset],
-    examples: int,
-    seed: int,
-    start: int,
-    shuffle: bool = True,
-) -> tf.data.Dataset:
-    """The training stream from example ``start`` on: ``epoch_examples(epoch)`` (of
-    ``examples`` each) for every epoch, shuffled in a buffer seeded by (seed, epoch)."""
-    if examples <= 0:
-        raise ValueError("the training split holds no examples of this pipeline's labels")
-    first, offset = divmod(start, examples)
-
-    @tf.autograph.experimental.do_not_convert  # builds datasets (tfds), nothing to convert
-    def epoch(number):
-        # tf.data combines a shuffle's seed with the graph-level seed, and cannot take a
-        # tensor seed when that is 0 (tf.random.set_seed(0)): fixing this function's
-        # graph seed makes the epoch's seeds a function of (seed, epoch) alone.
-        tf.random.set_seed(_GRAPH_SEED)
-        ds = epoch_examples(number)
-        if shuffle:
-            ds = ds.shuffle(
-                SHUFFLE_BUFFER, _shuffle_seed(seed, _BUFFER, number), reshuffle_each_iteration=False
-            )
-        # Another count would move every later epoch's start: fail instead.
-        return ds.apply(tf.data.experimental.assert_cardinality(examples))
-
-    return tf.data.Dataset.range(first, _EPOCHS).flat_map(epoch).skip(offset)
+    return (lambda epoch: decoded(read(streams.shuffle_seed(seed, _FILES, epoch)))), examples
 
 
 def _finish(
@@ -317,7 +188,7 @@ def _finish(
     start: int = 0,
 ) -> tf.data.Dataset:
     """Decodes and augments, adds targets and batches the examples ``ds``, which start at
-    example ``start`` of the training stream (``_epochs``)."""
+    example ``start`` of the training stream (``data/streams.py``)."""
     if start % batch_size:
         raise ValueError(f"start={start} is not a multiple of the batch size {batch_size}")
     # Stateless seed pairs by the examples' (per-example path) or batches' (batched path)
@@ -331,7 +202,7 @@ def _finish(
             out["targets"] = tables.batch_targets(batch["label"])
             return out
 
-        keys = _keys(seed, _AUGMENT, start // batch_size)
+        keys = streams.keys(seed, _AUGMENT, start // batch_size)
         ds = tf.data.Dataset.zip((ds, keys)).map(transform_batch, tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -341,14 +212,21 @@ def _finish(
         out["targets"] = tables.targets(ex["label"])
         return out
 
-    ds = tf.data.Dataset.zip((ds, _keys(seed, _AUGMENT, start)))
+    ds = tf.data.Dataset.zip((ds, streams.keys(seed, _AUGMENT, start)))
     ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
 
 
 def _examples(epoch_records, examples, training, seed, start) -> tf.data.Dataset:
     """The records as a training stream from ``start`` on, or read once (evaluation)."""
-    return _epochs(epoch_records, examples, seed, start) if training else epoch_records(0)
+    if not training:
+        return epoch_records(0)
+
+    def shuffle(ds, epoch):
+        seed_of_epoch = streams.shuffle_seed(seed, _BUFFER, epoch)
+        return ds.shuffle(SHUFFLE_BUFFER, seed_of_epoch, reshuffle_each_iteration=False)
+
+    return streams.epochs(epoch_records, examples, start, shuffle)
 
 
 def whole(
@@ -452,18 +330,18 @@ def expert_mix(
     def epoch(number):
         ds = records(number)
         if training:
-            seed_of_pass = _shuffle_seed(seed, _BUFFER, number)
+            seed_of_pass = streams.shuffle_seed(seed, _BUFFER, number)
             ds = ds.shuffle(SHUFFLE_BUFFER, seed_of_pass, reshuffle_each_iteration=False).repeat()
-        copies = tf.data.Dataset.counter().map(lambda i: _key(seed, _COPIES, number, i))
+        copies = tf.data.Dataset.counter().map(lambda i: streams.key(seed, _COPIES, number, i))
         ds = tf.data.Dataset.zip((ds, copies)).flat_map(emit)
         if not training:
             return ds
-        spread = _shuffle_seed(seed, _SPREAD, number)
+        spread = streams.shuffle_seed(seed, _SPREAD, number)
         return ds.take(examples).shuffle(
             SHUFFLE_BUFFER // 4, spread, reshuffle_each_iteration=False
         )
 
-    ds = _epochs(epoch, examples, seed, start, shuffle=False) if training else epoch(0)
+    ds = streams.epochs(epoch, examples, start) if training else epoch(0)
     return _finish(ds, tables, batch_size, image_size, training, seed, augment, start)
 
 
