@@ -240,7 +240,7 @@ def dataset(index: SliceIndex, rows: dict, training: bool, seed) -> tf.data.Data
     of one shard's records in file order (parse them a chunk at a time); the chunks come
     in an order seeded by ``seed`` (an int or an int64 tensor) when ``training`` (like
     tfds' shuffle_files), else in file order. Read again, the order is the same: training
-    pipelines draw each epoch's seed from the epoch (data/pipelines.py)."""
+    pipelines draw each epoch's seed from the epoch (data/streams.py)."""
     shard = rows["shard"]
     cuts = np.flatnonzero(np.diff(shard)) + 1 if len(shard) else np.zeros([0], np.int64)
     bounds = []

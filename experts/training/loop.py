@@ -46,7 +46,7 @@ class Job:
         batches (dicts), infinite: the seed's stream of examples from example ``start``
         on (``start`` is the step times the global batch). A resumed run continues
         exactly where it stopped when that stream is a function of (seed, start) alone
-        (data/pipelines.py). It must shard by ``input_context.input_pipeline_id`` when
+        (data/streams.py). It must shard by ``input_context.input_pipeline_id`` when
         there are several input pipelines.
     per_example_loss(model, batch) -> float [batch] (training mode).
     trainable_variables(model) -> the variables this job updates.
@@ -217,7 +217,7 @@ def _run(job: Job, compiled: _Compiled, config, strategy, manager, progress: _Pr
     per_replica_batch = config.global_batch // strategy.num_replicas_in_sync
     # The input's place is not checkpointed: the pipeline starts where the examples
     # trained on so far end (a pure function of seed and step, cheap to reach at any
-    # scale; data/pipelines.py says why not a checkpointed iterator), and the optimiser's
+    # scale; data/streams.py says why not a checkpointed iterator), and the optimiser's
     # step counter (in the checkpoint) drives the learning rate schedule.
     start = step * config.global_batch
     dataset = strategy.distribute_datasets_from_function(
