@@ -65,13 +65,15 @@ class Upstream:
         default_factory=weakref.WeakKeyDictionary, repr=False
     )
 
-    def read(self, make, *selection, split: str, batch: int, training: bool, seed: int = 0):
+    def read(
+        self, make, *selection, split: str, batch: int, training: bool, seed: int = 0, start=0
+    ):
         """One of ``data.pipelines``' datasets over this upstream with its augmentation:
         ``make(builder, info, *selection, split, batch, image_size, training, seed,
-        augment)``, ``selection`` being the expert or experts it takes."""
+        augment, start=start)``, ``selection`` being the expert or experts it takes."""
         return make(
             self.builder, self.info, *selection, split, batch, self.image_size, training, seed,
-            self.augment,
+            self.augment, start=start,
         )  # fmt: skip
 
     @property
@@ -105,7 +107,9 @@ class Upstream:
 
 
 def _sharded(ctx: tf.distribute.InputContext, ds: tf.data.Dataset) -> tf.data.Dataset:
-    """One shard of the batches per input pipeline (one per worker)."""
+    """One shard of the batches per input pipeline (one per worker). Every pipeline reads
+    the one stream from the same start (a multiple of the global batch, so of every
+    pipeline's batches), so the shards stay in step after a resume."""
     if ctx.num_input_pipelines > 1:
         ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id)
     return ds
@@ -160,8 +164,10 @@ def _eval_batch(config) -> int:
 
 
 def baseline_job(config, data: Upstream) -> loop.Job:
-    def dataset_fn(ctx, batch, seed):
-        ds = data.read(pipelines.whole, split="train", batch=batch, training=True, seed=seed)
+    def dataset_fn(ctx, batch, seed, start):
+        ds = data.read(
+            pipelines.whole, split="train", batch=batch, training=True, seed=seed, start=start
+        )
         return _sharded(ctx, ds)
 
     def evaluate(model):
@@ -180,10 +186,11 @@ def baseline_job(config, data: Upstream) -> loop.Job:
 
 
 def full_expert_job(config, data: Upstream, expert: str) -> loop.Job:
-    def slice_data(split, batch, training, seed=0):
+    def slice_data(split, batch, training, seed=0, start=0):
         return data.read(
-            pipelines.expert_slice, expert, split=split, batch=batch, training=training, seed=seed
-        )
+            pipelines.expert_slice, expert, split=split, batch=batch, training=training,
+            seed=seed, start=start,
+        )  # fmt: skip
 
     def evaluate(model):
         # Read once for both models: a slice is a small part of the validation split.
@@ -195,7 +202,9 @@ def full_expert_job(config, data: Upstream, expert: str) -> loop.Job:
     return loop.Job(
         name=f"full/{expert}",
         build_model=lambda: sigmoid_model(config, data.num_nodes).build_for(),
-        dataset_fn=lambda ctx, batch, seed: _sharded(ctx, slice_data("train", batch, True, seed)),
+        dataset_fn=lambda ctx, batch, seed, start: _sharded(
+            ctx, slice_data("train", batch, True, seed, start)
+        ),
         per_example_loss=lambda m, b: sigmoid_loss(
             b["targets"], m(b["image"], training=True)["logits"]
         ),
@@ -214,10 +223,11 @@ def adapter_experts_job(config, data: Upstream) -> loop.Job:
         model.freeze_backbone()
         return model
 
-    def dataset_fn(ctx, batch, seed):
+    def dataset_fn(ctx, batch, seed, start):
         ds = data.read(
-            pipelines.expert_mix, experts, split="train", batch=batch, training=True, seed=seed
-        )
+            pipelines.expert_mix, experts, split="train", batch=batch, training=True,
+            seed=seed, start=start,
+        )  # fmt: skip
         return _sharded(ctx, ds)
 
     def per_example_loss(model, batch):
@@ -253,10 +263,10 @@ def adapter_experts_job(config, data: Upstream) -> loop.Job:
 def epn_job(config, data: Upstream) -> loop.Job:
     experts = list(data.experts)
 
-    def batches(split, batch, training, seed=0):
+    def batches(split, batch, training, seed=0, start=0):
         return data.read(
             pipelines.expert_prediction, experts, split=split, batch=batch, training=training,
-            seed=seed,
+            seed=seed, start=start,
         )  # fmt: skip
 
     def evaluate(model):
@@ -273,7 +283,9 @@ def epn_job(config, data: Upstream) -> loop.Job:
     return loop.Job(
         name="epn",
         build_model=lambda: sigmoid_model(config, len(experts)).build_for(),
-        dataset_fn=lambda ctx, batch, seed: _sharded(ctx, batches("train", batch, True, seed)),
+        dataset_fn=lambda ctx, batch, seed, start: _sharded(
+            ctx, batches("train", batch, True, seed, start)
+        ),
         per_example_loss=lambda m, b: sigmoid_loss(
             b["expert_targets"], m(b["image"], training=True)["logits"]
         ),

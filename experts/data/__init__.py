@@ -7,5 +7,7 @@ input pipelines.
 * ``upstream``: the metadata every builder records and ``load_info`` to read it back.
 * ``pipelines``: tf.data for the baseline, full experts, adapter experts and the EPN.
 * ``slice_index``: where each label's records lie, so that a slice reads only its own.
+* ``reading``: a pipeline's records, through the slice index or streamed and filtered.
+* ``streams``: training streams as a function of (seed, start), so that runs resume exactly.
 * ``build_upstream``: ``python -m experts.data.build_upstream --data_dir=runs/tfds``.
 """

@@ -15,8 +15,10 @@ the models' input range) and ``label`` (the class id), plus:
 Training pipelines repeat forever, shuffle with ``seed`` and augment (``Augment``, set by
 ``config.data.augment``) by a random crop resized back to ``image_size`` and, for natural
 images, a horizontal flip: ``INCEPTION`` as BiT upstream, ``GLYPHS`` (larger crops, no
-flip: a mirrored glyph is another glyph) for the embedded upstream. Evaluation pipelines read
-each example once, in order, only resized.
+flip: a mirrored glyph is another glyph) for the embedded upstream. What they yield is a
+pure function of ``seed`` and ``start``, the examples already trained on: a resumed run
+passes its step times the global batch and continues the stream the interrupted run was
+on (``data/streams.py``). Evaluation pipelines read each example once, in order, only resized.
 
 A slice reads its own records, not the split's (``data/slice_index.py``). The shards stay
 as tfds wrote them, shuffled by key hash, so B's stream of the whole split is unchanged:
@@ -29,7 +31,7 @@ and the index is 20 bytes a record, memory-mapped. The alternatives had worse tr
 records grouped by node (contiguous ranges) would have made B's shuffle buffer see a few
 labels at a time; ArrayRecord has random access but tfds' ``as_dataset`` cannot read it,
 which would have moved B's reader into Python. The price is one read call (a seek) per
-record, so a slice of more than ``INDEX_MAX_FRACTION`` of the split streams the split
+record, so a slice of more than ``reading.INDEX_MAX_FRACTION`` of the split streams the split
 instead and filters labels before decoding images, reading at most twice its records. A
 prepared dataset whose index cannot be written (read-only, remote) is read that way too,
 with a one-line warning. Whatever is read, a cache is decided on the size of what the
@@ -46,25 +48,23 @@ resolution before resizing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from experts.data import slice_index, upstream
+from experts.data import reading, streams, upstream
 from experts.data.augment import GLYPHS, Augment, preprocess, preprocess_batch
 
 SHUFFLE_BUFFER = 10_000
+# The random streams a training pipeline draws from (``streams.key``).
+_FILES, _BUFFER, _AUGMENT, _COPIES, _SPREAD = range(5)
 
 
 # What a pipeline reads (a slice or the split) is cached in memory after the first pass
 # when it holds less than this: decoded pixels when images share a shape, else encoded.
 AUTO_CACHE_BYTES = 1 << 30
-# A larger slice streams the split and filters it: that reads at most twice its own
-# records, in order, which is the cheaper read where a seek costs more than a record
-# (disks, network file systems); on a local SSD the index is faster even then.
-INDEX_MAX_FRACTION = 0.5
 
 
 def open_upstream(
@@ -149,62 +149,32 @@ def _records(
     seed: int,
     cache: bool | str,
     labels: np.ndarray | None = None,
-) -> tf.data.Dataset:
-    """``{"image", "label": int64}``, only the records of ``labels`` (label ids; None: all).
-    A slice of at most ``INDEX_MAX_FRACTION`` of the split reads its records through the
-    slice index; otherwise the split is read and filtered by label before any image is
-    decoded. Images stay encoded unless the builder's images share a static shape; then
-    they are decoded uint8, so a cache holds pixels and later epochs never decode again."""
-    ds, examples, encoded_bytes = _read_slice(builder, info, split, training, seed, labels)
+) -> tuple[Callable[[tf.Tensor], tf.data.Dataset], int]:
+    """``(epoch -> that epoch's records, records per epoch)``: ``{"image", "label": int64}``,
+    only the records of ``labels`` (label ids; None: all). A slice of at most
+    ``reading.INDEX_MAX_FRACTION`` of the split reads its records through the slice index;
+    otherwise the split is read and filtered by label before any image is decoded. Images
+    stay encoded unless the builder's images share a static shape; then they are decoded
+    uint8, so a cache holds pixels and later epochs never decode again.
+
+    Training reads each epoch's files (or index chunks) in an order seeded by (seed,
+    epoch), unless the records are cached: then they are read once, in the seed's order,
+    and each epoch's shuffle buffer reorders them. Evaluation reads in file order."""
+    read, examples, encoded_bytes = reading.reader(builder, info, split, training, labels)
     shape = static_image_shape(builder)
-    if shape is not None:
-        ds = _decode_static(ds, shape)
+
+    def decoded(ds):
+        return _decode_static(ds, shape) if shape is not None else ds
+
     if cache == "auto":
         # Decided on what this pipeline holds, the slice, not on the whole split.
         size = examples * int(np.prod(shape)) if shape else encoded_bytes
         cache = size < AUTO_CACHE_BYTES
-    return ds.cache() if cache else ds
-
-
-def _read_slice(builder, info, split, training, seed, labels):
-    """The records of ``labels``, their number and encoded bytes (exact from the index,
-    else estimated from the label counts)."""
-    split_info = builder.info.splits[split]
-    fraction = 1.0
-    if labels is not None:
-        counts = info.counts(split)
-        fraction = sum(counts[info.labels[i]] for i in labels) / max(1, sum(counts.values()))
-    index = slice_index.ensure(builder, split) if fraction <= INDEX_MAX_FRACTION else None
-    if index is not None:
-        rows = slice_index.select(index, builder, split, labels)
-        # Parsed a chunk at a time: per-record parsing would cost more than the reads.
-        spec = {
-            k: tf.io.FixedLenFeature(v.shape, v.tf_dtype)
-            for k, v in builder.info.features.get_serialized_info().items()
-            if k in ("image", "label")
-        }
-        chunks = slice_index.dataset(index, rows, training, seed)
-        ds = chunks.map(lambda r: tf.io.parse_example(r, spec), tf.data.AUTOTUNE).unbatch()
-        return ds, len(rows["length"]), int(rows["length"].sum())
-    read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
-    ds = builder.as_dataset(
-        split=split,
-        shuffle_files=training,
-        read_config=read_config,
-        decoders={"image": tfds.decode.SkipDecoding()},
-    )
-    ds = ds.map(_image_and_label)
-    if labels is not None:
-        kept = np.zeros(len(info.labels), bool)
-        kept[np.asarray(labels, np.int64)] = True
-        table = tf.constant(kept)
-        ds = ds.filter(lambda ex: table[tf.cast(ex["label"], tf.int32)])
-    examples = round(split_info.num_examples * fraction)
-    return ds, examples, round(split_info.num_bytes * fraction)
-
-
-def _image_and_label(ex: dict) -> dict:
-    return {"image": ex["image"], "label": ex["label"]}
+    if not training or cache:
+        ds = decoded(read(seed if training else None))
+        ds = ds.cache() if cache else ds
+        return (lambda epoch: ds), examples
+    return (lambda epoch: decoded(read(streams.shuffle_seed(seed, _FILES, epoch)))), examples
 
 
 def _finish(
@@ -215,16 +185,14 @@ def _finish(
     training: bool,
     seed: int,
     augment: Augment,
-    shuffle: bool = True,
+    start: int = 0,
 ) -> tf.data.Dataset:
-    """Shuffles and repeats (training), decodes and augments, adds targets and batches."""
-    if training:
-        if shuffle:
-            ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.repeat()
-    # Stateless seed pairs from a seeded stream aligned with the examples (per-example
-    # path) or the batches (batched path).
-    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    """Decodes and augments, adds targets and batches the examples ``ds``, which start at
+    example ``start`` of the training stream (``data/streams.py``)."""
+    if start % batch_size:
+        raise ValueError(f"start={start} is not a multiple of the batch size {batch_size}")
+    # Stateless seed pairs by the examples' (per-example path) or batches' (batched path)
+    # positions in the training stream.
     if ds.element_spec["image"].dtype == tf.uint8:  # decoded, same-sized: batched path
         ds = ds.batch(batch_size, drop_remainder=training)
 
@@ -234,7 +202,8 @@ def _finish(
             out["targets"] = tables.batch_targets(batch["label"])
             return out
 
-        ds = tf.data.Dataset.zip((ds, seeds)).map(transform_batch, tf.data.AUTOTUNE)
+        keys = streams.keys(seed, _AUGMENT, start // batch_size)
+        ds = tf.data.Dataset.zip((ds, keys)).map(transform_batch, tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
     def transform(ex, pair):
@@ -243,8 +212,21 @@ def _finish(
         out["targets"] = tables.targets(ex["label"])
         return out
 
-    ds = tf.data.Dataset.zip((ds, seeds)).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.zip((ds, streams.keys(seed, _AUGMENT, start)))
+    ds = ds.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+
+def _examples(epoch_records, examples, training, seed, start) -> tf.data.Dataset:
+    """The records as a training stream from ``start`` on, or read once (evaluation)."""
+    if not training:
+        return epoch_records(0)
+
+    def shuffle(ds, epoch):
+        seed_of_epoch = streams.shuffle_seed(seed, _BUFFER, epoch)
+        return ds.shuffle(SHUFFLE_BUFFER, seed_of_epoch, reshuffle_each_iteration=False)
+
+    return streams.epochs(epoch_records, examples, start, shuffle)
 
 
 def whole(
@@ -257,11 +239,13 @@ def whole(
     seed: int = 0,
     augment: Augment = GLYPHS,
     cache: bool | str = "auto",
+    start: int = 0,
 ) -> tf.data.Dataset:
     """The whole split with multi-hot ``targets`` over all nodes: baseline B's data."""
     tables = _tables(info)
-    ds = _records(builder, info, split, training, seed, cache)
-    return _finish(ds, tables, batch_size, image_size, training, seed, augment)
+    records, examples = _records(builder, info, split, training, seed, cache)
+    ds = _examples(records, examples, training, seed, start)
+    return _finish(ds, tables, batch_size, image_size, training, seed, augment, start)
 
 
 def expert_slice(
@@ -275,6 +259,7 @@ def expert_slice(
     seed: int = 0,
     augment: Augment = GLYPHS,
     cache: bool | str = "auto",
+    start: int = 0,
 ) -> tf.data.Dataset:
     """The images of one expert's slice (its node and every node below), with the same
     multi-hot ``targets`` as ``whole``: a full expert fine-tunes B, head included."""
@@ -282,8 +267,9 @@ def expert_slice(
     # The cache holds the slice, not the split: a small slice's later epochs then cost
     # its own size instead of another pass over every record.
     labels = np.flatnonzero(info.hierarchy.expert_label_mask([expert], info.labels)[0])
-    ds = _records(builder, info, split, training, seed, cache, labels)
-    return _finish(ds, tables, batch_size, image_size, training, seed, augment)
+    records, examples = _records(builder, info, split, training, seed, cache, labels)
+    ds = _examples(records, examples, training, seed, start)
+    return _finish(ds, tables, batch_size, image_size, training, seed, augment, start)
 
 
 def expert_mix(
@@ -297,6 +283,7 @@ def expert_mix(
     seed: int = 0,
     augment: Augment = GLYPHS,
     cache: bool | str = "auto",
+    start: int = 0,
 ) -> tf.data.Dataset:
     """Every expert's slice with its ``expert`` id (index into ``experts``), for training
     all adapter experts at once with hard-coded routing.
@@ -306,13 +293,15 @@ def expert_mix(
     shuffled records, not one per expert: a record in expert e's slice is emitted for e
     ``N / (E * |D_e|)`` times in expectation (N records, E experts; the fraction by a
     seeded coin), so each pass yields about N examples, N / E per expert. Copies are spread
-    by a second shuffle and augmented independently. Evaluation emits every (image, expert)
-    pair once, in record order."""
+    by a second shuffle and augmented independently. An epoch is the first N examples a
+    pass emits (the pass's last records, or the next pass's first, make up the
+    difference), so that where a resumed run's epoch ends follows from its step.
+    Evaluation emits every (image, expert) pair once, in record order."""
     experts = list(experts)
     if not experts:
         raise ValueError("expert_mix needs at least one expert")
     tables = _tables(info, experts)
-    records = _records(builder, info, split, training, seed, cache)
+    records, examples = _records(builder, info, split, training, seed, cache)
     counts = info.node_counts(split)
     sizes = np.asarray([counts[e] for e in experts], np.float64)
     if (sizes == 0).any():
@@ -337,14 +326,23 @@ def expert_mix(
             {"image": image, "label": tf.fill([n], ex["label"]), "expert": ids}
         )
 
-    ds = records
-    if training:
-        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 1).batch(2)))
-    ds = ds.flat_map(emit)
-    if training:
-        ds = ds.shuffle(SHUFFLE_BUFFER // 4, seed=seed + 2)
-    return _finish(ds, tables, batch_size, image_size, training, seed, augment, shuffle=False)
+    @tf.autograph.experimental.do_not_convert  # builds datasets, nothing to convert
+    def epoch(number):
+        ds = records(number)
+        if training:
+            seed_of_pass = streams.shuffle_seed(seed, _BUFFER, number)
+            ds = ds.shuffle(SHUFFLE_BUFFER, seed_of_pass, reshuffle_each_iteration=False).repeat()
+        copies = tf.data.Dataset.counter().map(lambda i: streams.key(seed, _COPIES, number, i))
+        ds = tf.data.Dataset.zip((ds, copies)).flat_map(emit)
+        if not training:
+            return ds
+        spread = streams.shuffle_seed(seed, _SPREAD, number)
+        return ds.take(examples).shuffle(
+            SHUFFLE_BUFFER // 4, spread, reshuffle_each_iteration=False
+        )
+
+    ds = streams.epochs(epoch, examples, start) if training else epoch(0)
+    return _finish(ds, tables, batch_size, image_size, training, seed, augment, start)
 
 
 def expert_prediction(
@@ -359,6 +357,7 @@ def expert_prediction(
     augment: Augment = GLYPHS,
     cache: bool | str = "auto",
     keep_unassigned: bool = False,
+    start: int = 0,
 ) -> tf.data.Dataset:
     """Images with ``expert_targets``, float32 ``[len(experts)]``: 1 for every expert whose
     slice holds the image (slices overlap, so several may be 1). This is the hard-coded
@@ -370,8 +369,9 @@ def expert_prediction(
     tables = _tables(info, experts)
 
     assigned = np.flatnonzero(info.hierarchy.expert_label_mask(experts, info.labels).any(0))
-    ds = _records(
+    records, examples = _records(
         builder, info, split, training, seed, cache, None if keep_unassigned else assigned
     )
+    ds = _examples(records, examples, training, seed, start)
     ds = ds.map(lambda ex: {**ex, "expert_targets": tables.expert_targets(ex["label"])})
-    return _finish(ds, tables, batch_size, image_size, training, seed, augment)
+    return _finish(ds, tables, batch_size, image_size, training, seed, augment, start)

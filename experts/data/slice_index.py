@@ -239,11 +239,12 @@ def select(index: SliceIndex, builder, split: str, label_ids: Sequence[int]) -> 
     return {c: v[chosen] for c, v in rows.items()}
 
 
-def dataset(index: SliceIndex, rows: dict, training: bool, seed: int) -> tf.data.Dataset:
+def dataset(index: SliceIndex, rows: dict, training: bool, seed) -> tf.data.Dataset:
     """The serialized records of ``rows`` (from ``select``), one string vector per chunk
     of one shard's records in file order (parse them a chunk at a time); the chunks come
-    in a seeded order reshuffled every epoch when ``training`` (like tfds'
-    shuffle_files), else in file order."""
+    in an order seeded by ``seed`` (an int or an int64 tensor) when ``training`` (like
+    tfds' shuffle_files), else in file order. Read again, the order is the same: training
+    pipelines draw each epoch's seed from the epoch (data/streams.py)."""
     shard = rows["shard"]
     cuts = np.flatnonzero(np.diff(shard)) + 1 if len(shard) else np.zeros([0], np.int64)
     bounds = []
@@ -261,7 +262,7 @@ def dataset(index: SliceIndex, rows: dict, training: bool, seed: int) -> tf.data
 
     chunks = tf.data.Dataset.range(len(bounds) - 1)
     if training:
-        chunks = chunks.shuffle(len(bounds), seed=seed, reshuffle_each_iteration=True)
+        chunks = chunks.shuffle(len(bounds), seed=seed, reshuffle_each_iteration=False)
     records = chunks.map(
         lambda c: tf.numpy_function(read_chunk, [c], tf.string, stateful=False),
         num_parallel_calls=tf.data.AUTOTUNE,

@@ -47,7 +47,7 @@ def synthetic_job(kind: str, config, nodes: int, experts: int) -> loop.Job:
             model.freeze_backbone()
         return model
 
-    def dataset_fn(ctx, batch, seed):
+    def dataset_fn(ctx, batch, seed, start):
         ds = benchmark.batches(batch, config.model.image_size, nodes)
         if adapters:  # every example routed to one of the experts, as expert_mix does
             ds = ds.map(lambda b: {**b, "expert": tf.random.uniform([batch], 0, experts, tf.int32)})

@@ -59,7 +59,7 @@ def trainer_throughput(cfg, steps: int, nodes: int) -> float:
         build_model=lambda: resnet_v2.ResNetV2(cfg.model.size, nodes).build_for(
             cfg.model.image_size
         ),
-        dataset_fn=lambda ctx, batch, seed: batches(batch, cfg.model.image_size, nodes),
+        dataset_fn=lambda ctx, batch, seed, start: batches(batch, cfg.model.image_size, nodes),
         per_example_loss=lambda m, b: jobs.sigmoid_loss(
             b["targets"], m(b["image"], training=True)["logits"]
         ),

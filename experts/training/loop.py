@@ -42,8 +42,11 @@ from experts.training import distribute, precision, schedules
 class Job:
     """One training job. Callables receive the model built by ``build_model``.
 
-    dataset_fn(input_context, per_replica_batch, seed) -> tf.data.Dataset of batches
-        (dicts), infinite. It must shard by ``input_context.input_pipeline_id`` when
+    dataset_fn(input_context, per_replica_batch, seed, start) -> tf.data.Dataset of
+        batches (dicts), infinite: the seed's stream of examples from example ``start``
+        on (``start`` is the step times the global batch). A resumed run continues
+        exactly where it stopped when that stream is a function of (seed, start) alone
+        (data/streams.py). It must shard by ``input_context.input_pipeline_id`` when
         there are several input pipelines.
     per_example_loss(model, batch) -> float [batch] (training mode).
     trainable_variables(model) -> the variables this job updates.
@@ -59,7 +62,7 @@ class Job:
 
     name: str
     build_model: Callable[[], keras.Model]
-    dataset_fn: Callable[[tf.distribute.InputContext, int, int], tf.data.Dataset]
+    dataset_fn: Callable[[tf.distribute.InputContext, int, int, int], tf.data.Dataset]
     per_example_loss: Callable[[keras.Model, dict], tf.Tensor]
     trainable_variables: Callable[[keras.Model], list[tf.Variable]] = lambda model: (
         model.trainable_variables
@@ -212,10 +215,13 @@ def _run(job: Job, compiled: _Compiled, config, strategy, manager, progress: _Pr
     """Steps from the restored step to the total, logging and checkpointing."""
     step, total = progress.start, progress.total
     per_replica_batch = config.global_batch // strategy.num_replicas_in_sync
-    # Reseeding with the start step keeps a resumed run deterministic without
-    # checkpointing the input pipeline's shuffle buffers.
+    # The input's place is not checkpointed: the pipeline starts where the examples
+    # trained on so far end (a pure function of seed and step, cheap to reach at any
+    # scale; data/streams.py says why not a checkpointed iterator), and the optimiser's
+    # step counter (in the checkpoint) drives the learning rate schedule.
+    start = step * config.global_batch
     dataset = strategy.distribute_datasets_from_function(
-        lambda ctx: job.dataset_fn(ctx, per_replica_batch, config.seed + step)
+        lambda ctx: job.dataset_fn(ctx, per_replica_batch, config.seed, start)
     )
     iterator = iter(dataset)
     while step < total:

@@ -1,6 +1,7 @@
 """Input pipelines on the tiny folder upstream: targets, slices, mixes, augmentation."""
 
 import collections
+import functools
 
 import numpy as np
 import pytest
@@ -181,3 +182,52 @@ def test_batch_targets_match_per_example(info):
     labels = tf.constant([0, 3, 1, 3], tf.int64)
     expected = np.stack([tables.targets(label).numpy() for label in labels])
     np.testing.assert_array_equal(tables.batch_targets(labels).numpy(), expected)
+
+
+# Training streams as each job reads them (batches of 4), with the read path they take on
+# the folder's 28 training images: the whole split; a slice through the slice index; a
+# mix over the whole split; slices over most labels, streamed and filtered by label (of
+# the split, and of a sliced split, whose epoch is counted).
+STREAMS = {
+    "whole": lambda b, i, **kw: pipelines.whole(b, i, "train", 4, 16, True, **kw),
+    "slice": lambda b, i, **kw: pipelines.expert_slice(b, i, "red", "train", 4, 16, True, **kw),
+    "mix": lambda b, i, **kw: pipelines.expert_mix(
+        b, i, ["shape", "red", "triangle"], "train", 4, 16, True, **kw
+    ),
+    "filtered": lambda b, i, **kw: pipelines.expert_prediction(
+        b, i, ["red", "circle"], "train", 4, 16, True, **kw
+    ),
+    "filtered_sliced_split": lambda b, i, **kw: pipelines.expert_prediction(
+        b, i, ["red", "circle"], "train[:75%]", 4, 16, True, **kw
+    ),
+}
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["cached", "read_each_epoch"])
+@pytest.mark.parametrize("stream", list(STREAMS))
+def test_a_stream_started_later_is_the_rest_of_the_stream_from_the_start(
+    folder_builder, info, stream, cache
+):
+    """What a resumed run reads (start: the examples trained on) is what the
+    uninterrupted run reads from there on, in later epochs too, augmentation included."""
+    make = functools.partial(STREAMS[stream], folder_builder, info, seed=3, cache=cache)
+    whole_run = list(make().take(14).as_numpy_iterator())
+    skipped = 9  # into the second epoch of the split (7 batches each), later of a slice
+    resumed = make(start=4 * skipped).take(14 - skipped).as_numpy_iterator()
+    for batch, expected in zip(resumed, whole_run[skipped:], strict=True):
+        for key, value in expected.items():
+            np.testing.assert_array_equal(batch[key], value, err_msg=key)
+
+
+def test_each_training_epoch_is_the_split_in_an_order_of_its_own(folder_builder, info):
+    batches = list(STREAMS["whole"](folder_builder, info, seed=3).take(14).as_numpy_iterator())
+    labels = np.concatenate([b["label"] for b in batches]).tolist()
+    first, second = labels[:28], labels[28:]  # two epochs of the 28 training images
+    expected = {info.labels.index(k): v for k, v in info.counts("train").items()}
+    assert collections.Counter(first) == collections.Counter(second) == expected
+    assert first != second
+
+
+def test_a_stream_starts_at_a_batch(folder_builder, info):
+    with pytest.raises(ValueError, match="start=6 is not a multiple of the batch size 4"):
+        STREAMS["whole"](folder_builder, info, start=6)

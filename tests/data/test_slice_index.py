@@ -126,7 +126,8 @@ def test_index_reads_what_the_filter_kept(small, expert, split, monkeypatch):
     labels = np.flatnonzero(info.hierarchy.expert_label_mask([expert], info.labels)[0])
 
     def records():
-        ds = pipelines._records(builder, info, split, False, 0, False, labels)
+        epoch_records, _ = pipelines._records(builder, info, split, False, 0, False, labels)
+        ds = epoch_records(0)
         return sorted((int(ex["label"]), ex["image"].tobytes()) for ex in ds.as_numpy_iterator())
 
     with_index = records()

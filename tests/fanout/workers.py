@@ -37,13 +37,13 @@ def train_killed_once(workdir: str, marker: str, **overrides) -> dict:
                 os.kill(os.getpid(), signal.SIGKILL)
             return True
 
-        def dataset_fn(ctx, batch, seed, inner=job.dataset_fn):
+        def dataset_fn(ctx, batch, seed, start, inner=job.dataset_fn):
             def check(example):
                 alive = tf.py_function(kill_once_checkpointed, [], tf.bool)
                 with tf.control_dependencies([alive]):
                     return {k: tf.identity(v) for k, v in example.items()}
 
-            return inner(ctx, batch, seed).map(check)
+            return inner(ctx, batch, seed, start).map(check)
 
         job = dataclasses.replace(job, dataset_fn=dataset_fn)
     with work_tree.JobDir(Path(workdir)).lock():

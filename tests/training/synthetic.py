@@ -22,16 +22,16 @@ def images_and_labels():
     return images.astype(np.float32), labels.astype(np.int32)
 
 
-def dataset_fn(ctx, per_replica_batch, seed, fail_after=None):
+def dataset_fn(ctx, per_replica_batch, seed, start=0, fail_after=None):
     images, labels = images_and_labels()
     # Shuffled with NumPy, not tf.data: tf.data's seeds combine with the graph-level
     # seed, which differs between eager code and the strategy's input functions.
     rng = np.random.RandomState(seed)
-    order = np.concatenate([rng.permutation(NUM_IMAGES) for _ in range(100)])
+    order = np.concatenate([rng.permutation(NUM_IMAGES) for _ in range(100)])[start:]
     ds = tf.data.Dataset.from_tensor_slices(order).map(
         lambda i: {"image": tf.gather(images, i), "label": tf.gather(labels, i)}
     )
-    if fail_after is not None:  # simulates a crash after `fail_after` examples
+    if fail_after is not None:  # simulates a crash after `fail_after` more examples
         ds = ds.enumerate().map(
             lambda i, x: (tf.debugging.assert_less(i, tf.cast(fail_after, tf.int64)), x)[1]
         )
@@ -57,7 +57,7 @@ def job(fail_after=None, dtype=None):
     return loop.Job(
         name="synthetic",
         build_model=build_model,
-        dataset_fn=lambda ctx, b, s: dataset_fn(ctx, b, s, fail_after),
+        dataset_fn=lambda ctx, b, s, start: dataset_fn(ctx, b, s, start, fail_after),
         per_example_loss=per_example_loss,
         evaluate=evaluate,
     )

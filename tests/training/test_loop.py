@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import socket
@@ -55,9 +56,17 @@ def test_interrupted_run_resumes_and_finished_run_is_not_retrained(tmp_path, cap
     assert not work_tree.JobDir(tmp_path).finished()
     assert tf.train.latest_checkpoint(tmp_path / "checkpoints").endswith("ckpt-2")
 
-    result = loop.train(synthetic.job(), config, tmp_path)
+    starts, job = [], synthetic.job()
+
+    def recording_start(ctx, batch, seed, start):
+        starts.append(start)
+        return synthetic.dataset_fn(ctx, batch, seed, start)
+
+    job = dataclasses.replace(job, dataset_fn=recording_start)
+    result = loop.train(job, config, tmp_path)
     out = capsys.readouterr().out
     assert "resumed from" in out and "training steps 2..4" in out
+    assert starts == [16]  # the input continues after the 2 steps' 8 examples each
     assert result["steps"] == 4 and len(result["losses"]) == 2
     reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints"))
     assert reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 4
@@ -144,8 +153,6 @@ def test_long_evaluations_are_summarised_on_the_console(tmp_path):
 def test_jobs_sharing_a_reuse_key_train_as_if_alone(tmp_path):
     """A reused model and step (the full experts' path) gives each job exactly the run it
     would have had in a fresh process: same losses and final weights."""
-    import dataclasses
-
     import tf_keras as keras
 
     def warm_start(model):  # sets every weight, as a reused job's warm start must
@@ -160,7 +167,7 @@ def test_jobs_sharing_a_reuse_key_train_as_if_alone(tmp_path):
             base,
             warm_start=warm_start,
             reuse_key="synthetic",
-            dataset_fn=lambda ctx, b, s: synthetic.dataset_fn(ctx, b, s + seed),
+            dataset_fn=lambda ctx, b, s, start: synthetic.dataset_fn(ctx, b, s + seed, start),
         )
 
     config = synthetic.config(total_steps=3)

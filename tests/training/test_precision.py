@@ -40,7 +40,7 @@ def _train_on_one_batch(workdir, policy) -> list[float]:
     at every log line in any precision."""
     job = synthetic.job(dtype=policy)
 
-    def one_batch(ctx, batch, seed):
+    def one_batch(ctx, batch, seed, start):
         return synthetic.dataset_fn(ctx, batch, seed).take(1).repeat()
 
     config = synthetic.config(
