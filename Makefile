@@ -96,7 +96,7 @@ bench: demo
 	$(BENCH_TRANSFER) --selectors=$(BENCH_SELECTORS)
 	$(BENCH_README)
 	$(BIN)/python -m vtab_eval.bench.knn_kernel --output=$(BENCH)/knn_kernel.json
-	$(BIN)/python -m hub_export.benchmark --hub_root=$(DEMO)/hub \
+	$(BIN)/python -m hub_export.bench.feature_extraction --hub_root=$(DEMO)/hub \
 	  --output=$(BENCH)/feature_extraction.json
 	$(BENCH_README)
 	$(BENCH_TRANSFER) --selectors=$(BENCH_SELECTORS),oracle
@@ -106,12 +106,18 @@ bench: demo
 # Train steps, the fine-tuning step and feature extraction on the devices at hand,
 # images/s per device, in two tables (upstream, downstream): r50x1 at 224 px with the
 # paper preset (meant for a GPU or TPU machine, as is); ACCEL_PRESET=smoke runs it
-# anywhere in a few minutes. ACCEL_FLAGS go to both (e.g. --strategy=mirrored).
+# anywhere in a few minutes. The downstream table times a fresh module of the preset's
+# size, exported to $(ACCEL_MODULE) in between. ACCEL_FLAGS go to both tables' binaries
+# (e.g. --strategy=mirrored).
 ACCEL_PRESET ?= paper
 ACCEL_FLAGS ?=
+ACCEL_MODULE := $(BENCH)/accelerator_module/$(ACCEL_PRESET)
 bench-accelerator: setup
-	$(BIN)/python -m experts.training.accelerator_benchmark --preset=$(ACCEL_PRESET) $(ACCEL_FLAGS)
-	$(BIN)/python -m hub_export.accelerator_benchmark --preset=$(ACCEL_PRESET) $(ACCEL_FLAGS)
+	$(BIN)/python -m experts.bench.accelerator --preset=$(ACCEL_PRESET) $(ACCEL_FLAGS)
+	$(BIN)/python -m hub_export.bench.accelerator_module --preset=$(ACCEL_PRESET) \
+	  --out=$(ACCEL_MODULE)
+	$(BIN)/python -m vtab_eval.bench.accelerator --preset=$(ACCEL_PRESET) \
+	  --module=$(ACCEL_MODULE) $(ACCEL_FLAGS)
 
 lint: setup
 	$(BIN)/ruff check .

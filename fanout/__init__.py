@@ -9,9 +9,10 @@ Train (``ray_train``). It also holds the one loader of hub modules, which refuse
 module whose graphs hold an op off an allow-list (``module_check``, ``allowed_ops``), the
 file rules every package follows (``files``: atomic writes; a directory is replaced or
 removed only by the command that made it), and what both sides' readers of one kind of
-input must agree on (``image_folders``: what an image folder is). It imports none of the
-project's other packages, so upstream and
-downstream binaries alike can use it.
+input must agree on (``image_folders``: what an image folder is), and TensorFlow's
+mixed-precision rewrite for running hub modules (``precision``). It imports none of the
+project's other packages, so upstream and downstream binaries alike can use it. Its
+benchmark (Ray against local) is in ``bench/``.
 """
 
 from fanout.executors import (

@@ -4,7 +4,9 @@
 * ``tree``: the tfhub-style layout, atomic writes, the catalog;
 * ``metadata``: ``expert_info.json`` and the model cards;
 * ``exporter``: work tree -> hub tree; ``config.py`` is its config;
-* binaries: ``export``, ``catalog``, ``benchmark`` (``python -m hub_export.<name>``).
+* binaries: ``export``, ``catalog`` (``python -m hub_export.<name>``); benchmarks in
+  ``bench/``: ``feature_extraction``, ``accelerator_module``
+  (``python -m hub_export.bench.<name>``).
 
 The loader for the evaluation side lives in ``vtab_eval/hub_loader.py``: ``vtab_eval``
 never imports this package.

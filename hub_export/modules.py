@@ -20,7 +20,7 @@ Modules compute in float32 whatever precision their job trained in (the variable
 float32 in every precision, so the same weights serve both): a saved graph has its
 dtypes baked in, and a float32 graph is what published BiT modules are too, so one
 downstream mechanism serves ours and theirs alike. Running a module in reduced
-precision is the consumer's choice (``vtab_eval.precision``: TensorFlow's automatic
+precision is the consumer's choice (``fanout.precision``: TensorFlow's automatic
 mixed-precision graph rewrite), not the exporter's.
 """
 

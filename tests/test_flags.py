@@ -1,4 +1,4 @@
-"""Every module of the three packages imports into one process without a flag clash.
+"""Every module of the four packages imports into one process without a flag clash.
 
 Tests import binaries' modules side by side, so a flag defined at import time by two
 binaries (say --data_dir) would fail whichever test happened to import the second.
@@ -9,7 +9,7 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ("experts", "hub_export", "vtab_eval")
+PACKAGES = ("experts", "fanout", "hub_export", "vtab_eval")
 
 
 def _modules():

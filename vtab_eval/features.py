@@ -8,7 +8,7 @@ task it embeds; task images stay in memory up to a byte budget, so embedding the
 suite module by module decodes each task once. The key also fingerprints local
 modules (size and mtime of `saved_model.pb` and the variables index), so re-exporting
 a module at the same path does not serve stale features. A store with a reduced
-`precision` (`vtab_eval.precision`: TensorFlow's mixed-precision graph rewrite) runs
+`precision` (`fanout.precision`: TensorFlow's mixed-precision graph rewrite) runs
 every forward pass inside that rewrite and keys its cache by the precision too.
 """
 
@@ -27,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from fanout import precision as precision_lib
 from vtab_eval import files, hub_loader
-from vtab_eval import precision as precision_lib
 from vtab_eval.images import load_images, to_float
 
 CACHE_VERSION = 1
@@ -124,7 +124,7 @@ class FeatureStore:
         if precision != "float32" and not precision_lib.effective(precision):
             logging.warning(
                 "precision %s: TensorFlow's rewrite has no effect on this machine "
-                "(vtab_eval/precision.py); modules run in float32",
+                "(fanout/precision.py); modules run in float32",
                 precision,
             )
         self.image_size = int(image_size)

@@ -26,14 +26,13 @@ from pathlib import Path
 import ml_collections
 import tensorflow as tf
 
-from fanout import distribute
+from fanout import distribute, precision
 from vtab_eval import (
     files,
     finetune,
     hyperparams,
     images,
     pool,
-    precision,
     protocol,
     run_dir,
     tasks,

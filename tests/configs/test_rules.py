@@ -110,8 +110,7 @@ def test_rules_accept_and_refuse(rule, good, bad):
 
 
 def test_names_restated_without_tensorflow_agree_with_their_owners():
-    from fanout import distribute
-    from vtab_eval import precision
+    from fanout import distribute, precision
     from vtab_eval.configs import transfer
     from vtab_eval.tasks import base
 

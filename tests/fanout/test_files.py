@@ -3,7 +3,8 @@ made it (its marker) or it is empty; a user's directory is refused, byte for byt
 
 import pytest
 
-from fanout import benchmark, files
+from fanout import files
+from fanout.bench import ray_vs_local
 from tests.bad_input import snapshot, user_files
 
 OWNER = "some.command"
@@ -57,6 +58,8 @@ def test_another_commands_marker_or_a_link_is_not_ownership(tmp_path):
 def test_the_benchmark_starts_afresh_only_in_its_own_directory(tmp_path):
     mine = user_files(tmp_path / "out" / "local")
     kept = snapshot(mine)
-    with pytest.raises(SystemExit, match=rf"^fanout.benchmark: error: {mine} holds files"):
-        benchmark.run_side("local", mine, print)
+    with pytest.raises(
+        SystemExit, match=rf"^fanout\.bench\.ray_vs_local: error: {mine} holds files"
+    ):
+        ray_vs_local.run_side("local", mine, print)
     assert snapshot(mine) == kept

@@ -1,6 +1,6 @@
 """Bad input to the upstream binaries (experts.train, experts.pipeline,
 experts.data.build_upstream, hub_export.export, hub_export.catalog,
-hub_export.benchmark), case by case: each ends in one line naming the
+hub_export.bench.feature_extraction), case by case: each ends in one line naming the
 culprit, a non-zero exit, and no file written or lost (tests/bad_input.py)."""
 
 import json
@@ -268,11 +268,12 @@ def test_train_with_a_config_field_that_does_not_exist(tmp_path):
 
 
 def test_benchmark_of_a_module_that_writes_files(tmp_path):
-    """hub_export.benchmark loads its modules through the module check too."""
+    """hub_export.bench.feature_extraction loads its modules through the module check too."""
     from tests.vtab_eval import hostile_modules
 
     hostile = hostile_modules.build_one(tmp_path, "PrintV2", arch="r14x0.125")
-    args = ["hub_export.benchmark", f"--module={hostile.path}", "--image_size=8", "--batch=2"]
+    program = "hub_export.bench.feature_extraction"
+    args = [program, f"--module={hostile.path}", "--image_size=8", "--batch=2"]
     line = _binary([*args, "--batches=1", "--rounds=1"], tmp_path)
     assert f"module {hostile.path}: op " in line and "PrintV2" in line
     assert not hostile.wrote()

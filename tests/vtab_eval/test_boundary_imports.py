@@ -41,6 +41,7 @@ def test_no_library_imports_a_binary():
     modules = dict(_modules())
     binaries = {name for name, tree in modules.items() if _is_binary(tree)}
     assert {"vtab_eval.main", "vtab_eval.bench.probes", "vtab_eval.bench.readme"} <= binaries
+    assert {"experts.bench.accelerator", "vtab_eval.bench.accelerator"} <= binaries
     wrong = {
         (name, imported)
         for name, tree in modules.items()
@@ -95,6 +96,40 @@ def test_fanout_imports_no_other_package_and_experts_no_downstream_code():
         for name, tree in modules.items()
         if name.split(".")[0] == "experts"
         for imported in _imports(tree)
+        if imported.split(".")[0] in ("vtab_eval", "hub_export")
+    }
+    assert not upstream, f"experts imports a package downstream of it: {sorted(upstream)}"
+
+
+def test_hub_export_imports_nothing_of_vtab_eval():
+    """The bridge writes modules for any consumer: what it shares with the evaluation
+    (the precision rewrite, the accelerator table's format) lives in ``fanout``."""
+    modules = dict(_modules())
+    wrong = {
+        (name, imported)
+        for name, tree in modules.items()
+        if name.split(".")[0] == "hub_export"
+        for imported in _imports(tree)
         if imported.split(".")[0] == "vtab_eval"
     }
-    assert not upstream, f"experts imports vtab_eval: {sorted(upstream)}"
+    assert not wrong, f"hub_export imports vtab_eval: {sorted(wrong)}"
+
+
+def _in_bench(name: str) -> bool:
+    return "bench" in name.split(".")[1:]
+
+
+def test_no_library_module_imports_a_benchmark():
+    """Benchmarks live in each package's ``bench/`` folder and may import one another
+    (``experts.bench.accelerator`` reuses ``trainer_overhead``'s batches); no module
+    outside a ``bench/`` folder imports one."""
+    modules = dict(_modules())
+    assert {"experts.bench", "fanout.bench", "hub_export.bench", "vtab_eval.bench"} <= set(modules)
+    wrong = {
+        (name, imported)
+        for name, tree in modules.items()
+        if not _in_bench(name)
+        for imported in _imports(tree)
+        if _in_bench(imported)
+    }
+    assert not wrong, f"library modules import benchmarks: {sorted(wrong)}"

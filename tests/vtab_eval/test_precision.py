@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fanout import precision
 from tests.vtab_eval import hub_fixtures
-from vtab_eval import features, precision, run_dir, runner
+from vtab_eval import features, run_dir, runner
 from vtab_eval.configs import transfer
 
 

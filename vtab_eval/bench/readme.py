@@ -11,7 +11,7 @@ Reads, under ``--bench_dir``:
   ``<bench_dir>/transfer``) give the costs;
 * ``probes/probes.json`` (``vtab_eval.bench.probes``);
 * ``knn_kernel.json`` (``vtab_eval.bench.knn_kernel``);
-* ``feature_extraction.json`` (``hub_export.benchmark --output``).
+* ``feature_extraction.json`` (``hub_export.bench.feature_extraction --output``).
 
 A missing part is reported as missing in the README, never silently left out. Every
 figure is read from those files; nothing here measures anything.

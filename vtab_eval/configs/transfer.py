@@ -43,7 +43,7 @@ def parse_preset(arg: str | None) -> str:
 # Restated for the same reason, and because the modules owning these names import
 # TensorFlow, which a --report_only run never starts (tests/configs/test_rules.py
 # checks they agree): fanout.distribute.STRATEGIES, the task splits of
-# vtab_eval/tasks/base.py, vtab_eval/precision.py's precisions.
+# vtab_eval/tasks/base.py, fanout/precision.py's precisions.
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
 SPLITS = ("train800", "val200", "train800val200", "test")
 PRECISIONS = ("float32", "float16", "bfloat16")
@@ -110,7 +110,7 @@ def _selection_config() -> ml_collections.ConfigDict:
             "batch_size": 256,
             # The modules' forward passes when embedding tasks: float32, or float16 /
             # bfloat16 through TensorFlow's mixed-precision rewrite where the machine
-            # has it (float16: GPUs; vtab_eval/precision.py); a no-op elsewhere.
+            # has it (float16: GPUs; fanout/precision.py); a no-op elsewhere.
             "precision": "float32",
         }
     )
@@ -147,7 +147,7 @@ def _finetune_config(preset: str) -> ml_collections.ConfigDict:
     # evaluation instead of held in memory (results are the same; memory is bounded).
     ft.max_test_bytes = 1 << 30
     # The fine-tuning steps and evaluations: float32, or bfloat16 through TensorFlow's
-    # mixed-precision rewrite where the machine has it (vtab_eval/precision.py; a no-op
+    # mixed-precision rewrite where the machine has it (fanout/precision.py; a no-op
     # elsewhere). float16 would need loss scaling, which fine-tuning does not do.
     ft.precision = "float32"
     return ft

@@ -7,7 +7,8 @@ import pytest
 from absl import flags
 
 from experts.models import resnet_v2
-from hub_export import benchmark, modules, tree
+from hub_export import modules, tree
+from hub_export.bench import feature_extraction
 
 TINY = "r14x0.125"
 HANDLE = f"local/experts/bit/{TINY}/toy_upstream.32px/baseline/1"
@@ -28,9 +29,9 @@ def hub_root(tmp_path_factory):
 
 def run(*args):
     fv = flags.FlagValues()
-    benchmark.define_flags(fv)
-    fv(["benchmark", *QUICK, *args])
-    return benchmark.run(fv)
+    feature_extraction.define_flags(fv)
+    fv(["feature_extraction", *QUICK, *args])
+    return feature_extraction.run(fv)
 
 
 def test_output_holds_each_module_and_a_rerun_keeps_it(hub_root, tmp_path, monkeypatch):
@@ -45,7 +46,7 @@ def test_output_holds_each_module_and_a_rerun_keeps_it(hub_root, tmp_path, monke
     assert json.loads(output.read_text()) == results
     assert [p.name for p in output.parent.iterdir()] == ["hub.json"]  # no temporary left
 
-    table = benchmark.to_markdown(results)
+    table = feature_extraction.to_markdown(results)
     assert table.splitlines()[0] == (
         "| module | image size | batch | precision | bare img/s | hub img/s | hub/bare |"
     )
@@ -58,7 +59,7 @@ def test_output_holds_each_module_and_a_rerun_keeps_it(hub_root, tmp_path, monke
         measured.append(who["handle"])
         return {**entry, "image_size": image_size, "batch": batch, "ratio": 0.5}
 
-    monkeypatch.setattr(benchmark, "measure", fake_measure)
+    monkeypatch.setattr(feature_extraction, "measure", fake_measure)
     module = hub_root / HANDLE
     assert run(f"--module={module}", f"--output={output}") == results and not measured
     run(f"--module={module}", f"--output={output}", "--overwrite")
@@ -78,7 +79,7 @@ def test_a_precision_runs_both_sides_in_it(hub_root):
     [(key, entry)] = results["measurements"].items()
     assert key == f"{HANDLE}@8px/batch2/bfloat16" and entry["precision"] == "bfloat16"
     assert entry["bare_images_per_second"] > 0 and entry["hub_images_per_second"] > 0
-    assert "| bfloat16 |" in benchmark.to_markdown(results)
+    assert "| bfloat16 |" in feature_extraction.to_markdown(results)
 
 
 def test_a_module_that_is_not_one_expert_is_refused(tmp_path):

@@ -1,8 +1,8 @@
 r"""Feature-extraction throughput: an exported module against the bare tf_keras model.
 
-    python -m hub_export.benchmark --size=r26x0.25 --image_size=32 --batch=256
-    python -m hub_export.benchmark --module=runs/demo/hub/local/experts/bit/...
-    python -m hub_export.benchmark --hub_root=runs/demo/hub --output=runs/bench/hub.json
+    python -m hub_export.bench.feature_extraction --size=r26x0.25 --image_size=32 --batch=256
+    python -m hub_export.bench.feature_extraction --module=runs/demo/hub/local/experts/bit/...
+    python -m hub_export.bench.feature_extraction --hub_root=runs/demo/hub --output=runs/bench/hub.json
 
 Both sides embed the same in-memory batches with ``training=False``: the bare side is
 ``model(images)["pre_logits"]`` under ``tf.function`` (how a feature extractor runs the
@@ -19,7 +19,7 @@ hits both alike. Target: ratio >= 0.9.
 ``--precision`` (float32, bfloat16, float16) runs each side the way it would run in that
 precision: the bare model under the Keras ``mixed_<precision>`` policy
 (``experts.models.resnet_v2``), the module (a float32 graph) under TensorFlow's
-mixed-precision rewrite as ``vtab_eval`` applies it (``vtab_eval.precision``), which
+mixed-precision rewrite as ``vtab_eval`` applies it (``fanout.precision``), which
 TensorFlow skips on machines without the hardware for it (it says which in the output).
 
 ``--output`` writes the figures as JSON (atomically, after each module), one entry per
@@ -44,8 +44,8 @@ from absl import app, flags
 from experts import cli, files
 from experts.models import resnet_v2
 from fanout import module_check
+from fanout import precision as precision_lib
 from hub_export import modules, tree
-from vtab_eval import precision as precision_lib
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
@@ -262,7 +262,7 @@ def _same_settings(old: dict, wanted: dict) -> bool:
 def main(argv):
     del argv
     fv = flags.FLAGS
-    with cli.user_errors("hub_export.benchmark"):
+    with cli.user_errors("hub_export.bench.feature_extraction"):
         results = run(fv)
     if fv.output:
         print(f"\n{to_markdown(results)}\nwritten to {fv.output}")
@@ -270,4 +270,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=cli.flags_parser("hub_export.benchmark"))
+    app.run(main, flags_parser=cli.flags_parser("hub_export.bench.feature_extraction"))

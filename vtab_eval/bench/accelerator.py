@@ -1,15 +1,17 @@
 r"""Downstream steps on the devices at hand: images/s per device of the fine-tuning step
-and of hub feature extraction, on one exported module (prints a table).
+and of hub feature extraction, on one hub module (prints a table).
 
-    python -m hub_export.accelerator_benchmark --preset=paper            # r50x1, 224 px
-    python -m hub_export.accelerator_benchmark --preset=paper --strategy=tpu --tpu_address=...
-    python -m hub_export.accelerator_benchmark --preset=smoke --steps=4   # any machine
+    python -m vtab_eval.bench.accelerator --preset=paper --module=runs/bench/accelerator_module
+    python -m vtab_eval.bench.accelerator --preset=paper --strategy=tpu --tpu_address=... --module=...
+    python -m vtab_eval.bench.accelerator --preset=smoke --steps=4 --module=...   # any machine
 
-``make bench-accelerator`` runs it after ``experts.training.accelerator_benchmark`` (the
-upstream train steps), whose table has the same columns. The module is a freshly
-initialised model of the preset's baseline architecture and resolution (``--size``,
-``--image_size`` override them) exported to a temporary directory: weights do not
-change the cost.
+``--module`` is any handle ``hub_loader`` loads: a published expert, or the fresh model
+of the preset's baseline size that ``hub_export.bench.accelerator_module`` exports
+(weights do not change the cost). ``make bench-accelerator`` runs that export and then
+this, after ``experts.bench.accelerator`` (the upstream train steps), whose table has
+the same columns. The model column and the image size come from the module's
+``expert_info.json`` (``--image_size`` overrides it); a module without one runs at the
+transfer preset's image size and is named by its handle.
 
 * Fine-tuning step: ``vtab_eval.finetune.FineTuner``, the protocol's own code, under
   ``--strategy`` (default: the transfer preset's, ``auto`` for ``paper``) at the preset's
@@ -17,44 +19,44 @@ change the cost.
   images. A short run first, then one of ``--steps`` steps timed as ``run`` times it:
   one call for every step, the training set copied to each replica once.
 * Feature extraction: ``hub.KerasLayer`` under ``tf.function`` at the preset's
-  embedding batch, on one device, as ``vtab_eval`` embeds tasks
-  (``hub_export.benchmark``'s measurement: the median of alternating rounds).
+  embedding batch, on one device, as ``vtab_eval`` embeds tasks: the median of
+  ``--rounds`` rounds of ``--feature_batches`` batches.
 
-Images/s per device divides by the replicas that did the work. Precision is float32.
+Images/s per device divides by the replicas that did the work. Both rows run in
+``--precision`` (TensorFlow's mixed-precision rewrite, ``fanout.precision``).
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+import statistics
+import time
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from experts import cli
-from experts.configs import baseline
-from experts.models import resnet_v2
-from experts.training import accelerator_benchmark as upstream
 from fanout import distribute
-from hub_export import benchmark, modules
-from vtab_eval import precision as precision_lib
+from fanout import precision as precision_lib
+from fanout.bench.accelerator_table import table
+from vtab_eval import cli, hub_loader
 from vtab_eval.configs import transfer
 from vtab_eval.finetune import FineTuner
 from vtab_eval.hyperparams import HParams
 
+PROGRAM = "vtab_eval.bench.accelerator"
 NUM_CLASSES = 10  # the head's outputs; a few columns more or less do not change the cost
 
 
-def export_fresh(size: str, image_size: int, directory: Path) -> tuple[resnet_v2.ResNetV2, str]:
-    """A fresh model of ``size`` and its hub module in ``directory``."""
-    model = resnet_v2.ResNetV2(size, 0).build_for(image_size)
-    module_dir = str(directory / "module")
-    modules.save(modules.resnet_feature_vector(model), module_dir)
-    return model, module_dir
+def describe(handle: str, image_size: int | None, preset: str) -> tuple[str, int]:
+    """(the model column, the image size) of ``handle``: from its info file if it has
+    one, else its handle and the transfer preset's image size; ``image_size`` wins."""
+    info = hub_loader.read_info(handle) or {}
+    size = image_size or (info.get("input", {}).get("size") or [None])[0]
+    size = size or transfer.get_config(preset).image_size
+    return f"{info.get('arch', handle)} at {size}px", int(size)
 
 
-def measure_finetuning(module_dir: str, model_name: str, image_size: int, batch: int,
+def measure_finetuning(handle: str, model_name: str, image_size: int, batch: int,
                        steps: int, train_images: int, strategy,
                        precision: str = "float32") -> dict:  # fmt: skip
     """Images/s of ``FineTuner``'s training step, in all and per device, in
@@ -62,7 +64,7 @@ def measure_finetuning(module_dir: str, model_name: str, image_size: int, batch:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (train_images, image_size, image_size, 3), dtype=np.uint8)
     labels = rng.integers(0, NUM_CLASSES, train_images).astype(np.int64)
-    tuner = FineTuner(module_dir, NUM_CLASSES, image_size, eval_batch=batch, strategy=strategy)
+    tuner = FineTuner(handle, NUM_CLASSES, image_size, eval_batch=batch, strategy=strategy)
     evaluate = (images[:batch], labels[:batch])  # not timed: run() times training alone
 
     def setting(length: int) -> HParams:
@@ -76,12 +78,25 @@ def measure_finetuning(module_dir: str, model_name: str, image_size: int, batch:
     return _row("fine-tuning step", model_name, batch, replicas, per_second, precision)
 
 
-def measure_features(model, module_dir: str, model_name: str, image_size: int, batch: int,
+def measure_features(handle: str, model_name: str, image_size: int, batch: int,
                      batches: int, rounds: int, precision: str = "float32") -> dict:  # fmt: skip
-    """Images/s of feature extraction through the hub module, on one device."""
+    """Images/s of feature extraction through the hub module, on one device: the median
+    of ``rounds`` rounds after two warm-up batches."""
     images = tf.random.stateless_uniform([batch, image_size, image_size, 3], seed=[0, 1])
-    _, via_hub = benchmark.compare(model, module_dir, images, batches, rounds, precision)
-    return _row("hub feature extraction", model_name, batch, 1, via_hub, precision)
+    layer = hub_loader.load(handle)  # checked, as every load
+    embed = tf.function(lambda x: layer(x, training=False))
+
+    def throughput(count: int) -> float:
+        with precision_lib.rewrite(precision):
+            start = time.perf_counter()
+            for _ in range(count):
+                out = embed(images)
+            out.numpy()  # wait for the last batch
+        return count * batch / (time.perf_counter() - start)
+
+    throughput(2)  # trace and warm up
+    per_second = statistics.median(throughput(batches) for _ in range(rounds))
+    return _row("hub feature extraction", model_name, batch, 1, per_second, precision)
 
 
 def _row(job, model: str, batch: int, replicas: int, per_second: float, precision) -> dict:
@@ -89,7 +104,7 @@ def _row(job, model: str, batch: int, replicas: int, per_second: float, precisio
         "job": job,
         "model": model,
         # Hub modules are float32 graphs: a reduced precision is TensorFlow's rewrite,
-        # which it skips on machines without the hardware for it (vtab_eval/precision.py).
+        # which it skips on machines without the hardware for it (fanout/precision.py).
         "precision": precision if precision_lib.effective(precision) else "float32",
         "global_batch": batch,
         "replicas": replicas,
@@ -99,11 +114,11 @@ def _row(job, model: str, batch: int, replicas: int, per_second: float, precisio
 
 
 def measure(
+    handle: str,
     preset: str,
     strategy,
     steps: int,
     *,
-    size: str | None = None,
     image_size: int | None = None,
     batch: int | None = None,
     train_images: int = 1000,
@@ -111,31 +126,27 @@ def measure(
     rounds: int = 3,
     precision: str = "float32",
 ) -> list[dict]:
-    """Both rows, for a module of the preset's baseline architecture and resolution and
-    at its fine-tuning and embedding batches, unless given."""
-    model_config = baseline.get_config(preset).model
-    size, image_size = size or model_config.size, image_size or model_config.image_size
+    """Both rows for ``handle``, at the transfer preset's fine-tuning and embedding
+    batches unless given."""
+    name, image_size = describe(handle, image_size, preset)
     config = transfer.get_config(preset)
-    name = f"{size} at {image_size}px"
-    with tempfile.TemporaryDirectory() as tmp:
-        model, module_dir = export_fresh(size, image_size, Path(tmp))
-        finetuning = measure_finetuning(
-            module_dir, name, image_size, batch or config.finetune.batch_size, steps,
-            train_images, strategy, precision,
-        )  # fmt: skip
-        features = measure_features(
-            model, module_dir, name, image_size, config.selection.batch_size,
-            feature_batches, rounds, precision,
-        )  # fmt: skip
+    finetuning = measure_finetuning(
+        handle, name, image_size, batch or config.finetune.batch_size, steps,
+        train_images, strategy, precision,
+    )  # fmt: skip
+    features = measure_features(
+        handle, name, image_size, config.selection.batch_size, feature_batches, rounds,
+        precision,
+    )  # fmt: skip
     return [finetuning, features]
 
 
 def define_flags() -> None:
+    flags.DEFINE_string("module", None, "The hub module: a handle or a directory.")
     flags.DEFINE_enum("preset", "paper", ["smoke", "cpu", "paper"], "The configs' preset.")
     flags.DEFINE_string("strategy", None, "tf.distribute strategy; default: the preset's.")
     flags.DEFINE_string("tpu_address", "", "TPU name or address (strategy tpu or auto).")
-    flags.DEFINE_string("size", None, "ResNet-v2 size; default: the preset's baseline.")
-    flags.DEFINE_integer("image_size", None, "Input size; default: the preset's baseline.")
+    flags.DEFINE_integer("image_size", None, "Input size; default: the module's.")
     flags.DEFINE_integer("batch", None, "Fine-tuning batch; default: the preset's.")
     flags.DEFINE_integer("steps", 100, "Timed fine-tuning steps.")
     flags.DEFINE_integer("train_images", 1000, "Training set size (VTAB-1k: 1000).")
@@ -145,19 +156,20 @@ def define_flags() -> None:
         "precision", "float32", ["float32", "bfloat16"],
         "Both rows' precision: TensorFlow's mixed-precision rewrite (as fine-tuning takes it).",
     )  # fmt: skip
+    flags.mark_flag_as_required("module")
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
-    if not f["verbosity"].present:  # the export's INFO lines would bury the table
+    if not f["verbosity"].present:  # the loader's INFO lines would bury the table
         logging.set_verbosity(logging.WARNING)
-    with cli.user_errors("hub_export.accelerator_benchmark"):
+    with cli.user_errors(PROGRAM, (hub_loader.HubLoadError,)):
         name = f.strategy or transfer.get_config(f.preset).strategy
         strategy = distribute.make_strategy(name, f.tpu_address)
         rows = measure(
-            f.preset, strategy, f.steps, size=f.size, image_size=f.image_size, batch=f.batch,
+            f.module, f.preset, strategy, f.steps, image_size=f.image_size, batch=f.batch,
             train_images=f.train_images, feature_batches=f.feature_batches, rounds=f.rounds,
             precision=f.precision,
         )  # fmt: skip
@@ -166,10 +178,10 @@ def main(argv):
     print(
         f"\ndownstream steps: strategy {name} for fine-tuning (feature extraction on one "
         f"device), {rows[0]['precision']}{skipped}, {f.steps} timed fine-tuning steps\n\n"
-        f"{upstream.table(rows)}"
+        f"{table(rows)}"
     )
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=cli.flags_parser("hub_export.accelerator_benchmark"))
+    app.run(main, flags_parser=cli.flags_parser(PROGRAM))

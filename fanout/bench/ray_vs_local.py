@@ -1,7 +1,7 @@
 r"""Wall time of the upstream, its export and a transfer run with ``--executor=ray`` on
 this machine against ``--executor=local``, as ratios (prints a table; not a test).
 
-    python -m fanout.benchmark --data_dir=runs/tfds --preset=smoke \
+    python -m fanout.bench.ray_vs_local --data_dir=runs/tfds --preset=smoke \
         --suite=embedded --tasks_dir=runs/tfds --out=runs/bench/fanout
 
 Each side runs the project's binaries as a user does (``experts.pipeline``,
@@ -49,9 +49,9 @@ def stages(executor: str, root: Path) -> list[tuple[str, list[str]]]:
 
 def run_side(executor: str, root: Path, log) -> dict[str, float]:
     try:  # an earlier run's directory goes, but never one this benchmark did not make
-        files.fresh_dir(root, "fanout.benchmark")
+        files.fresh_dir(root, "fanout.bench.ray_vs_local")
     except files.NotOwned as e:
-        sys.exit(f"fanout.benchmark: error: {e}")
+        sys.exit(f"fanout.bench.ray_vs_local: error: {e}")
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", TF_CPP_MIN_LOG_LEVEL="2")
     seconds = {}
     for stage, command in stages(executor, root):
@@ -60,7 +60,9 @@ def run_side(executor: str, root: Path, log) -> dict[str, float]:
             done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         seconds[stage] = time.perf_counter() - start
         if done.returncode:
-            sys.exit(f"fanout.benchmark: {executor} {stage} failed; see {root / stage}.log")
+            sys.exit(
+                f"fanout.bench.ray_vs_local: {executor} {stage} failed; see {root / stage}.log"
+            )
         log(f"{executor:5s} {stage:8s} {seconds[stage]:7.1f}s")
     return seconds
 
@@ -88,4 +90,4 @@ if __name__ == "__main__":
     flags.DEFINE_string("selectors", "knn,baseline", "The transfer run's selectors.")
     flags.DEFINE_string("out", "runs/bench/fanout", "Where both sides' runs go.")
     flags.DEFINE_float("job_cpus", 1.0, "CPUs per Ray job.")
-    app.run(main, flags_parser=cli.flags_parser("fanout.benchmark"))
+    app.run(main, flags_parser=cli.flags_parser("fanout.bench.ray_vs_local"))

@@ -1,6 +1,6 @@
 r"""Trainer throughput against a bare ``tf.function`` train step (prints figures).
 
-    python -m experts.training.benchmark --config=experts/configs/baseline.py:cpu
+    python -m experts.bench.trainer_overhead --config=experts/configs/baseline.py:cpu
 
 Both run the config's model, batch and loss on the same in-memory batches, so the
 ratio isolates what the trainer adds: the distributed step, weight decay, metrics,
@@ -73,7 +73,7 @@ def trainer_throughput(cfg, steps: int, nodes: int) -> float:
 def define_flags() -> None:
     """Defines this binary's flags; called only when it runs as a program, so that
     importing the module never claims flag names other binaries also define."""
-    cli.define_config("experts.training.benchmark", "experts/configs/baseline.py:cpu")
+    cli.define_config("experts.bench.trainer_overhead", "experts/configs/baseline.py:cpu")
     flags.DEFINE_integer("steps", 200, "Timed steps for each side.")
     flags.DEFINE_integer("nodes", 1000, "Sigmoid outputs (hierarchy nodes).")
 
@@ -94,5 +94,5 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    parser = cli.flags_parser("experts.training.benchmark", rules=upstream.RULES)
+    parser = cli.flags_parser("experts.bench.trainer_overhead", rules=upstream.RULES)
     app.run(main, flags_parser=parser)

@@ -1,10 +1,10 @@
 r"""Upstream train steps on the devices at hand: images/s per device for B's step, a
 full expert's step and the adapter job's step (prints a table).
 
-    python -m experts.training.accelerator_benchmark --preset=paper            # r50x1, 224 px
-    python -m experts.training.accelerator_benchmark --preset=paper --strategy=tpu --tpu_address=...
-    python -m experts.training.accelerator_benchmark --preset=smoke --steps=4   # any machine
-    python -m experts.training.accelerator_benchmark --preset=paper --precision=float32
+    python -m experts.bench.accelerator --preset=paper            # r50x1, 224 px
+    python -m experts.bench.accelerator --preset=paper --strategy=tpu --tpu_address=...
+    python -m experts.bench.accelerator --preset=smoke --steps=4   # any machine
+    python -m experts.bench.accelerator --preset=paper --precision=float32
 
 Each job runs through the trainer (``loop.train``) with its own preset's config (model,
 global batch, steps per call, weight decay) under ``--strategy`` (default: the preset's,
@@ -15,10 +15,11 @@ first and last log lines) divided by the replicas. Precision is ``--precision`` 
 the preset's ``train.precision``, ``auto`` for ``paper``: bfloat16 on TPUs and recent
 GPUs; experts/training/precision.py), resolved on this machine and shown in the table.
 The downstream side's steps have their own benchmarks:
-``hub_export.accelerator_benchmark`` (the fine-tuning step and feature extraction on
-the devices at hand, in a table of the same columns, which ``make bench-accelerator``
-prints after this one), ``hub_export.benchmark`` (hub against bare feature extraction)
-and ``vtab_eval.bench.finetune_step`` (FineTuner against a bare step).
+``vtab_eval.bench.accelerator`` (the fine-tuning step and feature extraction on the
+devices at hand, on a module ``hub_export.bench.accelerator_module`` exports, in a
+table of the same columns, which ``make bench-accelerator`` prints after this one),
+``hub_export.bench.feature_extraction`` (hub against bare feature extraction) and
+``vtab_eval.bench.finetune_step`` (FineTuner against a bare step).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ import tensorflow as tf
 from absl import app, flags
 
 from experts import cli, jobs
+from experts.bench import trainer_overhead
 from experts.configs import adapter_experts, baseline, full_experts
-from experts.training import benchmark, distribute, loop
+from experts.training import distribute, loop
 from experts.training import precision as precision_lib
+from fanout.bench.accelerator_table import table
 
 CONFIGS = {"baseline": baseline, "full": full_experts, "adapters": adapter_experts}
 
@@ -48,7 +51,7 @@ def synthetic_job(kind: str, config, nodes: int, experts: int) -> loop.Job:
         return model
 
     def dataset_fn(ctx, batch, seed, start):
-        ds = benchmark.batches(batch, config.model.image_size, nodes)
+        ds = trainer_overhead.batches(batch, config.model.image_size, nodes)
         if adapters:  # every example routed to one of the experts, as expert_mix does
             ds = ds.map(lambda b: {**b, "expert": tf.random.uniform([batch], 0, experts, tf.int32)})
         return ds
@@ -97,20 +100,6 @@ def measure(
     }
 
 
-def table(rows: list[dict]) -> str:
-    lines = [
-        "| job | model | precision | global batch | replicas | img/s | img/s per device |",
-        "|---|---|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['job']} | {r['model']} | {r['precision']} | {r['global_batch']} | "
-            f"{r['replicas']} | "
-            f"{r['images_per_second']:,.0f} | {r['per_device']:,.0f} |"
-        )
-    return "\n".join(lines)
-
-
 def define_flags() -> None:
     flags.DEFINE_enum("preset", "paper", ["smoke", "cpu", "paper"], "The job configs' preset.")
     flags.DEFINE_string("strategy", None, "tf.distribute strategy; default: the preset's.")
@@ -128,7 +117,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
-    with cli.user_errors("experts.training.accelerator_benchmark"):
+    with cli.user_errors("experts.bench.accelerator"):
         name = f.strategy or baseline.get_config(f.preset).strategy
         strategy = distribute.make_strategy(name, f.tpu_address)
         unknown = sorted(set(f.jobs) - set(CONFIGS))
@@ -146,4 +135,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=cli.flags_parser("experts.training.accelerator_benchmark"))
+    app.run(main, flags_parser=cli.flags_parser("experts.bench.accelerator"))

@@ -15,7 +15,7 @@ statistics and the outputs in float32:
 
 Elsewhere TensorFlow skips the pass and the module runs in float32, unchanged (on a
 CPU without those instructions the bfloat16 pass is not even registered); ``effective``
-says which case applies, and ``FeatureStore`` logs it. This is meant for inference:
+says which case applies, and ``vtab_eval``'s ``FeatureStore`` logs it. This is meant for inference:
 fine-tuning through the float16 rewrite would also need loss scaling.
 
 The options are process-wide, and a function call's options are part of its runtime
