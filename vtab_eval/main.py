@@ -10,8 +10,10 @@ r"""Selects an expert per task, fine-tunes it, and reports (paper, sections 5 an
     --workdir    outputs; rerunning resumes, finished tasks are not redone
     --data_dir   tfds data directory (tasks are never downloaded)
     --report_dir where the report goes (default <workdir>/report)
-    --report_only  only rewrite the report from the finished tasks (on --selectors'
-                 methods when given, else on all)
+    --report_only  only rewrite the report, reading nothing but result files (the
+                 finished tasks' under --workdir, and the probe matrix when the config
+                 names one): no pool, task data or fine-tuning (on --selectors' methods
+                 when given, else on all)
     --executor   local (default) or ray: feature extraction per module, and
                  fine-tuning and oracle screening per (task, module), as Ray tasks
                  (fanout: --ray_address, --job_cpus, --job_gpus, --job_memory_gb)
@@ -40,7 +42,7 @@ def define_flags() -> None:
     flags.DEFINE_string("workdir", None, "Output directory (resumable).")
     flags.DEFINE_string("data_dir", None, "tfds data directory of the tasks.")
     flags.DEFINE_string("report_dir", None, "Report directory (<workdir>/report).")
-    flags.DEFINE_bool("report_only", False, "Only rewrite the report.")
+    flags.DEFINE_bool("report_only", False, "Only rewrite the report, from the result files.")
     fanout.flags.define()
 
 
@@ -69,7 +71,9 @@ def execute(config, report_only: bool = False, report_methods=None, executor=Non
     with cli.user_errors("vtab_eval.main"):
         config_rules.check(config, transfer.RULES)
         if report_only:
-            # numpy and matplotlib only: no TensorFlow start-up
+            # Reads only result files (the work directory's tasks, the probe matrix):
+            # no module is loaded and no task read. TensorFlow is still imported (the report names
+            # methods through the selectors' registry, whose modules import it).
             from vtab_eval import report, run_dir
 
             config = run_dir.expand_user_paths(config)
