@@ -41,7 +41,7 @@ def parse_preset(arg: str | None) -> str:
 
 
 # Restated for the same reason, and because the modules owning these names import
-# TensorFlow, which a --report_only run never starts (tests/configs/test_rules.py
+# TensorFlow, which checking a config should not need (tests/configs/test_rules.py
 # checks they agree): fanout.distribute.STRATEGIES, the task splits of
 # vtab_eval/tasks/base.py, fanout/precision.py's precisions.
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
