@@ -302,29 +302,7 @@ def expert_mix(
         raise ValueError("expert_mix needs at least one expert")
     tables = _tables(info, experts)
     records, examples = _records(builder, info, split, training, seed, cache)
-    counts = info.node_counts(split)
-    sizes = np.asarray([counts[e] for e in experts], np.float64)
-    if (sizes == 0).any():
-        empty = experts[int(np.flatnonzero(sizes == 0)[0])]
-        raise ValueError(f"expert {empty!r} has no images in split {split!r}")
-    # Expected copies of one record of expert e's slice per pass.
-    rate = tf.cast(float(sum(info.counts(split).values())) / len(experts) / sizes, tf.float32)
-    expert_ids = tf.range(len(experts), dtype=tf.int32)
-
-    def emit(ex, pair):
-        member = tables.expert_mask[tf.cast(ex["label"], tf.int32)]
-        if training:
-            u = tf.random.stateless_uniform([len(experts)], seed=pair)
-            copies = tf.floor(rate) + tf.cast(u < rate - tf.floor(rate), tf.float32)
-            copies = tf.where(member, tf.cast(copies, tf.int32), 0)
-        else:
-            copies = tf.cast(member, tf.int32)
-        ids = tf.repeat(expert_ids, copies)
-        n = tf.size(ids)
-        image = tf.repeat(ex["image"][None], n, axis=0)  # encoded bytes or pixels
-        return tf.data.Dataset.from_tensor_slices(
-            {"image": image, "label": tf.fill([n], ex["label"]), "expert": ids}
-        )
+    emit = _mix_emitter(tables, _copy_rates(info, experts, split), training)
 
     @tf.autograph.experimental.do_not_convert  # builds datasets, nothing to convert
     def epoch(number):
@@ -343,6 +321,40 @@ def expert_mix(
 
     ds = streams.epochs(epoch, examples, start) if training else epoch(0)
     return _finish(ds, tables, batch_size, image_size, training, seed, augment, start)
+
+
+def _copy_rates(info: upstream.UpstreamInfo, experts: list[str], split: str) -> tf.Tensor:
+    """Expected copies per pass of one record of each expert's slice: N / (E * |D_e|)."""
+    counts = info.node_counts(split)
+    sizes = np.asarray([counts[e] for e in experts], np.float64)
+    if (sizes == 0).any():
+        empty = experts[int(np.flatnonzero(sizes == 0)[0])]
+        raise ValueError(f"expert {empty!r} has no images in split {split!r}")
+    return tf.cast(float(sum(info.counts(split).values())) / len(experts) / sizes, tf.float32)
+
+
+def _mix_emitter(tables, rate: tf.Tensor, training: bool):
+    """``emit(example, key)``: the example once per expert it is emitted for (in
+    training, a seeded coin rounds each expert's rate; in evaluation, once per expert
+    whose slice holds it), each copy with its ``expert`` id."""
+    expert_ids = tf.range(tf.size(rate), dtype=tf.int32)
+
+    def emit(ex, pair):
+        member = tables.expert_mask[tf.cast(ex["label"], tf.int32)]
+        if training:
+            u = tf.random.stateless_uniform(tf.shape(rate), seed=pair)
+            copies = tf.floor(rate) + tf.cast(u < rate - tf.floor(rate), tf.float32)
+            copies = tf.where(member, tf.cast(copies, tf.int32), 0)
+        else:
+            copies = tf.cast(member, tf.int32)
+        ids = tf.repeat(expert_ids, copies)
+        n = tf.size(ids)
+        image = tf.repeat(ex["image"][None], n, axis=0)  # encoded bytes or pixels
+        return tf.data.Dataset.from_tensor_slices(
+            {"image": image, "label": tf.fill([n], ex["label"]), "expert": ids}
+        )
+
+    return emit
 
 
 def expert_prediction(
