@@ -71,7 +71,7 @@ def test_an_empty_hub_root(config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config.hub_root = ""
     call = lambda: export.execute(config)  # noqa: E731
-    fails_cleanly(call, "hub_export", "--config.hub_root is empty", roots=[tmp_path])
+    fails_cleanly(call, "hub_export", "config.hub_root=''", roots=[tmp_path])
 
 
 @pytest.mark.parametrize(
