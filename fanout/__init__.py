@@ -10,7 +10,8 @@ module whose graphs hold an op off an allow-list (``module_check``, ``allowed_op
 file rules every package follows (``files``: atomic writes; a directory is replaced or
 removed only by the command that made it), and what both sides' readers of one kind of
 input must agree on (``image_folders``: what an image folder is), and TensorFlow's
-mixed-precision rewrite for running hub modules (``precision``). It imports none of the
+mixed-precision rewrite for running hub modules (``precision``), and what a worker
+keeps between the jobs of one run (``worker_cache``). It imports none of the
 project's other packages, so upstream and downstream binaries alike can use it. Its
 benchmark (Ray against local) is in ``bench/``.
 """
