@@ -30,10 +30,10 @@ from absl import app, flags
 
 import fanout
 import fanout.flags
-from experts import cli, jobs, work_tree
+from experts import jobs, work_tree
 from experts.configs import upstream
 from experts.training import distribute, loop
-from fanout import config_rules
+from fanout import cli, config_rules
 from fanout.worker_cache import WorkerCache
 
 

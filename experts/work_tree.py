@@ -36,7 +36,6 @@ import tensorflow as tf
 
 import fanout
 import fanout.files
-from experts import files
 
 JOBS = ("baseline", "full", "adapters", "epn")
 # Marks a job directory a training job made: the only kind ``JobDir.clear`` empties.
@@ -181,7 +180,7 @@ class JobDir:
             # The job claims its directory only when it finds it new: a directory that
             # already held other files is never one ``clear`` may empty.
             new = not self.path.exists() or fanout.files.is_empty(self.path, _KEPT)
-            files.write_json(self.config_path, dict(config))
+            fanout.files.write_json(self.config_path, dict(config))
             if new:
                 fanout.files.mark_owned(self.path, OWNER)
 
@@ -206,7 +205,7 @@ class JobDir:
         """Writes final/ through a temporary sibling and a rename, so that a final/
         directory (the "finished" marker) is never half-written."""
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = files.make_temp_dir(".final-", self.path)
+        tmp = fanout.files.make_temp_dir(".final-", self.path)
         tf.train.Checkpoint(model=model).write(str(tmp / MODEL_CHECKPOINT))
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, self.path / FINAL_DIR)
