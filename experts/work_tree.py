@@ -36,6 +36,8 @@ import tensorflow as tf
 
 import fanout
 import fanout.files
+from fanout import recorded_config
+from fanout.recorded_config import ConfigChanged  # what a refused rerun raises
 
 JOBS = ("baseline", "full", "adapters", "epn")
 # Marks a job directory a training job made: the only kind ``JobDir.clear`` empties.
@@ -84,8 +86,8 @@ LATER_FIELDS = {
 }
 
 
-class ConfigChanged(ValueError):
-    """A rerun's config differs from the one the job was started with."""
+# How a rerun's config is checked against the recorded one (``fanout.recorded_config``).
+FIELDS = recorded_config.Fields(speed_only=SPEED_ONLY_FIELDS, later=LATER_FIELDS)
 
 
 def dir_name(node: str) -> str:
@@ -100,17 +102,6 @@ def dir_name(node: str) -> str:
 
 def node_of(directory: str) -> str:
     return unquote(directory)
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; sequences become lists (JSON's view)."""
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = list(value) if isinstance(value, (tuple, list)) else value
-    return flat
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +171,7 @@ class JobDir:
             # The job claims its directory only when it finds it new: a directory that
             # already held other files is never one ``clear`` may empty.
             new = not self.path.exists() or fanout.files.is_empty(self.path, _KEPT)
-            fanout.files.write_json(self.config_path, dict(config))
+            recorded_config.write(self.config_path, config)
             if new:
                 fanout.files.mark_owned(self.path, OWNER)
 
@@ -213,15 +204,14 @@ class JobDir:
 
 def check_unchanged(recorded: Mapping, config: Mapping, where: Path | str) -> None:
     """Raises ``ConfigChanged`` naming the first result-changing field that differs."""
-    old = {**LATER_FIELDS, **flatten(recorded)}
-    new = {**LATER_FIELDS, **flatten(config)}
-    for field in sorted(set(old) | set(new)):
-        if field in SPEED_ONLY_FIELDS or old.get(field) == new.get(field):
-            continue
-        raise ConfigChanged(
-            f"{field} is {new.get(field)!r} but {where} records {old.get(field)!r}; "
+    FIELDS.check(
+        recorded,
+        config,
+        lambda change: (
+            f"{change.field} is {change.wanted!r} but {where} records {change.recorded!r}; "
             "rerun with the recorded value, or pass --config.restart=true to train afresh"
-        )
+        ),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
