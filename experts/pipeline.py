@@ -23,8 +23,9 @@ from absl import app, flags
 import fanout
 import fanout.flags
 import fanout.ray_train
-from experts import cli, jobs, train, work_tree
+from experts import jobs, train, work_tree
 from experts.training import distribute, loop
+from fanout import cli
 
 JOBS = ("baseline", "full_experts", "adapter_experts", "epn")
 

@@ -30,10 +30,11 @@ from absl import app, flags
 
 import fanout
 import fanout.flags
-from experts import cli, jobs, work_tree
+from experts import jobs, work_tree
 from experts.configs import upstream
 from experts.training import distribute, loop
-from fanout import config_rules
+from fanout import cli, config_rules
+from fanout.worker_cache import WorkerCache
 
 
 def recorded_config(config, data: jobs.Upstream, expert: str | None) -> dict:
@@ -91,10 +92,9 @@ def train_job(config, data, job: loop.Job, expert: str | None, strategy, compile
         return loop.train(job, config.train, jobdir.path, strategy, compiled)
 
 
-# A Ray worker process often trains several jobs of one run in turn: what they share
-# (the opened upstream, the strategy, the compiled steps) is kept between them, as the
-# local executor's jobs share it, for one config (the expert aside) at a time.
-_WORKER_STATE: dict[str, tuple] = {}
+# What a Ray worker's jobs of one config (the expert aside) share: the opened
+# upstream, the strategy, the compiled steps.
+_WORKER_STATE = WorkerCache("experts.train")
 
 
 def train_alone(config, expert: str | None) -> dict:
@@ -104,11 +104,12 @@ def train_alone(config, expert: str | None) -> dict:
     config = config.copy_and_resolve_references()
     config.expert = expert or ""
     key = json.dumps({**config.to_dict(), "expert": ""}, sort_keys=True, default=str)
-    if key not in _WORKER_STATE:
-        _WORKER_STATE.clear()
+
+    def build():
         strategy = distribute.make_strategy(config.strategy, config.tpu_address)
-        _WORKER_STATE[key] = (jobs.Upstream.open(config), strategy, loop.CompiledJobs())
-    data, strategy, compiled = _WORKER_STATE[key]
+        return jobs.Upstream.open(config), strategy, loop.CompiledJobs()
+
+    data, strategy, compiled = _WORKER_STATE.get(key, build)
     [(job, _)] = planned_jobs(config, data)
     return train_job(config, data, job, expert, strategy, compiled)
 

@@ -36,7 +36,8 @@ import tensorflow as tf
 
 import fanout
 import fanout.files
-from experts import files
+from fanout import recorded_config
+from fanout.recorded_config import ConfigChanged  # what a refused rerun raises
 
 JOBS = ("baseline", "full", "adapters", "epn")
 # Marks a job directory a training job made: the only kind ``JobDir.clear`` empties.
@@ -85,8 +86,8 @@ LATER_FIELDS = {
 }
 
 
-class ConfigChanged(ValueError):
-    """A rerun's config differs from the one the job was started with."""
+# How a rerun's config is checked against the recorded one (``fanout.recorded_config``).
+FIELDS = recorded_config.Fields(speed_only=SPEED_ONLY_FIELDS, later=LATER_FIELDS)
 
 
 def dir_name(node: str) -> str:
@@ -101,17 +102,6 @@ def dir_name(node: str) -> str:
 
 def node_of(directory: str) -> str:
     return unquote(directory)
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; sequences become lists (JSON's view)."""
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = list(value) if isinstance(value, (tuple, list)) else value
-    return flat
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +171,7 @@ class JobDir:
             # The job claims its directory only when it finds it new: a directory that
             # already held other files is never one ``clear`` may empty.
             new = not self.path.exists() or fanout.files.is_empty(self.path, _KEPT)
-            files.write_json(self.config_path, dict(config))
+            recorded_config.write(self.config_path, config)
             if new:
                 fanout.files.mark_owned(self.path, OWNER)
 
@@ -206,7 +196,7 @@ class JobDir:
         """Writes final/ through a temporary sibling and a rename, so that a final/
         directory (the "finished" marker) is never half-written."""
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = files.make_temp_dir(".final-", self.path)
+        tmp = fanout.files.make_temp_dir(".final-", self.path)
         tf.train.Checkpoint(model=model).write(str(tmp / MODEL_CHECKPOINT))
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, self.path / FINAL_DIR)
@@ -214,15 +204,14 @@ class JobDir:
 
 def check_unchanged(recorded: Mapping, config: Mapping, where: Path | str) -> None:
     """Raises ``ConfigChanged`` naming the first result-changing field that differs."""
-    old = {**LATER_FIELDS, **flatten(recorded)}
-    new = {**LATER_FIELDS, **flatten(config)}
-    for field in sorted(set(old) | set(new)):
-        if field in SPEED_ONLY_FIELDS or old.get(field) == new.get(field):
-            continue
-        raise ConfigChanged(
-            f"{field} is {new.get(field)!r} but {where} records {old.get(field)!r}; "
+    FIELDS.check(
+        recorded,
+        config,
+        lambda change: (
+            f"{change.field} is {change.wanted!r} but {where} records {change.recorded!r}; "
             "rerun with the recorded value, or pass --config.restart=true to train afresh"
-        )
+        ),
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,9 +3,8 @@ missing or corrupt input, a busy work directory, a stray argument) ends the prog
 one line ``<program>: error: ...`` naming the culprit and exit status 1, never a
 traceback. Set ``EXPERTS_TRACEBACK=1`` to see the traceback anyway.
 
-It lives here, in the package every other imports, so that the upstream binaries
-(``experts/cli.py``) and the downstream ones (``vtab_eval/cli.py``, which never imports
-the upstream side) share one implementation.
+It lives here, in the package every other imports, so that the upstream binaries and
+the downstream ones (which never import the upstream side) share one implementation.
 """
 
 from __future__ import annotations

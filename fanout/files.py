@@ -10,17 +10,21 @@ empty. Anything else is a user's (a ``--probes_dir`` pointed at a folder of note
 directory someone put in the hub's staging area) and the command refuses with
 ``NotOwned``, one line naming the directory, instead of deleting it.
 
-Every package imports these helpers from here (``experts/files.py`` re-exports the
-atomic writes); this module imports no project package.
+Every package imports these helpers from here (``vtab_eval/files.py`` adds the
+downstream's own formats); this module imports no project package.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 MARKER = ".written-by"
 
@@ -65,6 +69,47 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, value: Any) -> Path:
+    """``value`` as indented JSON with sorted keys; NaN and infinities are refused (a
+    ``ValueError``), since ``read_json`` could not read them back."""
+    return write_text(path, json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of float range")
+    return value
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file, read as strictly as ``write_json`` writes: NaN, Infinity and numbers
+    beyond float range are invalid JSON here, since a value read back must be writable
+    again (``allow_nan=False``) and comparable. Any fault is one ``ValueError`` naming
+    the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError too
+        raise ValueError(f"{path}: invalid JSON: {' '.join(str(e).split())}") from None
+
+
+def write_png(path: str | os.PathLike, image) -> Path:
+    """Writes a PIL image as PNG."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return write_bytes(path, buffer.getvalue())
 
 
 def mark_owned(directory: str | os.PathLike, owner: str) -> None:

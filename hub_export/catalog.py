@@ -14,7 +14,7 @@ import json
 
 from absl import app, flags
 
-from experts import cli
+from fanout import cli
 from hub_export import tree
 
 # Fields too big for a listing (thousands of entries each).

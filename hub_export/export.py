@@ -19,8 +19,7 @@ from absl import app, flags
 
 import fanout
 import fanout.flags
-from experts import cli
-from fanout import config_rules
+from fanout import cli, config_rules
 from hub_export import config as export_config
 from hub_export import exporter, tree
 

@@ -31,6 +31,7 @@ from experts import work_tree
 from experts.data import pipelines
 from experts.data.upstream import UpstreamInfo
 from experts.models import resnet_v2
+from fanout.worker_cache import WorkerCache
 from hub_export import kinds as kinds_lib
 from hub_export import metadata, modules, tree
 from hub_export.tree import ExportError, Handle
@@ -368,19 +369,18 @@ class Exporter:
         return results
 
 
-# A Ray worker process often exports several modules of one tree in turn: its
-# Exporter (the opened tree, and the models checkpoints are read into) is kept between
-# them, for one (tree, hub root) at a time.
-_WORKER_EXPORTER: dict[tuple[str, str, str], Exporter] = {}
+# A Ray worker's Exporter (the opened tree, and the models checkpoints are read into),
+# kept between its modules of one (tree, hub root).
+_WORKER_EXPORTER = WorkerCache("hub_export.exporter")
 
 
 def export_one(workdir: str, data_dir: str, hub_root: str, target: Target, overwrite: bool):
     """One module, as a Ray worker exports it: from nothing but paths and its target."""
-    key = (workdir, data_dir, hub_root)
-    if key not in _WORKER_EXPORTER:
-        _WORKER_EXPORTER.clear()
-        _WORKER_EXPORTER[key] = Exporter(WorkTree.open(workdir, data_dir), hub_root)
-    return _WORKER_EXPORTER[key]._export([target], overwrite)[0]
+    exporter = _WORKER_EXPORTER.get(
+        (workdir, data_dir, hub_root),
+        lambda: Exporter(WorkTree.open(workdir, data_dir), hub_root),
+    )
+    return exporter._export([target], overwrite)[0]
 
 
 def export(

@@ -32,8 +32,7 @@ from pathlib import Path
 
 import filelock
 
-from experts import files
-from fanout import files as fanout_files
+from fanout import files
 
 INFO_FILE = "expert_info.json"
 CARD_FILE = "README.md"
@@ -192,11 +191,11 @@ def atomic_write(
 
 def check_replaceable(target: str | os.PathLike) -> None:
     """``ExportError`` when ``target`` exists, is not empty, and an export did not write it."""
-    if not os.path.lexists(target) or fanout_files.is_empty(target):
+    if not os.path.lexists(target) or files.is_empty(target):
         return
-    if not fanout_files.owned(target, OWNER):
+    if not files.owned(target, OWNER):
         raise ExportError(
-            f"{target} was not written by an export (it has no {fanout_files.MARKER}); "
+            f"{target} was not written by an export (it has no {files.MARKER}); "
             "move it away, or export to another --config.hub_root"
         )
 
@@ -231,7 +230,7 @@ def clean_incoming(root: str | os.PathLike) -> list[str]:
     if not incoming.is_dir():
         return done
     for stale in sorted(incoming.iterdir()):
-        if not fanout_files.owned(stale, OWNER):
+        if not files.owned(stale, OWNER):
             done.append(f"left {stale} alone: an export did not write it")
             continue
         note, old = stale / _BELONGS_TO, stale / "module"
@@ -253,7 +252,7 @@ def dir_size(path: str | os.PathLike) -> int:
     return sum(
         f.stat().st_size
         for f in Path(path).rglob("*")
-        if f.is_file() and f.relative_to(path).as_posix() != fanout_files.MARKER
+        if f.is_file() and f.relative_to(path).as_posix() != files.MARKER
     )
 
 

@@ -24,22 +24,21 @@ import os
 from pathlib import Path
 
 import fanout
+from fanout.worker_cache import WorkerCache
 from vtab_eval import pool, probes, run_dir, tasks, tuning
 
 PROBES = "probes"  # a features job's stand-in for the probe images' task spec
 
-# A Ray worker process often runs several jobs of one run: its Tuning (with the
-# fine-tuners it has built, each a loaded module and a traced step) is kept between
-# them, keyed by the run directory and config.
-_WORKER_TUNING: dict[tuple[str, str], tuning.Tuning] = {}
+# A Ray worker's Tuning (with the fine-tuners it has built, each a loaded module and a
+# traced step), kept between its jobs of one run directory and config.
+_WORKER_TUNING = WorkerCache("vtab_eval.fan_out")
 
 
 def worker_tuning(config, workdir: str) -> tuning.Tuning:
-    key = (workdir, config.to_json(sort_keys=True))
-    if key not in _WORKER_TUNING:
-        _WORKER_TUNING.clear()  # one run's tuners at a time: each holds a module
-        _WORKER_TUNING[key] = tuning.Tuning.for_run(config, run_dir.RunDir(Path(workdir)))
-    return _WORKER_TUNING[key]
+    return _WORKER_TUNING.get(
+        (workdir, config.to_json(sort_keys=True)),
+        lambda: tuning.Tuning.for_run(config, run_dir.RunDir(Path(workdir))),
+    )
 
 
 def _task(config, spec: str):

@@ -27,8 +27,7 @@ from absl import app, flags, logging
 
 import fanout
 import fanout.flags
-from fanout import config_rules
-from vtab_eval import cli
+from fanout import cli, config_rules
 from vtab_eval.configs import transfer
 
 
@@ -66,7 +65,7 @@ def main(argv):
 
 def execute(config, report_only: bool = False, report_methods=None, executor=None) -> None:
     """What the binary does with its resolved config; a user's mistake ends it with one
-    line naming the culprit (vtab_eval.cli). ``executor``: an executor or a function
+    line naming the culprit (fanout.cli). ``executor``: an executor or a function
     that makes one (``fanout.resolve``); the local one by default."""
     with cli.user_errors("vtab_eval.main"):
         config_rules.check(config, transfer.RULES)

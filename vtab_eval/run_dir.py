@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import fanout
+from fanout import recorded_config
+from fanout.recorded_config import flatten
 from vtab_eval import files
 
 RUN_FILE = "run.json"
@@ -98,6 +100,13 @@ LATER_FIELDS = {"selection.precision": "float32", "finetune.precision": "float32
 # Result fields older records lack with no one value they ran with: such a record
 # matches any value while the directory holds no result that depends on the field.
 UNRECORDED_FIELDS = {"oracle.screen_repeats": "selection/oracle.json"}
+# How a rerun's config is checked against run.json (``fanout.recorded_config``).
+FIELDS = recorded_config.Fields(
+    speed_only=SPEED_ONLY_FIELDS,
+    results=RESULT_FIELDS,
+    later=LATER_FIELDS,
+    unrecorded=frozenset(UNRECORDED_FIELDS),
+)
 RECOMPUTE = "delete it to recompute it"
 # The config's paths on this machine, with ``~`` meaning the user's home as in a shell
 # (the pool's handles are expanded where the pool is opened, pool.open_pool).
@@ -116,28 +125,6 @@ def expand_user_paths(config):
         if isinstance(where.get(leaf), str) and where[leaf].startswith("~"):
             where[leaf] = os.path.expanduser(where[leaf])
     return config
-
-
-def flatten(config: dict, prefix: str = "") -> dict:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _unflatten(flat: dict) -> dict:
-    nested: dict = {}
-    for field, value in flat.items():
-        *sections, leaf = field.split(".")
-        where = nested
-        for section in sections:
-            where = where.setdefault(section, {})
-        where[leaf] = value
-    return nested
 
 
 # What each file the run reads back holds: its fields and their JSON types. A file
@@ -323,23 +310,22 @@ class RunDir:
         if not self.run_file.exists():
             return
         old = read_record(self.run_file, RUN_FIELDS, "restore it, or use a new --workdir")
-        recorded, wanted = flatten(old["config"]), flatten(record["config"])
-        for field in sorted(RESULT_FIELDS):
-            if field not in recorded and field in UNRECORDED_FIELDS:
-                if self._holds_results_of(field):
-                    raise ValueError(
-                        f"{self.run_file}: this work directory was recorded without "
-                        f"config.{field}, and its results depend on it; use a new --workdir"
-                    )
-                continue
-            was = recorded.get(field, LATER_FIELDS.get(field))
-            now = wanted.get(field, LATER_FIELDS.get(field))
-            if was != now:
+        recorded = flatten(old["config"])
+        for field in sorted(UNRECORDED_FIELDS):
+            if field not in recorded and self._holds_results_of(field):
                 raise ValueError(
-                    f"{self.run_file}: this work directory was made with a different "
-                    f"config.{field} ({was!r} != {now!r}); rerun with {was!r} or use a new "
-                    "--workdir"
+                    f"{self.run_file}: this work directory was recorded without "
+                    f"config.{field}, and its results depend on it; use a new --workdir"
                 )
+        FIELDS.check(
+            old["config"],
+            record["config"],
+            lambda change: (
+                f"{self.run_file}: this work directory was made with a different "
+                f"config.{change.field} ({change.recorded!r} != {change.wanted!r}); "
+                f"rerun with {change.recorded!r} or use a new --workdir"
+            ),
+        )
         if old["pool"] != record["pool"]:
             raise ValueError(
                 f"{self.run_file}: this work directory was made with another pool; "
@@ -350,16 +336,15 @@ class RunDir:
         return any((task.path / UNRECORDED_FIELDS[field]).exists() for task in self.task_dirs())
 
     def record_run(self, record: dict) -> None:
-        files.write_json(self.run_file, record)
+        recorded_config.write(self.run_file, record)
 
 
 def run_record(config, pool_ids: list[str]) -> dict:
     """What ``run.json`` holds: the result fields of ``config`` (as plain JSON values,
     by section) and the pool's module ids."""
-    flat = flatten(json.loads(config.to_json_best_effort()))
-    kept = {
-        field: value
-        for field, value in flat.items()
-        if field in RESULT_FIELDS and not (field in LATER_FIELDS and LATER_FIELDS[field] == value)
+    config_json = json.loads(config.to_json_best_effort())
+    return {
+        "config": FIELDS.kept(config_json),
+        "pool": list(pool_ids),
+        "preset": config.get("preset"),
     }
-    return {"config": _unflatten(kept), "pool": list(pool_ids), "preset": config.get("preset")}

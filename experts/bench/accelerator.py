@@ -29,11 +29,12 @@ import tempfile
 import tensorflow as tf
 from absl import app, flags
 
-from experts import cli, jobs
+from experts import jobs
 from experts.bench import trainer_overhead
 from experts.configs import adapter_experts, baseline, full_experts
 from experts.training import distribute, loop
 from experts.training import precision as precision_lib
+from fanout import cli
 from fanout.bench.accelerator_table import table
 
 CONFIGS = {"baseline": baseline, "full": full_experts, "adapters": adapter_experts}

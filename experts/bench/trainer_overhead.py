@@ -16,10 +16,11 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import app, flags
 
-from experts import cli, jobs
+from experts import jobs
 from experts.configs import upstream
 from experts.models import resnet_v2
 from experts.training import loop, schedules
+from fanout import cli
 
 
 def batches(batch: int, image_size: int, nodes: int, count: int = 8) -> tf.data.Dataset:

@@ -30,8 +30,8 @@ import tensorflow as tf
 from absl import app, flags
 from PIL import Image
 
-from experts import cli
 from experts.data.builders.image_folder_upstream import encoded_image
+from fanout import cli
 
 JPEG_EXTENSIONS = (".jpg", ".jpeg")
 

@@ -26,7 +26,6 @@ import tensorflow_datasets as tfds
 from absl import app, flags, logging
 from PIL import Image
 
-from experts import cli, files
 from experts.data import embedded, probes, slice_index, upstream
 from experts.data.builders import (
     EmbeddedUpstream,
@@ -35,6 +34,7 @@ from experts.data.builders import (
     ImageFolderUpstreamConfig,
 )
 from experts.data.hierarchy import HierarchyError
+from fanout import cli, files
 
 
 def builder_for(data_dir: str, image_size: int) -> EmbeddedUpstream:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from experts import files
+from fanout import files
 
 _NAME = re.compile(r"^[^\s:,#]+$")
 

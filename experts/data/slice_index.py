@@ -27,8 +27,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from experts import files
-from fanout import files as fanout_files
+from fanout import files
 
 _log = logging.getLogger(__name__)
 # Marks the index directories this module writes: the only ones it replaces.
@@ -124,7 +123,7 @@ def ensure(builder, split: str) -> SliceIndex | None:
         return None
     try:
         build(builder, base)
-    except (OSError, fanout_files.NotOwned) as e:
+    except (OSError, files.NotOwned) as e:
         _log.warning(
             "%s: cannot write a slice index (%s); slices read the whole split", builder.data_dir, e
         )
@@ -170,7 +169,7 @@ def _scan(paths: Sequence[str], shard_lengths: Sequence[int]) -> dict[str, np.nd
 def build(builder, split: str) -> Path:
     """Writes the split's index (one pass over its records) and returns its directory."""
     expected = _expected(builder, split)
-    fanout_files.check_replaceable(directory(builder, split), OWNER)  # before the pass
+    files.check_replaceable(directory(builder, split), OWNER)  # before the pass
     num_labels = builder.info.features["label"].num_classes
     root = Path(os.fspath(builder.data_dir))
     paths = [os.fspath(root / f) for f in expected["shard_files"]]
@@ -192,7 +191,7 @@ def build(builder, split: str) -> Path:
             return target
         try:
             # A stale index goes whole, but only one this module wrote (fanout.files).
-            fanout_files.replace_dir(tmp, target, OWNER)
+            files.replace_dir(tmp, target, OWNER)
         except OSError:
             if load(builder, split) is None:  # not a concurrent job's complete index
                 raise

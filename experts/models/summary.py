@@ -15,9 +15,9 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import app, flags
 
-from experts import cli
 from experts.configs import upstream
 from experts.models import resnet_v2
+from fanout import cli
 
 
 def count(variables) -> int:

@@ -19,10 +19,9 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from experts import cli
 from experts.configs import baseline
 from experts.models import resnet_v2
-from fanout import files
+from fanout import cli, files
 from hub_export import metadata, modules, tree
 
 PROGRAM = "hub_export.bench.accelerator_module"

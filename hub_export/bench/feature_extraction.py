@@ -41,9 +41,8 @@ from pathlib import Path
 import tensorflow as tf
 from absl import app, flags
 
-from experts import cli, files
 from experts.models import resnet_v2
-from fanout import module_check
+from fanout import cli, files, module_check
 from fanout import precision as precision_lib
 from hub_export import modules, tree
 

@@ -1,6 +1,12 @@
-"""Directories a command owns (fanout/files.py): it replaces or removes one only when it
-made it (its marker) or it is empty; a user's directory is refused, byte for byte kept."""
+"""fanout/files.py. Atomic writes: a failed write leaves the old file, and no temporary
+file, behind. Directories a command owns: it replaces or removes one only when it made
+it (its marker) or it is empty; a user's directory is refused, byte for byte kept."""
 
+import json
+import math
+import os
+
+import numpy as np
 import pytest
 
 from fanout import files
@@ -8,6 +14,82 @@ from fanout.bench import ray_vs_local
 from tests.bad_input import snapshot, user_files
 
 OWNER = "some.command"
+
+
+def test_writes_into_new_directories_and_replaces(tmp_path):
+    path = tmp_path / "a" / "b" / "x.json"
+    files.write_json(path, {"b": 1, "a": [1.5]})
+    assert json.loads(path.read_text()) == {"a": [1.5], "b": 1}
+    assert path.read_text().startswith('{\n  "a"')  # sorted, indented
+    assert files.read_json(path) == {"a": [1.5], "b": 1}
+    files.write_text(path, "new")
+    assert path.read_text() == "new"
+    assert os.listdir(path.parent) == ["x.json"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "x.txt"
+    files.write_text(path, "old")
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        files.write_text(path, "new")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["x.txt"]
+
+
+@pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"a": 1e999}', "{", "\xff"])
+def test_json_that_could_not_be_written_back_is_invalid(tmp_path, text):
+    path = tmp_path / "x.json"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ValueError, match=f"^{path}: invalid JSON"):
+        files.read_json(path)
+
+
+def test_nan_is_never_written(tmp_path):
+    with pytest.raises(ValueError, match="JSON"):
+        files.write_json(tmp_path / "x.json", {"loss": math.nan})
+    assert not list(tmp_path.iterdir())
+
+
+def test_png_and_npz_round_trip(tmp_path):
+    from PIL import Image
+
+    from vtab_eval import files as downstream_files
+
+    image = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    files.write_png(tmp_path / "x.png", Image.fromarray(image))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "x.png")), image)
+    downstream_files.write_npz(tmp_path / "x.npz", a=image)
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npz")["a"], image)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_files_and_directories_get_the_umask_permissions(umask, tmp_path):
+    old = os.umask(umask)
+    try:
+        path = files.write_text(tmp_path / "x.txt", "x")
+        directory = files.make_temp_dir("d-", tmp_path)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert directory.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_a_finished_job_and_an_exported_module_are_readable_under_umask_022(tmp_path):
+    from hub_export import tree
+
+    old = os.umask(0o022)
+    try:
+        target = tree.atomic_write(
+            tmp_path, tmp_path / "m" / "1", lambda d: (d / "f").write_text("x")
+        )
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o755
 
 
 def complete(tmp_path, text):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from experts import files
+from fanout import files
 from hub_export import catalog as catalog_cli
 from hub_export import tree
 

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import tensorflow_datasets as tfds
 
-from experts import cli, train, work_tree
+from experts import train, work_tree
 from experts.configs import baseline, full_experts
 from experts.data import probes
 from experts.data.builders import image_folder_upstream
 from experts.data.hierarchy import HierarchyError
+from fanout import cli
 from hub_export import catalog, export
 from hub_export import config as export_config
 from tests.bad_input import fails_cleanly, user_files

@@ -35,10 +35,10 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from fanout import distribute
+from fanout import cli, distribute
 from fanout import precision as precision_lib
 from fanout.bench.accelerator_table import table
-from vtab_eval import cli, hub_loader
+from vtab_eval import hub_loader
 from vtab_eval.configs import transfer
 from vtab_eval.finetune import FineTuner
 from vtab_eval.hyperparams import HParams

@@ -21,7 +21,7 @@ import time
 
 from absl import app, flags
 
-from vtab_eval import cli
+from fanout import cli
 
 FLAGS = flags.FLAGS
 

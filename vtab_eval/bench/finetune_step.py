@@ -23,7 +23,8 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import app, flags
 
-from vtab_eval import cli, hub_loader
+from fanout import cli
+from vtab_eval import hub_loader
 from vtab_eval.finetune import FineTuner
 from vtab_eval.hyperparams import HParams
 from vtab_eval.images import to_float

@@ -52,7 +52,8 @@ import numpy as np
 from absl import app, flags
 
 import vtab_eval
-from vtab_eval import cli, files
+from fanout import cli
+from vtab_eval import files
 from vtab_eval.bench import knn_kernel_table
 
 MODULE = "vtab_eval.bench.knn_kernel"

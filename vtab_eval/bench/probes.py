@@ -14,8 +14,9 @@ import os
 
 from absl import app, flags, logging
 
-from vtab_eval import cli, probes
+from fanout import cli
 from vtab_eval import pool as pool_lib
+from vtab_eval import probes
 
 
 def define_flags() -> None:

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from absl import app, flags
 
-from vtab_eval import cli, files, pool, report, run_dir
+from fanout import cli
+from vtab_eval import files, pool, report, run_dir
 from vtab_eval.bench import knn_kernel_table, quality
 
 TARGET_RELATIVE_GAIN = 3.6  # percent: the paper's VTAB headline for kNN over the baseline

@@ -17,7 +17,7 @@ import time
 
 from absl import app, flags
 
-from vtab_eval import cli
+from fanout import cli
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:
@@ -97,7 +97,7 @@ def run(fv: flags.FlagValues) -> int:
 
 def execute(fv: flags.FlagValues) -> int:
     """``run``, with a user's mistake (an unknown suite, a bad spec) ending the program
-    in one line naming it (vtab_eval.cli)."""
+    in one line naming it (fanout.cli)."""
     with cli.user_errors("vtab_eval.tasks.build"):
         return run(fv)
 
