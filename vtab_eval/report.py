@@ -32,8 +32,6 @@ from pathlib import Path
 from vtab_eval import files, plots, run_dir, selection, stats
 
 GROUPS = ("natural", "specialized", "structured", stats.ALL)
-# Every selector's table row, in the paper's order (their `table_row`).
-METHOD_NAMES = {name: selection.SELECTORS[name].display_name for name in selection.table_order()}
 
 
 def load_results(workdir: Path) -> list[dict]:
@@ -44,7 +42,14 @@ def load_results(workdir: Path) -> list[dict]:
 def paper_order(methods) -> list[str]:
     """The given method names in the paper's row order, unknown ones last, sorted."""
     present = set(methods)
-    return [m for m in METHOD_NAMES if m in present] + sorted(present - set(METHOD_NAMES))
+    known = selection.table_order()
+    return [m for m in known if m in present] + sorted(present - set(known))
+
+
+def method_name(method: str) -> str:
+    """A method's row in the tables: its selector's display name (unknown ones as is)."""
+    cls = selection.SELECTORS.get(method)
+    return method if cls is None else cls.display_name
 
 
 def method_order(results: list[dict]) -> list[str]:
@@ -280,7 +285,7 @@ def _write_tables(out: Path, results: list[dict], table: dict) -> tuple[str, str
     markdown."""
     methods = method_order(results)
     header = ["Method", "NATURAL", "SPECIALIZED", "STRUCTURED", "ALL"]
-    rows = [[METHOD_NAMES.get(m, m)] + [_cell(table[m].get(g)) for g in GROUPS] for m in methods]
+    rows = [[method_name(m)] + [_cell(table[m].get(g)) for g in GROUPS] for m in methods]
     md_table = markdown_table(header, rows)
     files.write_text(out / "table.md", md_table)
     csv_rows = [
@@ -325,7 +330,7 @@ def _time_lines(results: list[dict], num_experts: dict[str, int]) -> list[str]:
         sel, ft = totals["selection_seconds"], totals["finetune_seconds"]
         ratio = f"{ft / sel:.1f}x" if sel > 0 and looks_at_task(m) else "n/a (no data looked at)"
         lines.append(
-            f"- {METHOD_NAMES.get(m, m)}: selection {sel:.1f}s, fine-tuning its picks "
+            f"- {method_name(m)}: selection {sel:.1f}s, fine-tuning its picks "
             f"{ft:.1f}s; fine-tuning / selection = {ratio}"
         )
     for proxy in proxies(results):
