@@ -11,3 +11,6 @@
 The loader for the evaluation side lives in ``vtab_eval/hub_loader.py``: ``vtab_eval``
 never imports this package.
 """
+
+# The module kinds register themselves in ``tree.KINDS``, which places their modules.
+from hub_export import kinds  # noqa: F401

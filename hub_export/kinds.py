@@ -1,7 +1,8 @@
 """One class per module kind: which job's checkpoint it comes from, which modules it
 yields, how they are built, and the training facts their ``expert_info.json`` records.
-The exporter (exporter.py) runs them all the same way; a new kind is one class here
-and its entry in ``tree.KINDS``.
+The exporter (exporter.py) runs them all the same way; a new kind is one class here,
+registered with ``@register`` (``tree.KINDS``), which also says where its modules go in
+the hub tree.
 """
 
 from __future__ import annotations
@@ -10,18 +11,30 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from hub_export import metadata, modules
+from hub_export import tree
 from hub_export.tree import ExportError
 
+# `metadata` and `modules` (TensorFlow) are imported where a module is built: the
+# package imports this file so that its kinds are registered, and the tree and the
+# catalog read their places without TensorFlow.
 if TYPE_CHECKING:
+    from hub_export import modules
     from hub_export.exporter import Exporter, Target, WorkTree
 
 
+register = tree.KINDS.register
+
+
 class ModuleKind:
-    """A kind of module and the job that trains it (see ``tree.KINDS`` for its path)."""
+    """A kind of module and the job that trains it, and its place in the hub tree: its
+    `collection`, the fixed `module_name` of its one module (None: one per expert) and
+    whether it is an image `feature_vector` (see ``tree``)."""
 
     name: ClassVar[str]
     job: ClassVar[str]
+    collection: ClassVar[str]
+    module_name: ClassVar[str | None] = None
+    feature_vector: ClassVar[bool] = False
 
     def __init__(self, exporter: Exporter):
         self.exporter, self.work = exporter, exporter.work
@@ -71,20 +84,25 @@ class ModuleKind:
 
 class _FeatureVector(ModuleKind):
     adapter: ClassVar[bool] = False
+    feature_vector = True
 
     def build(self, target, model):
         module = self.exporter.template(model, self.adapter).fill(model, target.index)
         return module, {"feature_vector": [None, model.feature_dim]}, {}
 
 
+@register
 class Baseline(_FeatureVector):
     name, job = "baseline", "baseline"
+    collection, module_name = "bit", "baseline"
 
     def training(self, target):
         return self.exporter.training("baseline"), self.work.images("baseline")
 
     def label_distribution(self, target):
         counts = self.exporter.train_counts
+        from hub_export import metadata
+
         return metadata.label_distribution(self.work.info.labels, counts / counts.sum())
 
 
@@ -93,14 +111,18 @@ class _Specialist(_FeatureVector):
 
     def label_distribution(self, target):
         info = self.work.info
+        from hub_export import metadata
+
         return metadata.label_distribution(info.labels, info.label_prior(target.node))
 
     def slice_images(self, target):
         return self.exporter.node_counts[target.node]
 
 
+@register
 class Full(_Specialist):
     name, job = "full", "full"
+    collection = "bit"
 
     @classmethod
     def planned(cls, work, explicit):
@@ -123,8 +145,10 @@ class Full(_Specialist):
         return self.exporter.training("full", target.node), images
 
 
+@register
 class Adapter(_Specialist):
     name, job, adapter = "adapter", "adapters", True
+    collection = "bit-adapter"
 
     @classmethod
     def modules_of(cls, work):
@@ -141,8 +165,10 @@ class Adapter(_Specialist):
         return training, self.work.images("baseline") + training["images_per_expert"]
 
 
+@register
 class Packed(ModuleKind):
     name, job = "packed", "adapters"
+    collection, module_name = "bit-adapter-packed", "all"
     model_shape = Adapter.model_shape
 
     def slice_images(self, target):
@@ -154,11 +180,15 @@ class Packed(ModuleKind):
         dim, experts = model.feature_dim, len(self.work.experts)
         output = {"feature_vector": [None, dim], "all_experts": [None, experts, dim]}
         extra = {"experts": self.exporter.expert_names, "expert_nodes": list(self.work.experts)}
+        from hub_export import modules
+
         return modules.packed_adapters(model), output, extra
 
 
+@register
 class Classifier(ModuleKind):
     name, job = "classifier", "baseline"
+    collection, module_name = "bit-classifier", "upstream"
     training = Baseline.training
 
     def build(self, target, model):
@@ -169,13 +199,17 @@ class Classifier(ModuleKind):
         output = {"logits": [None, len(info.labels)], "activation": "sigmoid"}
         output["labels"] = list(info.labels)
         extra = {"all_logits_nodes": list(info.hierarchy.nodes)}
+        from hub_export import modules
+
         return modules.resnet_classifier(model, label_nodes), output, extra
 
 
+@register
 class Epn(ModuleKind):
     """The expert prediction network: logits over experts, named like their modules."""
 
     name, job = "epn", "epn"
+    collection, module_name = "bit-epn", "epn"
 
     @classmethod
     def model_shape(cls, work):
@@ -184,9 +218,9 @@ class Epn(ModuleKind):
     def build(self, target, model):
         output = {"logits": [None, len(self.work.experts)], "activation": "sigmoid"}
         output["labels"] = list(self.exporter.expert_names)
+        from hub_export import modules
+
         return modules.resnet_classifier(model), output, {"expert_nodes": list(self.work.experts)}
 
 
-KINDS: dict[str, type[ModuleKind]] = {
-    cls.name: cls for cls in (Baseline, Full, Adapter, Packed, Classifier, Epn)
-}
+KINDS = tree.KINDS  # every class above, as its decorator registered it

@@ -194,7 +194,7 @@ _TITLES = {
 def _usage(info: Mapping) -> str:
     kind, handle = info["kind"], info["handle"]
     size = info["input"]["size"][0]
-    if kind in tree.FEATURE_VECTOR_KINDS:
+    if kind in tree.feature_vector_kinds():
         return f"""```python
 import tensorflow_hub as hub
 import tf_keras as keras

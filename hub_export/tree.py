@@ -33,6 +33,7 @@ from pathlib import Path
 import filelock
 
 from fanout import files
+from fanout.registry import Registry
 
 INFO_FILE = "expert_info.json"
 CARD_FILE = "README.md"
@@ -44,16 +45,18 @@ INCOMING_DIR = ".incoming"
 # removes.
 OWNER = "hub_export"
 
-# kind -> (collection, fixed module name or None for one module per expert)
-KINDS: dict[str, tuple[str, str | None]] = {
-    "baseline": ("bit", "baseline"),
-    "full": ("bit", None),
-    "adapter": ("bit-adapter", None),
-    "packed": ("bit-adapter-packed", "all"),
-    "classifier": ("bit-classifier", "upstream"),
-    "epn": ("bit-epn", "epn"),
-}
-FEATURE_VECTOR_KINDS = ("baseline", "full", "adapter")
+# Every module kind: a class in kinds.py registered by `@KINDS.register` (the package
+# imports kinds.py, so this is full whenever the tree is used), with its place in the
+# tree as class attributes: `collection`, `module_name` (the fixed name of its one
+# module, or None for one module per expert) and `feature_vector` (an expert's image
+# feature vector, interchangeable with the others of its collection).
+KINDS = Registry("module kind")
+
+
+def feature_vector_kinds() -> list[str]:
+    """The kinds whose modules are image feature vectors (B and the experts)."""
+    return KINDS.where(lambda kind: kind.feature_vector)
+
 
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 
@@ -80,9 +83,13 @@ def check_unique_slugs(names: list[str]) -> dict[str, str]:
         if s in seen and seen[s] != name:
             raise ExportError(f"experts {seen[s]!r} and {name!r} both map to module name {s!r}")
         seen[s] = name
-    reserved = {KINDS["baseline"][1]} & set(seen)
-    if reserved:
-        raise ExportError(f"expert {seen[reserved.pop()]!r} clashes with the baseline's name")
+    # The fixed names of the modules sharing a collection with the experts' (B's).
+    expert_collections = {k.collection for k in KINDS.values() if k.module_name is None}
+    for kind in KINDS.values():
+        if kind.module_name in seen and kind.collection in expert_collections:
+            raise ExportError(
+                f"expert {seen[kind.module_name]!r} clashes with the {kind.name}'s name"
+            )
     return {name: s for s, name in seen.items()}
 
 
@@ -101,7 +108,7 @@ class Handle:
     def make(cls, publisher, kind, arch, upstream, expert=None, version=1) -> Handle:
         if kind not in KINDS:
             raise ExportError(f"unknown module kind {kind!r}; choose one of {', '.join(KINDS)}")
-        fixed = KINDS[kind][1]
+        fixed = KINDS[kind].module_name
         if (fixed is None) == (expert is None):
             raise ExportError(f"kind {kind!r} {'needs' if fixed is None else 'takes no'} expert")
         if int(version) < 1:
@@ -110,7 +117,7 @@ class Handle:
 
     @property
     def collection(self) -> str:
-        return KINDS[self.kind][0]
+        return KINDS[self.kind].collection
 
     @property
     def relpath(self) -> str:

@@ -45,8 +45,11 @@ def short_task(spec: str) -> str:
     return f"{name}/{first.removeprefix('label_')}"
 
 
-def knn_heatmap(scores: dict[str, dict[str, float]], path: Path) -> Path | None:
-    """kNN accuracy per expert and task, relative to B's per task when B is there."""
+def proxy_heatmap(
+    scores: dict[str, dict[str, float]], path: Path, label: str = "kNN accuracy"
+) -> Path | None:
+    """A proxy's score (`label`, an accuracy in [0, 1]) per expert and task, relative to
+    B's per task when B is there."""
     plt = pyplot(path)
     if plt is None or not scores:
         return None
@@ -76,27 +79,33 @@ def knn_heatmap(scores: dict[str, dict[str, float]], path: Path) -> Path | None:
             if np.isfinite(v):
                 text = f"{v:+.0f}" if base else f"{100 * v:.0f}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=5)
-    label = "kNN accuracy minus B's (points)" if base else "kNN leave-one-out accuracy"
-    fig.colorbar(image, ax=ax, label=label)
-    ax.set_title("kNN proxy accuracy per expert and task")
+    fig.colorbar(image, ax=ax, label=f"{label} minus B's (points)" if base else label)
+    ax.set_title(f"{label} per expert and task")
     return save(plt, fig, path)
 
 
-def proxy_scatter(correlations: dict[str, dict], path: Path) -> Path | None:
-    """kNN score against fine-tuned accuracy per fine-tuned expert, a colour per task."""
+def proxy_scatter(by_proxy: dict[str, dict[str, dict]], path: Path) -> Path | None:
+    """Each proxy's score (one panel per proxy, keyed by its score's label) against
+    fine-tuned accuracy per fine-tuned expert, a colour per task."""
     plt = pyplot(path)
-    if plt is None or not any(c["points"] for c in correlations.values()):
+    drawn = {label: c for label, c in by_proxy.items() if any(t["points"] for t in c.values())}
+    if plt is None or not drawn:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    fig, axes = plt.subplots(1, len(drawn), figsize=(7.5 * len(drawn), 5.5), squeeze=False)
+    for ax, (label, correlations) in zip(axes[0], drawn.items(), strict=True):
+        _scatter_panel(ax, label, correlations)
+    return save(plt, fig, path)
+
+
+def _scatter_panel(ax, label: str, correlations: dict[str, dict]) -> None:
     for task, c in correlations.items():
         if not c["points"]:
             continue
         tau = "n/a" if math.isnan(c["tau"]) else f"{c['tau']:+.2f}"
         xs, ys = [p[1] for p in c["points"]], [p[2] for p in c["points"]]
         ax.scatter(xs, ys, s=18, label=f"{short_task(task)} (τ {tau}, n={len(xs)})")
-    ax.set_xlabel("kNN leave-one-out accuracy (proxy)")
+    ax.set_xlabel(f"{label} (proxy)")
     ax.set_ylabel("fine-tuned test accuracy (median of runs)")
     ax.set_title("Proxy score against fine-tuned accuracy, Kendall's τ per task")
     ax.legend(fontsize=6, loc="best")
     ax.grid(alpha=0.3)
-    return save(plt, fig, path)

@@ -6,14 +6,16 @@
 * ``per_task.md`` / ``per_task.csv``: each task's pick and accuracy per method;
 * ``timing.csv``: per task, the selection cost of each method against the fine-tuning
   time of its pick, and their ratio (the paper's speed-up argument, section 6.6);
-* ``knn_heatmap.png``: kNN accuracy of every expert on every task, relative to B's;
-* ``proxy_vs_finetune.png``: kNN score against fine-tuned accuracy of every expert that
-  was fine-tuned on a task, with Kendall's tau per task (shown where at least five
-  experts were fine-tuned; the oracle fine-tunes them all);
+* ``<proxy>_heatmap.png`` (``knn_heatmap.png``): a performance proxy's score of every
+  expert on every task, relative to B's, for every proxy selector of the run;
+* ``proxy_vs_finetune.png``: each proxy's score against fine-tuned accuracy of every
+  expert that was fine-tuned on a task, with Kendall's tau per task (shown where at
+  least five experts were fine-tuned; the oracle fine-tunes them all);
 * ``summary.md``: all of the above in one page;
 * ``results.json``: every number behind them: per task and method the pick, the test
   accuracies and their median, the selection and fine-tuning seconds, every expert's
-  kNN score and fine-tuned accuracy; the group table with intervals; totals.
+  proxy scores (``<proxy>_scores``) and fine-tuned accuracy; the group table with
+  intervals; totals.
 
 The report goes to ``config.report.dir`` if set, else ``<workdir>/report``. It can be
 regenerated at any time: ``python -m vtab_eval.main --report_only ...``.
@@ -30,8 +32,6 @@ from pathlib import Path
 from vtab_eval import files, plots, run_dir, selection, stats
 
 GROUPS = ("natural", "specialized", "structured", stats.ALL)
-# Every selector's table row, in the paper's order (the registry's).
-METHOD_NAMES = {name: cls.display_name for name, cls in selection.SELECTORS.items()}
 
 
 def load_results(workdir: Path) -> list[dict]:
@@ -42,7 +42,14 @@ def load_results(workdir: Path) -> list[dict]:
 def paper_order(methods) -> list[str]:
     """The given method names in the paper's row order, unknown ones last, sorted."""
     present = set(methods)
-    return [m for m in METHOD_NAMES if m in present] + sorted(present - set(METHOD_NAMES))
+    known = selection.table_order()
+    return [m for m in known if m in present] + sorted(present - set(known))
+
+
+def method_name(method: str) -> str:
+    """A method's row in the tables: its selector's display name (unknown ones as is)."""
+    cls = selection.SELECTORS.get(method)
+    return method if cls is None else cls.display_name
 
 
 def method_order(results: list[dict]) -> list[str]:
@@ -86,11 +93,20 @@ def csv_text(header: list[str], rows: list[list]) -> str:
     return buffer.getvalue()
 
 
-def knn_scores(results: list[dict]) -> dict[str, dict[str, float]]:
-    """{task: {expert: kNN LOO accuracy}} from the runs' knn selection files."""
+def proxies(results: list[dict]) -> list[str]:
+    """The performance proxies among the methods (`is_proxy`), in table order."""
+    return [
+        m
+        for m in method_order(results)
+        if m in selection.SELECTORS and selection.SELECTORS[m].is_proxy
+    ]
+
+
+def proxy_scores(results: list[dict], proxy: str) -> dict[str, dict[str, float]]:
+    """{task: {expert: score}} from the runs' selection files of one proxy."""
     out = {}
     for r in results:
-        record = run_dir.TaskDir(Path(r["dir"])).selection("knn")
+        record = run_dir.TaskDir(Path(r["dir"])).selection(proxy)
         if record is not None:
             out[r["task"]] = {e: s for e, s in record["scores"].items() if s is not None}
     return out
@@ -127,11 +143,11 @@ def timing_rows(results: list[dict], num_experts: dict[str, int]) -> list[list]:
     return rows
 
 
-def proxy_correlations(knn: dict, tuned: dict) -> dict[str, dict]:
-    """{task: {"tau", "points": [(expert, knn, finetuned)]}} over the fine-tuned experts."""
+def proxy_correlations(scores: dict, tuned: dict) -> dict[str, dict]:
+    """{task: {"tau", "points": [(expert, score, finetuned)]}} over the fine-tuned experts."""
     out = {}
     for task, accs in tuned.items():
-        points = [(e, knn[task][e], a) for e, a in accs.items() if e in knn.get(task, {})]
+        points = [(e, scores[task][e], a) for e, a in accs.items() if e in scores.get(task, {})]
         tau = float("nan")
         if len(points) >= stats.MIN_POINTS_FOR_TAU:
             tau = stats.kendall_tau([p[1] for p in points], [p[2] for p in points])
@@ -150,7 +166,7 @@ def method_totals(results: list[dict]) -> dict[str, dict[str, float]]:
     }
 
 
-def results_record(results, table, knn, tuned, config) -> dict:
+def results_record(results, table, scores, tuned, config) -> dict:
     """Everything the tables and plots show, as one JSON-ready dict."""
     tasks = []
     for r in results:
@@ -161,7 +177,7 @@ def results_record(results, table, knn, tuned, config) -> dict:
                 "group": r["group"],
                 "num_classes": r["num_classes"],
                 "methods": r["methods"],
-                "knn_scores": knn.get(r["task"], {}),
+                **{f"{p}_scores": s.get(r["task"], {}) for p, s in scores.items()},
                 "finetuned_accuracy": tuned.get(r["task"], {}),
             }
         )
@@ -216,24 +232,24 @@ def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[
         results, config.report.bootstrap_samples, config.report.confidence, config.seed
     )
     md_table, per_task = _write_tables(out, results, table)
-    knn, tuned = knn_scores(results), finetuned(results)
-    num_experts = {t: len(s) for t, s in knn.items()}
+    scores = {p: proxy_scores(results, p) for p in proxies(results)}
+    tuned = finetuned(results)
+    num_experts = {  # the experts a proxy scored
+        r["task"]: len({e for s in scores.values() for e in s.get(r["task"], {})})
+        for r in results
+        if any(r["task"] in s for s in scores.values())
+    }
     timing_header = ["task", "method", "experts_scored", "selection_s", "finetune_s", "ratio"]
     files.write_text(out / "timing.csv", csv_text(timing_header, timing_rows(results, num_experts)))
-    correlations = proxy_correlations(knn, tuned)
-    files.write_json(out / "results.json", results_record(results, table, knn, tuned, config))
+    correlations = {p: proxy_correlations(s, tuned) for p, s in scores.items()}
+    files.write_json(out / "results.json", results_record(results, table, scores, tuned, config))
     paths = {
         "markdown": str(out / "summary.md"),
         "table": str(out / "table.md"),
         "results": str(out / "results.json"),
     }
     if config.report.plots:
-        for name, made in (
-            ("heatmap", plots.knn_heatmap(knn, out / "knn_heatmap.png")),
-            ("scatter", plots.proxy_scatter(correlations, out / "proxy_vs_finetune.png")),
-        ):
-            if made is not None:
-                paths[name] = str(made)
+        _write_plots(out, scores, correlations, paths)
     probes = config.report.get("probes") or (
         str(out / PROBES_DIR / "probes.json") if config.get("probes") else ""
     )
@@ -251,12 +267,25 @@ def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[
     return paths
 
 
+def _write_plots(out: Path, scores: dict, correlations: dict, paths: dict) -> None:
+    """Each proxy's heatmap and one scatter of every proxy against fine-tuning; adds
+    what was drawn to `paths`."""
+    labels = {p: selection.SELECTORS[p].score_label for p in scores}
+    made = {
+        f"{p}_heatmap": plots.proxy_heatmap(s, out / f"{p}_heatmap.png", labels[p])
+        for p, s in scores.items()
+    }
+    by_label = {labels[p]: c for p, c in correlations.items()}
+    made["scatter"] = plots.proxy_scatter(by_label, out / "proxy_vs_finetune.png")
+    paths.update({name: str(path) for name, path in made.items() if path is not None})
+
+
 def _write_tables(out: Path, results: list[dict], table: dict) -> tuple[str, str]:
     """Writes the group table and the per-task table (markdown and CSV); returns their
     markdown."""
     methods = method_order(results)
     header = ["Method", "NATURAL", "SPECIALIZED", "STRUCTURED", "ALL"]
-    rows = [[METHOD_NAMES.get(m, m)] + [_cell(table[m].get(g)) for g in GROUPS] for m in methods]
+    rows = [[method_name(m)] + [_cell(table[m].get(g)) for g in GROUPS] for m in methods]
     md_table = markdown_table(header, rows)
     files.write_text(out / "table.md", md_table)
     csv_rows = [
@@ -301,46 +330,64 @@ def _time_lines(results: list[dict], num_experts: dict[str, int]) -> list[str]:
         sel, ft = totals["selection_seconds"], totals["finetune_seconds"]
         ratio = f"{ft / sel:.1f}x" if sel > 0 and looks_at_task(m) else "n/a (no data looked at)"
         lines.append(
-            f"- {METHOD_NAMES.get(m, m)}: selection {sel:.1f}s, fine-tuning its picks "
+            f"- {method_name(m)}: selection {sel:.1f}s, fine-tuning its picks "
             f"{ft:.1f}s; fine-tuning / selection = {ratio}"
         )
-    if any("knn" in r["methods"] for r in results):
+    for proxy in proxies(results):
         # What the oracle would cost: fine-tuning every scored expert instead of one.
-        knn_runs = [r for r in results if "knn" in r["methods"]]
+        runs = [r for r in results if proxy in r["methods"]]
         every = sum(
-            r["methods"]["knn"]["finetune_seconds"] * num_experts.get(r["task"], 0)
-            for r in knn_runs
+            r["methods"][proxy]["finetune_seconds"] * num_experts.get(r["task"], 0) for r in runs
         )
-        sel = sum(r["methods"]["knn"]["selection_seconds"] for r in knn_runs)
+        sel = sum(r["methods"][proxy]["selection_seconds"] for r in runs)
         if sel > 0:
             lines.append(
                 f"- Fine-tuning every expert (the oracle) would take about {every:.0f}s, "
-                f"{every / sel:.0f}x the kNN selection."
+                f"{every / sel:.0f}x the {prose_name(proxy)} selection."
             )
     return [*lines, "", "Per task and method: `timing.csv`.", ""]
 
 
-def _proxy_lines(correlations: dict[str, dict], paths: dict[str, str]) -> list[str]:
-    """Kendall's tau per task (where enough experts were fine-tuned), and the plots."""
+def prose_name(method: str) -> str:
+    """How the report's sentences name a selector."""
+    cls = selection.SELECTORS[method]
+    return cls.short_name or cls.display_name
+
+
+def _proxy_lines(correlations: dict[str, dict[str, dict]], paths: dict[str, str]) -> list[str]:
+    """Kendall's tau per task and proxy (where enough experts were fine-tuned), and the
+    plots; `correlations` is per proxy (`proxy_correlations`)."""
+    if not correlations:
+        return []
     lines = ["## Proxy against fine-tuning", ""]
+    named = len(correlations) > 1  # one tau column per proxy, named when there are more
+    header = ["task", "experts fine-tuned"] + [
+        f"Kendall's tau ({prose_name(p)})" if named else "Kendall's tau" for p in correlations
+    ]
     tau_rows = [
         [
             plots.short_task(t),
-            len(c["points"]),
-            "n/a" if math.isnan(c["tau"]) else f"{c['tau']:+.2f}",
+            max(len(c[t]["points"]) for c in correlations.values()),
+            *(
+                "n/a" if math.isnan(c[t]["tau"]) else f"{c[t]['tau']:+.2f}"
+                for c in correlations.values()
+            ),
         ]
-        for t, c in correlations.items()
+        for t in next(iter(correlations.values()))
     ]
-    lines.append(markdown_table(["task", "experts fine-tuned", "Kendall's tau"], tau_rows))
+    lines.append(markdown_table(header, tau_rows))
     lines.append(
         f"Tau is shown where at least {stats.MIN_POINTS_FOR_TAU} experts were fine-tuned "
         "on the task (the oracle fine-tunes them all): over fewer it is +-1 or nearly so."
     )
     lines.append("")
-    for name, title in (
-        ("heatmap", "kNN accuracy per expert, relative to B"),
-        ("scatter", "kNN against fine-tuning"),
-    ):
+    names = [prose_name(p) for p in correlations]
+    figures = [
+        (f"{p}_heatmap", f"{selection.SELECTORS[p].score_label} per expert, relative to B")
+        for p in correlations
+    ]
+    figures.append(("scatter", f"{' and '.join(names)} against fine-tuning"))
+    for name, title in figures:
         if name in paths:
             lines += [f"![{title}]({Path(paths[name]).name})", ""]
     return lines

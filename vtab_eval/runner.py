@@ -68,11 +68,8 @@ class Runner:
         self.store = self.tuning.store
         folder = self.config.get("probes", "")
         self.probe_images = probes.ProbeImages(folder) if folder else None
-        unknown = [s for s in self.selectors if s not in selection.SELECTORS]
-        if unknown:
-            raise ValueError(
-                f"unknown selectors {unknown}; choose from {list(selection.SELECTORS)}"
-            )
+        for name in self.selectors:
+            selection.selector_class(name)  # Fails early, naming it and the known ones.
 
     @property
     def tuners(self) -> protocol.TunerCache | None:
@@ -135,10 +132,17 @@ class Runner:
         self.log(f"{record['summary_line']} ({out}/probes.md)")
 
     def oracle_candidates(self, todo: list) -> list[pool.Module]:
-        if "oracle" not in self.selectors or not todo:
+        """The experts the selectors scoring by fine-tuning (the oracle) fine-tune on
+        every task, in pool order."""
+        if not todo:
             return []
-        ids = make_selector("oracle", self.config).candidates(self.pool)
-        return [self.pool.get(i) for i in ids]
+        ids = {
+            i
+            for name in self.selectors
+            if selection.selector_class(name).fine_tunes_candidates
+            for i in make_selector(name, self.config).candidates(self.pool)
+        }
+        return [m for m in self.pool.experts if m.id in ids]
 
     def precompute_oracle(self, todo: list) -> None:
         candidates = self.oracle_candidates(todo)
@@ -156,7 +160,8 @@ class Runner:
             self.store,
             split=self.config.selection.split,
             seed=self.config.seed,
-            finetune=lambda expert: self.tuning.screen_expert(task, expert),  # the oracle's
+            # For the selectors that fine-tune candidates (fine_tunes_candidates).
+            finetune=lambda expert: self.tuning.screen_expert(task, expert),
         )
         result = make_selector(name, self.config).select(task, ctx)
         result.write(path)

@@ -108,7 +108,7 @@ def compare(
 def hub_root_modules(root: str) -> list[str]:
     """The first module (by handle) of each feature-vector kind under ``root``."""
     found = []
-    for kind in tree.FEATURE_VECTOR_KINDS:
+    for kind in tree.feature_vector_kinds():
         listed = tree.catalog(root, kind)
         if listed:
             found.append(listed[0]["path"])
@@ -124,7 +124,7 @@ def describe(module_dir: str | None, size: str) -> dict:
         return {"module": None, "handle": f"fresh/{size}", "name": "fresh", "kind": None}
     path = Path(module_dir)
     info = json.loads((path / tree.INFO_FILE).read_text())
-    if info["kind"] not in tree.FEATURE_VECTOR_KINDS:
+    if info["kind"] not in tree.feature_vector_kinds():
         raise app.UsageError(f"--module: a {info['kind']} module is not one expert")
     return {
         "module": str(path),

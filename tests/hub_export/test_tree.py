@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -26,6 +28,32 @@ def test_clashing_expert_names_are_refused():
         tree.check_unique_slugs(["Latin", "latin"])
     with pytest.raises(tree.ExportError, match="'Baseline' clashes with the baseline"):
         tree.check_unique_slugs(["Baseline"])
+
+
+def test_a_registered_kind_places_its_modules_by_its_own_traits():
+    @tree.KINDS.register
+    class Sketch:
+        name, collection, module_name, feature_vector = "sketch", "bit-sketch", None, True
+
+    try:
+        handle = tree.Handle.make("local", "sketch", "r50x1", "in21k", "a/b")
+        assert handle.relpath == "local/experts/bit-sketch/r50x1/in21k/a.b/1"
+        assert tree.feature_vector_kinds() == ["baseline", "full", "adapter", "sketch"]
+    finally:
+        tree.KINDS.remove("sketch")
+    with pytest.raises(tree.ExportError, match="unknown module kind 'sketch'; choose one of"):
+        tree.Handle.make("local", "sketch", "r50x1", "in21k", "a/b")
+    with pytest.raises(ValueError, match="module kind 'full' is registered twice"):
+        tree.KINDS.register(type("Again", (), {"name": "full"}))
+
+
+def test_the_kinds_register_without_tensorflow():
+    # The package registers its kinds on import; the tree and the catalog stay light.
+    code = (
+        "import sys, hub_export.catalog as c; print(len(c.tree.KINDS), 'tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["6", "False"], out.stderr[-2000:]
 
 
 def test_handles_mirror_tfhub():

@@ -78,14 +78,16 @@ def test_group_table_matches_direct_bootstrap_and_paper_shape(workdir):
     assert "task_n2,knn,3,2.00,30.00,15.0" in timing
     summary = (workdir / "report" / "summary.md").read_text()
     assert "fine-tuning / selection = 15.0x" in summary and "Kendall" in summary
-    assert paths["heatmap"].endswith("knn_heatmap.png")  # matplotlib is a dependency
+    assert paths["knn_heatmap"].endswith("knn_heatmap.png")  # matplotlib is a dependency
     assert (workdir / "report" / "knn_heatmap.png").read_bytes()[:4] == b"\x89PNG"
     assert (workdir / "report" / "proxy_vs_finetune.png").stat().st_size > 1000
 
 
 def test_kendall_tau_per_task_uses_the_fine_tuned_experts(workdir):
     results = report.load_results(workdir)
-    correlations = report.proxy_correlations(report.knn_scores(results), report.finetuned(results))
+    correlations = report.proxy_correlations(
+        report.proxy_scores(results, "knn"), report.finetuned(results)
+    )
     # Two fine-tuned experts per task: tau over two points is +-1, so it is not shown.
     assert all(len(c["points"]) == 2 for c in correlations.values())
     assert all(np.isnan(c["tau"]) for c in correlations.values())

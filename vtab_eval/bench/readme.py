@@ -248,7 +248,7 @@ def table_lines(table: dict) -> list[str]:
     most = max((c.get("all", {}).get("tasks", 0) for c in table.values()), default=0)
     for method in report.paper_order(table):  # results.json's keys come back sorted
         cells = table[method]
-        name = report.METHOD_NAMES.get(method, method)
+        name = report.method_name(method)
         count = cells.get("all", {}).get("tasks", most)
         if count < most:  # A row over fewer tasks is not comparable column by column.
             name += f" ({count} of {most} tasks)"

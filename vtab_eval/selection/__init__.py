@@ -8,9 +8,16 @@
 Names: knn (performance proxy), knn_full and knn_adapter (kNN within one kind of
 expert), knn_experts (kNN over the experts without the baseline), domain (EPN), label (label matching), random, and the references baseline and
 oracle.
+
+A selector is one class in one module of this folder, registered with `@register`
+(`base.SELECTORS`), describing itself by class attributes (`Selector`'s docstring);
+the runner and the report ask those, never a name.
 """
 
-from vtab_eval.selection.base import Context, SelectionResult, Selector, best
+import importlib
+import pkgutil
+
+from vtab_eval.selection.base import SELECTORS, Context, SelectionResult, Selector, best, register
 from vtab_eval.selection.domain import DomainPredictionSelector
 from vtab_eval.selection.knn import KnnSelector, loo_accuracy, loo_neighbors
 from vtab_eval.selection.knn_subpools import (
@@ -22,31 +29,24 @@ from vtab_eval.selection.label_matching import LabelMatchingSelector
 from vtab_eval.selection.random_pick import RandomSelector
 from vtab_eval.selection.references import BaselineSelector, OracleSelector
 
-# In the paper's Table 1 row order, which the reports follow.
-SELECTORS: dict[str, type[Selector]] = {
-    cls.name: cls
-    for cls in (
-        BaselineSelector,
-        RandomSelector,
-        DomainPredictionSelector,
-        LabelMatchingSelector,
-        KnnFullSelector,
-        KnnAdapterSelector,
-        KnnExpertsSelector,
-        KnnSelector,
-        OracleSelector,
-    )
-}
+# Every module of this folder registers its selectors when imported: found here rather
+# than listed, so that adding a selector is adding its file (and its test), nothing else.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def selector_class(name: str) -> type[Selector]:
-    if name not in SELECTORS:
-        raise ValueError(f"unknown selector {name!r}; choose from {', '.join(SELECTORS)}")
+    """The selector registered as `name`; an unknown name is a one-line ValueError."""
     return SELECTORS[name]
 
 
 def get_selector(name: str, **kwargs) -> Selector:
     return selector_class(name)(**kwargs)
+
+
+def table_order() -> list[str]:
+    """Every selector's name in the tables' row order (the paper's Table 1)."""
+    return sorted(SELECTORS, key=lambda name: SELECTORS[name].table_row)
 
 
 __all__ = [
@@ -65,7 +65,9 @@ __all__ = [
     "Selector",
     "best",
     "get_selector",
+    "register",
     "selector_class",
+    "table_order",
     "loo_accuracy",
     "loo_neighbors",
 ]

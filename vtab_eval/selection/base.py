@@ -18,9 +18,15 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from fanout.registry import Registry
 from vtab_eval import files
 from vtab_eval.features import FeatureStore
 from vtab_eval.pool import Module, Pool
+
+# Every selector, registered by its own module (`@register` on the class); the package
+# imports each module of its folder, so a new selector is one new file.
+SELECTORS = Registry("selector")
+register = SELECTORS.register
 
 
 @dataclasses.dataclass
@@ -91,6 +97,14 @@ class Selector(abc.ABC):
     task's labels; `looks_at_task` whether it looks at the task at all (B and a random
     pick do not, so their selection has no cost to weigh); `from_config` builds it
     from the run's `selection` config section.
+
+    `fine_tunes_candidates`: it scores experts by fine-tuning them (the oracle), so the
+    runner fine-tunes its candidates ahead of the per-task loop. `is_proxy`: a
+    performance proxy whose per-expert scores the report compares with fine-tuned
+    accuracy and whose cost it weighs against fine-tuning every expert; `short_name`
+    names it in the report's prose and `score_label` its scores on the plots.
+    `table_row` places it in the tables (the paper's Table 1 order, ascending; a new
+    proxy lands after kNN and before the oracle).
     """
 
     name: ClassVar[str]
@@ -98,6 +112,11 @@ class Selector(abc.ABC):
     needs: ClassVar[str] = ""
     uses_labels: ClassVar[bool] = False
     looks_at_task: ClassVar[bool] = True
+    fine_tunes_candidates: ClassVar[bool] = False
+    is_proxy: ClassVar[bool] = False
+    short_name: ClassVar[str] = ""
+    score_label: ClassVar[str] = "proxy score"
+    table_row: ClassVar[int] = 90
 
     def __init__(self, include_baseline: bool = False):
         self.include_baseline = include_baseline

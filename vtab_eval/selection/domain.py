@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from vtab_eval.pool import PoolError
-from vtab_eval.selection.base import Context, Selector
+from vtab_eval.selection.base import Context, Selector, register
 
 
 def log_probabilities(logits: np.ndarray, activation: str) -> np.ndarray:
@@ -29,10 +29,12 @@ def log_probabilities(logits: np.ndarray, activation: str) -> np.ndarray:
     raise ValueError(f"unknown activation {activation!r}; expected softmax or sigmoid")
 
 
+@register
 class DomainPredictionSelector(Selector):
     name = "domain"
     display_name = "Domain Prediction"
     needs = "epn"
+    table_row = 30
 
     def score(self, task, ctx: Context):
         epn = ctx.pool.epn

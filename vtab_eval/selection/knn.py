@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vtab_eval.selection.base import Context, Selector
+from vtab_eval.selection.base import Context, Selector, register
 
 CENTRE_SAMPLE = 255  # rows whose per-column lower median centres the features
 
@@ -150,11 +150,16 @@ def loo_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 1, **kwargs)
     return float(np.mean(vote(labels[neighbors]) == labels))
 
 
+@register
 class KnnSelector(Selector):
     name = "knn"
     display_name = "Performance Proxy (kNN)"
     needs = "features"
     uses_labels = True
+    is_proxy = True
+    short_name = "kNN"
+    score_label = "kNN accuracy"
+    table_row = 80
 
     def __init__(self, k: int = 1, float64: bool = False, include_baseline: bool = False):
         super().__init__(include_baseline)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from vtab_eval.selection.base import Context, SelectionResult
+from vtab_eval.selection.base import Context, SelectionResult, register
 from vtab_eval.selection.knn import KnnSelector
 
 
 class _KnnSubPool(KnnSelector):
     kind: ClassVar[str]
+    # kNN's scores over part of the pool: the report compares kNN's own with fine-tuning.
+    is_proxy = False
 
     def select(self, task, ctx: Context) -> SelectionResult:
         experts = tuple(e for e in ctx.pool.experts if e.kind == self.kind or e.is_baseline)
@@ -28,24 +30,31 @@ class _KnnSubPool(KnnSelector):
         return super().select(task, dataclasses.replace(ctx, pool=sub_pool))
 
 
+@register
 class KnnFullSelector(_KnnSubPool):
     name = "knn_full"
     display_name = "kNN (full experts)"
     kind = "full"
+    table_row = 50
 
 
+@register
 class KnnAdapterSelector(_KnnSubPool):
     name = "knn_adapter"
     display_name = "kNN (adapter experts)"
     kind = "adapter"
+    table_row = 60
 
 
+@register
 class KnnExpertsSelector(KnnSelector):
     """kNN that never falls back on the baseline, whatever `include_baseline` says: the
     pool without B, next to `knn` over the pool with it."""
 
     name = "knn_experts"
     display_name = "kNN (experts only, no B)"
+    is_proxy = False  # kNN's scores; the report compares kNN's own with fine-tuning
+    table_row = 70
 
     def candidates(self, pool):
         return [e.id for e in pool.non_baseline()] or pool.ids

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from vtab_eval.pool import PoolError
-from vtab_eval.selection.base import Context, Selector
+from vtab_eval.selection.base import Context, Selector, register
 from vtab_eval.selection.domain import log_probabilities
 
 
@@ -44,10 +44,12 @@ def smoothed(prior: np.ndarray, eps: float) -> np.ndarray:
     return (1.0 - eps) * prior + eps / len(prior)
 
 
+@register
 class LabelMatchingSelector(Selector):
     name = "label"
     display_name = "Label Matching"
     needs = "classifier"
+    table_row = 40
 
     @classmethod
     def from_config(cls, selection) -> LabelMatchingSelector:

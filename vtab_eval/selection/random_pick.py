@@ -10,13 +10,15 @@ import hashlib
 
 import numpy as np
 
-from vtab_eval.selection.base import Context, Selector
+from vtab_eval.selection.base import Context, Selector, register
 
 
+@register
 class RandomSelector(Selector):
     name = "random"
     display_name = "Random Expert"
     looks_at_task = False
+    table_row = 20
 
     def score(self, task, ctx: Context):
         digest = hashlib.sha256(f"{ctx.seed}:{task.spec}".encode()).digest()

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vtab_eval.selection.base import Context, SelectionResult, Selector
+from vtab_eval.selection.base import Context, SelectionResult, Selector, register
 
 
+@register
 class BaselineSelector(Selector):
     name = "baseline"
     display_name = "Baseline (No Experts)"
     looks_at_task = False
+    table_row = 10
 
     def candidates(self, pool):
         return [pool.baseline.id]
@@ -31,10 +33,13 @@ class BaselineSelector(Selector):
         return {e.id: (1.0 if e.id == baseline else 0.0) for e in ctx.pool.experts}, {}, 0.0
 
 
+@register
 class OracleSelector(Selector):
     name = "oracle"
     display_name = "Oracle (best in hindsight)"
     uses_labels = True  # the test labels, in hindsight
+    fine_tunes_candidates = True
+    table_row = 100
 
     def score(self, task, ctx: Context):
         if ctx.finetune is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+from fanout.registry import Registry
 from vtab_eval.tasks.base import Task
 from vtab_eval.tasks.spec import format_spec, parse_spec
 
@@ -12,11 +13,11 @@ from vtab_eval.tasks.spec import format_spec, parse_spec
 # the loading options (data_dir, download, try_gcs), and returns a Task.
 Factory = Callable[..., Task]
 
-_FACTORIES: dict[str, Factory] = {}
+_FACTORIES = Registry("task")  # name -> Factory, each registered in its family's file
 # Task names whose key is more than the canonical spec -> a function of the canonical
 # spec and the spec's arguments that computes it without building the task.
 _KEYS: dict[str, Callable[..., str]] = {}
-_SUITES: dict[str, tuple[str, ...]] = {}
+_SUITES = Registry("suite")  # name -> its specs
 # Set by get_task itself, never by a spec.
 _LOADING_OPTIONS = ("canonical", "data_dir", "download", "try_gcs")
 
@@ -26,9 +27,7 @@ def register(name: str, key: Callable[..., str] | None = None) -> Callable[[Fact
     task's ``key`` cheaply (``task_key``) when it is more than its canonical spec."""
 
     def decorator(factory: Factory) -> Factory:
-        if name in _FACTORIES:
-            raise ValueError(f"task name {name!r} is registered twice")
-        _FACTORIES[name] = factory
+        _FACTORIES.add(name, factory)  # refuses a name registered twice
         if key is not None:
             _KEYS[name] = key
         return factory
@@ -37,9 +36,7 @@ def register(name: str, key: Callable[..., str] | None = None) -> Callable[[Fact
 
 
 def register_suite(name: str, specs: tuple[str, ...]) -> None:
-    if name in _SUITES:
-        raise ValueError(f"suite {name!r} is registered twice")
-    _SUITES[name] = tuple(specs)
+    _SUITES.add(name, tuple(specs))
 
 
 def task_names() -> tuple[str, ...]:
