@@ -24,7 +24,8 @@ import os
 from pathlib import Path
 
 import fanout
-from vtab_eval import pool, probes, run_dir, tasks, tuning
+from vtab_eval import pool, probes, run_dir, tasks
+from vtab_eval.finetune import runs as tuning
 
 PROBES = "probes"  # a features job's stand-in for the probe images' task spec
 

@@ -20,18 +20,9 @@ from pathlib import Path
 import ml_collections
 
 import fanout
-from vtab_eval import (
-    fan_out,
-    files,
-    pool,
-    probes,
-    protocol,
-    report,
-    run_dir,
-    selection,
-    tasks,
-    tuning,
-)
+from vtab_eval import fan_out, files, pool, probes, report, run_dir, selection, tasks
+from vtab_eval.finetune import protocol
+from vtab_eval.finetune import runs as tuning
 
 
 def resolve_suite(suite: str) -> list[str]:

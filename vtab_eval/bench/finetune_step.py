@@ -24,8 +24,8 @@ import tf_keras as keras
 from absl import app, flags
 
 from vtab_eval import cli, hub_loader
-from vtab_eval.finetune import FineTuner
-from vtab_eval.hyperparams import HParams
+from vtab_eval.finetune.hyperparams import HParams
+from vtab_eval.finetune.tuner import FineTuner
 from vtab_eval.images import to_float
 
 NUM_CLASSES = 10

@@ -27,17 +27,10 @@ import ml_collections
 import tensorflow as tf
 
 from fanout import distribute, precision
-from vtab_eval import (
-    files,
-    finetune,
-    hyperparams,
-    images,
-    pool,
-    protocol,
-    run_dir,
-    tasks,
-)
+from vtab_eval import files, images, pool, run_dir, tasks
 from vtab_eval.features import FeatureStore
+from vtab_eval.finetune import hyperparams, protocol
+from vtab_eval.finetune import tuner as finetune
 
 
 def sweep_fn(config: ml_collections.ConfigDict) -> protocol.SweepFn:
