@@ -70,7 +70,8 @@ def execute(config, report_only: bool = False, report_methods=None, executor=Non
         config_rules.check(config, transfer.RULES)
         if report_only:
             # numpy and matplotlib only: no TensorFlow start-up
-            from vtab_eval import report, run_dir
+            from vtab_eval import run_dir
+            from vtab_eval.report import tables as report
 
             config = run_dir.expand_user_paths(config)
 

@@ -5,7 +5,7 @@ import json
 
 from tests.vtab_eval import hub_fixtures
 from vtab_eval import pool as pool_lib
-from vtab_eval import probes
+from vtab_eval.report import probes
 
 
 def test_matrix_margins_and_files(tmp_path):

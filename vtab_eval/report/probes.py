@@ -29,9 +29,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from vtab_eval import files, plots
+from vtab_eval import files
 from vtab_eval import pool as pool_lib
 from vtab_eval.features import FeatureStore
+from vtab_eval.report import plots
 from vtab_eval.selection.knn import loo_accuracy
 from vtab_eval.tasks import base, folder
 
