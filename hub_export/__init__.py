@@ -8,6 +8,6 @@
   ``bench/``: ``feature_extraction``, ``accelerator_module``
   (``python -m hub_export.bench.<name>``).
 
-The loader for the evaluation side lives in ``vtab_eval/hub_loader.py``: ``vtab_eval``
+The loader for the evaluation side lives in ``vtab_eval/pool/hub_loader.py``: ``vtab_eval``
 never imports this package.
 """

@@ -24,8 +24,9 @@ import os
 from pathlib import Path
 
 import fanout
-from vtab_eval import pool, run_dir, tasks
+from vtab_eval import run_dir, tasks
 from vtab_eval.finetune import runs as tuning
+from vtab_eval.pool import expert_pool as pool
 from vtab_eval.report import probes
 
 PROBES = "probes"  # a features job's stand-in for the probe images' task spec

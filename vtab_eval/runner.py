@@ -20,9 +20,10 @@ from pathlib import Path
 import ml_collections
 
 import fanout
-from vtab_eval import fan_out, files, pool, run_dir, selection, tasks
+from vtab_eval import fan_out, files, run_dir, selection, tasks
 from vtab_eval.finetune import protocol
 from vtab_eval.finetune import runs as tuning
+from vtab_eval.pool import expert_pool as pool
 from vtab_eval.report import probes
 from vtab_eval.report import tables as report
 

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from vtab_eval import pool
+from vtab_eval.pool import expert_pool as pool
 from vtab_eval.tasks import Task
 
 _IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32)

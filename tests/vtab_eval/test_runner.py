@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from tests.vtab_eval.hub_fixtures import probe_folder
-from vtab_eval import files, pool, run_dir, runner
+from vtab_eval import files, run_dir, runner
 from vtab_eval.configs import transfer
+from vtab_eval.pool import expert_pool as pool
 from vtab_eval.report import probes
 from vtab_eval.report import tables as report
 

@@ -38,10 +38,11 @@ from absl import app, flags, logging
 from fanout import distribute
 from fanout import precision as precision_lib
 from fanout.bench.accelerator_table import table
-from vtab_eval import cli, hub_loader
+from vtab_eval import cli
 from vtab_eval.configs import transfer
 from vtab_eval.finetune.hyperparams import HParams
 from vtab_eval.finetune.tuner import FineTuner
+from vtab_eval.pool import hub_loader
 
 PROGRAM = "vtab_eval.bench.accelerator"
 NUM_CLASSES = 10  # the head's outputs; a few columns more or less do not change the cost

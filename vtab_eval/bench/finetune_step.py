@@ -23,10 +23,11 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import app, flags
 
-from vtab_eval import cli, hub_loader
+from vtab_eval import cli
 from vtab_eval.finetune.hyperparams import HParams
 from vtab_eval.finetune.tuner import FineTuner
 from vtab_eval.images import to_float
+from vtab_eval.pool import hub_loader
 
 NUM_CLASSES = 10
 

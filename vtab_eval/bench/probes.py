@@ -15,7 +15,7 @@ import os
 from absl import app, flags, logging
 
 from vtab_eval import cli
-from vtab_eval import pool as pool_lib
+from vtab_eval.pool import expert_pool as pool_lib
 from vtab_eval.report import probes
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 
 from absl import app, flags
 
-from vtab_eval import cli, files, pool, run_dir
+from vtab_eval import cli, files, run_dir
 from vtab_eval.bench import knn_kernel_table, quality
+from vtab_eval.pool import expert_pool as pool
 from vtab_eval.report import tables as report
 
 TARGET_RELATIVE_GAIN = 3.6  # percent: the paper's VTAB headline for kNN over the baseline

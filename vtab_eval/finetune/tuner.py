@@ -42,9 +42,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from vtab_eval import features as features_lib
-from vtab_eval import hub_loader
 from vtab_eval.finetune.hyperparams import MOMENTUM, HParams, learning_rate_at
 from vtab_eval.images import to_float
+from vtab_eval.pool import hub_loader
 
 Arrays = tuple[np.ndarray, np.ndarray]
 

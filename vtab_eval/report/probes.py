@@ -30,8 +30,8 @@ import tensorflow as tf
 from absl import logging
 
 from vtab_eval import files
-from vtab_eval import pool as pool_lib
 from vtab_eval.features import FeatureStore
+from vtab_eval.pool import expert_pool as pool_lib
 from vtab_eval.report import plots
 from vtab_eval.selection.knn import loo_accuracy
 from vtab_eval.tasks import base, folder

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from vtab_eval import files
 from vtab_eval.features import FeatureStore
-from vtab_eval.pool import Module, Pool
+from vtab_eval.pool.expert_pool import Module, Pool
 
 
 @dataclasses.dataclass
