@@ -62,7 +62,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         "paper": "knn,domain,label,random,baseline",
     }[preset]
     config.workdir = "runs/transfer"
-    # A folder of specialisation probes (experts/data/probes.py, probes.json inside):
+    # A folder of specialisation probes (experts/data/embedded/probes.py, probes.json inside):
     # every expert embeds them with the tasks, and the report gains the expert x probe
     # kNN matrix (vtab_eval.bench.probes) in <report dir>/probes. Empty: none.
     config.probes = ""

@@ -3,7 +3,7 @@ r"""The specialisation benchmark: kNN accuracy of every pool module on every exp
 Run by ``vtab_eval.main --config.probes=<probe folder>`` beside the tasks (each module is
 loaded once for both), or alone by ``python -m vtab_eval.bench.probes``.
 
-A probe (written upstream, ``experts/data/probes.py``) is a small task from one expert
+A probe (written upstream, ``experts/data/embedded/probes.py``) is a small task from one expert
 node's own domain whose classes no upstream job has seen, labelled by class. The
 benchmark embeds every probe image once per module (the probes share images, so the
 union is embedded and cached like any task split), computes the leave-one-out 1-NN
