@@ -37,7 +37,7 @@ from hub_export.tree import ExportError, Handle
 
 
 @dataclasses.dataclass
-class WorkTree:
+class TrainedUpstream:
     """A trained upstream work tree and what is needed to rebuild its models, as its
     jobs recorded it (``experts.work_tree``)."""
 
@@ -51,7 +51,7 @@ class WorkTree:
     full_experts: tuple[str, ...] = ()
 
     @classmethod
-    def open(cls, workdir: str | Path, data_dir: str = "") -> WorkTree:
+    def open(cls, workdir: str | Path, data_dir: str = "") -> TrainedUpstream:
         """The tree at ``workdir``; its data is read from ``data_dir``, or else from
         where B was trained."""
         tree = work_tree.WorkTree(workdir)
@@ -146,7 +146,7 @@ def parse_kinds(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def plan(
-    work: WorkTree, publisher: str, version: int, kinds: Sequence[str] = ()
+    work: TrainedUpstream, publisher: str, version: int, kinds: Sequence[str] = ()
 ) -> tuple[list[Target], list[str]]:
     """The modules to export and the reasons others are skipped. With no ``kinds``,
     everything whose job has finished; a named kind whose job has not is an error."""
@@ -170,7 +170,7 @@ class Exporter:
 
     def __init__(
         self,
-        work: WorkTree,
+        work: TrainedUpstream,
         hub_root: str | Path,
         log: Callable[[str], None] = print,
         data_dir: str = "",  # where ``work`` read its data from, for jobs that reopen it
@@ -379,7 +379,7 @@ def export_one(workdir: str, data_dir: str, hub_root: str, target: Target, overw
     key = (workdir, data_dir, hub_root)
     if key not in _WORKER_EXPORTER:
         _WORKER_EXPORTER.clear()
-        _WORKER_EXPORTER[key] = Exporter(WorkTree.open(workdir, data_dir), hub_root)
+        _WORKER_EXPORTER[key] = Exporter(TrainedUpstream.open(workdir, data_dir), hub_root)
     return _WORKER_EXPORTER[key]._export([target], overwrite)[0]
 
 
@@ -389,7 +389,7 @@ def export(
     """Exports what ``config`` (hub_export/config.py) names; returns one result per module."""
     if not str(config.hub_root).strip():  # Path("") is the working directory
         raise ExportError("--config.hub_root is empty; name the directory the hub tree goes in")
-    work = WorkTree.open(config.workdir, config.data_dir)
+    work = TrainedUpstream.open(config.workdir, config.data_dir)
     targets, skipped = plan(work, config.publisher, config.version, parse_kinds(config.kinds))
     for reason in skipped:
         log(f"skipping {reason}")

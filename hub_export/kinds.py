@@ -14,7 +14,7 @@ from hub_export import metadata, modules
 from hub_export.tree import ExportError
 
 if TYPE_CHECKING:
-    from hub_export.exporter import Exporter, Target, WorkTree
+    from hub_export.exporter import Exporter, Target, TrainedUpstream
 
 
 class ModuleKind:
@@ -27,7 +27,7 @@ class ModuleKind:
         self.exporter, self.work = exporter, exporter.work
 
     @classmethod
-    def planned(cls, work: WorkTree, explicit: bool) -> tuple[list[tuple], list[str]]:
+    def planned(cls, work: TrainedUpstream, explicit: bool) -> tuple[list[tuple], list[str]]:
         """``(node, adapter index)`` of every module to export, and the skipped ones'
         reasons; a kind asked for by name whose job has not finished is an error."""
         if work.finished(cls.job):
@@ -39,7 +39,7 @@ class ModuleKind:
         return [], [f"{cls.name}: {cls.job} not trained"]
 
     @classmethod
-    def modules_of(cls, work: WorkTree) -> list[tuple]:
+    def modules_of(cls, work: TrainedUpstream) -> list[tuple]:
         return [(None, None)]
 
     @classmethod
@@ -48,7 +48,7 @@ class ModuleKind:
         return cls.job, None
 
     @classmethod
-    def model_shape(cls, work: WorkTree) -> tuple[int, int]:
+    def model_shape(cls, work: TrainedUpstream) -> tuple[int, int]:
         """(outputs, adapter experts) of the model the checkpoint is read into."""
         return len(work.info.hierarchy), 0
 

@@ -73,7 +73,7 @@ def write_final(model, workdir: Path, metrics: dict, job: str, experts=()) -> No
 
 @pytest.fixture(scope="session")
 def work(tmp_path_factory):
-    """(WorkTree, {job or "full/<expert>": source model}) with every job finished."""
+    """(TrainedUpstream, {job or "full/<expert>": source model}) with every job finished."""
     root = tmp_path_factory.mktemp("upstream")
     info = make_info()
     nodes = len(info.hierarchy)
@@ -100,7 +100,7 @@ def work(tmp_path_factory):
     epn.copy_backbone_from(baseline, include_head=False)
     models["epn"] = perturb(epn, 30)
     write_final(epn, root / "epn", {"steps": STEPS["epn"], "prec1": 0.9}, "epn", EXPERTS)
-    tree = exporter.WorkTree(
+    tree = exporter.TrainedUpstream(
         workdir=root,
         dataset="toy_upstream/32px",
         info=info,
