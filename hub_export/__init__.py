@@ -3,6 +3,8 @@
 * ``modules``: the savable objects (feature vector, packed adapters, classifiers);
 * ``tree``: the tfhub-style layout, atomic writes, the catalog;
 * ``metadata``: ``expert_info.json`` and the model cards;
+* ``trained``: a finished upstream work tree, as the exporter reads it;
+* ``kinds``: one class per module kind, seeing the export only through ``ExportContext``;
 * ``exporter``: work tree -> hub tree; ``config.py`` is its config;
 * binaries: ``export``, ``catalog`` (``python -m hub_export.<name>``); benchmarks in
   ``bench/``: ``feature_extraction``, ``accelerator_module``

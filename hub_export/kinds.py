@@ -6,15 +6,30 @@ and its entry in ``tree.KINDS``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
 from hub_export import metadata, modules
-from hub_export.tree import ExportError
+from hub_export.trained import TrainedUpstream
+from hub_export.tree import ExportError, Target
 
-if TYPE_CHECKING:
-    from hub_export.exporter import Exporter, Target, TrainedUpstream
+
+class ExportContext(Protocol):
+    """What a kind reads from the export it is part of. The exporter provides it; kinds
+    see nothing else of the exporter, so it imports them and never the reverse."""
+
+    work: TrainedUpstream
+    upstream: dict  # the upstream's facts every module's expert_info records
+    train_counts: np.ndarray  # train images per upstream label, in label-id order
+    expert_names: list[str]  # the experts' module names, in the adapters' and EPN's order
+
+    @property
+    def node_counts(self) -> dict[str, int]: ...  # train images per hierarchy node
+
+    def training(self, job: str, expert: str | None = None, prefix: str = "") -> dict: ...
+
+    def template(self, model, adapter: bool) -> modules.FeatureVectorTemplate: ...
 
 
 class ModuleKind:
@@ -23,7 +38,7 @@ class ModuleKind:
     name: ClassVar[str]
     job: ClassVar[str]
 
-    def __init__(self, exporter: Exporter):
+    def __init__(self, exporter: ExportContext):
         self.exporter, self.work = exporter, exporter.work
 
     @classmethod

@@ -18,7 +18,7 @@ from experts.data.hierarchy import Hierarchy
 from experts.data.upstream import UpstreamInfo
 from experts.models import resnet_v2
 from hub_export import config as config_lib
-from hub_export import exporter
+from hub_export import exporter, trained
 from hub_export import tree as hub_export_tree
 
 TINY = "r14x0.125"
@@ -100,7 +100,7 @@ def work(tmp_path_factory):
     epn.copy_backbone_from(baseline, include_head=False)
     models["epn"] = perturb(epn, 30)
     write_final(epn, root / "epn", {"steps": STEPS["epn"], "prec1": 0.9}, "epn", EXPERTS)
-    tree = exporter.TrainedUpstream(
+    tree = trained.TrainedUpstream(
         workdir=root,
         dataset="toy_upstream/32px",
         info=info,
