@@ -19,7 +19,7 @@ can do; it does not make an untrusted module safe.
 admit one op instead, see ``fanout/allowed_ops.py``.
 
 This lives in ``fanout`` (which imports no project package) so that the upstream and
-downstream binaries share it; ``vtab_eval.hub_loader`` resolves handles and calls it.
+downstream binaries share it; ``vtab_eval.pool.hub_loader`` resolves handles and calls it.
 """
 
 from __future__ import annotations

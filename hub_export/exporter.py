@@ -15,7 +15,6 @@ architecture and refilled for each expert (``modules.FeatureVectorTemplate``).
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import functools
 import json
@@ -27,114 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 import fanout
-from experts import work_tree
-from experts.data import pipelines
-from experts.data.upstream import UpstreamInfo
 from experts.models import resnet_v2
 from fanout.worker_cache import WorkerCache
 from hub_export import kinds as kinds_lib
 from hub_export import metadata, modules, tree
-from hub_export.tree import ExportError, Handle
-
-
-@dataclasses.dataclass
-class WorkTree:
-    """A trained upstream work tree and what is needed to rebuild its models, as its
-    jobs recorded it (``experts.work_tree``)."""
-
-    workdir: Path
-    dataset: str  # tfds name
-    info: UpstreamInfo
-    experts: tuple[str, ...]  # hierarchy nodes, in the adapters' and EPN's index order
-    size: str
-    image_size: int
-    # Every full expert trained in the tree; empty: ``experts``.
-    full_experts: tuple[str, ...] = ()
-
-    @classmethod
-    def open(cls, workdir: str | Path, data_dir: str = "") -> WorkTree:
-        """The tree at ``workdir``; its data is read from ``data_dir``, or else from
-        where B was trained."""
-        tree = work_tree.WorkTree(workdir)
-        if not tree.root.is_dir():
-            raise ExportError(f"work tree {tree.root} does not exist (set --config.workdir)")
-        try:
-            base = tree.baseline.config()
-        except (FileNotFoundError, ValueError) as e:
-            raise ExportError(str(e)) from None
-        name = base["data"]["name"]
-        _, info = pipelines.open_upstream(name, data_dir or base["data"]["data_dir"] or None)
-        model = base["model"]
-        experts = _recorded_experts(tree)
-        full = experts + tuple(e for e in tree.full_experts() if e not in experts)
-        return cls(tree.root, name, info, experts or full, model["size"], model["image_size"], full)
-
-    def job_dir(self, job: str, expert: str | None = None) -> Path:
-        return self.job(job, expert).path
-
-    def job(self, job: str, expert: str | None = None) -> work_tree.JobDir:
-        return work_tree.WorkTree(self.workdir).job(job, expert)
-
-    def finished(self, job: str, expert: str | None = None) -> bool:
-        return self.job(job, expert).finished()
-
-    def steps(self, job: str, expert: str | None = None) -> int:
-        return int(self.job(job, expert).metrics()["steps"])
-
-    def global_batch(self, job: str, expert: str | None = None) -> int:
-        return int(self.job(job, expert).config()["train"]["global_batch"])
-
-    def images(self, job: str, expert: str | None = None) -> int:
-        """Images this job trained on (steps x its recorded global batch)."""
-        return self.steps(job, expert) * self.global_batch(job, expert)
-
-    def restore(self, num_classes: int, num_experts: int, job: str, expert=None, into=None):
-        """The job's final model, read from its checkpoint (every variable must match).
-        ``into``: a model of this shape from an earlier ``restore`` to read it into
-        (every variable is overwritten) instead of building a new one."""
-        where = self.job(job, expert)
-        if not where.finished():
-            raise ExportError(f"{where.path} has no finished run (no {where.metrics_path.name})")
-        shape = (self.size, num_classes, num_experts)
-        if into is None:
-            # float32 whatever precision the job trained in (variables are float32 in
-            # every precision): modules compute in float32 (modules.py).
-            into = resnet_v2.ResNetV2(*shape, dtype="float32").build_for(self.image_size)
-        elif (into.size_name, into.num_classes, into.num_experts) != shape:
-            raise ValueError(f"cannot restore a {shape} model into {into.get_config()}")
-        model = into
-        checkpoint = where.final_model
-        try:
-            tf.train.Checkpoint(model=model).read(checkpoint).assert_consumed()
-        except (AssertionError, ValueError, tf.errors.OpError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ExportError(
-                f"{checkpoint} does not fit a {self.size} model with {num_classes} outputs and "
-                f"{num_experts} adapter experts (its job recorded another model.size?): {first}"
-            ) from None
-        return model
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    handle: Handle
-    node: str | None = None  # the expert's hierarchy node
-    index: int | None = None  # adapter experts: the expert id in the adapters model
-
-
-def _recorded_experts(tree: work_tree.WorkTree) -> tuple[str, ...]:
-    """The experts in the adapters' and EPN's index order (which must agree)."""
-    orders = {
-        job: tuple(tree.job(job).config()["data"]["experts"])
-        for job in ("adapters", "epn")
-        if tree.job(job).has_config()
-    }
-    if len(set(orders.values())) > 1:
-        raise ExportError(
-            f"the adapters and the EPN in {tree.root} were trained on different experts "
-            f"({', '.join(orders['adapters'])} / {', '.join(orders['epn'])})"
-        )
-    return next(iter(orders.values()), ())
+from hub_export.trained import TrainedUpstream
+from hub_export.tree import ExportError, Handle, Target
 
 
 def parse_kinds(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -147,7 +44,7 @@ def parse_kinds(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def plan(
-    work: WorkTree, publisher: str, version: int, kinds: Sequence[str] = ()
+    work: TrainedUpstream, publisher: str, version: int, kinds: Sequence[str] = ()
 ) -> tuple[list[Target], list[str]]:
     """The modules to export and the reasons others are skipped. With no ``kinds``,
     everything whose job has finished; a named kind whose job has not is an error."""
@@ -171,7 +68,7 @@ class Exporter:
 
     def __init__(
         self,
-        work: WorkTree,
+        work: TrainedUpstream,
         hub_root: str | Path,
         log: Callable[[str], None] = print,
         data_dir: str = "",  # where ``work`` read its data from, for jobs that reopen it
@@ -378,7 +275,7 @@ def export_one(workdir: str, data_dir: str, hub_root: str, target: Target, overw
     """One module, as a Ray worker exports it: from nothing but paths and its target."""
     exporter = _WORKER_EXPORTER.get(
         (workdir, data_dir, hub_root),
-        lambda: Exporter(WorkTree.open(workdir, data_dir), hub_root),
+        lambda: Exporter(TrainedUpstream.open(workdir, data_dir), hub_root),
     )
     return exporter._export([target], overwrite)[0]
 
@@ -389,7 +286,7 @@ def export(
     """Exports what ``config`` (hub_export/config.py) names; returns one result per module."""
     if not str(config.hub_root).strip():  # Path("") is the working directory
         raise ExportError("--config.hub_root is empty; name the directory the hub tree goes in")
-    work = WorkTree.open(config.workdir, config.data_dir)
+    work = TrainedUpstream.open(config.workdir, config.data_dir)
     targets, skipped = plan(work, config.publisher, config.version, parse_kinds(config.kinds))
     for reason in skipped:
         log(f"skipping {reason}")

@@ -7,19 +7,36 @@ the hub tree.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
 from hub_export import tree
-from hub_export.tree import ExportError
+from hub_export.tree import ExportError, Target
 
 # `metadata` and `modules` (TensorFlow) are imported where a module is built: the
 # package imports this file so that its kinds are registered, and the tree and the
 # catalog read their places without TensorFlow.
 if TYPE_CHECKING:
     from hub_export import modules
-    from hub_export.exporter import Exporter, Target, WorkTree
+    from hub_export.trained import TrainedUpstream
+
+
+class ExportContext(Protocol):
+    """What a kind reads from the export it is part of. The exporter provides it; kinds
+    see nothing else of the exporter, so it imports them and never the reverse."""
+
+    work: TrainedUpstream
+    upstream: dict  # the upstream's facts every module's expert_info records
+    train_counts: np.ndarray  # train images per upstream label, in label-id order
+    expert_names: list[str]  # the experts' module names, in the adapters' and EPN's order
+
+    @property
+    def node_counts(self) -> dict[str, int]: ...  # train images per hierarchy node
+
+    def training(self, job: str, expert: str | None = None, prefix: str = "") -> dict: ...
+
+    def template(self, model, adapter: bool) -> modules.FeatureVectorTemplate: ...
 
 
 register = tree.KINDS.register
@@ -36,11 +53,11 @@ class ModuleKind:
     module_name: ClassVar[str | None] = None
     feature_vector: ClassVar[bool] = False
 
-    def __init__(self, exporter: Exporter):
+    def __init__(self, exporter: ExportContext):
         self.exporter, self.work = exporter, exporter.work
 
     @classmethod
-    def planned(cls, work: WorkTree, explicit: bool) -> tuple[list[tuple], list[str]]:
+    def planned(cls, work: TrainedUpstream, explicit: bool) -> tuple[list[tuple], list[str]]:
         """``(node, adapter index)`` of every module to export, and the skipped ones'
         reasons; a kind asked for by name whose job has not finished is an error."""
         if work.finished(cls.job):
@@ -52,7 +69,7 @@ class ModuleKind:
         return [], [f"{cls.name}: {cls.job} not trained"]
 
     @classmethod
-    def modules_of(cls, work: WorkTree) -> list[tuple]:
+    def modules_of(cls, work: TrainedUpstream) -> list[tuple]:
         return [(None, None)]
 
     @classmethod
@@ -61,7 +78,7 @@ class ModuleKind:
         return cls.job, None
 
     @classmethod
-    def model_shape(cls, work: WorkTree) -> tuple[int, int]:
+    def model_shape(cls, work: TrainedUpstream) -> tuple[int, int]:
         """(outputs, adapter experts) of the model the checkpoint is read into."""
         return len(work.info.hierarchy), 0
 

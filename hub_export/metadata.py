@@ -41,7 +41,7 @@ from hub_export import tree
 SCHEMA_VERSION = 1
 # The schema, field by field (JSON types), that every expert_info.json is checked
 # against before it is written: the upstream side's one copy. The downstream reader
-# keeps its own (vtab_eval/pool.py, which never imports this package); a contract test
+# keeps its own (vtab_eval/pool/expert_pool.py, which never imports this package); a contract test
 # runs real exports through that reader.
 FIELDS: dict[str, tuple[type, ...]] = {
     "schema_version": (int,),
@@ -206,7 +206,7 @@ m = keras.Sequential([
 m.build([None, {size}, {size}, 3])  # any size; float32 images in [0, 1]
 ```
 
-`vtab_eval.hub_loader.load("https://tfhub.dev/{handle}")` loads it too, from the
+`vtab_eval.pool.hub_loader.load("https://tfhub.dev/{handle}")` loads it too, from the
 local mirror named by `$EXPERTS_HUB_ROOT`.
 
 The module returns a `[batch, {info["feature_dim"]}]` feature vector. For fine-tuning, as in

@@ -133,6 +133,15 @@ class Handle:
         return Path(root) / self.relpath
 
 
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One module to export: its place in the hub tree and, for an expert, its node."""
+
+    handle: Handle
+    node: str | None = None  # the expert's hierarchy node
+    index: int | None = None  # adapter experts: the expert id in the adapters model
+
+
 def inside_root(root: str | os.PathLike, path: str | os.PathLike) -> Path:
     """``path`` with its symbolic links resolved; ``ExportError`` when that leaves the
     hub root (a link under the root leading elsewhere), where no export may write."""

@@ -24,7 +24,7 @@ import tensorflow_hub as hub
 import tf_keras as keras
 
 from fanout import module_check
-from vtab_eval import pool
+from vtab_eval.pool import expert_pool as pool
 
 
 def check_feature_module(path: str | Path) -> dict:

@@ -25,7 +25,10 @@ from pathlib import Path
 
 import fanout
 from fanout.worker_cache import WorkerCache
-from vtab_eval import pool, probes, run_dir, tasks, tuning
+from vtab_eval import run_dir, tasks
+from vtab_eval.finetune import runs as tuning
+from vtab_eval.pool import expert_pool as pool
+from vtab_eval.report import probes
 
 PROBES = "probes"  # a features job's stand-in for the probe images' task spec
 

@@ -28,8 +28,9 @@ import tensorflow as tf
 from absl import logging
 
 from fanout import precision as precision_lib
-from vtab_eval import files, hub_loader
+from vtab_eval import files
 from vtab_eval.images import load_images, to_float
+from vtab_eval.pool import hub_loader
 
 CACHE_VERSION = 1
 

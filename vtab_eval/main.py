@@ -73,7 +73,8 @@ def execute(config, report_only: bool = False, report_methods=None, executor=Non
             # Reads only result files (the work directory's tasks, the probe matrix):
             # no module is loaded and no task read. TensorFlow is still imported (the report names
             # methods through the selectors' registry, whose modules import it).
-            from vtab_eval import report, run_dir
+            from vtab_eval import run_dir
+            from vtab_eval.report import tables as report
 
             config = run_dir.expand_user_paths(config)
 

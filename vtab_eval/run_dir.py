@@ -7,7 +7,7 @@
     <root>/tasks/<task>/finetune/<e>.json      the protocol's runs for one expert
     <root>/tasks/<task>/oracle_screen<n>/<e>.json   the oracle's screening runs
     <root>/tasks/<task>/result.json            the task's summary: it is finished
-    <root>/report/                             tables and plots (report.py), by default
+    <root>/report/                             tables and plots (report/tables.py), by default
 
 The runner writes it (every file atomically, through ``files``); the report and the
 bench README read it through the same names. One run at a time works in a directory

@@ -20,18 +20,12 @@ from pathlib import Path
 import ml_collections
 
 import fanout
-from vtab_eval import (
-    fan_out,
-    files,
-    pool,
-    probes,
-    protocol,
-    report,
-    run_dir,
-    selection,
-    tasks,
-    tuning,
-)
+from vtab_eval import fan_out, files, run_dir, selection, tasks
+from vtab_eval.finetune import protocol
+from vtab_eval.finetune import runs as tuning
+from vtab_eval.pool import expert_pool as pool
+from vtab_eval.report import probes
+from vtab_eval.report import tables as report
 
 
 def resolve_suite(suite: str) -> list[str]:

@@ -1,2 +1,3 @@
 """Benchmark binaries of the upstream: the trainer against a bare step, the train steps
-on the devices at hand. No library module imports them."""
+on the devices at hand, the stored bytes of a user's photographs. No library module imports
+them."""

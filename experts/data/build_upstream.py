@@ -26,13 +26,15 @@ import tensorflow_datasets as tfds
 from absl import app, flags, logging
 from PIL import Image
 
-from experts.data import embedded, probes, slice_index, upstream
+from experts.data import slice_index, upstream
 from experts.data.builders import (
     EmbeddedUpstream,
     EmbeddedUpstreamConfig,
     ImageFolderUpstream,
     ImageFolderUpstreamConfig,
 )
+from experts.data.embedded import plan as embedded
+from experts.data.embedded import probes
 from experts.data.hierarchy import HierarchyError
 from fanout import cli, files
 
@@ -181,7 +183,7 @@ def report(builder, cached: bool, seconds: float) -> list[str]:
 
 
 def write_probes(builder, experts) -> None:
-    """The held-out probe of every expert node (experts/data/probes.py), once."""
+    """The held-out probe of every expert node (experts/data/embedded/probes.py), once."""
     size = builder.builder_config.image_size
     out_dir = flags.FLAGS.probes_dir or os.path.join(
         flags.FLAGS.data_dir, "embedded_probes", f"{size}px"

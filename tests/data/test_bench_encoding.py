@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from experts.data import bench_encoding
+from experts.bench import encoding as bench_encoding
 from experts.data.builders.image_folder_upstream import encoded_image
 from tests.data.conftest import draw
 

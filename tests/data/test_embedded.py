@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from experts.data import embedded, fonts, pipelines, upstream
-from experts.data import unicode_tables as ut
+from experts.data import pipelines, upstream
 from experts.data.builders import EmbeddedUpstream, EmbeddedUpstreamConfig
+from experts.data.embedded import fonts
+from experts.data.embedded import plan as embedded
+from experts.data.embedded import unicode_tables as ut
 
 REQUIRED = {
     "unicode-data": os.path.join(ut.UNICODE_DIR, "UnicodeData.txt"),
@@ -193,7 +195,7 @@ def test_probe_classes_never_reach_the_upstream(builder, info, plan):
 
 
 def test_written_probes_are_labelled_within_their_node(plan, tmp_path):
-    from experts.data import probes
+    from experts.data.embedded import probes
 
     nodes = ["glyph", "emoji", "script/latin"]
     out = str(tmp_path / "probes")

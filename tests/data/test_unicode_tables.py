@@ -4,7 +4,7 @@ import bz2
 
 import pytest
 
-from experts.data import unicode_tables as ut
+from experts.data.embedded import unicode_tables as ut
 
 
 def write(tmp_path, name, text):

@@ -20,8 +20,9 @@ from hub_export import exporter  # noqa: E402
 from tests import smoke_upstream  # noqa: E402
 from tests.fanout import workers  # noqa: E402
 from tests.training import synthetic  # noqa: E402
-from vtab_eval import hub_loader, runner  # noqa: E402
+from vtab_eval import runner  # noqa: E402
 from vtab_eval.configs import transfer  # noqa: E402
+from vtab_eval.pool import hub_loader  # noqa: E402
 
 EXPERTS = smoke_upstream.EXPERTS
 TASK = 'mini_dsprites(predicted_attribute="label_x_position",num_classes=4,config="tiny")'

@@ -18,7 +18,7 @@ from experts.data.hierarchy import Hierarchy
 from experts.data.upstream import UpstreamInfo
 from experts.models import resnet_v2
 from hub_export import config as config_lib
-from hub_export import exporter
+from hub_export import exporter, trained
 from hub_export import tree as hub_export_tree
 
 TINY = "r14x0.125"
@@ -73,7 +73,7 @@ def write_final(model, workdir: Path, metrics: dict, job: str, experts=()) -> No
 
 @pytest.fixture(scope="session")
 def work(tmp_path_factory):
-    """(WorkTree, {job or "full/<expert>": source model}) with every job finished."""
+    """(TrainedUpstream, {job or "full/<expert>": source model}) with every job finished."""
     root = tmp_path_factory.mktemp("upstream")
     info = make_info()
     nodes = len(info.hierarchy)
@@ -100,7 +100,7 @@ def work(tmp_path_factory):
     epn.copy_backbone_from(baseline, include_head=False)
     models["epn"] = perturb(epn, 30)
     write_final(epn, root / "epn", {"steps": STEPS["epn"], "prec1": 0.9}, "epn", EXPERTS)
-    tree = exporter.WorkTree(
+    tree = trained.TrainedUpstream(
         workdir=root,
         dataset="toy_upstream/32px",
         info=info,

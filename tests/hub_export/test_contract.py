@@ -8,7 +8,7 @@ from experts.models import resnet_v2
 from fanout import module_check
 from hub_export import metadata
 from tests import hub_contract
-from vtab_eval import pool
+from vtab_eval.pool import expert_pool as pool
 
 from .conftest import EXPERTS, TINY, module_path
 

@@ -12,7 +12,7 @@ import pytest
 import fanout.files
 import hub_export
 from experts.data import pipelines
-from hub_export import exporter, metadata, tree
+from hub_export import exporter, metadata, trained, tree
 
 from .conftest import BATCH, EXPERTS, LABELS, STEPS, TINY, make_info, module_path
 
@@ -156,7 +156,7 @@ def test_model_cards(hub_tree):
 
 
 def test_plan_skips_unfinished_jobs_unless_they_are_named(work, tmp_path):
-    empty = exporter.WorkTree(**{**vars(work[0]), "workdir": tmp_path})
+    empty = trained.TrainedUpstream(**{**vars(work[0]), "workdir": tmp_path})
     targets, skipped = exporter.plan(empty, "local", 1)
     assert targets == []
     assert skipped[:3] == [
@@ -172,7 +172,7 @@ def test_plan_skips_unfinished_jobs_unless_they_are_named(work, tmp_path):
 
 
 def test_a_checkpoint_of_another_size_is_a_one_line_error(work):
-    wrong = exporter.WorkTree(**{**vars(work[0]), "size": "r26x0.25"})
+    wrong = trained.TrainedUpstream(**{**vars(work[0]), "size": "r26x0.25"})
     with pytest.raises(tree.ExportError) as error:
         wrong.restore(7, 0, "baseline")
     message = str(error.value)
@@ -229,7 +229,7 @@ def test_the_work_tree_is_read_from_what_its_jobs_recorded(work, monkeypatch):
     monkeypatch.setattr(
         pipelines, "open_upstream", lambda *args: opened.append(args) or (None, make_info())
     )
-    read = exporter.WorkTree.open(work[0].workdir, data_dir="elsewhere")
+    read = trained.TrainedUpstream.open(work[0].workdir, data_dir="elsewhere")
     assert (read.dataset, read.size, read.image_size) == ("toy_upstream/32px", TINY, 32)
     assert read.experts == EXPERTS  # the adapters' index order
     assert set(read.full_experts) == set(EXPERTS)

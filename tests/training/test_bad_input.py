@@ -15,8 +15,8 @@ import tensorflow_datasets as tfds
 
 from experts import train, work_tree
 from experts.configs import baseline, full_experts
-from experts.data import probes
 from experts.data.builders import image_folder_upstream
+from experts.data.embedded import probes
 from experts.data.hierarchy import HierarchyError
 from fanout import cli
 from hub_export import catalog, export
@@ -228,7 +228,7 @@ def test_build_an_upstream_folder_too_small_for_a_validation_split(tmp_path):
     assert not list((tmp_path / "t").rglob("*.tfrecord*"))
 
 
-# What build_upstream finds when it writes the probes (experts/data/probes.py) of an
+# What build_upstream finds when it writes the probes (experts/data/embedded/probes.py) of an
 # upstream whose plan holds no class out: every node is skipped, the folder still written.
 NO_PROBE_CLASSES = types.SimpleNamespace(full_hierarchy=None, probe_items=[], probe_labels=[])
 

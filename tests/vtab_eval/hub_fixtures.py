@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from vtab_eval import pool
+from vtab_eval.pool import expert_pool as pool
 from vtab_eval.tasks import Task
 
 _IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32)
@@ -199,7 +199,7 @@ GREENISH = [(0.1, 0.9, 0.1), (0.1, 0.6, 0.1), (0.35, 0.9, 0.1), (0.1, 0.9, 0.35)
 
 
 def probe_folder(root, nodes):
-    """A specialisation probe folder (vtab_eval/probes.py) with one probe per node, each
+    """A specialisation probe folder (vtab_eval/report/probes.py) with one probe per node, each
     of four reddish colour classes, five noisy images each (top-left 2x2 pixels noise)."""
     rng = np.random.default_rng(0)
     manifest = {"version": 1, "upstream": "tiny", "image_size": 8, "probes": [], "skipped": {}}

@@ -20,8 +20,8 @@ if __name__ == "__main__":
     import numpy as np
 
     from tests.vtab_eval import hub_fixtures
-    from vtab_eval import finetune
-    from vtab_eval.hyperparams import HParams
+    from vtab_eval.finetune import tuner as finetune
+    from vtab_eval.finetune.hyperparams import HParams
 
     module, out = sys.argv[1], sys.argv[2]
     strategy = distribute.make_strategy("mirrored")

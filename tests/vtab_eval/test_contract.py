@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from tests import hub_contract
-from vtab_eval import pool
+from vtab_eval.pool import expert_pool as pool
 
 
 def test_every_fixture_expert_meets_the_hub_contract(hub_root):

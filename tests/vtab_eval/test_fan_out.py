@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from vtab_eval import fan_out, pool, runner, tasks
+from vtab_eval import fan_out, runner, tasks
 from vtab_eval.configs import transfer
+from vtab_eval.pool import expert_pool as pool
 
 SPEC = 'mini_dsprites(predicted_attribute="label_x_position",num_classes=4,config="tiny")'
 

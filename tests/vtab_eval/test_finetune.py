@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 from tests.vtab_eval import hub_fixtures, mirrored_finetune_worker
-from vtab_eval import finetune, protocol, tasks, tuning
-from vtab_eval.hyperparams import HParams
+from vtab_eval import tasks
+from vtab_eval.finetune import protocol
+from vtab_eval.finetune import runs as tuning
+from vtab_eval.finetune import tuner as finetune
+from vtab_eval.finetune.hyperparams import HParams
 
 RED = "tests/experts/bit/tiny/tiny_upstream/red/1"
 REPO = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from vtab_eval import hub_loader
+from vtab_eval.pool import hub_loader
 
 HANDLE_PATH = "google/experts/bit/r50x1/in21k/animal/1"
 URL = f"https://tfhub.dev/{HANDLE_PATH}"
@@ -77,6 +77,26 @@ def test_bad_handles_are_one_line_errors(tmp_path):
         hub_loader.resolve("https://example.com/m/1")
     with pytest.raises(hub_loader.HubLoadError, match="unsupported handle scheme 'gs'"):
         hub_loader.resolve("gs://bucket/m/1")
+
+
+@pytest.mark.parametrize(
+    "handle, name",
+    [
+        (URL, "animal"),
+        ("https://tfhub.dev/google/experts/bit/r50x1/in21k/animal/", "animal"),
+        ("runs/hub/local/experts/bit/r18/embedded_upstream/digits/3", "digits"),
+        ("my_module", "my_module"),
+        ("kaggle:google/bit/tensorFlow2/m-r50x1-animal/1", "m-r50x1-animal"),
+        (
+            "https://www.kaggle.com/models/google/bit/frameworks/tensorFlow2/"
+            "variations/m-r50x1-animal/versions/2",
+            "m-r50x1-animal",
+        ),
+    ],
+)
+def test_a_handle_names_its_module(handle, name):
+    """The one parser of handles names the module a pool shows for a bare handle."""
+    assert hub_loader.module_name(handle) == name
 
 
 def test_file_urls_and_info(hub_root):

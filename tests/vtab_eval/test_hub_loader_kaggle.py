@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from fanout import module_check
 from tests.vtab_eval import hub_fixtures
-from vtab_eval import hub_loader
+from vtab_eval.pool import hub_loader
 
 HANDLE = "google/bit/tensorFlow2/m-r50x1"
 MIRROR = f"kaggle/{HANDLE}"

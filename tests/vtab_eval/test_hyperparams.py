@@ -2,8 +2,8 @@
 
 import pytest
 
-from vtab_eval import hyperparams as hp
 from vtab_eval.configs import transfer
+from vtab_eval.finetune import hyperparams as hp
 
 
 def test_vtab_schedule_scales_task_adaptations_reference_run():

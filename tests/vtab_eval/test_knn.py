@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
-from vtab_eval import features, pool
+from vtab_eval import features
+from vtab_eval.pool import expert_pool as pool
 from vtab_eval.selection import Context, KnnSelector, knn
 
 

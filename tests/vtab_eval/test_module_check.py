@@ -9,7 +9,7 @@ import tf_keras as keras
 
 from fanout import allowed_ops, module_check
 from tests.vtab_eval import hostile_modules, hub_fixtures
-from vtab_eval import hub_loader
+from vtab_eval.pool import hub_loader
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from tests.vtab_eval import hub_fixtures
-from vtab_eval import pool
+from vtab_eval.pool import expert_pool as pool
 
 
 def test_discover_finds_experts_classifier_and_epn(hub_root):
@@ -96,7 +96,7 @@ def test_a_pool_under_the_home_directory_may_be_written_with_a_tilde(hub_root, m
 def test_a_symlinked_directory_is_named_not_dropped_silently(hub_root, tmp_path, caplog):
     import shutil
 
-    from vtab_eval import pool as pool_lib
+    from vtab_eval.pool import expert_pool as pool_lib
 
     root = tmp_path / "hub"
     shutil.copytree(hub_root, root)
@@ -110,7 +110,7 @@ def test_a_symlinked_directory_is_named_not_dropped_silently(hub_root, tmp_path,
 def test_a_pool_combines_several_roots_and_handles(hub_root, tmp_path, caplog):
     import shutil
 
-    from vtab_eval import pool as pool_lib
+    from vtab_eval.pool import expert_pool as pool_lib
 
     other = tmp_path / "other"  # a second upstream's tree: other ids, its own B
     shutil.copytree(hub_root, other)

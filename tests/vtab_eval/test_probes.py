@@ -4,8 +4,8 @@ probe's classes beats the baseline there, ranks first, and the files are written
 import json
 
 from tests.vtab_eval import hub_fixtures
-from vtab_eval import pool as pool_lib
-from vtab_eval import probes
+from vtab_eval.pool import expert_pool as pool_lib
+from vtab_eval.report import probes
 
 
 def test_matrix_margins_and_files(tmp_path):

@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vtab_eval import files, report, stats
+from vtab_eval import files
 from vtab_eval.configs import transfer
+from vtab_eval.report import stats
+from vtab_eval.report import tables as report
 
 CANNED = {
     'task_n1(x="a")': ("natural", {"knn": [0.8, 0.82, 0.81], "baseline": [0.7, 0.71, 0.69]}),

@@ -10,8 +10,11 @@ import pytest
 from PIL import Image
 
 from tests.vtab_eval.hub_fixtures import probe_folder
-from vtab_eval import files, pool, probes, report, run_dir, runner
+from vtab_eval import files, run_dir, runner
 from vtab_eval.configs import transfer
+from vtab_eval.pool import expert_pool as pool
+from vtab_eval.report import probes
+from vtab_eval.report import tables as report
 
 SPEC = 'mini_dsprites(predicted_attribute="label_orientation",num_classes=16,config="tiny")'
 SPEC4 = 'mini_dsprites(predicted_attribute="label_x_position",num_classes=4,config="tiny")'

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vtab_eval import files, pool, report, runner, selection
+from vtab_eval import files, runner, selection
 from vtab_eval.configs import transfer
+from vtab_eval.pool import expert_pool as pool
+from vtab_eval.report import tables as report
 from vtab_eval.selection import Selector
 
 VTAB_EVAL = Path(selection.__file__).parents[1]
@@ -118,7 +120,7 @@ def _string_literals(path: Path):
 
 # Words that are also another vocabulary's: the pool's baseline module (and the
 # probes' column of it), and the datasets' label feature.
-HOMONYMS = {"baseline": ("pool.py", "probes.py"), "label": ("tasks/",)}
+HOMONYMS = {"baseline": ("pool/expert_pool.py", "report/probes.py"), "label": ("tasks/",)}
 # A selector's own file names it; configs choose the default selectors; the benchmark
 # write-up (bench/readme.py) is about kNN against the oracle by design.
 OWNERS = ("selection/", "configs/", "bench/")

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from vtab_eval import features, pool
+from vtab_eval import features
+from vtab_eval.pool import expert_pool as pool
 from vtab_eval.selection import (
     BaselineSelector,
     Context,

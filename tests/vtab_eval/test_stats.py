@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vtab_eval import stats
+from vtab_eval.report import stats
 
 RUNS = {
     "a": [0.70, 0.72, 0.71, 0.69, 0.75],

@@ -13,7 +13,7 @@ the same columns. The model column and the image size come from the module's
 ``expert_info.json`` (``--image_size`` overrides it); a module without one runs at the
 transfer preset's image size and is named by its handle.
 
-* Fine-tuning step: ``vtab_eval.finetune.FineTuner``, the protocol's own code, under
+* Fine-tuning step: ``vtab_eval.finetune.tuner.FineTuner``, the protocol's own code, under
   ``--strategy`` (default: the transfer preset's, ``auto`` for ``paper``) at the preset's
   fine-tuning batch (512 for ``paper``; ``--batch``), on ``--train_images`` synthetic
   images. A short run first, then one of ``--steps`` steps timed as ``run`` times it:
@@ -38,10 +38,10 @@ from absl import app, flags, logging
 from fanout import cli, distribute
 from fanout import precision as precision_lib
 from fanout.bench.accelerator_table import table
-from vtab_eval import hub_loader
 from vtab_eval.configs import transfer
-from vtab_eval.finetune import FineTuner
-from vtab_eval.hyperparams import HParams
+from vtab_eval.finetune.hyperparams import HParams
+from vtab_eval.finetune.tuner import FineTuner
+from vtab_eval.pool import hub_loader
 
 PROGRAM = "vtab_eval.bench.accelerator"
 NUM_CLASSES = 10  # the head's outputs; a few columns more or less do not change the cost

@@ -33,7 +33,8 @@ def _peak_mib() -> float:
 def measure(mode: str, module: str, spec: str, size: int, batch: int, data_dir, out) -> None:
     import numpy as np
 
-    from vtab_eval import finetune, images, tasks
+    from vtab_eval import images, tasks
+    from vtab_eval.finetune import tuner as finetune
 
     task = tasks.get_task(spec, data_dir=data_dir)
     task.prepare()

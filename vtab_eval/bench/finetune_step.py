@@ -24,10 +24,10 @@ import tf_keras as keras
 from absl import app, flags
 
 from fanout import cli
-from vtab_eval import hub_loader
-from vtab_eval.finetune import FineTuner
-from vtab_eval.hyperparams import HParams
+from vtab_eval.finetune.hyperparams import HParams
+from vtab_eval.finetune.tuner import FineTuner
 from vtab_eval.images import to_float
+from vtab_eval.pool import hub_loader
 
 NUM_CLASSES = 10
 

@@ -1,4 +1,4 @@
-r"""The specialisation benchmark on its own (``vtab_eval/probes.py`` says what it measures).
+r"""The specialisation benchmark on its own (``vtab_eval/report/probes.py`` says what it measures).
 
     python -m vtab_eval.bench.probes --pool=runs/demo/hub \
         --probes=runs/tfds/embedded_probes/32px --output_dir=runs/bench/probes \
@@ -15,8 +15,8 @@ import os
 from absl import app, flags, logging
 
 from fanout import cli
-from vtab_eval import pool as pool_lib
-from vtab_eval import probes
+from vtab_eval.pool import expert_pool as pool_lib
+from vtab_eval.report import probes
 
 
 def define_flags() -> None:

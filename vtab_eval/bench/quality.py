@@ -7,7 +7,9 @@ import math
 import statistics
 from pathlib import Path
 
-from vtab_eval import files, report, stats
+from vtab_eval import files
+from vtab_eval.report import stats
+from vtab_eval.report import tables as report
 
 TARGET_MEDIAN_TAU = 0.4
 MIN_EXPERTS_FOR_TAU = stats.MIN_POINTS_FOR_TAU

@@ -27,8 +27,10 @@ from pathlib import Path
 from absl import app, flags
 
 from fanout import cli
-from vtab_eval import files, pool, report, run_dir
+from vtab_eval import files, run_dir
 from vtab_eval.bench import knn_kernel_table, quality
+from vtab_eval.pool import expert_pool as pool
+from vtab_eval.report import tables as report
 
 TARGET_RELATIVE_GAIN = 3.6  # percent: the paper's VTAB headline for kNN over the baseline
 TARGET_ORACLE_SHARE = 80.0  # percent of the oracle's gain kNN should reach

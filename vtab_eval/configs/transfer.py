@@ -25,7 +25,7 @@ from __future__ import annotations
 import ml_collections
 
 from fanout import config_rules as rule
-from vtab_eval import hyperparams
+from vtab_eval.finetune import hyperparams
 
 # The same presets as experts/configs/presets.py, restated because vtab_eval never
 # imports experts/ (it sees experts only as hub handles).
@@ -62,7 +62,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         "paper": "knn,domain,label,random,baseline",
     }[preset]
     config.workdir = "runs/transfer"
-    # A folder of specialisation probes (experts/data/probes.py, probes.json inside):
+    # A folder of specialisation probes (experts/data/embedded/probes.py, probes.json inside):
     # every expert embeds them with the tasks, and the report gains the expert x probe
     # kNN matrix (vtab_eval.bench.probes) in <report dir>/probes. Empty: none.
     config.probes = ""
@@ -119,7 +119,7 @@ def _selection_config() -> ml_collections.ConfigDict:
 def _finetune_config(preset: str) -> ml_collections.ConfigDict:
     ft = ml_collections.ConfigDict()
     if preset == "paper":
-        ft.rule = "fixed"  # VTAB-1k's lightweight sweep (hyperparams.py)
+        ft.rule = "fixed"  # VTAB-1k's lightweight sweep (finetune/hyperparams.py)
         ft.learning_rates = (0.1, 0.01)
         ft.steps = (2500, 10000)
         ft.epochs = ()
@@ -137,7 +137,7 @@ def _finetune_config(preset: str) -> ml_collections.ConfigDict:
         ft.final_repeats = 1 if preset == "smoke" else 2
     ft.eval_batch = 256
     # One FineTuner per module serves every task: its zero head has max_classes outputs
-    # and a task's unused ones are masked (finetune.py). 0: the most classes of any task
+    # and a task's unused ones are masked (finetune/tuner.py). 0: the most classes of any task
     # in the suite; a task with more classes than a nonzero value is an error.
     ft.max_classes = 0
     # FineTuners kept (least recently used dropped): the baseline and a few picks. The

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from fanout.registry import Registry
 from vtab_eval import files
 from vtab_eval.features import FeatureStore
-from vtab_eval.pool import Module, Pool
+from vtab_eval.pool.expert_pool import Module, Pool
 
 # Every selector, registered by its own module (`@register` on the class); the package
 # imports each module of its folder, so a new selector is one new file.

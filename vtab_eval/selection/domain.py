@@ -15,7 +15,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from vtab_eval.pool import PoolError
+from vtab_eval.pool.expert_pool import PoolError
 from vtab_eval.selection.base import Context, Selector, register
 
 

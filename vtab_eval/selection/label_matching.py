@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vtab_eval.pool import PoolError
+from vtab_eval.pool.expert_pool import PoolError
 from vtab_eval.selection.base import Context, Selector, register
 from vtab_eval.selection.domain import log_probabilities
 

@@ -1,4 +1,4 @@
-"""tfds builder of the embedded default upstream (see ``experts/data/embedded.py``).
+"""tfds builder of the embedded default upstream (see ``experts/data/embedded/plan.py``).
 
     builder = EmbeddedUpstream(config="32px", data_dir=...)
     builder.download_and_prepare()   # renders once, then reads the cache in data_dir
@@ -15,7 +15,8 @@ import time
 
 import tensorflow_datasets as tfds
 
-from experts.data import embedded, upstream
+from experts.data import upstream
+from experts.data.embedded import plan as embedded
 
 _log = logging.getLogger(__name__)
 

@@ -137,6 +137,16 @@ def parse_kaggle(handle: str | os.PathLike) -> KaggleHandle | None:
     return KaggleHandle(parts[0], parts[1], framework, parts[3], version)
 
 
+def module_name(handle: str | os.PathLike) -> str:
+    """The module name a handle gives: a Kaggle handle's variation, else the last part of
+    its path or URL that is not a version number (``.../animal/1`` -> ``animal``)."""
+    kaggle = parse_kaggle(handle)
+    if kaggle is not None:
+        return kaggle.variation  # the URL's long form ends in versions/<n>
+    parts = [p for p in os.fspath(handle).rstrip("/").split("/") if p]
+    return parts[-2] if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
+
+
 def _short_form(parts: list[str]) -> list[str]:
     """``<owner>/<model>/frameworks/<f>/variations/<v>[/versions/<n>]`` (the form of the
     pages tfhub.dev's links redirect to) as ``<owner>/<model>/<f>/<v>[/<n>]``; other parts as given."""

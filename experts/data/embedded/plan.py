@@ -25,8 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from experts.data import fonts
-from experts.data import unicode_tables as ut
+from experts.data.embedded import fonts
+from experts.data.embedded import unicode_tables as ut
 from experts.data.hierarchy import Hierarchy
 
 GLYPH_ROOT, EMOJI_ROOT = "glyph", "emoji"
@@ -75,7 +75,7 @@ class EmbeddedSpec:
     max_emoji_per_subgroup: int | None = None
     validation_percent: int = 10
     # Classes held out of the upstream, by a hash of their name, for the specialisation
-    # probes (experts/data/probes.py): no upstream job ever sees their images. Emoji
+    # probes (experts/data/embedded/probes.py): no upstream job ever sees their images. Emoji
     # nodes have ten times fewer classes than glyph nodes, so a larger share of them.
     probe_glyph_percent: int = 10
     probe_emoji_percent: int = 20

@@ -29,7 +29,7 @@ the first replica's weights: a forward pass over a VTAB test split (tens of thou
 images at most) costs a few percent of a paper-preset run's training (2,500 steps or
 more of 512 images, forward and backward).
 
-The protocol around the runs is `vtab_eval.protocol`'s.
+The protocol around the runs is `vtab_eval.finetune.protocol`'s.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from vtab_eval import features as features_lib
-from vtab_eval import hub_loader
-from vtab_eval.hyperparams import MOMENTUM, HParams, learning_rate_at
+from vtab_eval.finetune.hyperparams import MOMENTUM, HParams, learning_rate_at
 from vtab_eval.images import to_float
+from vtab_eval.pool import hub_loader
 
 Arrays = tuple[np.ndarray, np.ndarray]
 

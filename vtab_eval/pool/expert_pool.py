@@ -28,7 +28,7 @@ and field, so an exporter change cannot silently disable a proxy. The fields use
     input                {"range": [0, 1], "size": [h, w], ...}
 
 Handles that are not local directories (tfhub.dev URLs, Kaggle handles) carry metadata
-only when `vtab_eval.hub_loader` resolves them to a local mirror; otherwise they work
+only when `vtab_eval.pool.hub_loader` resolves them to a local mirror; otherwise they work
 with every proxy that needs only features (kNN, random) and with fine-tuning. A Kaggle
 handle without a version takes the mirror's newest, like a hub root's modules.
 """
@@ -44,9 +44,10 @@ from typing import Any
 
 from absl import logging
 
-from vtab_eval import files, hub_loader
+from vtab_eval import files
+from vtab_eval.pool import hub_loader
 
-INFO_FILE = "expert_info.json"
+INFO_FILE = hub_loader.INFO_FILE
 SCHEMA_VERSION = 1
 EXPERT_KINDS = ("full", "adapter", "baseline")
 CLASSIFIER_KINDS = ("classifier", "epn")
@@ -301,15 +302,11 @@ def module_from_handle(handle: str) -> Module:
     (metadata read when the directory, or the hub_loader mirror of the handle, has it)."""
     try:
         where = hub_loader.resolve(handle)
-        kaggle = hub_loader.parse_kaggle(handle)
+        name = hub_loader.module_name(handle)
     except hub_loader.HubLoadError as e:
         raise PoolError(f"--pool handle {handle!r}: {e}") from e
     local = Path(where)
     info = read_info(local / INFO_FILE) if (local / INFO_FILE).is_file() else {}
-    parts = [p for p in handle.rstrip("/").split("/") if p]
-    name = parts[-2] if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
-    if kaggle is not None:
-        name = kaggle.variation  # the URL's long form ends in versions/<n>
     if not info:
         # Published modules carry no metadata: a name from the handle, kind by name.
         info = {"name": name, "kind": "baseline" if name == "baseline" else "full"}

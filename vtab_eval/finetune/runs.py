@@ -27,17 +27,11 @@ import ml_collections
 import tensorflow as tf
 
 from fanout import distribute, precision
-from vtab_eval import (
-    files,
-    finetune,
-    hyperparams,
-    images,
-    pool,
-    protocol,
-    run_dir,
-    tasks,
-)
+from vtab_eval import files, images, run_dir, tasks
 from vtab_eval.features import FeatureStore
+from vtab_eval.finetune import hyperparams, protocol
+from vtab_eval.finetune import tuner as finetune
+from vtab_eval.pool import expert_pool as pool
 
 
 def sweep_fn(config: ml_collections.ConfigDict) -> protocol.SweepFn:

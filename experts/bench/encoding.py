@@ -1,8 +1,8 @@
 r"""Stored bytes and decode speed of real JPEG photographs: what the image-folder builder
 stores against the PNG re-encode of its version 1.0.0 (prints figures).
 
-    python -m experts.data.bench_encoding --folder=my_photos
-    python -m experts.data.bench_encoding --folder=my_photos --max_size=512 --rounds=5
+    python -m experts.bench.encoding --folder=my_photos
+    python -m experts.bench.encoding --folder=my_photos --max_size=512 --rounds=5
 
 Every ``.jpg``/``.jpeg`` under ``--folder`` (recursively, links followed, files with the
 same bytes counted once) is encoded both ways: as the builder stores it now
@@ -158,7 +158,7 @@ def describe(paths: list[str]) -> str:
 def main(argv):
     del argv
     fv = flags.FLAGS
-    with cli.user_errors("experts.data.bench_encoding"):
+    with cli.user_errors("experts.bench.encoding"):
         if fv.rounds < 1:
             raise ValueError(f"--rounds must be >= 1, got {fv.rounds}")
         paths = find_jpegs(fv.folder)
@@ -172,4 +172,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main, flags_parser=cli.flags_parser("experts.data.bench_encoding"))
+    app.run(main, flags_parser=cli.flags_parser("experts.bench.encoding"))

@@ -3,7 +3,7 @@ r"""The specialisation benchmark: kNN accuracy of every pool module on every exp
 Run by ``vtab_eval.main --config.probes=<probe folder>`` beside the tasks (each module is
 loaded once for both), or alone by ``python -m vtab_eval.bench.probes``.
 
-A probe (written upstream, ``experts/data/probes.py``) is a small task from one expert
+A probe (written upstream, ``experts/data/embedded/probes.py``) is a small task from one expert
 node's own domain whose classes no upstream job has seen, labelled by class. The
 benchmark embeds every probe image once per module (the probes share images, so the
 union is embedded and cached like any task split), computes the leave-one-out 1-NN
@@ -29,9 +29,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from vtab_eval import files, plots
-from vtab_eval import pool as pool_lib
+from vtab_eval import files
 from vtab_eval.features import FeatureStore
+from vtab_eval.pool import expert_pool as pool_lib
+from vtab_eval.report import plots
 from vtab_eval.selection.knn import loo_accuracy
 from vtab_eval.tasks import base, folder
 

@@ -29,7 +29,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from vtab_eval import files, plots, run_dir, selection, stats
+from vtab_eval import files, run_dir, selection
+from vtab_eval.report import plots, stats
 
 GROUPS = ("natural", "specialized", "structured", stats.ALL)
 

@@ -1,6 +1,6 @@
 """Specialisation probes: one small task per expert node, from classes no upstream job sees.
 
-The embedded plan holds a share of its classes out of the upstream (``embedded.py``,
+The embedded plan holds a share of its classes out of the upstream (``plan.py``,
 ``is_probe_class``). For every expert node, the probe is those held-out classes below
 it, labelled by class, capped near ``max_images`` images. Each class shows as
 ``per_class`` renderings in different styles (two font designs of a character, or an
@@ -33,7 +33,7 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from experts.data import embedded
+from experts.data.embedded import plan as embedded
 from fanout import files
 
 OWNER = "experts.data.build_upstream"

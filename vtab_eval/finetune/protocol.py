@@ -1,4 +1,4 @@
-"""The VTAB-1k protocol for one (task, module), around `finetune.FineTuner` runs.
+"""The VTAB-1k protocol for one (task, module), around `tuner.FineTuner` runs.
 
 Protocol (`run_protocol`, paper section 6.3):
   for each of `sweep_repeats` trials: fine-tune every sweep candidate on train800,
@@ -23,8 +23,8 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
-from vtab_eval.finetune import Arrays, FineTuner, run_seed
-from vtab_eval.hyperparams import HParams
+from vtab_eval.finetune.hyperparams import HParams
+from vtab_eval.finetune.tuner import Arrays, FineTuner, run_seed
 
 SweepFn = Callable[[int], Sequence[HParams]]
 Progress = Callable[[str], None]
