@@ -4,10 +4,11 @@ every expert they pick, record the result; then write the report.
 The work directory's layout is `run_dir`'s; every file is written atomically, so a
 crash loses at most the step in progress and a rerun resumes there.
 
-A finished task (its result.json names every requested selector) is not redone.
-Before the per-task loop, the features every selector needs are computed module by
-module (each module loaded once for all tasks, instead of once per task), and so are
-the oracle's fine-tunings (``tuning``'s, which also owns every fine-tuning result).
+A finished task (its result.json names every requested selector) is not redone. The
+work of the unfinished ones (features module by module, the screening fine-tunings of
+selectors that fine-tune candidates, the fine-tuning of each pick) runs as jobs on the
+run's executor (`stages`), the same plan in this process as on Ray; the per-task loop
+then reads back what the jobs wrote and records each task's result.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from pathlib import Path
 import ml_collections
 
 import fanout
-from vtab_eval import fan_out, files, run_dir, selection, tasks
+from vtab_eval import files, run_dir, selection, stages, tasks
 from vtab_eval.finetune import protocol
-from vtab_eval.finetune import runs as tuning
 from vtab_eval.pool import expert_pool as pool
 from vtab_eval.report import probes
 from vtab_eval.report import tables as report
@@ -53,12 +53,15 @@ class Runner:
     selectors: list[str]
     workdir: Path
     log: Callable[[str], None] = print
-    executor: fanout.Executor = dataclasses.field(default_factory=fanout.LocalExecutor)
+    executor: fanout.Executor | None = None  # the local one, logging to ``log``
 
     def __post_init__(self):
         self.workdir = Path(self.workdir)
+        self.executor = self.executor or fanout.LocalExecutor(self.log)
         self.dir = run_dir.RunDir(self.workdir)
-        self.tuning = tuning.Tuning.for_run(self.config, self.dir, self.log)
+        # The jobs' Tuning when they run in this process: one store, one set of tuners.
+        self.config = stages.portable_config(self.config)
+        self.tuning = stages.worker_tuning(self.config, self.workdir.resolve(), self.log)
         self.store = self.tuning.store
         folder = self.config.get("probes", "")
         self.probe_images = probes.ProbeImages(folder) if folder else None
@@ -104,18 +107,6 @@ class Runner:
                 out.append((module, missing))
         return out
 
-    def precompute_features(self, todo: list) -> None:
-        """``missing_features``, module by module: each is loaded once."""
-        missing = self.missing_features(todo)
-        for index, (module, work) in enumerate(missing, 1):
-            start = time.perf_counter()
-            for task, split in work:
-                self.store.outputs(module.handle, task, split)
-            self.log(
-                f"features {index}/{len(missing)} {module.id}: {len(work)} tasks in "
-                f"{time.perf_counter() - start:.1f}s"
-            )
-
     def write_probes(self) -> None:
         """The specialisation benchmark from the features embedded with the tasks', into
         `<report dir>/probes` (where the report finds it)."""
@@ -137,11 +128,6 @@ class Runner:
             for i in make_selector(name, self.config).candidates(self.pool)
         }
         return [m for m in self.pool.experts if m.id in ids]
-
-    def precompute_oracle(self, todo: list) -> None:
-        candidates = self.oracle_candidates(todo)
-        if candidates:
-            self.tuning.precompute_oracle(candidates, todo)
 
     def select(self, task, name: str) -> selection.SelectionResult:
         task_dir = self.dir.task(task.key)
@@ -209,10 +195,7 @@ class Runner:
             self.tuning.open_tuners(task_objects.values())  # Fails early on too many classes.
         # Only now, with the tasks and the pool checked, is the directory tied to them.
         self.dir.record_run(record)
-        if not self.executor.in_process:  # the work as jobs; the loop below assembles it
-            fan_out.run(self, list(task_objects.values()), self.executor)
-        self.precompute_features(list(task_objects.values()))
-        self.precompute_oracle(list(task_objects.values()))
+        stages.run(self, list(task_objects.values()), self.executor)  # the loop assembles
         start = time.perf_counter()  # The eta extrapolates the per-task loop only.
         remaining = len(task_objects)
         for index, spec in enumerate(self.specs, 1):
@@ -241,8 +224,8 @@ def run(
     executor: fanout.Executor | None = None,
 ) -> dict:
     """Runs the configured evaluation; `config.pool`, `suite`, `selectors` and `workdir`
-    say what (the binary copies its flags into them). With an executor that is not this
-    process (Ray), the independent work runs as its jobs first (`fan_out`)."""
+    say what (the binary copies its flags into them). The work runs as jobs on
+    ``executor`` (`stages`; the local one by default)."""
     if not config.pool:
         raise ValueError("no pool: pass --pool=<hub root or handles>")
     config = run_dir.expand_user_paths(config)
@@ -258,6 +241,6 @@ def run(
         selectors=selectors,
         workdir=Path(config.workdir),
         log=log,
-        executor=fanout.resolve(executor),
+        executor=fanout.resolve(executor) if executor is not None else None,
     )
     return runner.run()

@@ -8,8 +8,8 @@ between methods paired.
 
 FineTuners are kept per module, whatever the task (``protocol.TunerCache``, size
 ``config.finetune.tuner_cache``), so the baseline is loaded and traced once for the
-suite. The oracle fine-tunes every candidate on every task; ``precompute_oracle`` runs
-that module by module, so each module is built once. With
+suite. The oracle fine-tunes every candidate on every task; ``stages`` runs that
+module by module, so each module is built once. With
 ``config.oracle.screen_repeats`` = n > 0 it screens with the protocol's first n final
 runs only (the same seeds as the whole protocol's first ones); its pick is then
 fine-tuned with the whole protocol like every other method's.
@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import ml_collections
@@ -187,19 +186,3 @@ class Tuning:
         else:
             out["test"] = images.StreamedSplit(task, "test", size, self.config.finetune.eval_batch)
         return out
-
-    def precompute_oracle(self, candidates: Sequence[pool.Module], todo: list) -> None:
-        """Screens every candidate on every task, module by module, so that each module
-        is loaded and traced once rather than once per task."""
-        screen = self.oracle_screening()
-        for index, expert in enumerate(candidates, 1):
-            missing = [t for t in todo if not self.result_path(t, expert, screen).exists()]
-            if not missing:
-                continue
-            start = time.perf_counter()
-            for task in missing:
-                self.screen_expert(task, expert)
-            self.log(
-                f"oracle {index}/{len(candidates)} {expert.id}: {len(missing)} tasks in "
-                f"{time.perf_counter() - start:.1f}s"
-            )

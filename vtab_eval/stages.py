@@ -1,20 +1,25 @@
-"""A transfer run's independent jobs on an executor that is not this process (Ray).
+"""A transfer run's work as jobs, on whichever executor runs them: one plan for both.
 
-The runner's own loop does the work in order in one process. Under ``--executor=ray``
-the same work is first done as jobs, each writing the files the loop would write, and
-the loop then finds everything done and only assembles the results:
+The runner hands its unfinished tasks to ``run``, which emits the stages as jobs:
 
 1. feature extraction, one job per module (every unfinished task's splits, and the
    probes);
-2. the oracle's screening, one job per (task, candidate);
-3. selection, here (the kNN proxies read the cached features: seconds);
+2. the oracle's screening, one job per (task, candidate) of the selectors that
+   fine-tune candidates, module by module (a worker builds each module once);
+3. selection, here (the proxies read the cached features: seconds);
 4. fine-tuning, one job per (task, picked module) pair, each pair once however many
    selectors picked it.
 
+The local executor runs the jobs one after another in this process, on the runner's
+own ``Tuning`` (``worker_tuning`` returns it: same run directory, same config); Ray
+runs them as tasks, each worker keeping one ``Tuning`` between its jobs. Either way the
+jobs write the files the runner then reads back to assemble each task's result.
+
 The tasks' data is prepared here first. Every job writes through ``files``
 (atomically) and holds the lock of the file it writes, so a retried job, or two given
-the same work, compute it once. The paths in the config (``data_dir``, ``probes``) must
-be readable by every worker: on a cluster, a shared file system.
+the same work, compute it once. The paths in the config (``data_dir``, ``probes``) are
+made absolute, and must be readable by every worker: on a cluster, a shared file
+system.
 """
 
 from __future__ import annotations
@@ -32,15 +37,16 @@ from vtab_eval.report import probes
 
 PROBES = "probes"  # a features job's stand-in for the probe images' task spec
 
-# A Ray worker's Tuning (with the fine-tuners it has built, each a loaded module and a
-# traced step), kept between its jobs of one run directory and config.
-_WORKER_TUNING = WorkerCache("vtab_eval.fan_out")
+# A worker's Tuning (with the fine-tuners it has built, each a loaded module and a
+# traced step), kept between its jobs of one run directory and config; in this
+# process, the runner's own.
+_WORKER_TUNING = WorkerCache("vtab_eval.stages")
 
 
-def worker_tuning(config, workdir: str) -> tuning.Tuning:
+def worker_tuning(config, workdir: str, log=print) -> tuning.Tuning:
     return _WORKER_TUNING.get(
-        (workdir, config.to_json(sort_keys=True)),
-        lambda: tuning.Tuning.for_run(config, run_dir.RunDir(Path(workdir))),
+        (str(workdir), config.to_json(sort_keys=True)),
+        lambda: tuning.Tuning.for_run(config, run_dir.RunDir(Path(workdir)), log),
     )
 
 
@@ -67,7 +73,7 @@ def finetune_job(config, workdir: str, spec: str, module: pool.Module, screen) -
         return t.finetune_expert(task, module, screen)  # done already: read back
 
 
-def _portable_config(config):
+def portable_config(config):
     """The config with its local paths absolute: a worker's working directory need not
     be this process's."""
     config = config.copy_and_resolve_references()
@@ -86,7 +92,7 @@ def _portable(module: pool.Module) -> pool.Module:
 
 def run(runner, todo: list, executor: fanout.Executor) -> None:
     """Stages 1-4 of the module docstring for the unfinished tasks ``todo``."""
-    config, workdir = _portable_config(runner.config), str(runner.workdir.resolve())
+    config, workdir = portable_config(runner.config), str(runner.workdir.resolve())
     for task in todo:  # here, once: jobs preparing one dataset at once would collide
         task.prepare()
     features = [
