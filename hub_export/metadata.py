@@ -36,37 +36,13 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
 
+from fanout import expert_info
 from hub_export import tree
 
-SCHEMA_VERSION = 1
-# The schema, field by field (JSON types), that every expert_info.json is checked
-# against before it is written: the upstream side's one copy. The downstream reader
-# keeps its own (vtab_eval/pool/expert_pool.py, which never imports this package); a contract test
-# runs real exports through that reader.
-FIELDS: dict[str, tuple[type, ...]] = {
-    "schema_version": (int,),
-    "name": (str,),
-    "kind": (str,),
-    "handle": (str,),
-    "publisher": (str,),
-    "collection": (str,),
-    "version": (int,),
-    "node": (str, type(None)),
-    "description": (str, type(None)),
-    "arch": (str,),
-    "feature_dim": (int,),
-    "upstream": (dict,),
-    "images_seen": (int,),
-    "training": (dict,),
-    "label_distribution": (dict,),
-    "input": (dict,),
-    "output": (dict,),
-    "provenance": (dict,),
-    # packed adapters, the classifier and the EPN
-    "experts": (list,),
-    "expert_nodes": (list,),
-    "all_logits_nodes": (list,),
-}
+# The schema every expert_info.json is checked against before it is written: one copy
+# (fanout/expert_info.py), shared with the pool that reads it downstream.
+SCHEMA_VERSION = expert_info.SCHEMA_VERSION
+FIELDS = expert_info.FIELDS
 
 
 class SchemaError(ValueError):

@@ -6,16 +6,10 @@ import tensorflow as tf
 
 from experts.models import resnet_v2
 from fanout import module_check
-from hub_export import metadata
 from tests import hub_contract
 from vtab_eval.pool import expert_pool as pool
 
 from .conftest import EXPERTS, TINY, module_path
-
-
-def test_both_sides_keep_the_same_versioned_schema():
-    assert metadata.SCHEMA_VERSION == pool.SCHEMA_VERSION
-    assert metadata.FIELDS == pool.SCHEMA_FIELDS
 
 
 @pytest.mark.parametrize(

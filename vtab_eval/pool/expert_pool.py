@@ -44,44 +44,18 @@ from typing import Any
 
 from absl import logging
 
+from fanout import expert_info
 from vtab_eval import files
 from vtab_eval.pool import hub_loader
 
 INFO_FILE = hub_loader.INFO_FILE
-SCHEMA_VERSION = 1
+# expert_info.json's schema: one copy for the side that writes it and this one.
+SCHEMA_VERSION = expert_info.SCHEMA_VERSION
 EXPERT_KINDS = ("full", "adapter", "baseline")
 CLASSIFIER_KINDS = ("classifier", "epn")
 IGNORED_KINDS = ("packed",)
-
-# Top-level fields of expert_info.json -> accepted JSON types: the downstream side's one
-# copy of the schema (hub_export/metadata.py's FIELDS is the upstream side's; a contract
-# test feeds real exports through this reader). The last group is for packed adapters,
-# the classifier and the EPN.
-SCHEMA_FIELDS: dict[str, tuple[type, ...]] = {
-    "schema_version": (int,),
-    "name": (str,),
-    "kind": (str,),
-    "handle": (str,),
-    "publisher": (str,),
-    "collection": (str,),
-    "version": (int,),
-    "node": (str, type(None)),
-    "description": (str, type(None)),
-    "arch": (str,),
-    "feature_dim": (int,),
-    "upstream": (dict,),
-    "images_seen": (int,),
-    "training": (dict,),
-    "label_distribution": (dict,),
-    "input": (dict,),
-    "output": (dict,),
-    "provenance": (dict,),
-    # extras
-    "experts": (list,),
-    "expert_nodes": (list,),
-    "all_logits_nodes": (list,),
-}
-_REQUIRED = ("schema_version", "name", "kind", "output")
+SCHEMA_FIELDS = expert_info.FIELDS
+_REQUIRED = expert_info.REQUIRED
 
 
 def short_name(module_id: str) -> str:
