@@ -128,14 +128,22 @@ lint: setup
 # first pass's, as a user's CPU may have, so a tolerance tuned to one machine fails here.
 NUMERICS_ENV := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 \
 	TF_ENABLE_ONEDNN_OPTS=0
+NUMERICS_LOG := $(VENV)/numerics-tests.log
 
-# pytest runs the whole suite once, then the numerically sensitive tests again; Bazel
-# then builds every target (each test file is a py_test target, so a broken BUILD
-# fails CI) and runs the binaries' smoke tests. `bazel test --config=fast //...` runs
-# the fast test files through Bazel as well.
+# pytest runs the numerics tests (twice: as they are, then under NUMERICS_ENV) in one
+# process beside the rest of the suite in another: most tests are single-threaded
+# Python, so two processes keep two cores busy. Bazel then builds every target (each
+# test file is a py_test target, so a broken BUILD fails CI) and runs the binaries'
+# smoke tests. `bazel test --config=fast //...` runs the fast test files through Bazel.
 test: lint
-	$(BIN)/python -m pytest
-	$(NUMERICS_ENV) $(BIN)/python -m pytest -m numerics
+	@echo "numerics tests in the background (their log: $(NUMERICS_LOG))"
+	@( $(BIN)/python -m pytest -p no:cacheprovider -m numerics && \
+	  $(NUMERICS_ENV) $(BIN)/python -m pytest -p no:cacheprovider -m numerics ) \
+	  > $(NUMERICS_LOG) 2>&1 & numerics=$$!; \
+	$(BIN)/python -m pytest -m "not numerics"; rest=$$?; \
+	wait $$numerics; twice=$$?; \
+	if [ $$twice = 0 ]; then grep -E "passed|failed" $(NUMERICS_LOG); else cat $(NUMERICS_LOG); fi; \
+	[ $$rest = 0 ] && [ $$twice = 0 ]
 	$(BAZEL) build //...
 	$(BAZEL) test //experts/... //fanout/... //hub_export/... //vtab_eval/...
 

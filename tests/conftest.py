@@ -28,7 +28,6 @@ NUMERICS = {
     "training/test_precision.py",
     "training/test_loop.py",
     "training/test_determinism.py",
-    "data/test_pipelines.py",
     "hub_export/test_modules.py",
     "vtab_eval/test_features.py",
     "vtab_eval/test_finetune.py",
