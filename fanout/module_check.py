@@ -67,15 +67,21 @@ def _node_name(reference: str) -> str:
     return reference.lstrip("^").split(":")[0]
 
 
-def _closure(roots: Iterable[str], nodes: dict) -> set[str]:
-    """The graph nodes that running ``roots`` runs: the roots and all they read."""
-    seen, todo = set(), [r for r in roots if r in nodes]
+def _walk(roots: Iterable[str], items: dict, neighbours) -> set[str]:
+    """The names in ``roots`` (those ``items`` holds) and all reachable from them
+    through ``neighbours(item)``."""
+    seen, todo = set(), [r for r in roots if r in items]
     while todo:
         name = todo.pop()
         if name not in seen:
             seen.add(name)
-            todo += [n for n in map(_node_name, nodes[name].input) if n in nodes]
+            todo += [n for n in neighbours(items[name]) if n in items]
     return seen
+
+
+def _closure(roots: Iterable[str], nodes: dict) -> set[str]:
+    """The graph nodes that running ``roots`` runs: the roots and all they read."""
+    return _walk(roots, nodes, lambda node: map(_node_name, node.input))
 
 
 def _called(node_defs) -> Iterable[str]:
@@ -94,13 +100,7 @@ def _called(node_defs) -> Iterable[str]:
 
 def _reachable(roots: Iterable[str], library: dict) -> set[str]:
     """The functions in ``roots`` and all they call."""
-    seen, todo = set(), [r for r in roots if r in library]
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo += [f for f in _called(library[name].node_def) if f in library]
-    return seen
+    return _walk(roots, library, lambda function: _called(function.node_def))
 
 
 def _graph_node_regions(meta) -> tuple[set[str], set[str], set[str]]:
