@@ -8,13 +8,21 @@ prepared dataset's split sizes, exactly as google-research/task_adaptation compu
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
 GROUPS = ("natural", "specialized", "structured")
+# How a task relates to the upstream, declared before any run: "matched" (the domain of
+# the upstream hierarchy nodes it names), "weak", or "unrelated"; None when the task does
+# not say (a user's folder, real VTAB against an unknown upstream).
+RELATIONS = ("matched", "weak", "unrelated")
+# A hierarchy node name as experts/data/hierarchy.py allows it (vtab_eval never imports
+# experts/: the names are checked here by form, and against the hierarchy in a test).
+_NODE_NAME = re.compile(r"^(?!/)[^\s:,#]+$")
 SPLITS = ("train800", "val200", "train800val200", "test")
 
 # Maps a decoded tfds example to (image, label) before the common uint8/int64 cast.
@@ -26,11 +34,19 @@ SplitFn = Callable[[Mapping[str, int]], dict[str, str]]
 class Task(abc.ABC):
     """A downstream classification task with VTAB-1k splits."""
 
-    def __init__(self, spec: str, num_classes: int, group: str):
+    def __init__(
+        self,
+        spec: str,
+        num_classes: int,
+        group: str,
+        relation: str | None = None,
+        nodes: Sequence[str] = (),
+    ):
         if group not in GROUPS:
             raise ValueError(f"task {spec}: group {group!r} is not one of {GROUPS}")
         if num_classes < 2:
             raise ValueError(f"task {spec}: num_classes must be >= 2, got {num_classes}")
+        self.relation, self.nodes = check_relation(spec, relation, nodes)
         self.spec = spec
         # What names the task's results and cached features: its canonical spec, plus a
         # fingerprint of its files for a task read from the user's own files.
@@ -60,7 +76,35 @@ class Task(abc.ABC):
             raise ValueError(f"task {self.spec}: unknown split {split!r}; expected one of {SPLITS}")
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.spec!r}, num_classes={self.num_classes}, group={self.group!r})"
+        return (
+            f"{type(self).__name__}({self.spec!r}, num_classes={self.num_classes}, "
+            f"group={self.group!r}, relation={self.relation!r}, nodes={self.nodes!r})"
+        )
+
+
+def check_relation(
+    spec: str, relation: str | None, nodes: Sequence[str]
+) -> tuple[str | None, tuple[str, ...]]:
+    """A task's declared relation to the upstream and the nodes it names, checked: a
+    matched task names >= 1 node, an unrelated or undeclared one names none."""
+    if isinstance(nodes, str):
+        raise ValueError(f"task {spec}: nodes must be a sequence of node names, got {nodes!r}")
+    nodes = tuple(nodes)
+    if relation is not None and relation not in RELATIONS:
+        raise ValueError(f"task {spec}: relation {relation!r} is not one of {RELATIONS} or None")
+    for node in nodes:
+        if not isinstance(node, str) or not _NODE_NAME.match(node) or ".." in node.split("/"):
+            raise ValueError(f"task {spec}: {node!r} is not a hierarchy node name")
+    if len(set(nodes)) != len(nodes):
+        raise ValueError(f"task {spec}: a node is named twice in {list(nodes)}")
+    if relation == "matched" and not nodes:
+        raise ValueError(f"task {spec}: a matched task names the upstream node(s) of its domain")
+    if relation in (None, "unrelated") and nodes:
+        raise ValueError(
+            f"task {spec}: relation {relation!r} names no nodes, got {list(nodes)}; "
+            "declare it matched or weak"
+        )
+    return relation, nodes
 
 
 def to_rgb_uint8(image: tf.Tensor) -> tf.Tensor:
@@ -101,8 +145,10 @@ class TfdsTask(Task):
         download: bool = False,
         try_gcs: bool = False,
         local_source: bool = False,
+        relation: str | None = None,
+        nodes: Sequence[str] = (),
     ):
-        super().__init__(spec, num_classes, group)
+        super().__init__(spec, num_classes, group, relation, nodes)
         self.tfds_name = tfds_name
         self._split_fn = split_fn
         self.pair_fn = pair_fn

@@ -15,12 +15,17 @@ from vtab_eval.tasks.registry import register, register_suite
 CONFIGS = ("full", "tiny")
 
 
-def _embedded_task(canonical, group, builder_cls, config, labels, **opts):
+def _embedded_task(canonical, group, relation, builder_cls, config, labels, **opts):
+    """``relation`` is ``(relation, nodes)``: how the task relates to the embedded
+    upstream (experts/data/embedded/plan.py names its nodes), declared here, before any
+    run."""
     if config not in CONFIGS:
         raise ValueError(f"task {canonical}: config must be one of {CONFIGS}, got {config!r}")
     task = base.TfdsTask(
         canonical,
         group=group,
+        relation=relation[0],
+        nodes=relation[1],
         num_classes=2,  # Placeholder until read from the builder's features below.
         tfds_name=f"{builder_cls.name}/{config}:1.*.*",
         split_fn=base.splits_from_validation,
@@ -36,18 +41,29 @@ def _plain_labels(features):
     return features["label"].num_classes, base.image_label
 
 
-def _plain(name: str, group: str, builder_cls) -> None:
+UNRELATED = ("unrelated", ())
+
+
+def _plain(name: str, group: str, relation, builder_cls) -> None:
     @register(name)
     def factory(canonical, config="full", **opts):
-        return _embedded_task(canonical, group, builder_cls, config, _plain_labels, **opts)
+        return _embedded_task(
+            canonical, group, relation, builder_cls, config, _plain_labels, **opts
+        )
 
 
-_plain("mini_fashion_mnist", "natural", natural.MiniVtabFashionMnist)
-_plain("mini_mnist", "natural", natural.MiniVtabMnist)
-_plain("mini_clipart", "natural", natural.MiniVtabClipart)
-_plain("mini_brain_mri", "specialized", specialized.MiniVtabBrainMri)
-_plain("mini_digits8x8", "specialized", specialized.MiniVtabDigits8x8)
-_plain("mini_kanji_strokes", "structured", kanji.MiniVtabKanji)
+# Clothes are one emoji subgroup (Objects > clothing); the pictures are photographs.
+_plain("mini_fashion_mnist", "natural", ("weak", ("emoji/objects",)), natural.MiniVtabFashionMnist)
+# Handwritten digits: the domain of the digit node (printed digits of many scripts).
+_plain("mini_mnist", "natural", ("matched", ("category/digit",)), natural.MiniVtabMnist)
+# Clip art of animals, food, people, transport, ...: what emoji draw.
+_plain("mini_clipart", "natural", ("matched", ("emoji",)), natural.MiniVtabClipart)
+_plain("mini_brain_mri", "specialized", UNRELATED, specialized.MiniVtabBrainMri)
+_plain(
+    "mini_digits8x8", "specialized", ("matched", ("category/digit",)), specialized.MiniVtabDigits8x8
+)
+# Han characters, but the skill (counting strokes) is no upstream label.
+_plain("mini_kanji_strokes", "structured", ("weak", ("script/han",)), kanji.MiniVtabKanji)
 
 
 @register("mini_dsprites")
@@ -59,7 +75,7 @@ def mini_dsprites(canonical, predicted_attribute, num_classes=None, config="full
         )
 
     builder = dsprites.MiniVtabDsprites
-    return _embedded_task(canonical, "structured", builder, config, labels, **opts)
+    return _embedded_task(canonical, "structured", UNRELATED, builder, config, labels, **opts)
 
 
 @register("mini_smallnorb")
@@ -69,7 +85,7 @@ def mini_smallnorb(canonical, predicted_attribute, config="full", **opts):
         return num_classes, vtab1k.attribute_pair_fn(predicted_attribute)
 
     builder = rendered.MiniVtabSmallnorb
-    return _embedded_task(canonical, "structured", builder, config, labels, **opts)
+    return _embedded_task(canonical, "structured", UNRELATED, builder, config, labels, **opts)
 
 
 @register("mini_clevr")
@@ -79,7 +95,7 @@ def mini_clevr(canonical, task, config="full", **opts):
         return vtab1k.clevr_pair_fn(task)
 
     builder = rendered.MiniVtabClevr
-    return _embedded_task(canonical, "structured", builder, config, labels, **opts)
+    return _embedded_task(canonical, "structured", UNRELATED, builder, config, labels, **opts)
 
 
 EMBEDDED_SPECS = (

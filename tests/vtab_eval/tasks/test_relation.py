@@ -1,0 +1,45 @@
+"""Every task says how it relates to the upstream: relation and nodes, checked."""
+
+import pytest
+
+from vtab_eval import tasks
+from vtab_eval.tasks import base
+
+
+def test_embedded_tasks_declare_their_relation():
+    for task in tasks.get_suite("embedded", data_dir="/nonexistent"):  # listing reads no data
+        assert task.relation in base.RELATIONS, task
+        assert (task.relation == "matched") <= bool(task.nodes), task
+        assert (task.relation == "unrelated") <= (task.nodes == ()), task
+
+
+def test_vtab1k_tasks_declare_nothing():
+    for task in tasks.get_suite("vtab1k", data_dir="/nonexistent"):
+        assert (task.relation, task.nodes) == (None, ())
+
+
+@pytest.mark.parametrize(
+    "relation, nodes",
+    [(None, ()), ("unrelated", ()), ("weak", ()), ("weak", ["emoji"]), ("matched", ("a/b", "c"))],
+)
+def test_check_relation_accepts(relation, nodes):
+    assert base.check_relation("t", relation, nodes) == (relation, tuple(nodes))
+
+
+@pytest.mark.parametrize(
+    "relation, nodes, message",
+    [
+        ("close", (), "relation 'close' is not one of"),
+        ("matched", (), "a matched task names the upstream node"),
+        ("unrelated", ("emoji",), "relation 'unrelated' names no nodes"),
+        (None, ("emoji",), "relation None names no nodes"),
+        ("matched", "emoji", "nodes must be a sequence"),
+        ("matched", ("a b",), "'a b' is not a hierarchy node name"),
+        ("matched", ("a/../b",), "is not a hierarchy node name"),
+        ("matched", ("/a",), "is not a hierarchy node name"),
+        ("matched", ("a", "a"), "a node is named twice"),
+    ],
+)
+def test_check_relation_refuses(relation, nodes, message):
+    with pytest.raises(ValueError, match=message):
+        base.check_relation("t", relation, nodes)
