@@ -17,6 +17,7 @@ slice).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import time
@@ -164,8 +165,13 @@ def report(builder, cached: bool, seconds: float) -> list[str]:
     """Prints the counts and the automatically chosen experts, and returns those (the
     choice costs seconds on a large hierarchy: it is made once)."""
     info = upstream.load_info(builder)
-    choice = upstream.ExpertChoice(
-        flags.FLAGS.num_experts, flags.FLAGS.min_expert_images, flags.FLAGS.max_expert_overlap
+    # The builder's own choice (which nodes it includes, whether roots count) with the
+    # sizes of the flags.
+    choice = dataclasses.replace(
+        builder.builder_config.experts,
+        num_experts=flags.FLAGS.num_experts,
+        min_images=flags.FLAGS.min_expert_images,
+        max_overlap=flags.FLAGS.max_expert_overlap,
     )
     experts = info.choose_experts(choice)
     counts = info.node_counts("train")

@@ -277,6 +277,7 @@ class Hierarchy:
         min_images: int = 1,
         exclude: Iterable[str] = (),
         max_overlap: float = 1.0,
+        include: Sequence[str] = (),
     ) -> list[str]:
         """The paper's automatic choice: the ``num_experts`` nodes with the most images.
 
@@ -285,6 +286,9 @@ class Hierarchy:
         |A and B| / |A or B| between the image sets of any two chosen experts, so that near
         duplicates (a script and its only block) do not both take a slot; nesting is allowed
         (animal and dog overlap little by this measure). Ties go to the earlier node.
+        The ``include``d nodes (the domains of the downstream tasks that must have an
+        expert) come first, in their order, whatever their size and overlap; the largest
+        others follow, so that cutting the list to its head keeps them.
         Returns fewer experts when not enough nodes qualify."""
         if num_experts < 0:
             raise HierarchyError(f"num_experts must be >= 0, got {num_experts}")
@@ -297,12 +301,12 @@ class Hierarchy:
         counts = np.asarray([label_counts[k] for k in labels], dtype=np.int64)
         member = self.closure_matrix(labels)  # [labels, nodes]
         per_node = counts @ member.astype(np.int64)
+        chosen = self._included(include, excluded, per_node, num_experts)
         order = sorted(range(len(self.nodes)), key=lambda j: (-per_node[j], j))
-        chosen: list[int] = []
         for j in order:
-            if len(chosen) == num_experts or per_node[j] < max(min_images, 1):
+            if len(chosen) >= num_experts or per_node[j] < max(min_images, 1):
                 break
-            if self.nodes[j] in excluded:
+            if self.nodes[j] in excluded or j in chosen:
                 continue
             if max_overlap < 1.0 and any(
                 _jaccard(counts, member[:, j], member[:, k]) > max_overlap for k in chosen
@@ -310,6 +314,29 @@ class Hierarchy:
                 continue
             chosen.append(j)
         return [self.nodes[j] for j in chosen]
+
+    def _included(
+        self, include: Sequence[str], excluded: set[str], per_node: np.ndarray, num_experts: int
+    ) -> list[int]:
+        """Indices of the nodes a choice must hold, checked."""
+        if isinstance(include, str):
+            raise HierarchyError(f"include must be a list of node names, got {include!r}")
+        if len(include) > num_experts:
+            raise HierarchyError(
+                f"{len(include)} nodes to include ({', '.join(include)}) but only "
+                f"{num_experts} experts; raise num_experts"
+            )
+        chosen = []
+        for name in include:
+            j = self.node_index(name)
+            if name in excluded:
+                raise HierarchyError(f"{self.source}: node {name!r} is both included and excluded")
+            if j in chosen:
+                raise HierarchyError(f"{self.source}: node {name!r} is included twice")
+            if per_node[j] == 0:
+                raise HierarchyError(f"{self.source}: included node {name!r} has no images")
+            chosen.append(j)
+        return chosen
 
 
 def _jaccard(counts: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:

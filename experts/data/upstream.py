@@ -32,11 +32,18 @@ class ExpertChoice:
     min_images: int = DEFAULT_MIN_EXPERT_IMAGES
     max_overlap: float = DEFAULT_MAX_EXPERT_OVERLAP
     exclude_roots: bool = True  # a root holds (almost) everything: that is the baseline
+    # Nodes chosen first whatever their size: the domains downstream tasks are matched to.
+    include: tuple[str, ...] = ()
 
     def choose(self, hierarchy: Hierarchy, label_counts: Mapping[str, int]) -> list[str]:
         exclude = hierarchy.roots if self.exclude_roots else ()
         return hierarchy.choose_experts(
-            label_counts, self.num_experts, self.min_images, exclude, self.max_overlap
+            label_counts,
+            self.num_experts,
+            self.min_images,
+            exclude,
+            self.max_overlap,
+            include=tuple(self.include),
         )
 
 

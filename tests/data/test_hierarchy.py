@@ -122,6 +122,33 @@ def test_choose_experts_overlap_cap(h):
     assert "car" not in chosen and "pet" not in chosen
 
 
+def test_choose_experts_includes_named_nodes_first(h):
+    counts = {"dog": 10, "cat": 5, "lion": 3, "car": 7}
+    # lion (3 images, below min_images) and car (Jaccard 1 with artifact) come first anyway;
+    # the rest fill by size, and a cut to the head keeps the included nodes.
+    chosen = h.choose_experts(counts, 4, min_images=4, max_overlap=0.8, include=["lion", "car"])
+    assert chosen == ["lion", "car", "entity", "animal"]
+    assert h.choose_experts(counts, 2, include=["lion", "car"]) == ["lion", "car"]
+
+
+@pytest.mark.parametrize(
+    "include, exclude, message",
+    [
+        (["plant"], [], "no node named 'plant'"),
+        (["car", "car"], [], "node 'car' is included twice"),
+        (["car"], ["car"], "node 'car' is both included and excluded"),
+        (["artifact", "car", "dog"], [], r"3 nodes to include .* only 2 experts"),
+        ("car", [], "include must be a list"),
+    ],
+)
+def test_choose_experts_include_errors(h, include, exclude, message):
+    counts = {"dog": 10, "car": 7}
+    with pytest.raises(H.HierarchyError, match=message):
+        h.choose_experts(counts, 2, exclude=exclude, include=include)
+    with pytest.raises(H.HierarchyError, match="included node 'lion' has no images"):
+        h.choose_experts(counts, 2, include=["lion"])
+
+
 def test_round_trip_and_atomic_save(h, tmp_path):
     path = tmp_path / "h.txt"
     h.save(str(path))

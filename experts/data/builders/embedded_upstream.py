@@ -21,11 +21,18 @@ from experts.data.embedded import plan as embedded
 _log = logging.getLogger(__name__)
 
 
+def embedded_choice() -> upstream.ExpertChoice:
+    """The embedded upstream's expert choice: both roots and the matched tasks' nodes
+    first, then the largest other nodes."""
+    include = dict.fromkeys((embedded.GLYPH_ROOT, embedded.EMOJI_ROOT, *embedded.MATCHED_NODES))
+    return upstream.ExpertChoice(exclude_roots=False, include=tuple(include))
+
+
 @dataclasses.dataclass(eq=False)
 class EmbeddedUpstreamConfig(tfds.core.BuilderConfig):
     image_size: int = 32
     spec: embedded.EmbeddedSpec = dataclasses.field(default_factory=embedded.EmbeddedSpec)
-    experts: upstream.ExpertChoice = dataclasses.field(default_factory=upstream.ExpertChoice)
+    experts: upstream.ExpertChoice = dataclasses.field(default_factory=embedded_choice)
 
 
 def _size_config(size: int) -> EmbeddedUpstreamConfig:
@@ -39,10 +46,11 @@ class EmbeddedUpstream(tfds.core.GeneratorBasedBuilder):
 
     # The cache is keyed by config name and version only: bump the version whenever
     # EmbeddedSpec's defaults or the rendering change, or stale data is silently reused.
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {
         "1.0.0": "Glyphs (script/block/category/radical) and emoji (group).",
         "1.1.0": "Probe classes held out (10% of glyphs, 20% of emoji).",
+        "1.2.0": "Expert choice keeps the roots and the matched tasks' nodes (same images).",
     }
     BUILDER_CONFIGS = [_size_config(s) for s in (32, 64, 128)]
     DEFAULT_CONFIG_NAME = "32px"

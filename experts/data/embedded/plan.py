@@ -30,6 +30,10 @@ from experts.data.embedded import unicode_tables as ut
 from experts.data.hierarchy import Hierarchy
 
 GLYPH_ROOT, EMOJI_ROOT = "glyph", "emoji"
+# The nodes the embedded downstream suite's matched tasks name (vtab_eval/tasks/embedded;
+# a test keeps the two in step): each gets an expert, as the roots do (the paper keeps
+# roots such as "entity" among its experts).
+MATCHED_NODES = ("emoji", "script/han", "category/digit")
 # General category -> (category node, its parent category node).
 _CATEGORIES = {
     "Lu": ("uppercase-letter", "letter"),
