@@ -182,7 +182,7 @@ def test_the_report_keeps_the_methods_asked_for(finished, tmp_path):
 
 
 def test_suite_resolution():
-    assert len(runner.resolve_suite("embedded")) == 12
+    assert len(runner.resolve_suite("embedded")) == 13
     assert runner.resolve_suite(f"{SPEC}; mini_mnist") == [SPEC, "mini_mnist"]
     with pytest.raises(ValueError, match="names no tasks"):
         runner.resolve_suite(" ; ")

