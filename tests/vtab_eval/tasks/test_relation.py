@@ -13,6 +13,15 @@ def test_embedded_tasks_declare_their_relation():
         assert (task.relation == "unrelated") <= (task.nodes == ()), task
 
 
+def test_a_task_whose_data_changed_has_another_key():
+    # The 8x8 digits moved off-centre (builder 1.1.0): features cached for the centred
+    # ones under the same spec must not be read for them.
+    digits = tasks.get_task("mini_digits8x8", data_dir="/nonexistent")
+    assert digits.key == tasks.task_key("mini_digits8x8") == "mini_digits8x8#data=1.1.0"
+    spec = 'mini_clevr(task="count_all")'
+    assert tasks.get_task(spec, data_dir="/nonexistent").key == tasks.task_key(spec) == spec
+
+
 def test_vtab1k_tasks_declare_nothing():
     for task in tasks.get_suite("vtab1k", data_dir="/nonexistent"):
         assert (task.relation, task.nodes) == (None, ())

@@ -34,7 +34,20 @@ def _embedded_task(canonical, group, relation, builder_cls, config, labels, **op
         **opts,
     )
     task.num_classes, task.pair_fn = labels(task.builder.info.features)
+    task.key = data_key(canonical, builder_cls)
     return task
+
+
+def data_key(canonical: str, builder_cls) -> str:
+    """What names a task's results and cached features: its spec, and once its builder's
+    data has changed since the first release, the version too (the same spec over new
+    images must not be served the old images' features)."""
+    version = str(builder_cls.VERSION)
+    return canonical if version == "1.0.0" else f"{canonical}#data={version}"
+
+
+def _register(name: str, builder_cls):
+    return register(name, key=lambda canonical, **kwargs: data_key(canonical, builder_cls))
 
 
 def _plain_labels(features):
@@ -45,7 +58,7 @@ UNRELATED = ("unrelated", ())
 
 
 def _plain(name: str, group: str, relation, builder_cls) -> None:
-    @register(name)
+    @_register(name, builder_cls)
     def factory(canonical, config="full", **opts):
         return _embedded_task(
             canonical, group, relation, builder_cls, config, _plain_labels, **opts
@@ -69,7 +82,7 @@ _plain(
 _plain("mini_kanji_strokes", "structured", ("weak", ("script/han",)), kanji.MiniVtabKanji)
 
 
-@register("mini_dsprites")
+@_register("mini_dsprites", dsprites.MiniVtabDsprites)
 def mini_dsprites(canonical, predicted_attribute, num_classes=None, config="full", **opts):
     def labels(features):
         num_original = vtab1k.check_attribute(features, predicted_attribute, "mini_dsprites")
@@ -81,7 +94,7 @@ def mini_dsprites(canonical, predicted_attribute, num_classes=None, config="full
     return _embedded_task(canonical, "structured", UNRELATED, builder, config, labels, **opts)
 
 
-@register("mini_smallnorb")
+@_register("mini_smallnorb", rendered.MiniVtabSmallnorb)
 def mini_smallnorb(canonical, predicted_attribute, num_classes=None, config="full", **opts):
     """``num_classes`` bins neighbouring values, as dSprites' tasks do."""
 
@@ -95,7 +108,7 @@ def mini_smallnorb(canonical, predicted_attribute, num_classes=None, config="ful
     return _embedded_task(canonical, "structured", UNRELATED, builder, config, labels, **opts)
 
 
-@register("mini_clevr")
+@_register("mini_clevr", rendered.MiniVtabClevr)
 def mini_clevr(canonical, task, config="full", **opts):
     def labels(features):
         del features
