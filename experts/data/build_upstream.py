@@ -161,17 +161,28 @@ def index_slices(builder) -> None:
         print(f"slice index ({split}, {time.time() - start:.1f} s): {where}")
 
 
+def expert_choice(
+    builder, num_experts: int, min_images: int, max_overlap: float
+) -> upstream.ExpertChoice:
+    """The builder's own choice (the nodes it includes first, whether roots count) with
+    the sizes the flags give."""
+    return dataclasses.replace(
+        builder.builder_config.experts,
+        num_experts=num_experts,
+        min_images=min_images,
+        max_overlap=max_overlap,
+    )
+
+
 def report(builder, cached: bool, seconds: float) -> list[str]:
     """Prints the counts and the automatically chosen experts, and returns those (the
     choice costs seconds on a large hierarchy: it is made once)."""
     info = upstream.load_info(builder)
-    # The builder's own choice (which nodes it includes, whether roots count) with the
-    # sizes of the flags.
-    choice = dataclasses.replace(
-        builder.builder_config.experts,
-        num_experts=flags.FLAGS.num_experts,
-        min_images=flags.FLAGS.min_expert_images,
-        max_overlap=flags.FLAGS.max_expert_overlap,
+    choice = expert_choice(
+        builder,
+        flags.FLAGS.num_experts,
+        flags.FLAGS.min_expert_images,
+        flags.FLAGS.max_expert_overlap,
     )
     experts = info.choose_experts(choice)
     counts = info.node_counts("train")

@@ -2,6 +2,7 @@
 
 Needs Debian packages (CI installs them); each missing one skips with its name."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -219,3 +220,15 @@ def test_written_probes_are_labelled_within_their_node(plan, tmp_path):
     assert again == manifest
     other = probes.ensure_probes(lambda: plan, SPEC, nodes, 24, out, upstream="test", max_images=8)
     assert other["max_images"] == 8 and sorted(os.listdir(tmp_path)) == ["probes"]
+
+
+def test_build_upstream_reports_the_builders_own_choice(builder):
+    from experts.data import build_upstream
+    from experts.data.builders.embedded_upstream import embedded_choice
+
+    choice = build_upstream.expert_choice(builder, 5, 10, 0.9)
+    assert choice == upstream.ExpertChoice(num_experts=5, min_images=10, max_overlap=0.9)
+    default = EmbeddedUpstream(config="32px", data_dir=builder.data_dir)
+    choice = build_upstream.expert_choice(default, 24, 500, 0.8)
+    assert choice == dataclasses.replace(embedded_choice(), num_experts=24)
+    assert not choice.exclude_roots and choice.include[:2] == ("glyph", "emoji")
