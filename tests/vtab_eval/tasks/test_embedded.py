@@ -296,3 +296,18 @@ def test_fashion_mnist_idx_files():
     labels = natural.read_idx(os.path.join(natural.FASHION_MNIST_DIR, "t10k-labels-idx1-ubyte.gz"))
     assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
     assert np.array_equal(np.bincount(labels), [1000] * 10)
+
+
+@_needs_module("sklearn", "scikit-learn")
+def test_an_older_version_on_disk_is_not_read_for_the_current_one(tmp_path):
+    task = tasks.get_task('mini_digits8x8(config="tiny")', data_dir=str(tmp_path))
+    task.prepare()
+    current = str(task.builder.version)
+    assert current == str(specialized.MiniVtabDigits8x8.VERSION) != "1.0.0"
+    # The same data relabelled as the first release, as a data_dir built before would be.
+    folder = tmp_path / "mini_vtab_digits8x8" / "tiny"
+    (folder / current).rename(folder / "1.0.0")
+    info = (folder / "1.0.0" / "dataset_info.json").read_text()
+    (folder / "1.0.0" / "dataset_info.json").write_text(info.replace(current, "1.0.0"))
+    again = tasks.get_task('mini_digits8x8(config="tiny")', data_dir=str(tmp_path))
+    assert str(again.builder.version) == current and not again.builder.is_prepared()

@@ -27,7 +27,9 @@ def _embedded_task(canonical, group, relation, builder_cls, config, labels, **op
         relation=relation[0],
         nodes=relation[1],
         num_classes=2,  # Placeholder until read from the builder's features below.
-        tfds_name=f"{builder_cls.name}/{config}:1.*.*",
+        # The version the code builds: a data_dir that holds an older one (whose images
+        # differ) must not be read in its place.
+        tfds_name=f"{builder_cls.name}/{config}:{builder_cls.VERSION}",
         split_fn=base.splits_from_validation,
         pair_fn=base.image_label,
         local_source=True,
