@@ -54,7 +54,7 @@ def test_check_relation_refuses(relation, nodes, message):
         base.check_relation("t", relation, nodes)
 
 
-def declared_nodes(relations):
+def _declared_nodes(relations):
     suite = tasks.get_suite("embedded", data_dir="/nonexistent")
     return {node for task in suite if task.relation in relations for node in task.nodes}
 
@@ -64,7 +64,7 @@ def test_every_matched_node_gets_an_expert():
     from experts.data.embedded import plan
 
     choice = embedded_choice()
-    assert declared_nodes({"matched"}) == set(plan.MATCHED_NODES)
+    assert _declared_nodes({"matched"}) == set(plan.MATCHED_NODES)
     assert not choice.exclude_roots
     assert choice.include[:2] == (plan.GLYPH_ROOT, plan.EMOJI_ROOT)
     assert set(plan.MATCHED_NODES) <= set(choice.include)
