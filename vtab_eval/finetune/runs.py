@@ -50,6 +50,15 @@ def sweep_fn(config: ml_collections.ConfigDict) -> protocol.SweepFn:
     return fn
 
 
+def time_split(result: dict) -> str:
+    """A protocol's seconds, split into building the module (loading and tracing it),
+    the runs' training and evaluation steps, and the rest (data handling)."""
+    total, build = result["seconds"], result.get("build_seconds", 0.0)
+    steps = result.get("steps_seconds", 0.0)
+    share = 100 * steps / total if total > 0 else 0.0
+    return f"{total:.1f}s: build {build:.1f}s, steps {steps:.1f}s ({share:.0f}%)"
+
+
 @dataclasses.dataclass
 class Tuning:
     """Fine-tuning of (task, module) pairs for one run directory and config."""
@@ -140,10 +149,9 @@ class Tuning:
         if screen is not None:
             result["screen_repeats"] = screen
         files.write_json(path, result)
-        build = "" if cached else f", {result['build_seconds']:.1f}s of it building the module"
         self.log(
             f"  fine-tuned {expert.id}: median test {result['median_test_accuracy']:.4f} "
-            f"in {result['seconds']:.1f}s{build}"
+            f"in {time_split(result)}" + ("" if cached else " (module built for it)")
         )
         return result
 
