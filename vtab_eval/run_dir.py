@@ -5,7 +5,7 @@
     <root>/features/...                        embedding cache (features.py)
     <root>/tasks/<task>/selection/<s>.json     one selector's scores, pick and seconds
     <root>/tasks/<task>/finetune/<e>.json      the protocol's runs for one expert
-    <root>/tasks/<task>/oracle_screen<n>/<e>.json   the oracle's screening runs
+    <root>/tasks/<task>/oracle_screening<n>/<e>.json   the oracle's screening runs
     <root>/tasks/<task>/result.json            the task's summary: it is finished
     <root>/report/                             tables and plots (report/tables.py), by default
 
@@ -33,7 +33,9 @@ from vtab_eval import files
 RUN_FILE = "run.json"
 RESULT_FILE = "result.json"
 FINETUNE = "finetune"  # the whole protocol's runs; the oracle's screening: screen_kind(n)
-SCREENING = "oracle_screen*"  # every screening kind, as a pattern
+# Screening runs have seeds of their own, never the protocol's (finetune/runs.py); the
+# name is not the older "oracle_screen<n>", whose runs shared the protocol's seeds.
+SCREENING = "oracle_screening*"  # every screening kind, as a pattern
 LOCK_FILE = fanout.locks.LOCK_FILE
 
 # Every leaf field of the transfer config (vtab_eval/configs/transfer.py, every preset)
@@ -204,9 +206,11 @@ def read_record(
 
 
 def screen_kind(runs: int | None) -> str:
-    """The directory of fine-tuning records made with the protocol's first ``runs``
-    final runs (None: the whole protocol)."""
-    return FINETUNE if runs is None else f"oracle_screen{runs}"
+    """The directory of fine-tuning records: the protocol's (None), or the oracle's
+    screening with ``runs`` final runs of one trial (0: a whole protocol)."""
+    if runs is None:
+        return FINETUNE
+    return "oracle_screening_all" if runs == 0 else f"oracle_screening{runs}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,7 +240,7 @@ class TaskDir:
         return self.path / kind / f"{files.slug(expert_id)}.json"
 
     def finetune_records(self, kind: str = FINETUNE) -> Iterator[dict]:
-        """The records of one kind; ``kind`` may be a pattern (``oracle_screen*``)."""
+        """The records of one kind; ``kind`` may be a pattern (``oracle_screening*``)."""
         for path in sorted(self.path.glob(f"{kind}/*.json")):
             yield read_record(path, FINETUNE_RECORD)
 

@@ -81,10 +81,11 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
 
     # The oracle (benchmarks only) picks the best test accuracy in hindsight. Fine-tuning
     # every expert on every task with the whole protocol is the costliest step of a
-    # benchmark, so it may screen them with the protocol's first `screen_repeats` final
-    # runs of its first trial instead (the very runs the whole protocol starts with: same
-    # seeds), then fine-tunes its pick with the whole protocol for its row, like every
-    # other method's. 0: screen with the whole protocol. Its own field, outside
+    # benchmark, so it may screen them with `screen_repeats` final runs of one trial
+    # instead; 0: screen with a whole protocol. Screening runs have seeds of their own:
+    # the oracle picks on them and is reported on its pick's protocol runs, the same
+    # runs as every other method picking that expert (so the pick's luck on the
+    # screening runs does not inflate its row). Its own field, outside
     # `selection`, because it changes the oracle's row only, whose files it names.
     config.oracle = ml_collections.ConfigDict({"screen_repeats": 0 if preset == "paper" else 1})
 
