@@ -125,7 +125,7 @@ def run(runner, todo: list, executor: fanout.Executor) -> None:
         )
         for module in runner.oracle_candidates(todo)
     }
-    executor.map(_module_jobs("oracle", oracle, config, workdir, screen), what="oracle screening")
+    executor.map(_module_jobs("screen", oracle, config, workdir, screen), what="oracle screening")
     picks: dict[str, tuple] = {}  # module id -> (module, its tasks), by first pick
     for task in todo:
         for name in runner.selectors:
