@@ -53,6 +53,7 @@ RESULT_FIELDS = frozenset(
         "selection.knn_float64",
         "selection.label_smoothing",
         "selection.include_baseline",
+        "selection.knn_fallback_level",
         "selection.precision",
         "finetune.rule",
         "finetune.learning_rates",
@@ -98,7 +99,11 @@ SPEED_ONLY_FIELDS = frozenset(
 # Result fields added after directories were recorded without them, with the value
 # those directories ran with: at that value they are left out of the record, so the
 # older directories still match.
-LATER_FIELDS = {"selection.precision": "float32", "finetune.precision": "float32"}
+LATER_FIELDS = {
+    "selection.precision": "float32",
+    "finetune.precision": "float32",
+    "selection.knn_fallback_level": 0.0,
+}
 # Result fields older records lack with no one value they ran with: such a record
 # matches any value while the directory holds no result that depends on the field.
 UNRECORDED_FIELDS = {"oracle.screen_repeats": "selection/oracle.json"}

@@ -108,6 +108,10 @@ def _selection_config() -> ml_collections.ConfigDict:
             # B is a candidate too, so a task no expert suits falls back on the generic
             # model (paper, section 7); selector knn_experts reports the pool without it.
             "include_baseline": True,
+            # kNN picks an expert over B only when its leave-one-out predictions beat
+            # B's in McNemar's exact test at this one-sided level (0: never test; the
+            # level's reasoning: selection/knn.py). knn_nofallback reports kNN without it.
+            "knn_fallback_level": 0.05,
             "batch_size": 256,
             # The modules' forward passes when embedding tasks: float32, or float16 /
             # bfloat16 through TensorFlow's mixed-precision rewrite where the machine
@@ -174,6 +178,7 @@ RULES = {
     "selection.knn_float64": rule.boolean(),
     "selection.label_smoothing": rule.fraction(max_open=True),
     "selection.include_baseline": rule.boolean(),
+    "selection.knn_fallback_level": rule.fraction(max_open=True),
     "selection.batch_size": rule.integer(min=1),
     "selection.precision": rule.one_of(*PRECISIONS),
     "finetune.rule": rule.one_of(*hyperparams.RULES),
