@@ -150,7 +150,7 @@ class Tuning:
         self.log(f"  {what} {expert.id} on {task.spec}")
         with precision.rewrite(self.precision()):
             result = self._finetune(task, expert, screen, tuners)
-        result.update({"expert": expert.id, "task": task.spec})
+        result.update({"expert": expert.id, "kind": expert.kind, "task": task.spec})
         if screen is not None:
             result["screen_repeats"] = screen
         files.write_json(path, result)
