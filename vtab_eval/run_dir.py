@@ -34,7 +34,8 @@ RUN_FILE = "run.json"
 RESULT_FILE = "result.json"
 FINETUNE = "finetune"  # the whole protocol's runs; the oracle's screening: screen_kind(n)
 # Screening runs have seeds of their own, never the protocol's (finetune/runs.py); the
-# name is not the older "oracle_screen<n>", whose runs shared the protocol's seeds.
+# name differs from "oracle_screen<n>", which held runs on the protocol's seeds, so such
+# records are never read as screening.
 SCREENING = "oracle_screening*"  # every screening kind, as a pattern
 LOCK_FILE = fanout.locks.LOCK_FILE
 
