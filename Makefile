@@ -72,7 +72,7 @@ demo: setup
 	@echo "demo took $$(( $$(date +%s) - $$(cat $(DEMO)/.started) ))s"
 
 BENCH := runs/bench
-BENCH_SELECTORS := baseline,random,domain,label,knn_full,knn_adapter,knn_experts,knn
+BENCH_SELECTORS := baseline,random,domain,label,knn_full,knn_adapter,knn_experts,knn_nofallback,knn
 BENCH_TRANSFER = $(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
 	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) \
 	  --workdir=$(DEMO)/transfer --report_dir=$(BENCH)/transfer/report --config.probes=$(PROBES)

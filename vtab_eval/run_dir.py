@@ -5,7 +5,7 @@
     <root>/features/...                        embedding cache (features.py)
     <root>/tasks/<task>/selection/<s>.json     one selector's scores, pick and seconds
     <root>/tasks/<task>/finetune/<e>.json      the protocol's runs for one expert
-    <root>/tasks/<task>/oracle_screen<n>/<e>.json   the oracle's screening runs
+    <root>/tasks/<task>/oracle_screening<n>/<e>.json   the oracle's screening runs
     <root>/tasks/<task>/result.json            the task's summary: it is finished
     <root>/report/                             tables and plots (report/tables.py), by default
 
@@ -33,7 +33,10 @@ from vtab_eval import files
 RUN_FILE = "run.json"
 RESULT_FILE = "result.json"
 FINETUNE = "finetune"  # the whole protocol's runs; the oracle's screening: screen_kind(n)
-SCREENING = "oracle_screen*"  # every screening kind, as a pattern
+# Screening runs have seeds of their own, never the protocol's (finetune/runs.py); the
+# name differs from "oracle_screen<n>", which held runs on the protocol's seeds, so such
+# records are never read as screening.
+SCREENING = "oracle_screening*"  # every screening kind, as a pattern
 LOCK_FILE = fanout.locks.LOCK_FILE
 
 # Every leaf field of the transfer config (vtab_eval/configs/transfer.py, every preset)
@@ -51,6 +54,7 @@ RESULT_FIELDS = frozenset(
         "selection.knn_float64",
         "selection.label_smoothing",
         "selection.include_baseline",
+        "selection.knn_fallback_level",
         "selection.precision",
         "finetune.rule",
         "finetune.learning_rates",
@@ -96,7 +100,11 @@ SPEED_ONLY_FIELDS = frozenset(
 # Result fields added after directories were recorded without them, with the value
 # those directories ran with: at that value they are left out of the record, so the
 # older directories still match.
-LATER_FIELDS = {"selection.precision": "float32", "finetune.precision": "float32"}
+LATER_FIELDS = {
+    "selection.precision": "float32",
+    "finetune.precision": "float32",
+    "selection.knn_fallback_level": 0.0,
+}
 # Result fields older records lack with no one value they ran with: such a record
 # matches any value while the directory holds no result that depends on the field.
 UNRECORDED_FIELDS = {"oracle.screen_repeats": "selection/oracle.json"}
@@ -204,9 +212,11 @@ def read_record(
 
 
 def screen_kind(runs: int | None) -> str:
-    """The directory of fine-tuning records made with the protocol's first ``runs``
-    final runs (None: the whole protocol)."""
-    return FINETUNE if runs is None else f"oracle_screen{runs}"
+    """The directory of fine-tuning records: the protocol's (None), or the oracle's
+    screening with ``runs`` final runs of one trial (0: a whole protocol)."""
+    if runs is None:
+        return FINETUNE
+    return "oracle_screening_all" if runs == 0 else f"oracle_screening{runs}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,7 +246,7 @@ class TaskDir:
         return self.path / kind / f"{files.slug(expert_id)}.json"
 
     def finetune_records(self, kind: str = FINETUNE) -> Iterator[dict]:
-        """The records of one kind; ``kind`` may be a pattern (``oracle_screen*``)."""
+        """The records of one kind; ``kind`` may be a pattern (``oracle_screening*``)."""
         for path in sorted(self.path.glob(f"{kind}/*.json")):
             yield read_record(path, FINETUNE_RECORD)
 

@@ -168,6 +168,8 @@ class Runner:
         result = {
             "task": task.spec,
             "group": task.group,
+            # matched / weak / unrelated, or None when the task declares none.
+            "relation": getattr(task, "relation", None),
             "num_classes": task.num_classes,
             "methods": {**earlier.get("methods", {}), **methods},
             "seconds": time.perf_counter() - start,

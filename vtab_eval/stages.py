@@ -4,11 +4,15 @@ The runner hands its unfinished tasks to ``run``, which emits the stages as jobs
 
 1. feature extraction, one job per module (every unfinished task's splits, and the
    probes);
-2. the oracle's screening, one job per (task, candidate) of the selectors that
-   fine-tune candidates, module by module (a worker builds each module once);
+2. the oracle's screening, one job per candidate of the selectors that fine-tune
+   candidates, screening it on every unfinished task;
 3. selection, here (the proxies read the cached features: seconds);
-4. fine-tuning, one job per (task, picked module) pair, each pair once however many
-   selectors picked it.
+4. fine-tuning, one job per picked module, running the protocol on every task it was
+   picked for (each (task, module) pair once however many selectors picked it).
+
+Jobs are per module, not per (task, module), because loading a module and tracing its
+training step costs as much as a few fine-tuning runs: a job builds its module once
+and reuses it for all its tasks, restoring the initial weights between runs.
 
 The local executor runs the jobs one after another in this process, on the runner's
 own ``Tuning`` (``worker_tuning`` returns it: same run directory, same config); Ray
@@ -64,13 +68,17 @@ def features_job(config, workdir: str, handle: str, work: list[tuple[str, str]])
     return len(work)
 
 
-def finetune_job(config, workdir: str, spec: str, module: pool.Module, screen) -> dict:
-    """The protocol's result file of (task, module), or the oracle's screening of it."""
+def finetune_job(config, workdir: str, specs: list[str], module: pool.Module, screen) -> int:
+    """The protocol's result files of one module on the tasks ``specs``, or the oracle's
+    screenings of it: one job per module, so a worker loads the module and traces its
+    steps once for all of them, whatever the executor's order."""
     t = worker_tuning(config, workdir)
-    task = _task(config, spec)
-    path = t.result_path(task, module, screen)
-    with fanout.hold(path.parent, wait=True, name=f".{path.name}.lock"):
-        return t.finetune_expert(task, module, screen)  # done already: read back
+    for spec in specs:
+        task = _task(config, spec)
+        path = t.result_path(task, module, screen)
+        with fanout.hold(path.parent, wait=True, name=f".{path.name}.lock"):
+            t.finetune_expert(task, module, screen)  # done already: read back
+    return len(specs)
 
 
 def portable_config(config):
@@ -110,26 +118,33 @@ def run(runner, todo: list, executor: fanout.Executor) -> None:
     ]
     executor.map(features, what="features")
     screen = runner.tuning.oracle_screening()
-    oracle = [
-        fanout.Job(f"oracle {module.id} on {task.spec}", finetune_job,
-                   (config, workdir, task.spec, _portable(module), screen))
+    oracle = {
+        module.id: (
+            module,
+            [t for t in todo if not runner.tuning.result_path(t, module, screen).exists()],
+        )
         for module in runner.oracle_candidates(todo)
-        for task in todo
-        if not runner.tuning.result_path(task, module, screen).exists()
-    ]  # fmt: skip
-    executor.map(oracle, what="oracle screening")
-    pairs = {}
+    }
+    executor.map(_module_jobs("screen", oracle, config, workdir, screen), what="oracle screening")
+    picks: dict[str, tuple] = {}  # module id -> (module, its tasks), by first pick
     for task in todo:
         for name in runner.selectors:
             module = runner.pool.get(runner.select(task, name).pick)
             if not runner.tuning.result_path(task, module).exists():
-                pairs[(task.spec, module.id)] = module
-    finetunes = [
-        fanout.Job(f"fine-tune {module.id} on {spec}", finetune_job,
-                   (config, workdir, spec, _portable(module), None))
-        for (spec, _), module in pairs.items()
+                module_tasks = picks.setdefault(module.id, (module, []))[1]
+                if task not in module_tasks:
+                    module_tasks.append(task)
+    executor.map(_module_jobs("fine-tune", picks, config, workdir, None), what="fine-tuning")
+
+
+def _module_jobs(kind: str, work: dict, config, workdir: str, screen) -> list[fanout.Job]:
+    """One ``finetune_job`` per module of ``work`` (id -> (module, its tasks to do))."""
+    return [
+        fanout.Job(f"{kind} {module.id} on {len(todo)} task(s)", finetune_job,
+                   (config, workdir, [t.spec for t in todo], _portable(module), screen))
+        for module, todo in work.values()
+        if todo
     ]  # fmt: skip
-    executor.map(finetunes, what="fine-tuning")
 
 
 def _spec(runner, task) -> str:

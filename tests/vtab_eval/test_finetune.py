@@ -129,6 +129,26 @@ def test_mirrored_fine_tuning_matches_a_single_device(conv_module, red_task, tmp
     assert "batch size 7 does not split over 2 replicas" in mirrored["refused"]
 
 
+def test_a_reused_tuner_gives_exactly_a_fresh_tuners_runs(conv_module, red_task):
+    """Reuse restores every weight and momentum by assignment, and a fresh tuner of the
+    same width traces the same ops on the same values: on one machine, with the same
+    thread pools, the runs are bit for bit the same, so exact equality is required."""
+    setting = HParams(0.3, 12, 8, warmup_steps=2, decay_boundaries=(8,))
+    train, test = red_task.splits["train800"], red_task.splits["test"]
+    two = hub_fixtures.colour_task("two", hub_fixtures.GREENISH[:2], seed=2)
+    reused = finetune.FineTuner(conv_module, max_classes=5, image_size=8, eval_batch=16)
+    reused.run(two.splits["train800"], two.splits["test"], setting, seed=9, num_classes=2)
+    got = [reused.run(train, test, setting, seed=s, num_classes=4) for s in (3, 4)]
+    got_losses = reused.losses
+    fresh = finetune.FineTuner(conv_module, max_classes=5, image_size=8, eval_batch=16)
+    want = [fresh.run(train, test, setting, seed=s, num_classes=4) for s in (3, 4)]
+    assert got_losses == fresh.losses
+    for a, b in zip(got, want, strict=True):
+        assert (a["accuracy"], a["final_loss"]) == (b["accuracy"], b["final_loss"])
+    for a, b in zip(reused.model.variables, fresh.model.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_classes_beyond_the_head_or_labels_beyond_the_task_are_refused(tuner, red_task):
     setting = HParams(0.3, 2, 8, warmup_steps=0, decay_boundaries=())
     train, test = red_task.splits["train800"], red_task.splits["test"]

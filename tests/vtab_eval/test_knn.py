@@ -1,10 +1,13 @@
 """The kNN proxy against scikit-learn, its tie rule, and its pick on a known pool."""
 
+import math
+import types
+
 import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
-from vtab_eval import features
+from vtab_eval import features, selection
 from vtab_eval.pool import expert_pool as pool
 from vtab_eval.selection import Context, KnnSelector, knn
 
@@ -137,3 +140,55 @@ def test_knn_picks_the_expert_whose_features_separate_the_classes(hub_root, red_
     # The baseline is scored (for the plots) but not a candidate unless asked.
     assert "bit/tiny/tiny_upstream/baseline" in result.scores
     assert result.cost_seconds > 0 and result.details["num_examples"] == 50
+
+
+def _paired(wins: int, losses: int, both: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Paired correctness vectors with ``wins`` examples only the expert gets right,
+    ``losses`` only B gets right and ``both`` both get right."""
+    expert = np.array([True] * wins + [False] * losses + [True] * both)
+    baseline = np.array([False] * wins + [True] * losses + [True] * both)
+    return expert, baseline
+
+
+def test_the_fallback_keeps_an_expert_that_clearly_beats_b():
+    test = knn.beats_baseline(*_paired(wins=60, losses=20), level=0.05)
+    assert test["beats_baseline"] and (test["wins"], test["losses"]) == (60, 20)
+    # The exact one-sided binomial tail: P(X >= 60 | n = 80, p = 1/2).
+    want = sum(math.comb(80, i) for i in range(60, 81)) / 2**80
+    assert test["p_value"] == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "wins,losses",
+    [(30, 30), (0, 0), (20, 35), (25, 20)],  # equal, no discordant pair, worse, noise
+)
+def test_the_fallback_goes_to_b_unless_the_expert_is_better(wins, losses):
+    test = knn.beats_baseline(*_paired(wins, losses), level=0.05)
+    assert not test["beats_baseline"]
+    assert test == knn.beats_baseline(*_paired(wins, losses), level=0.05)  # deterministic
+
+
+def test_the_knn_selector_falls_back_on_b_when_the_best_does_not_beat_it(monkeypatch):
+    """The best expert 'e' 10 examples ahead of B (55 wins, 45 losses): noise, so knn
+    picks B and knn_nofallback 'e'; 120 ahead (150 wins, 30 losses): knn keeps 'e'."""
+    base = pool.Module("b/baseline", "b/baseline", {"kind": "baseline"})
+    the_pool = pool.Pool((base, pool.Module("e", "e", {"kind": "full"})))
+    store = types.SimpleNamespace(compute_seconds=0.0, load_seconds=0.0)
+    ctx = Context(the_pool, store)
+    task = types.SimpleNamespace(spec="t", name="t")
+    for (wins, losses), want in (((55, 45), "b/baseline"), ((150, 30), "e")):
+        expert_correct, baseline_correct = _paired(wins, losses)
+        correct = {"e": expert_correct, "b/baseline": baseline_correct}
+        monkeypatch.setattr(
+            KnnSelector,
+            "_correct",
+            lambda self, e, task, ctx, correct=correct: (correct[e.id], 0.0),
+        )
+        result = KnnSelector(include_baseline=True, fallback_level=0.05).select(task, ctx)
+        assert result.pick == want and result.details["fallback"]["best"] == "e"
+        assert result.scores["e"] > result.scores["b/baseline"]
+        plain = selection.get_selector("knn_nofallback", include_baseline=True)
+        assert plain.select(task, ctx).pick == "e"
+    # The experts-only variant never tests: B is no candidate.
+    only = selection.get_selector("knn_experts", include_baseline=True, fallback_level=0.05)
+    assert only.select(task, ctx).pick == "e"

@@ -8,7 +8,7 @@ import pytest
 
 from vtab_eval import files
 from vtab_eval.configs import transfer
-from vtab_eval.report import stats
+from vtab_eval.report import stats, tau
 from vtab_eval.report import tables as report
 
 CANNED = {
@@ -79,7 +79,9 @@ def test_group_table_matches_direct_bootstrap_and_paper_shape(workdir):
     timing = (workdir / "report" / "timing.csv").read_text()
     assert "task_n2,knn,3,2.00,30.00,15.0" in timing
     summary = (workdir / "report" / "summary.md").read_text()
-    assert "fine-tuning / selection = 15.0x" in summary and "Kendall" in summary
+    assert "fine-tuning / selection = 15.0x" in summary
+    # Two fine-tuned experts per task: no tau table, rather than rows of n/a.
+    assert "## Proxy against fine-tuning" in summary and "median tau" not in summary
     assert paths["knn_heatmap"].endswith("knn_heatmap.png")  # matplotlib is a dependency
     assert (workdir / "report" / "knn_heatmap.png").read_bytes()[:4] == b"\x89PNG"
     assert (workdir / "report" / "proxy_vs_finetune.png").stat().st_size > 1000
@@ -98,6 +100,59 @@ def test_kendall_tau_per_task_uses_the_fine_tuned_experts(workdir):
     tuned = {"t": {f"e{i}": a for i, a in enumerate([0.5, 0.6, 0.8, 0.7, 0.9])}}
     assert report.proxy_correlations(knn, tuned)["t"]["tau"] == pytest.approx(0.8)
     assert np.isnan(report.proxy_correlations(knn, {"t": {"e0": 0.5, "e1": 0.6}})["t"]["tau"])
+
+
+def _correlation(points_by_task):
+    return {t: {"points": points} for t, points in points_by_task.items()}
+
+
+def test_median_tau_per_relation_over_b_and_full_experts_and_the_whole_pool():
+    kinds = {"b": "baseline", "f1": "full", "f2": "full", "f3": "full", "f4": "full"}
+    kinds["a1"] = "adapter"
+    order = ["b", "f1", "f2", "f3", "f4", "a1"]
+    agree = [(e, i, i / 10) for i, e in enumerate(order)]  # same ranks everywhere
+    # Full experts reversed, the adapter on top of both rankings.
+    mixed = [(e, i, (5 - i if e != "a1" else 9) / 10) for i, e in enumerate(order)]
+    correlation = _correlation({"t1": agree, "t2": mixed, "t3": agree, "t4": agree[:4]})
+    relations = {"t1": "matched", "t2": "matched", "t3": None, "t4": "weak"}
+    rows = tau.tau_summary(correlation, relations, kinds)
+    by_key = {(r[0], r[1]): r[2:] for r in rows}
+    # t4 has four experts: too few for a tau, so "weak" has no row.
+    assert sorted(by_key) == sorted(
+        (rel, subset) for rel in ("matched", "undeclared", "all") for subset in tau.TAU_SUBSETS
+    )
+    assert [r[0] for r in rows][-1] == "all"
+    pool, five = [p[1] for p in mixed], [p[1] for p in mixed[:5]]
+    want_pool = (stats.kendall_tau(pool, [p[2] for p in mixed]) + 1) / 2  # median of two
+    assert by_key[("matched", "whole pool")][:2] == [2, pytest.approx(want_pool)]
+    assert stats.kendall_tau(five, [p[2] for p in mixed[:5]]) == pytest.approx(-1.0)
+    assert by_key[("matched", "B + full experts")][:2] == [2, pytest.approx(0.0)]  # 1 and -1
+    assert by_key[("undeclared", "whole pool")] == [1, pytest.approx(1.0), pytest.approx(1.0)]
+    assert by_key[("all", "whole pool")][0] == 3
+    weighted = stats.weighted_tau(pool, [p[2] for p in mixed])
+    assert by_key[("matched", "whole pool")][2] == pytest.approx((weighted + 1) / 2)
+    assert tau.tau_summary(_correlation({"t4": agree[:4]}), relations, kinds) == []
+
+
+def test_the_report_has_a_tau_table_when_the_oracles_screening_ran(workdir):
+    """Screening records count as fine-tuned accuracy where no protocol ran."""
+    for task in CANNED:
+        d = workdir / "tasks" / files.slug(task)
+        result = files.read_json(d / "result.json")
+        files.write_json(d / "result.json", {**result, "relation": "matched"})
+        knn = files.read_json(d / "selection" / "knn.json")
+        knn["scores"].update({f"bit/e{i}": i / 10 for i in range(3, 7)})
+        files.write_json(d / "selection" / "knn.json", knn)
+        for i in range(2, 7):
+            record = {"task": task, "expert": f"bit/e{i}", "kind": "full", "seconds": 1.0}
+            record.update(test_accuracies=[i / 10], median_test_accuracy=i / 10)
+            files.write_json(d / "oracle_screening1" / f"e{i}.json", record)
+    results = report.load_results(workdir)
+    assert all(len(accs) == 7 for accs in report.finetuned(results).values())
+    config = transfer.get_config("smoke")
+    report.write_report(workdir, config)
+    summary = (workdir / "report" / "summary.md").read_text()
+    assert "| kNN | matched | whole pool | 4 |" in summary and "median weighted tau" in summary
 
 
 def test_report_without_results_is_an_error(tmp_path):

@@ -118,9 +118,12 @@ def _string_literals(path: Path):
             yield node.lineno, node.value
 
 
-# Words that are also another vocabulary's: the pool's baseline module (and the
-# probes' column of it), and the datasets' label feature.
-HOMONYMS = {"baseline": ("pool/expert_pool.py", "report/probes.py"), "label": ("tasks/",)}
+# Words that are also another vocabulary's: the pool's baseline module (the probes'
+# column of it, the module kind the tau table groups by), and the datasets' label feature.
+HOMONYMS = {
+    "baseline": ("pool/expert_pool.py", "report/probes.py", "report/tau.py"),
+    "label": ("tasks/",),
+}
 # A selector's own file names it; configs choose the default selectors; the benchmark
 # write-up (bench/readme.py) is about kNN against the oracle by design.
 OWNERS = ("selection/", "configs/", "bench/")

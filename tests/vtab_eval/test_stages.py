@@ -46,3 +46,25 @@ def test_jobs_in_this_process_use_the_runners_tuning(hub_root, tmp_path, monkeyp
                         executor=fanout.LocalExecutor(log=lambda line: None))  # fmt: skip
     config = stages.portable_config(run.config)
     assert stages.worker_tuning(config, str((tmp_path / "run").resolve())) is run.tuning
+
+
+def test_fine_tuning_jobs_build_each_picked_module_once(hub_root, tmp_path):
+    """Jobs are per module, so a module picked on several tasks is built once even with
+    room for one FineTuner (in task order, B and the picks would take turns)."""
+    other = SPEC.replace("label_x_position", "label_orientation")
+    config = _config(hub_root, tmp_path / "run")
+    config.update(suite=f"{SPEC};{other}", data_dir=str(tmp_path / "tfds"))
+    config.finetune.tuner_cache = 1
+    log = []
+    run = runner.Runner(config, pool.open_pool(config.pool), [SPEC, other], ["knn", "baseline"],
+                        Path(config.workdir), log=log.append)  # fmt: skip
+    run.run()
+    picks = {run.select(task, name).pick for task in map(_task_of(config), (SPEC, other))
+             for name in ("knn", "baseline")}  # fmt: skip
+    assert run.tuners.builds == len(picks)
+    assert sum(line.startswith("fine-tuning ") for line in log) == len(picks)
+    assert any("steps" in line and "%)" in line for line in log)  # the time split
+
+
+def _task_of(config):
+    return lambda spec: tasks.get_task(spec, data_dir=config.data_dir)

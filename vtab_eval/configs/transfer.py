@@ -81,10 +81,11 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
 
     # The oracle (benchmarks only) picks the best test accuracy in hindsight. Fine-tuning
     # every expert on every task with the whole protocol is the costliest step of a
-    # benchmark, so it may screen them with the protocol's first `screen_repeats` final
-    # runs of its first trial instead (the very runs the whole protocol starts with: same
-    # seeds), then fine-tunes its pick with the whole protocol for its row, like every
-    # other method's. 0: screen with the whole protocol. Its own field, outside
+    # benchmark, so it may screen them with `screen_repeats` final runs of one trial
+    # instead; 0: screen with a whole protocol. Screening runs have seeds of their own:
+    # the oracle picks on them and is reported on its pick's protocol runs, the same
+    # runs as every other method picking that expert (so the pick's luck on the
+    # screening runs does not inflate its row). Its own field, outside
     # `selection`, because it changes the oracle's row only, whose files it names.
     config.oracle = ml_collections.ConfigDict({"screen_repeats": 0 if preset == "paper" else 1})
 
@@ -107,6 +108,10 @@ def _selection_config() -> ml_collections.ConfigDict:
             # B is a candidate too, so a task no expert suits falls back on the generic
             # model (paper, section 7); selector knn_experts reports the pool without it.
             "include_baseline": True,
+            # kNN picks an expert over B only when its leave-one-out predictions beat
+            # B's in McNemar's exact test at this one-sided level (0: never test; the
+            # level's reasoning: selection/knn.py). knn_nofallback reports kNN without it.
+            "knn_fallback_level": 0.05,
             "batch_size": 256,
             # The modules' forward passes when embedding tasks: float32, or float16 /
             # bfloat16 through TensorFlow's mixed-precision rewrite where the machine
@@ -173,6 +178,7 @@ RULES = {
     "selection.knn_float64": rule.boolean(),
     "selection.label_smoothing": rule.fraction(max_open=True),
     "selection.include_baseline": rule.boolean(),
+    "selection.knn_fallback_level": rule.fraction(max_open=True),
     "selection.batch_size": rule.integer(min=1),
     "selection.precision": rule.one_of(*PRECISIONS),
     "finetune.rule": rule.one_of(*hyperparams.RULES),

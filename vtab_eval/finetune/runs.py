@@ -8,11 +8,13 @@ between methods paired.
 
 FineTuners are kept per module, whatever the task (``protocol.TunerCache``, size
 ``config.finetune.tuner_cache``), so the baseline is loaded and traced once for the
-suite. The oracle fine-tunes every candidate on every task; ``stages`` runs that
-module by module, so each module is built once. With
-``config.oracle.screen_repeats`` = n > 0 it screens with the protocol's first n final
-runs only (the same seeds as the whole protocol's first ones); its pick is then
-fine-tuned with the whole protocol like every other method's.
+suite. The oracle screens every candidate on every task (``stages`` runs that module
+by module, so each module is built once): with ``config.oracle.screen_repeats`` = n > 0,
+n final runs of one trial; with 0, a whole protocol. Screening runs take seeds of their
+own (``SCREENING_SEED``), so the oracle picks on runs its reported accuracy never
+includes: its row is its pick's protocol, the very runs every other method's pick of
+that expert is reported on. Picking and reporting on the same runs would count the
+luck of the pick's runs as gain.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from vtab_eval.finetune import hyperparams, protocol
 from vtab_eval.finetune import tuner as finetune
 from vtab_eval.pool import expert_pool as pool
 
+# Mixed into the screening runs' seeds, so none of them is one of the protocol's runs.
+SCREENING_SEED = "oracle screening"
+
 
 def sweep_fn(config: ml_collections.ConfigDict) -> protocol.SweepFn:
     """The configured sweep: candidate settings for a training set's size."""
@@ -48,6 +53,15 @@ def sweep_fn(config: ml_collections.ConfigDict) -> protocol.SweepFn:
         )
 
     return fn
+
+
+def time_split(result: dict) -> str:
+    """A protocol's seconds, split into building the module (loading and tracing it),
+    the runs' training and evaluation steps, and the rest (data handling)."""
+    total, build = result["seconds"], result.get("build_seconds", 0.0)
+    steps = result.get("steps_seconds", 0.0)
+    share = 100 * steps / total if total > 0 else 0.0
+    return f"{total:.1f}s: build {build:.1f}s, steps {steps:.1f}s ({share:.0f}%)"
 
 
 @dataclasses.dataclass
@@ -108,12 +122,12 @@ class Tuning:
             )
         return self.tuners
 
-    def oracle_screening(self) -> int | None:
-        """The final runs the oracle screens each candidate with, or None when that is
-        the whole protocol (screen_repeats 0, or no fewer runs than the protocol has)."""
+    def oracle_screening(self) -> int:
+        """The final runs of one trial the oracle screens each candidate with, or 0 for a
+        whole protocol (screen_repeats 0, or no fewer runs than the protocol has)."""
         ft, repeats = self.config.finetune, self.config.oracle.screen_repeats
         if repeats <= 0 or (ft.sweep_repeats == 1 and ft.final_repeats <= repeats):
-            return None
+            return 0
         return int(repeats)
 
     def result_path(self, task, expert: pool.Module, screen: int | None = None) -> Path:
@@ -125,25 +139,24 @@ class Tuning:
         return self.finetune_expert(task, expert, screen=self.oracle_screening())
 
     def finetune_expert(self, task, expert: pool.Module, screen: int | None = None) -> dict:
-        """The protocol's results for (task, expert); with `screen` = n, those of its
-        first trial's first n final runs only (the oracle's screening)."""
+        """The protocol's results for (task, expert); with `screen` (not None), the
+        oracle's screening (`oracle_screening`), on seeds of its own."""
         path = self.result_path(task, expert, screen)
         if path.exists():
             return run_dir.read_record(path, run_dir.FINETUNE_RECORD)
         tuners = self.open_tuners([task])
         cached = expert.handle in tuners
-        what = "fine-tuning" if screen is None else f"screening (first {screen} run(s))"
+        what = "fine-tuning" if screen is None else f"screening ({screen or 'whole protocol'})"
         self.log(f"  {what} {expert.id} on {task.spec}")
         with precision.rewrite(self.precision()):
             result = self._finetune(task, expert, screen, tuners)
-        result.update({"expert": expert.id, "task": task.spec})
+        result.update({"expert": expert.id, "kind": expert.kind, "task": task.spec})
         if screen is not None:
             result["screen_repeats"] = screen
         files.write_json(path, result)
-        build = "" if cached else f", {result['build_seconds']:.1f}s of it building the module"
         self.log(
             f"  fine-tuned {expert.id}: median test {result['median_test_accuracy']:.4f} "
-            f"in {result['seconds']:.1f}s{build}"
+            f"in {time_split(result)}" + ("" if cached else " (module built for it)")
         )
         return result
 
@@ -161,15 +174,17 @@ class Tuning:
 
     def _finetune(self, task, expert: pool.Module, screen: int | None, tuners) -> dict:
         ft = self.config.finetune
+        part = screen is not None and screen > 0  # else the protocol's repeats
+        seed_parts = (self.config.seed, task.spec) + (() if screen is None else (SCREENING_SEED,))
         return protocol.finetune(
             expert.handle,
             task,
             self.splits(task),
             sweep_fn(self.config),
             image_size=self.config.image_size,
-            sweep_repeats=ft.sweep_repeats if screen is None else 1,
-            final_repeats=ft.final_repeats if screen is None else screen,
-            seed=finetune.run_seed(self.config.seed, task.spec),
+            sweep_repeats=1 if part else ft.sweep_repeats,
+            final_repeats=screen if part else ft.final_repeats,
+            seed=finetune.run_seed(*seed_parts),
             eval_batch=ft.eval_batch,
             tuners=tuners,
             progress=lambda message: self.log(f"    {message}"),

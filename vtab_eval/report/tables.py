@@ -10,7 +10,9 @@
   expert on every task, relative to B's, for every proxy selector of the run;
 * ``proxy_vs_finetune.png``: each proxy's score against fine-tuned accuracy of every
   expert that was fine-tuned on a task, with Kendall's tau per task (shown where at
-  least five experts were fine-tuned; the oracle fine-tunes them all);
+  least five experts were fine-tuned; the oracle screens them all), and in the summary
+  the median tau and weighted tau per task relation, over B and the full experts and
+  over the whole pool (left out when no task has enough fine-tuned experts);
 * ``summary.md``: all of the above in one page;
 * ``results.json``: every number behind them: per task and method the pick, the test
   accuracies and their median, the selection and fine-tuning seconds, every expert's
@@ -30,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vtab_eval import files, run_dir, selection
-from vtab_eval.report import plots, stats
+from vtab_eval.report import plots, stats, tau
 
 GROUPS = ("natural", "specialized", "structured", stats.ALL)
 
@@ -114,13 +116,21 @@ def proxy_scores(results: list[dict], proxy: str) -> dict[str, dict[str, float]]
 
 
 def finetuned(results: list[dict]) -> dict[str, dict[str, float]]:
-    """{task: {expert: median test accuracy}} of every expert fine-tuned on a task."""
+    """{task: {expert: median test accuracy}} of every expert fine-tuned on a task: its
+    protocol's runs, else the oracle's screening runs (neither seen by any proxy)."""
+    return {
+        task: {e: record["median_test_accuracy"] for e, record in records.items()}
+        for task, records in _tuned_records(results).items()
+    }
+
+
+def _tuned_records(results: list[dict]) -> dict[str, dict[str, dict]]:
     out = {}
     for r in results:
-        out[r["task"]] = {
-            record["expert"]: record["median_test_accuracy"]
-            for record in run_dir.TaskDir(Path(r["dir"])).finetune_records()
-        }
+        task_dir = run_dir.TaskDir(Path(r["dir"]))
+        records = {rec["expert"]: rec for rec in task_dir.finetune_records(run_dir.SCREENING)}
+        records.update({rec["expert"]: rec for rec in task_dir.finetune_records()})
+        out[r["task"]] = records
     return out
 
 
@@ -262,7 +272,7 @@ def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[
         "",
         per_task,
         *_time_lines(results, num_experts),
-        *_proxy_lines(correlations, paths),
+        *_proxy_lines(correlations, paths, results),
     ]
     files.write_text(out / "summary.md", "\n".join(lines))
     return paths
@@ -355,33 +365,16 @@ def prose_name(method: str) -> str:
     return cls.short_name or cls.display_name
 
 
-def _proxy_lines(correlations: dict[str, dict[str, dict]], paths: dict[str, str]) -> list[str]:
-    """Kendall's tau per task and proxy (where enough experts were fine-tuned), and the
-    plots; `correlations` is per proxy (`proxy_correlations`)."""
+def _proxy_lines(correlations: dict[str, dict[str, dict]], paths: dict, results) -> list[str]:
+    """Median tau per relation and proxy (over the tasks with enough fine-tuned experts;
+    no table when there is none), and the plots; `correlations` is per proxy."""
     if not correlations:
         return []
     lines = ["## Proxy against fine-tuning", ""]
-    named = len(correlations) > 1  # one tau column per proxy, named when there are more
-    header = ["task", "experts fine-tuned"] + [
-        f"Kendall's tau ({prose_name(p)})" if named else "Kendall's tau" for p in correlations
-    ]
-    tau_rows = [
-        [
-            plots.short_task(t),
-            max(len(c[t]["points"]) for c in correlations.values()),
-            *(
-                "n/a" if math.isnan(c[t]["tau"]) else f"{c[t]['tau']:+.2f}"
-                for c in correlations.values()
-            ),
-        ]
-        for t in next(iter(correlations.values()))
-    ]
-    lines.append(markdown_table(header, tau_rows))
-    lines.append(
-        f"Tau is shown where at least {stats.MIN_POINTS_FOR_TAU} experts were fine-tuned "
-        "on the task (the oracle fine-tunes them all): over fewer it is +-1 or nearly so."
-    )
-    lines.append("")
+    relations = {r["task"]: r.get("relation") for r in results}
+    kinds = {e: rec.get("kind") for rs in _tuned_records(results).values() for e, rec in rs.items()}
+    named = {prose_name(p): c for p, c in correlations.items()}
+    lines += tau.tau_lines(named, relations, kinds, markdown_table)
     names = [prose_name(p) for p in correlations]
     figures = [
         (f"{p}_heatmap", f"{selection.SELECTORS[p].score_label} per expert, relative to B")

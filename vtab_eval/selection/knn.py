@@ -23,13 +23,30 @@ or infinity is refused, naming the row and column.
 
 Leave-one-out: each point's own score is set to -inf, so no extra inference is needed
 per fold.
+
+Fallback on B (``fallback_level`` > 0, the default of every preset): the best-scoring
+expert is picked only when its leave-one-out predictions beat B's in a paired test,
+else B is (paper, section 7: the selector "can fall back on the generic model"). The
+test is McNemar's exact one: on the examples where exactly one of the two is right,
+the expert's wins are Binomial(n, 1/2) if both are equally good; one-sided, since
+only "the expert is better" moves the pick off B. The pick is the best of many
+near-equal scores, so its score is inflated (over ~33 experts scored on 1,000 images,
+by about two standard errors, about 1.4 points): without a test, B, one score among
+them, is almost never picked, even on tasks no expert relates to. The level is
+0.05, one-sided: a Bonferroni level over the ~32 experts (0.0016) would need a gain
+no small expert pool shows on 1,000 images and would fall back almost everywhere,
+while 0.05 already stops most picks whose edge over B is selection noise. Lower it
+for a more cautious selector.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
 
-from vtab_eval.selection.base import Context, Selector, register
+import numpy as np
+from scipy import stats
+
+from vtab_eval.selection.base import Context, SelectionResult, Selector, register
 
 CENTRE_SAMPLE = 255  # rows whose per-column lower median centres the features
 
@@ -141,13 +158,40 @@ def vote(neighbor_labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def loo_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 1, **kwargs) -> float:
-    """Leave-one-out kNN accuracy of `labels` from `features`."""
+def loo_correct(features: np.ndarray, labels: np.ndarray, k: int = 1, **kwargs) -> np.ndarray:
+    """bool `[n]`: whether each point's leave-one-out kNN prediction is its label."""
     labels = np.asarray(labels)
     if len(labels) != len(features):
         raise ValueError(f"{len(features)} features but {len(labels)} labels")
     neighbors = loo_neighbors(features, k, **kwargs)
-    return float(np.mean(vote(labels[neighbors]) == labels))
+    return vote(labels[neighbors]) == labels
+
+
+def loo_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 1, **kwargs) -> float:
+    """Leave-one-out kNN accuracy of `labels` from `features`."""
+    return float(np.mean(loo_correct(features, labels, k, **kwargs)))
+
+
+def beats_baseline(expert_correct, baseline_correct, level: float) -> dict:
+    """McNemar's exact one-sided test that the expert's paired leave-one-out predictions
+    beat B's: ``wins`` (expert right, B wrong) against ``losses`` (the reverse) are
+    Binomial(wins + losses, 1/2) when both are equally good. Deterministic."""
+    expert_correct = np.asarray(expert_correct, bool)
+    baseline_correct = np.asarray(baseline_correct, bool)
+    if expert_correct.shape != baseline_correct.shape:
+        raise ValueError(
+            f"paired predictions differ in shape: {expert_correct.shape} and "
+            f"{baseline_correct.shape}"
+        )
+    wins = int(np.sum(expert_correct & ~baseline_correct))
+    losses = int(np.sum(~expert_correct & baseline_correct))
+    p_value = (
+        float(stats.binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue)
+        if wins + losses
+        else 1.0
+    )
+    return {"wins": wins, "losses": losses, "p_value": p_value, "level": level,
+            "beats_baseline": p_value < level}  # fmt: skip
 
 
 @register
@@ -161,24 +205,62 @@ class KnnSelector(Selector):
     score_label = "kNN accuracy"
     table_row = 80
 
-    def __init__(self, k: int = 1, float64: bool = False, include_baseline: bool = False):
+    def __init__(
+        self,
+        k: int = 1,
+        float64: bool = False,
+        include_baseline: bool = False,
+        fallback_level: float = 0.0,
+    ):
         super().__init__(include_baseline)
         self.k = k
         # Results are exact either way; float64 only sends fewer near-ties to the
         # exact path, at twice the product's cost.
         self.dtype = np.float64 if float64 else np.float32
+        if not 0.0 <= fallback_level < 1.0:
+            raise ValueError(f"the fallback level must be in [0, 1), got {fallback_level}")
+        self.fallback_level = fallback_level  # 0: no test, the best score is picked
 
     @classmethod
     def from_config(cls, selection) -> KnnSelector:
-        return cls(selection.knn_k, selection.knn_float64, selection.include_baseline)
+        return cls(
+            selection.knn_k,
+            selection.knn_float64,
+            selection.include_baseline,
+            selection.get("knn_fallback_level", 0.0),
+        )
+
+    def _correct(self, expert, task, ctx: Context) -> tuple[np.ndarray, float]:
+        feats, labels, seconds = ctx.store.outputs(expert.handle, task, ctx.split)
+        try:
+            return loo_correct(feats, labels, self.k, dtype=self.dtype), seconds
+        except ValueError as e:
+            raise ValueError(f"kNN on {expert.id}'s features of {task.name}: {e}") from None
 
     def score(self, task, ctx: Context):
         scores, forward = {}, 0.0
         for expert in ctx.pool.experts:
-            feats, labels, seconds = ctx.store.outputs(expert.handle, task, ctx.split)
+            correct, seconds = self._correct(expert, task, ctx)
+            scores[expert.id] = float(np.mean(correct))
             forward += seconds
-            try:
-                scores[expert.id] = loo_accuracy(feats, labels, self.k, dtype=self.dtype)
-            except ValueError as e:
-                raise ValueError(f"kNN on {expert.id}'s features of {task.name}: {e}") from None
-        return scores, {"k": self.k, "split": ctx.split, "num_examples": len(labels)}, forward
+        return scores, {"k": self.k, "split": ctx.split, "num_examples": len(correct)}, forward
+
+    def select(self, task, ctx: Context) -> SelectionResult:
+        """The best score's expert, or B when the fallback is on, B is a candidate and
+        the expert's predictions do not beat B's (`beats_baseline`)."""
+        result = super().select(task, ctx)
+        baseline = ctx.pool.baseline
+        if (
+            not self.fallback_level
+            or baseline is None
+            or result.pick == baseline.id
+            or baseline.id not in self.candidates(ctx.pool)
+        ):
+            return result
+        # Features are cached by now: recomputing two experts' predictions is cheap.
+        expert_correct, _ = self._correct(ctx.pool.get(result.pick), task, ctx)
+        baseline_correct, _ = self._correct(baseline, task, ctx)
+        test = beats_baseline(expert_correct, baseline_correct, self.fallback_level)
+        details = {**result.details, "fallback": {"best": result.pick, **test}}
+        pick = result.pick if test["beats_baseline"] else baseline.id
+        return dataclasses.replace(result, pick=pick, details=details)

@@ -1,6 +1,6 @@
 """kNN restricted to part of the pool: the paper's Table 1 rows "kNN (full experts)"
 and "kNN (adapter experts)", and kNN over the experts without the baseline, next to
-kNN over the whole pool.
+kNN over the whole pool; and kNN over the whole pool without its fallback test.
 
 They score and pick within the sub-pool only (the baseline is scored for the plots, as
 every selector does), so their cost counts that sub-pool's forward passes. Features are
@@ -44,6 +44,21 @@ class KnnAdapterSelector(_KnnSubPool):
     display_name = "kNN (adapter experts)"
     kind = "adapter"
     table_row = 60
+
+
+@register
+class KnnNoFallbackSelector(KnnSelector):
+    """kNN over the whole pool picking its best score outright, B included, with no
+    paired test against B: `knn` without its fallback, for the comparison."""
+
+    name = "knn_nofallback"
+    display_name = "kNN (no fallback test)"
+    is_proxy = False  # kNN's scores; the report compares kNN's own with fine-tuning
+    table_row = 75
+
+    def __init__(self, k: int = 1, float64: bool = False, include_baseline: bool = False,
+                 fallback_level: float = 0.0):  # fmt: skip
+        super().__init__(k, float64, include_baseline, fallback_level=0.0)
 
 
 @register

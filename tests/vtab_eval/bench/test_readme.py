@@ -106,14 +106,14 @@ def test_readme_with_the_oracles_screening_in_another_workdir(tmp_path):
     for task in ("t1", "t2"):
         for expert in (E1, E2):
             files.write_json(
-                workdir / "tasks" / task / "oracle_screen1" / f"{files.slug(expert)}.json",
+                workdir / "tasks" / task / "oracle_screening1" / f"{files.slug(expert)}.json",
                 _tuned(task=task, expert=expert, seconds=6.0, build_seconds=1.0, screen_repeats=1),
             )
     text = readme.write(bench, workdir).read_text()
     assert "after screening every expert" in text
     assert "| adapter:e2 | 62.0 | 2 | 2 |" in text  # two candidates screened
     # Screening 4 x 5 s = 20 s; the whole protocol on the pool: 2 x 24 s.
-    assert "final run(s) of the protocol each): 20 s, 5x the kNN selection there" in text
+    assert "of one trial each, on seeds of their own): 20 s, 5x the kNN selection there" in text
     assert "(estimated: 2 x one candidate): 48 s, 12x the selection" in text
 
 
@@ -159,7 +159,7 @@ def test_a_screening_under_way_gives_the_pool_estimate_and_no_measured_oracle(tm
     del results["tasks"][0]["methods"]["knn"]  # t1's kNN fine-tuning is missing too
     files.write_json(tmp_path / "transfer" / "report" / "results.json", results)
     files.write_json(
-        tmp_path / "transfer" / "tasks" / "t1" / "oracle_screen1" / "e1.json",
+        tmp_path / "transfer" / "tasks" / "t1" / "oracle_screening1" / "e1.json",
         _tuned(task="t1", expert=E1, seconds=6.0, screen_repeats=1),
     )
     text = readme.write(tmp_path).read_text()
