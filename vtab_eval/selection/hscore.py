@@ -10,14 +10,14 @@ cov(f) is the features' (biased, 1/n) covariance and cov(E[f|y]) that of each im
 class mean. The plain score inverts cov(f) with a pseudo-inverse, which is singular
 whenever n <= d (and noisy near it); the shrinkage score replaces it by the
 Ledoit-Wolf estimate cov_alpha = (1 - alpha) cov(f) + alpha mu I (scikit-learn's
-`LedoitWolf`, whose alpha is the Ledoit-Wolf shrinkage), and shrinks the between-class
+`ledoit_wolf_shrinkage`), and shrinks the between-class
 covariance by the same (1 - alpha), as Ibrahim et al. do.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.covariance import LedoitWolf
+from sklearn.covariance import ledoit_wolf_shrinkage
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
@@ -41,9 +41,14 @@ def h_score(features, labels) -> float:
 def shrunk_h_score(features, labels) -> tuple[float, float]:
     """(H_alpha, alpha)."""
     centred, between = _centred_and_between(features, labels)
-    estimate = LedoitWolf(assume_centered=True).fit(centred)
-    alpha = float(estimate.shrinkage_)
-    solved = np.linalg.solve(estimate.covariance_, (1.0 - alpha) * between)
+    alpha = float(ledoit_wolf_shrinkage(centred, assume_centered=True))
+    empirical = centred.T @ centred / len(centred)
+    mu = np.trace(empirical) / len(empirical)
+    if mu == 0:
+        return 0.0, alpha  # every image has the same features: nothing to transfer
+    cov = (1.0 - alpha) * empirical
+    cov[np.diag_indices_from(cov)] += alpha * mu
+    solved = np.linalg.solve(cov, (1.0 - alpha) * between)
     return float(np.trace(solved)), alpha
 
 
