@@ -17,21 +17,11 @@ cost d^3 per component and iteration.
 
 from __future__ import annotations
 
-import numpy as np
 from sklearn.mixture import GaussianMixture
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.proxy_math import Labelled, pca
-
-
-def leep_from_posteriors(posteriors: np.ndarray, y: np.ndarray, num_classes: int) -> float:
-    """The LEEP formula for source posteriors [n, Z] and target class indices y."""
-    joint = np.zeros((num_classes, posteriors.shape[1]))
-    np.add.at(joint, y, posteriors)
-    conditional = joint / np.maximum(joint.sum(axis=0, keepdims=True), np.finfo(float).tiny)
-    expected = np.sum(posteriors * conditional[y], axis=1)
-    return float(np.mean(np.log(np.maximum(expected, np.finfo(float).tiny))))
+from vtab_eval.selection.proxy_math import Labelled, leep_from_posteriors, pca
 
 
 def nleep(features, labels, seed=0, variance_kept=0.8, components_per_class=5) -> float:

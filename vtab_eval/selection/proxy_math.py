@@ -106,3 +106,12 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def leep_from_posteriors(posteriors: np.ndarray, y: np.ndarray, num_classes: int) -> float:
+    """The LEEP formula for source posteriors [n, Z] and target class indices y."""
+    joint = np.zeros((num_classes, posteriors.shape[1]))
+    np.add.at(joint, y, posteriors)
+    conditional = joint / np.maximum(joint.sum(axis=0, keepdims=True), np.finfo(float).tiny)
+    expected = np.sum(posteriors * conditional[y], axis=1)
+    return float(np.mean(np.log(np.maximum(expected, np.finfo(float).tiny))))

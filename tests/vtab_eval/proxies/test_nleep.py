@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.vtab_eval.proxies.conftest import clustered
-from vtab_eval.selection import nleep
+from vtab_eval.selection import nleep, proxy_math
 
 
 def test_leep_formula_by_hand():
@@ -13,7 +13,7 @@ def test_leep_formula_by_hand():
     posteriors = np.array([[0.8, 0.2], [0.2, 0.8]])
     y = np.array([0, 1])
     # Image 0: 0.8 * 0.8 + 0.2 * 0.2 = 0.68; image 1 likewise.
-    assert nleep.leep_from_posteriors(posteriors, y, 2) == pytest.approx(np.log(0.68))
+    assert proxy_math.leep_from_posteriors(posteriors, y, 2) == pytest.approx(np.log(0.68))
 
 
 def test_separable_features_score_near_zero_and_above_noise():
