@@ -66,7 +66,7 @@ def test_train_on_an_upstream_that_is_not_prepared(tmp_path):
     message = fails_cleanly(
         lambda: train.execute(config), "experts.train", "image_folder_upstream", "not prepared"
     )
-    assert "build_upstream --image_folder=" in message
+    assert "build_upstream --config.image_folder=" in message
     assert not (tmp_path / "runs").exists()
 
 

@@ -79,7 +79,7 @@ def test_an_unknown_selector(hub_root, tmp_path):
 
 def test_no_selector(hub_root, tmp_path):
     config = config_for(hub_root, tmp_path / "w", "mini_mnist", selectors=" , ")
-    fails_cleanly(run(config), PROGRAM, "--selectors names no selector")
+    fails_cleanly(run(config), PROGRAM, "--config.selectors names no selector")
 
 
 def test_a_suite_without_tasks(hub_root, tmp_path):
