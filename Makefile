@@ -43,9 +43,9 @@ PROBES := $(DATA_DIR)/embedded_probes/32px
 DEMO := runs/demo
 # The demo's selection needs the experts only; the expert prediction network (domain
 # prediction) and the upstream classifier (label matching) serve the bench's selectors.
-UPSTREAM_JOBS := baseline full_experts adapter_experts
+UPSTREAM_JOBS := baseline full adapter
 DEMO_KINDS := baseline,full,adapter
-EXPORT = $(BIN)/python -m hub_export.export --config.workdir=$(DEMO)/upstream \
+EXPORT = $(BIN)/python -m hub_export.export --workdir=$(DEMO)/upstream \
 	  --config.hub_root=$(DEMO)/hub
 
 # The whole pipeline on the embedded default with the cpu preset (RESULTS.md: about 30
@@ -54,19 +54,21 @@ demo: setup
 	@mkdir -p $(DEMO) && date +%s > $(DEMO)/.started
 	$(BIN)/python -m experts.models.summary --config=experts/configs/baseline.py:cpu --steps=2
 	# The two data builds are mostly single-threaded rendering: run them side by side.
-	$(BIN)/python -m experts.data.build_upstream --data_dir=$(DATA_DIR) --image_size=32 & \
+	$(BIN)/python -m experts.data.build_upstream --config.data_dir=$(DATA_DIR) \
+	  --config.image_size=32 & \
 	upstream=$$!; \
-	$(BIN)/python -m vtab_eval.tasks.build --data_dir=$(DATA_DIR) --suite=embedded; \
+	$(BIN)/python -m vtab_eval.tasks.build --config=vtab_eval/configs/tasks.py:cpu \
+	  --config.data_dir=$(DATA_DIR) --config.suite=embedded; \
 	downstream=$$?; wait $$upstream && [ $$downstream = 0 ]
 	for job in $(UPSTREAM_JOBS); do \
 	  $(BIN)/python -m experts.train --config=experts/configs/$$job.py:cpu \
-	    --config.workdir=$(DEMO)/upstream --data_dir=$(DATA_DIR) || exit 1; \
+	    --workdir=$(DEMO)/upstream --config.data_dir=$(DATA_DIR) || exit 1; \
 	done
 	$(EXPORT) --config.kinds=$(DEMO_KINDS)
-	$(BIN)/python -m hub_export.catalog --hub_root=$(DEMO)/hub
+	$(BIN)/python -m hub_export.catalog --config.hub_root=$(DEMO)/hub
 	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
-	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) --workdir=$(DEMO)/transfer \
-	  --report_dir=$(DEMO)/report --config.probes=$(PROBES)
+	  --workdir=$(DEMO)/transfer --config.pool=$(DEMO)/hub --config.suite=embedded \
+	  --config.data_dir=$(DATA_DIR) --config.report.dir=$(DEMO)/report --config.probes=$(PROBES)
 	@echo; cat $(DEMO)/report/table.md; echo
 	@echo "report: $(DEMO)/report/summary.md, numbers: $(DEMO)/report/results.json"
 	@echo "demo took $$(( $$(date +%s) - $$(cat $(DEMO)/.started) ))s"
@@ -74,8 +76,9 @@ demo: setup
 BENCH := runs/bench
 BENCH_SELECTORS := baseline,random,domain,label,knn_full,knn_adapter,knn_experts,knn_nofallback,knn
 BENCH_TRANSFER = $(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
-	  --pool=$(DEMO)/hub --suite=embedded --data_dir=$(DATA_DIR) \
-	  --workdir=$(DEMO)/transfer --report_dir=$(BENCH)/transfer/report --config.probes=$(PROBES)
+	  --workdir=$(DEMO)/transfer --config.pool=$(DEMO)/hub --config.suite=embedded \
+	  --config.data_dir=$(DATA_DIR) --config.report.dir=$(BENCH)/transfer/report \
+	  --config.probes=$(PROBES)
 BENCH_README = $(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH) \
 	  --workdir=$(DEMO)/transfer
 
@@ -89,17 +92,17 @@ BENCH_README = $(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH) \
 # last; the README is rewritten after each part, saying which parts are still missing.
 bench: demo
 	$(BIN)/python -m experts.train --config=experts/configs/epn.py:cpu \
-	  --config.workdir=$(DEMO)/upstream --data_dir=$(DATA_DIR)
+	  --workdir=$(DEMO)/upstream --config.data_dir=$(DATA_DIR)
 	$(EXPORT)
 	$(BIN)/python -m vtab_eval.bench.probes --pool=$(DEMO)/hub --probes=$(PROBES) \
 	  --output_dir=$(BENCH)/probes --cache_dir=$(DEMO)/transfer/features
-	$(BENCH_TRANSFER) --selectors=$(BENCH_SELECTORS)
+	$(BENCH_TRANSFER) --config.selectors=$(BENCH_SELECTORS)
 	$(BENCH_README)
 	$(BIN)/python -m vtab_eval.bench.knn_kernel --output=$(BENCH)/knn_kernel.json
 	$(BIN)/python -m hub_export.bench.feature_extraction --hub_root=$(DEMO)/hub \
 	  --output=$(BENCH)/feature_extraction.json
 	$(BENCH_README)
-	$(BENCH_TRANSFER) --selectors=$(BENCH_SELECTORS),oracle
+	$(BENCH_TRANSFER) --config.selectors=$(BENCH_SELECTORS),oracle
 	$(BENCH_README)
 	@echo "benchmarks: $(BENCH)/README.md"
 

@@ -3,7 +3,7 @@
 * ``baseline``: B, BiT ResNet-v2 with a sigmoid head over every hierarchy node (labels
   plus ancestors), trained on the whole upstream.
 * ``full``: B fine-tuned, head included, on one expert's slice.
-* ``adapters``: B frozen; one adapter set per expert, all trained at once on a mix
+* ``adapter``: B frozen; one adapter set per expert, all trained at once on a mix
   of the slices in equal shares, routed by the upstream labels.
 * ``epn``: the expert prediction network: B's backbone with a new sigmoid head over the
   experts (slices overlap, so an image can belong to several). Starting from B rather
@@ -49,7 +49,7 @@ class Upstream:
 
     @classmethod
     def open(cls, config: ml_collections.ConfigDict) -> Upstream:
-        builder, info = pipelines.open_upstream(config.data.name, config.data.data_dir or None)
+        builder, info = pipelines.open_upstream(config.data.name, config.data_dir or None)
         names = tuple(config.data.experts)
         choice = config.data.choice
         if not names and choice.rule == "top":  # the job's own rule, not the build's
@@ -214,7 +214,7 @@ def full_expert_job(config, data: Upstream, expert: str) -> loop.Job:
     )
 
 
-def adapter_experts_job(config, data: Upstream) -> loop.Job:
+def adapter_job(config, data: Upstream) -> loop.Job:
     experts = list(data.experts)
 
     def build_model():
@@ -250,7 +250,7 @@ def adapter_experts_job(config, data: Upstream) -> loop.Job:
         return metrics
 
     return loop.Job(
-        name="adapters",
+        name="adapter",
         build_model=build_model,
         dataset_fn=dataset_fn,
         per_example_loss=per_example_loss,

@@ -1,17 +1,22 @@
-r"""Trains an upstream job: the baseline B, full experts, adapter experts or the EPN.
+r"""Trains the upstream: every job in dependency order, or one job.
 
-    python -m experts.train --config=experts/configs/baseline.py:cpu
-    python -m experts.train --config=experts/configs/full_experts.py:cpu [--config.expert=X]
-    python -m experts.train --config=experts/configs/adapter_experts.py:cpu
-    python -m experts.train --config=experts/configs/epn.py:cpu
+    python -m experts.train --config=experts/configs/upstream.py:cpu \
+        --workdir=runs/upstream --config.data_dir=runs/tfds              # all, B first
+    python -m experts.train --config=experts/configs/baseline.py:cpu --workdir=...
+    python -m experts.train --config=experts/configs/full.py:cpu --workdir=... \
+        [--config.expert=X]
+    python -m experts.train --config=experts/configs/adapter.py:cpu --workdir=...
+    python -m experts.train --config=experts/configs/epn.py:cpu --workdir=...
 
-Flags beyond the config: ``--data_dir`` (the prepared upstream's tfds directory, as
-for every binary; it sets ``--config.data.data_dir``). The strategy is
-``--config.strategy`` (auto, default, mirrored, multi_worker_mirrored, tpu).
+``--config.job=all`` (the default of ``upstream.py``) runs B, then every full expert,
+the adapter job and the EPN, which need only B and not one another; each job runs
+with its own file's config at the preset plus every ``--config.<field>`` given. The
+strategy is ``--config.strategy`` (auto, default, mirrored, multi_worker_mirrored, tpu).
 
-Several full experts are independent jobs: ``--executor=ray`` runs each as a Ray task
-(``fanout``: ``--ray_address``, ``--job_cpus``, ``--job_gpus``, ``--job_memory_gb``);
-the default ``--executor=local`` trains them one after another in this process.
+Independent jobs (the full experts; after B, every job) fan out: ``--executor=ray``
+runs each as a Ray task (``fanout``: ``--ray_address``, ``--job_cpus``, ``--job_gpus``,
+``--job_memory_gb``); the default ``--executor=local`` runs them one after another in
+this process. ``--config.baseline_workers=N`` trains B on N Ray Train workers.
 
 Rerunning a job resumes it, and a finished job is skipped. Each job records its config
 when it starts (``experts.work_tree``): a rerun with a setting that would change its
@@ -22,18 +27,20 @@ TensorBoard: ``tensorboard --logdir <workdir>``.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 
 import numpy as np
-from absl import app, flags
 
 import fanout
 import fanout.flags
+import fanout.ray_train
 from experts import jobs, work_tree
 from experts.configs import upstream
 from experts.training import distribute, loop
 from fanout import cli, config_rules
+from fanout import recorded_config as recorded
 from fanout.worker_cache import WorkerCache
 
 
@@ -57,7 +64,7 @@ def planned_jobs(config, data: jobs.Upstream) -> list[tuple[loop.Job, str | None
         return [(finite_at_the_end(jobs.full_expert_job(config, data, e)), e) for e in experts]
     make = {
         "baseline": jobs.baseline_job,
-        "adapters": jobs.adapter_experts_job,
+        "adapter": jobs.adapter_job,
         "epn": jobs.epn_job,
     }[config.job]
     return [(finite_at_the_end(make(config, data)), None)]
@@ -135,12 +142,81 @@ def executor_jobs(config, executor: fanout.Executor) -> tuple[list[str], list[fa
     ]
 
 
-def run(config, executor: fanout.Executor | None = None) -> dict[str, dict]:
-    """Runs the configured job (every full expert when none is named, each a job of
-    ``executor``: in this process by default); returns the metrics per work directory."""
+def run(config, executor: fanout.Executor | None = None, overrides=None) -> dict[str, dict]:
+    """Runs the configured job (every full expert when none is named), or with
+    ``job="all"`` every job in dependency order (``job_configs``), each a job of
+    ``executor`` (in this process by default); returns the metrics per work directory."""
     executor = executor or fanout.LocalExecutor()
+    if config.job != upstream.ALL:
+        return run_job(config, executor)
+    first, *rest = job_configs(config, overrides)
+    results = run_job(first, executor)  # B: every other job starts from it
+    planned = [executor_jobs(c, executor) for c in rest]
+    dirs = [d for job_dirs, _ in planned for d in job_dirs]
+    tasks = [task for _, job_tasks in planned for task in job_tasks]
+    results.update(zip(dirs, executor.map(tasks, what="upstream jobs"), strict=True))
+    return results
+
+
+def run_job(config, executor: fanout.Executor) -> dict[str, dict]:
+    """One job config's jobs (B on Ray Train workers when ``baseline_workers`` > 1)."""
+    if config.job == "baseline" and config.baseline_workers > 1:
+        return train_on_workers(config, executor)
     dirs, tasks = executor_jobs(config, executor)
     return dict(zip(dirs, executor.map(tasks, what=config.job), strict=True))
+
+
+def job_configs(config, overrides=None) -> list:
+    """The whole upstream's job configs, B first: each job file's config at
+    ``config.preset`` with ``overrides`` set (dotted fields to values; by default the
+    fields in which ``config`` differs from ``experts/configs/upstream.py``'s)."""
+    if overrides is None:
+        default = recorded.flatten(upstream.get_config(config.preset).to_dict())
+        overrides = {
+            field: value
+            for field, value in recorded.flatten(config.to_dict()).items()
+            if default.get(field) != value
+        }
+    overrides = {k: v for k, v in overrides.items() if k not in ("job", "preset")}
+    configs = []
+    for job in upstream.JOBS:
+        one = importlib.import_module(f"experts.configs.{job}").get_config(config.preset)
+        unknown = [field for field in overrides if field not in recorded.flatten(one.to_dict())]
+        if unknown:
+            raise ValueError(f"--config.{unknown[0]}: the {job} job's config has no such field")
+        one.update_from_flattened_dict(overrides)
+        configs.append(one)
+    return configs
+
+
+def worker_train(config, expert: str | None) -> dict:
+    """One Ray Train worker's share of a job: the strategy from Ray Train's TF_CONFIG;
+    the driver holds the job's directory and has recorded its config."""
+    data = jobs.Upstream.open(config)
+    [(job, _)] = planned_jobs(config, data)
+    strategy = distribute.make_strategy("multi_worker_mirrored")
+    jobdir = work_tree.WorkTree(config.workdir).job(config.job, expert)
+    return loop.train(job, config.train, jobdir.path, strategy)
+
+
+def train_on_workers(config, executor: fanout.Executor) -> dict[str, dict]:
+    """B on ``config.baseline_workers`` Ray Train workers, each given the executor's
+    resources; this process holds the job's directory meanwhile."""
+    if executor.in_process:
+        raise ValueError("--config.baseline_workers > 1 needs --executor=ray")
+    config = resolved_config(config)
+    data, expert = jobs.Upstream.open(config), config.expert or None
+    jobdir = work_tree.WorkTree(config.workdir).job(config.job, expert)
+    with jobdir.lock():
+        jobdir.start(recorded_config(config, data, expert), config.get("restart", False))
+        if jobdir.finished():
+            return {str(jobdir.path): jobdir.metrics()}
+        storage = str(jobdir.path / "ray_train")
+        metrics = fanout.ray_train.run(
+            worker_train, (config, expert), config.baseline_workers, executor.resources,
+            executor.address, storage,
+        )  # fmt: skip
+    return {str(jobdir.path): metrics}
 
 
 def resolved_config(config):
@@ -148,41 +224,44 @@ def resolved_config(config):
     whose working directory is not this one) and B's defaulting to the work tree's;
     checked field by field (``upstream.RULES``)."""
     config = config.copy_and_resolve_references()
-    for owner, field in (
-        (config, "workdir"),
-        (config, "baseline_workdir"),
-        (config.data, "data_dir"),
-    ):
-        if owner.get(field):
-            setattr(owner, field, os.path.abspath(owner[field]))
+    for field in ("workdir", "baseline_workdir", "data_dir"):
+        if config.get(field):
+            setattr(config, field, os.path.abspath(config[field]))
     default = work_tree.WorkTree(config.workdir).baseline.path
     config.baseline_workdir = config.baseline_workdir or str(default)
     config_rules.check(config, upstream.RULES)
     return config
 
 
-def main(argv):
-    del argv
-    config = flags.FLAGS.config
-    if flags.FLAGS.data_dir is not None:
-        config.data.data_dir = flags.FLAGS.data_dir
-    execute(config, fanout.flags.executor)
+def main(config):
+    overrides = {**fanout.flags.overrides(), "workdir": config.workdir}
+    execute(config, fanout.flags.executor, overrides)
 
 
-def execute(config, executor=None) -> dict[str, dict]:
+def execute(config, executor=None, overrides=None) -> dict[str, dict]:
     """``run``, with a user's mistake (a changed setting, a missing B, a bad name) ended
     in one line naming it, as the binary reports it. ``executor`` is an executor, or a
     function that makes one (so that making it, e.g. reaching a Ray cluster, fails the
     same way)."""
     with cli.user_errors("experts.train", (work_tree.ConfigChanged,)):
+        config_rules.check(config, upstream.RULES)
         executor = fanout.resolve(executor)
-        return run(config, executor)
+        return run(config, executor, overrides)
 
+
+# Old spellings, each refused in one line naming the new one.
+RENAMED = {
+    "data_dir": "--config.data_dir",
+    "config.data.data_dir": "--config.data_dir",
+    "jobs": "--config.job (one job, or all)",
+    "preset": "--config=experts/configs/upstream.py:<preset>",
+    "baseline_workers": "--config.baseline_workers",
+    "data_name": "--config.data.name",
+}
 
 if __name__ == "__main__":
     # Defined only when run as a program: tests import run(), and other binaries'
     # modules (hub_export.export) define their own --config in the same process.
-    cli.define_config("experts.train", "experts/configs/baseline.py:cpu")
-    flags.DEFINE_string("data_dir", None, "tfds directory of the prepared upstream.")
-    fanout.flags.define()
-    app.run(main, flags_parser=cli.flags_parser("experts.train"))
+    fanout.flags.launch(
+        main, "experts.train", "experts/configs/upstream.py:cpu", executor=True, renamed=RENAMED
+    )

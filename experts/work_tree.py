@@ -2,7 +2,7 @@
 
     <root>/baseline/           B
     <root>/full/<expert>/      one directory per full expert (``dir_name`` of its node)
-    <root>/adapters/           every adapter expert, trained at once
+    <root>/adapter/            every adapter expert, trained at once
     <root>/epn/                the expert prediction network
 
 and inside each job directory:
@@ -39,7 +39,7 @@ import fanout.files
 from fanout import recorded_config
 from fanout.recorded_config import ConfigChanged  # what a refused rerun raises
 
-JOBS = ("baseline", "full", "adapters", "epn")
+JOBS = ("baseline", "full", "adapter", "epn")
 # Marks a job directory a training job made: the only kind ``JobDir.clear`` empties.
 OWNER = "experts.train"
 _MARKER = fanout.files.MARKER
@@ -59,8 +59,10 @@ SPEED_ONLY_FIELDS = frozenset(
         "restart",
         "strategy",
         "tpu_address",
+        "baseline_workers",
         "eval_batch",
-        "data.data_dir",
+        "data_dir",
+        "data.data_dir",  # where records made before data_dir moved to the top keep it
         "data.num_experts",  # resolved into data.experts, which is compared
         "train.log_every",
         "train.checkpoint_every",

@@ -1,20 +1,22 @@
 r"""Lists every module under a hub root with its info.
 
-    python -m hub_export.catalog --hub_root=runs/demo/hub [--kind=full] [--json]
+    python -m hub_export.catalog --config.hub_root=runs/demo/hub \
+        [--config.kinds=full,adapter] [--config.json=true]
 
 The table has one line per module: kind, handle (its path under the root, which is
 also its tfhub.dev-style URL path), hierarchy node, output, images seen, size on disk.
-``--json`` prints the catalog entries (``expert_info.json`` plus path, handle and
-size_bytes) instead, without the bulky label lists and distributions.
+``--config.json=true`` prints the catalog entries (``expert_info.json`` plus path, handle and
+size_bytes) instead, without the bulky label lists and distributions. The config is
+hub_export.export's (hub_export/config.py).
 """
 
 from __future__ import annotations
 
 import json
 
-from absl import app, flags
-
-from fanout import cli
+import fanout.flags
+from fanout import cli, config_rules
+from hub_export import config as export_config
 from hub_export import tree
 
 # Fields too big for a listing (thousands of entries each).
@@ -60,28 +62,34 @@ def format_table(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def define_flags() -> None:
-    flags.DEFINE_string("hub_root", "runs/hub", "Root of the hub tree.")
-    flags.DEFINE_enum("kind", None, list(tree.KINDS), "Only modules of this kind.")
-    flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
+def main(config):
+    with cli.user_errors("hub_export.catalog"):
+        config_rules.check(config, export_config.RULES)
+    execute(config.hub_root, config.kinds, config.json)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    execute(flags.FLAGS.hub_root, flags.FLAGS.kind, flags.FLAGS.json)
-
-
-def execute(hub_root: str, kind: str | None = None, as_json: bool = False) -> None:
-    """Prints the catalog; a missing root or a corrupt expert_info.json is one line."""
+def execute(hub_root: str, kinds: str = "", as_json: bool = False) -> None:
+    """Prints the catalog of ``kinds`` (comma-separated; empty: every kind); a missing
+    root, an unknown kind or a corrupt expert_info.json is one line."""
     with cli.user_errors("hub_export.catalog", (tree.ExportError,)):
-        entries = tree.catalog(hub_root, kind)
+        wanted = [k.strip() for k in kinds.split(",") if k.strip()]
+        unknown = [k for k in wanted if k not in tree.KINDS]
+        if unknown:
+            raise ValueError(
+                f"--config.kinds: unknown kind {unknown[0]!r}; choose from {', '.join(tree.KINDS)}"
+            )
+        entries = tree.catalog(hub_root)
+        entries = [e for e in entries if not wanted or e.get("kind") in wanted]
     if as_json:
         print(json.dumps([summary(e) for e in entries], indent=1))
     else:
         print(format_table(entries))
 
 
+# Old spellings, each refused in one line naming the new one.
+RENAMED = {"hub_root": "--config.hub_root", "kind": "--config.kinds", "json": "--config.json"}
+
 if __name__ == "__main__":
-    define_flags()
-    app.run(main, flags_parser=cli.flags_parser("hub_export.catalog"))
+    fanout.flags.launch(
+        main, "hub_export.catalog", "hub_export/config.py", workdir=False, renamed=RENAMED
+    )

@@ -1,13 +1,15 @@
 r"""Hub export config: which upstream work tree to read and where the hub tree goes.
 
     python -m hub_export.export --config=hub_export/config.py \
-        --config.workdir=runs/demo/upstream --config.hub_root=runs/demo/hub \
+        --workdir=runs/demo/upstream --config.hub_root=runs/demo/hub \
         [--config.overwrite=true | --config.skip_existing=true] [--config.kinds=full,adapter]
+    python -m hub_export.catalog --config.hub_root=runs/demo/hub [--config.kinds=full]
 
 Everything else (model size, resolution, upstream data, experts, each job's batch) is
 read from the configs the training jobs recorded in the work tree
-(``experts/work_tree.py``). ``--data_dir`` (or ``--config.data_dir``) points at the
-prepared upstream when it has moved since training.
+(``experts/work_tree.py``). ``--config.data_dir`` points at the prepared upstream when
+it has moved since training. The catalog reads ``hub_root``, ``kinds`` (the kinds it
+lists; empty: all) and ``json``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def get_config(unused_preset: str | None = None) -> ml_collections.ConfigDict:
     # (a rerun resumes); any other existing module stops the export unless one of:
     config.overwrite = False  # replace existing modules
     config.skip_existing = False  # keep every existing module, export the rest
+    # hub_export.catalog: JSON entries instead of a table.
+    config.json = False
     return config
 
 
@@ -46,4 +50,5 @@ RULES = {
     "kinds": rule.text(),
     "overwrite": rule.boolean(),
     "skip_existing": rule.boolean(),
+    "json": rule.boolean(),
 }

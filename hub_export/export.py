@@ -1,21 +1,20 @@
 r"""Exports a trained upstream work tree as TF-Hub modules (see exporter.py, tree.py).
 
-    python -m hub_export.export --config.workdir=runs/demo/upstream \
-        --config.hub_root=runs/demo/hub [--data_dir=runs/tfds]
+    python -m hub_export.export --workdir=runs/demo/upstream \
+        --config.hub_root=runs/demo/hub [--config.data_dir=runs/tfds]
 
-Options (config fields): ``--config.kinds=baseline,full,adapter,packed,classifier,epn``
+``--workdir`` is the upstream work tree (``experts.train``'s). Options (config fields,
+hub_export/config.py): ``--config.kinds=baseline,full,adapter,packed,classifier,epn``
 (default: every module whose job has finished), ``--config.overwrite=true`` to replace
 existing modules or ``--config.skip_existing=true`` to keep them and export only new
-ones (reruns), ``--config.publisher`` and ``--config.version``; ``--executor=ray`` exports each module
-as a Ray task (``fanout``). Then list the tree with
-``python -m hub_export.catalog --hub_root=runs/demo/hub``.
+ones (reruns), ``--config.publisher`` and ``--config.version``; ``--executor=ray``
+exports each module as a Ray task (``fanout``). Then list the tree with
+``python -m hub_export.catalog --config.hub_root=runs/demo/hub``.
 """
 
 from __future__ import annotations
 
 import time
-
-from absl import app, flags
 
 import fanout
 import fanout.flags
@@ -24,12 +23,7 @@ from hub_export import config as export_config
 from hub_export import exporter, tree
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    config = flags.FLAGS.config
-    if flags.FLAGS.data_dir is not None:
-        config.data_dir = flags.FLAGS.data_dir
+def main(config):
     execute(config, fanout.flags.executor)
 
 
@@ -51,12 +45,10 @@ def execute(config, executor=None) -> list[dict]:
     return results
 
 
+# Old spellings, each refused in one line naming the new one.
+RENAMED = {"data_dir": "--config.data_dir", "hub_root": "--config.hub_root"}
+
 if __name__ == "__main__":
     # Defined only when run as a program, so that importing this module (as the tests
     # do) never claims flag names that other binaries define in the same process.
-    cli.define_config("hub_export", "hub_export/config.py")
-    flags.DEFINE_string(
-        "data_dir", None, "tfds directory of the upstream (default: where B was trained from)."
-    )
-    fanout.flags.define()
-    app.run(main, flags_parser=cli.flags_parser("hub_export"))
+    fanout.flags.launch(main, "hub_export", "hub_export/config.py", executor=True, renamed=RENAMED)

@@ -164,7 +164,7 @@ class Full(_Specialist):
 
 @register
 class Adapter(_Specialist):
-    name, job, adapter = "adapter", "adapters", True
+    name, job, adapter = "adapter", "adapter", True
     collection = "bit-adapter"
 
     @classmethod
@@ -177,14 +177,14 @@ class Adapter(_Specialist):
 
     def training(self, target):
         # The adapters job gives every expert an equal share of each batch.
-        training = self.exporter.training("adapters", prefix=f"{target.node}/")
-        training["images_per_expert"] = self.work.images("adapters") // len(self.work.experts)
+        training = self.exporter.training("adapter", prefix=f"{target.node}/")
+        training["images_per_expert"] = self.work.images("adapter") // len(self.work.experts)
         return training, self.work.images("baseline") + training["images_per_expert"]
 
 
 @register
 class Packed(ModuleKind):
-    name, job = "packed", "adapters"
+    name, job = "packed", "adapter"
     collection, module_name = "bit-adapter-packed", "all"
     model_shape = Adapter.model_shape
 

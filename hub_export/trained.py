@@ -35,13 +35,15 @@ class TrainedUpstream:
         where B was trained."""
         tree = work_tree.WorkTree(workdir)
         if not tree.root.is_dir():
-            raise ExportError(f"work tree {tree.root} does not exist (set --config.workdir)")
+            raise ExportError(f"work tree {tree.root} does not exist (set --workdir)")
         try:
             base = tree.baseline.config()
         except (FileNotFoundError, ValueError) as e:
             raise ExportError(str(e)) from None
         name = base["data"]["name"]
-        _, info = pipelines.open_upstream(name, data_dir or base["data"]["data_dir"] or None)
+        # Records made before data_dir moved to the config's top level keep it in data.
+        recorded_dir = base.get("data_dir", base["data"].get("data_dir"))
+        _, info = pipelines.open_upstream(name, data_dir or recorded_dir or None)
         model = base["model"]
         experts = _recorded_experts(tree)
         full = experts + tuple(e for e in tree.full_experts() if e not in experts)
@@ -97,12 +99,12 @@ def _recorded_experts(tree: work_tree.WorkTree) -> tuple[str, ...]:
     """The experts in the adapters' and EPN's index order (which must agree)."""
     orders = {
         job: tuple(tree.job(job).config()["data"]["experts"])
-        for job in ("adapters", "epn")
+        for job in ("adapter", "epn")
         if tree.job(job).has_config()
     }
     if len(set(orders.values())) > 1:
         raise ExportError(
             f"the adapters and the EPN in {tree.root} were trained on different experts "
-            f"({', '.join(orders['adapters'])} / {', '.join(orders['epn'])})"
+            f"({', '.join(orders['adapter'])} / {', '.join(orders['epn'])})"
         )
     return next(iter(orders.values()), ())

@@ -80,7 +80,7 @@ def first_call(handle: str, image_size: int, call):
         why = f"it takes shapes {', '.join(taken)}" if taken else lines[-1][:200]
         raise ValueError(
             f"module {handle} fails on {image_size}x{image_size} images ({why}); set "
-            "--config.image_size to a size it takes, or leave it out of --pool"
+            "--config.image_size to a size it takes, or leave it out of --config.pool"
         ) from None
 
 

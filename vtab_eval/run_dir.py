@@ -83,6 +83,7 @@ SPEED_ONLY_FIELDS = frozenset(
         "workdir",
         "data_dir",
         "probes",
+        "report_only",
         "strategy",
         "tpu_address",
         "selection.batch_size",  # images per forward pass when embedding

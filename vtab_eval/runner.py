@@ -35,7 +35,7 @@ def resolve_suite(suite: str) -> list[str]:
         return list(tasks.suite_specs(suite))
     specs = tasks.split_specs(suite)
     if not specs:
-        raise ValueError(f"--suite {suite!r} names no tasks; suites: {tasks.suite_names()}")
+        raise ValueError(f"--config.suite {suite!r} names no tasks; suites: {tasks.suite_names()}")
     for spec in specs:
         tasks.parse_spec(spec)  # Fails early, naming the bad spec.
     return specs
@@ -229,12 +229,12 @@ def run(
     say what (the binary copies its flags into them). The work runs as jobs on
     ``executor`` (`stages`; the local one by default)."""
     if not config.pool:
-        raise ValueError("no pool: pass --pool=<hub root or handles>")
+        raise ValueError("no pool: pass --config.pool=<hub root or handles>")
     config = run_dir.expand_user_paths(config)
     selectors = [s.strip() for s in config.selectors.split(",") if s.strip()]
     if not selectors:
         raise ValueError(
-            f"--selectors names no selector; choose from {', '.join(selection.SELECTORS)}"
+            f"--config.selectors names no selector; choose from {', '.join(selection.SELECTORS)}"
         )
     runner = Runner(
         config=config,

@@ -31,18 +31,18 @@ from absl import app, flags
 
 from experts import jobs
 from experts.bench import trainer_overhead
-from experts.configs import adapter_experts, baseline, full_experts
+from experts.configs import adapter, baseline, full
 from experts.training import distribute, loop
 from experts.training import precision as precision_lib
 from fanout import cli
 from fanout.bench.accelerator_table import table
 
-CONFIGS = {"baseline": baseline, "full": full_experts, "adapters": adapter_experts}
+CONFIGS = {"baseline": baseline, "full": full, "adapter": adapter}
 
 
 def synthetic_job(kind: str, config, nodes: int, experts: int) -> loop.Job:
     """The job's model, loss and trainable variables on random batches."""
-    adapters = kind == "adapters"
+    adapters = kind == "adapter"
 
     def build():
         model = jobs.sigmoid_model(config, nodes, num_experts=experts if adapters else 0)

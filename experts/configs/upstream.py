@@ -1,7 +1,14 @@
-"""What every upstream job config shares: model, data, work directories, optimiser.
+r"""What every upstream job config shares: model, data, work directories, optimiser.
 
-Each job file (baseline.py, full_experts.py, adapter_experts.py, epn.py) starts from
-``base_config(preset, job)`` and sets its own step counts and learning rate.
+Each job file (baseline.py, full.py, adapter.py, epn.py) starts from
+``base_config(preset, job)`` and sets its own step counts and learning rate. This
+file's own config is the whole upstream (``job="all"``):
+
+    python -m experts.train --config=experts/configs/upstream.py:cpu \
+        --workdir=runs/upstream --config.data_dir=runs/tfds
+
+runs every job in dependency order, each with its job file's config at the preset plus
+the ``--config.<field>`` given on the command line (``experts.train``).
 
 Work directories: one per job under ``<workdir>`` (layout: ``experts/work_tree.py``);
 every job after B reads B's final checkpoint from ``<workdir>/baseline``.
@@ -17,6 +24,15 @@ from experts.models import resnet_v2
 from experts.training import distribute, loop, precision
 from fanout import config_rules as rule
 
+# The jobs in dependency order: B first; the others need only B, not one another.
+JOBS = work_tree.JOBS
+ALL = "all"
+
+
+def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
+    """The whole upstream at ``preset``: every job, B first."""
+    return base_config(preset, ALL)
+
 
 def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
     preset = presets.parse_preset(preset)
@@ -26,6 +42,8 @@ def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
     config.model = presets.model_config(preset)
     config.model.num_experts = 0
     config.data = _data_config(preset)
+    # The tfds directory of the prepared upstream (experts.data.build_upstream).
+    config.data_dir = "runs/tfds"
     config.workdir = "runs/upstream"
     config.baseline_workdir = ""  # empty: <workdir>/baseline
     config.expert = ""  # full experts: one expert by name; empty trains all in turn
@@ -35,6 +53,9 @@ def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
     # "auto": a TPU if there is one, else every local GPU mirrored, else one device.
     config.strategy = "auto" if preset == "paper" else "default"
     config.tpu_address = ""
+    # B on this many Ray Train workers under MultiWorkerMirroredStrategy
+    # (fanout.ray_train; needs --executor=ray); 1: B is one job like the others.
+    config.baseline_workers = 1
     config.eval_batch = 256
     config.train = loop.default_train_config()
     config.train.update(_train_overrides(preset))
@@ -47,7 +68,6 @@ def _data_config(preset: str) -> ml_collections.ConfigDict:
         {
             # A tfds name of a prepared upstream (experts/data/builders).
             "name": "embedded_upstream/32px" if preset != "paper" else "image_folder_upstream",
-            "data_dir": "runs/tfds",
             # Empty: the experts chosen automatically when the data was built.
             "experts": (),
             # 0: all of those; N: the N largest (the choice is ordered by image count).
@@ -110,12 +130,12 @@ def _train_overrides(preset: str) -> dict:
 # resolves its config (experts.train.resolved_config).
 RULES = {
     "preset": rule.one_of(*presets.PRESETS),
-    "job": rule.one_of(*work_tree.JOBS),
+    "job": rule.one_of(*work_tree.JOBS, ALL),
     "model.size": rule.one_of(*resnet_v2.SIZES),
     "model.image_size": rule.integer(min=1),
     "model.num_experts": rule.integer(min=0),
     "data.name": rule.text(empty=False),
-    "data.data_dir": rule.path(empty=True, meaning="tfds's default directory"),
+    "data_dir": rule.path(empty=True, meaning="tfds's default directory"),
     "data.experts": rule.sequence(rule.text(empty=False)),
     "data.num_experts": rule.integer(min=0),
     "data.choice.rule": rule.one_of("recorded", "top"),
@@ -131,6 +151,7 @@ RULES = {
     "restart": rule.boolean(),
     "strategy": rule.one_of(*distribute.STRATEGIES),
     "tpu_address": rule.text(),
+    "baseline_workers": rule.integer(min=1),
     "eval_batch": rule.integer(min=1),
     "train.total_steps": rule.integer(min=1),
     "train.global_batch": rule.integer(min=1),

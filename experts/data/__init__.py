@@ -11,5 +11,5 @@ input pipelines.
 * ``slice_index``: where each label's records lie, so that a slice reads only its own.
 * ``reading``: a pipeline's records, through the slice index or streamed and filtered.
 * ``streams``: training streams as a function of (seed, start), so that runs resume exactly.
-* ``build_upstream``: ``python -m experts.data.build_upstream --data_dir=runs/tfds``.
+* ``build_upstream``: ``python -m experts.data.build_upstream --config.data_dir=runs/tfds``.
 """

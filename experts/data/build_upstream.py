@@ -1,15 +1,17 @@
-"""Builds (or re-opens) an upstream and reports what is in it.
+r"""Builds (or re-opens) an upstream and reports what is in it.
 
-    python -m experts.data.build_upstream --data_dir=runs/tfds --image_size=32
-    python -m experts.data.build_upstream --data_dir=runs/tfds --image_folder=my_upstream
+    python -m experts.data.build_upstream --config.data_dir=runs/tfds --config.image_size=32
+    python -m experts.data.build_upstream --config.data_dir=runs/tfds \
+        --config.image_folder=my_upstream
 
 The first builds the embedded upstream; the second a user's folder
 (``my_upstream/images/<class>/*.jpg`` plus ``my_upstream/hierarchy.txt``, see
 ``builders/image_folder_upstream.py``) as ``image_folder_upstream``, which the job
-configs then name with ``--config.data.name=image_folder_upstream``.
+configs then name with ``--config.data.name=image_folder_upstream``. Every field:
+``experts/configs/data.py``.
 
 The first run renders every image (a few minutes on 2 cores); later runs read the cache in
-``--data_dir``. Prints the image and node counts, the automatically chosen experts with
+``data_dir``. Prints the image and node counts, the automatically chosen experts with
 their training images, the build time, and writes a PNG grid of training samples and
 each split's slice index (``data/slice_index.py``: what lets a full expert read only its
 slice).
@@ -24,9 +26,11 @@ import time
 
 import numpy as np
 import tensorflow_datasets as tfds
-from absl import app, flags, logging
+from absl import logging
 from PIL import Image
 
+import fanout.flags
+from experts.configs import data as data_config
 from experts.data import slice_index, upstream
 from experts.data.builders import (
     EmbeddedUpstream,
@@ -75,63 +79,21 @@ def sample_grid(builder, path: str, side: int, seed: int = 0) -> None:
     files.write_png(path, out)
 
 
-def define_flags() -> None:
-    """Defines this binary's flags; called only when it runs as a program, so that
-    importing the module never claims flag names other binaries also define."""
-    flags.DEFINE_string("data_dir", "runs/tfds", "tfds data_dir holding the cache.")
-    flags.DEFINE_string(
-        "image_folder", None, "A folder with images/<class>/ and hierarchy.txt to build."
-    )
-    flags.DEFINE_integer(
-        "max_size",
-        None,
-        "image_folder: longest image side kept (tfds name image_folder_upstream/max<N>).",
-    )
-    flags.DEFINE_integer("image_size", 32, "Image side in pixels.")
-    flags.DEFINE_integer("num_experts", upstream.DEFAULT_NUM_EXPERTS, "Experts.")
-    flags.DEFINE_integer(
-        "min_expert_images",
-        upstream.DEFAULT_MIN_EXPERT_IMAGES,
-        "Fewest training images per expert.",
-    )
-    flags.DEFINE_float(
-        "max_expert_overlap",
-        upstream.DEFAULT_MAX_EXPERT_OVERLAP,
-        "Largest Jaccard between experts.",
-    )
-    flags.DEFINE_string(
-        "grid", None, "PNG of sample images (default: <data_dir>/embedded_upstream_<size>px.png)."
-    )
-    flags.DEFINE_integer("grid_side", 16, "Samples per row and column of the grid.")
-    flags.DEFINE_string(
-        "probes_dir",
-        None,
-        "Where the specialisation probes go (default: <data_dir>/embedded_probes/<size>px).",
-    )
-    flags.DEFINE_integer(
-        "probe_images", probes.DEFAULT_MAX_IMAGES, "Most images in one expert's probe."
-    )
-    flags.DEFINE_integer(
-        "probe_per_class", probes.DEFAULT_PER_CLASS, "Images per class in a probe, styles apart."
-    )
-
-
-def main(argv):
-    del argv
+def main(config):
     logging.set_verbosity(logging.INFO)
     with cli.user_errors("experts.data.build_upstream", (HierarchyError,)):
-        build(flags.FLAGS.image_folder)
+        build(config)
 
 
-def build(folder: str | None) -> None:
-    size = flags.FLAGS.max_size
-    if size is not None and size < 1:
-        raise ValueError(f"--max_size={size}: give the longest image side kept, in pixels (>= 1)")
+def build(config) -> None:
+    folder, size = config.image_folder, config.max_size
     if folder:
-        config = ImageFolderUpstreamConfig(name=f"max{size}", max_size=size) if size else None
-        builder = ImageFolderUpstream(data_dir=flags.FLAGS.data_dir, config=config)
+        folder_config = (
+            ImageFolderUpstreamConfig(name=f"max{size}", max_size=size) if size else None
+        )
+        builder = ImageFolderUpstream(data_dir=config.data_dir, config=folder_config)
     else:
-        builder = builder_for(flags.FLAGS.data_dir, flags.FLAGS.image_size)
+        builder = builder_for(config.data_dir, config.image_size)
     start = time.time()
     cached = builder.is_prepared()
     builder.download_and_prepare(
@@ -140,15 +102,15 @@ def build(folder: str | None) -> None:
         )
     )
     seconds = time.time() - start
-    experts = report(builder, cached, seconds)
+    experts = report(builder, cached, seconds, config)
     index_slices(builder)
     if not folder:  # a user's folder has no renderer to make grids or probes from
-        grid = flags.FLAGS.grid or os.path.join(
-            flags.FLAGS.data_dir, f"embedded_upstream_{flags.FLAGS.image_size}px.png"
+        grid = config.grid or os.path.join(
+            config.data_dir, f"embedded_upstream_{config.image_size}px.png"
         )
-        sample_grid(builder, grid, flags.FLAGS.grid_side)
+        sample_grid(builder, grid, config.grid_side)
         print(f"sample grid: {grid}")
-        write_probes(builder, experts)
+        write_probes(builder, experts, config)
 
 
 def index_slices(builder) -> None:
@@ -165,7 +127,7 @@ def expert_choice(
     builder, num_experts: int, min_images: int, max_overlap: float
 ) -> upstream.ExpertChoice:
     """The builder's own choice (the nodes it includes first, whether roots count) with
-    the sizes the flags give."""
+    the sizes the config gives."""
     return dataclasses.replace(
         builder.builder_config.experts,
         num_experts=num_experts,
@@ -174,15 +136,12 @@ def expert_choice(
     )
 
 
-def report(builder, cached: bool, seconds: float) -> list[str]:
+def report(builder, cached: bool, seconds: float, config) -> list[str]:
     """Prints the counts and the automatically chosen experts, and returns those (the
     choice costs seconds on a large hierarchy: it is made once)."""
     info = upstream.load_info(builder)
     choice = expert_choice(
-        builder,
-        flags.FLAGS.num_experts,
-        flags.FLAGS.min_expert_images,
-        flags.FLAGS.max_expert_overlap,
+        builder, config.num_experts, config.min_expert_images, config.max_expert_overlap
     )
     experts = info.choose_experts(choice)
     counts = info.node_counts("train")
@@ -199,12 +158,10 @@ def report(builder, cached: bool, seconds: float) -> list[str]:
     return experts
 
 
-def write_probes(builder, experts) -> None:
+def write_probes(builder, experts, config) -> None:
     """The held-out probe of every expert node (experts/data/embedded/probes.py), once."""
     size = builder.builder_config.image_size
-    out_dir = flags.FLAGS.probes_dir or os.path.join(
-        flags.FLAGS.data_dir, "embedded_probes", f"{size}px"
-    )
+    out_dir = config.probes_dir or os.path.join(config.data_dir, "embedded_probes", f"{size}px")
     spec = builder.builder_config.spec
     start = time.time()
     manifest = probes.ensure_probes(
@@ -214,8 +171,8 @@ def write_probes(builder, experts) -> None:
         size,
         out_dir,
         upstream=f"{builder.name}/{builder.builder_config.name}",
-        max_images=flags.FLAGS.probe_images,
-        per_class=flags.FLAGS.probe_per_class,
+        max_images=config.probe_images,
+        per_class=config.probe_per_class,
     )
     print(f"probes ({len(manifest['probes'])}, {time.time() - start:.1f} s): {out_dir}")
     for p in manifest["probes"]:
@@ -224,6 +181,18 @@ def write_probes(builder, experts) -> None:
         print(f"  {node:42s} no probe: {why}")
 
 
+# Old spellings, each refused in one line naming the new one.
+RENAMED = {
+    name: f"--config.{name}"
+    for name in (
+        "data_dir", "image_folder", "max_size", "image_size", "num_experts",
+        "min_expert_images", "max_expert_overlap", "grid", "grid_side", "probes_dir",
+        "probe_images", "probe_per_class",
+    )
+}  # fmt: skip
+
 if __name__ == "__main__":
-    define_flags()
-    app.run(main, flags_parser=cli.flags_parser("experts.data.build_upstream"))
+    fanout.flags.launch(
+        main, "experts.data.build_upstream", "experts/configs/data.py", workdir=False,
+        renamed=RENAMED, rules=data_config.RULES,
+    )  # fmt: skip

@@ -75,10 +75,14 @@ def open_upstream(
 
     builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
-        how = "--image_folder=<your folder> " if name.startswith("image_folder_upstream") else ""
+        how = (
+            "--config.image_folder=<your folder> "
+            if name.startswith("image_folder_upstream")
+            else ""
+        )
         raise FileNotFoundError(
             f"{name} is not prepared in {builder.data_dir}; build it first, e.g. "
-            f"python -m experts.data.build_upstream {how}--data_dir={data_dir}"
+            f"python -m experts.data.build_upstream {how}--config.data_dir={data_dir}"
         )
     return builder, upstream.load_info(builder)
 

@@ -13,11 +13,11 @@ import time
 
 import tensorflow as tf
 import tf_keras as keras
-from absl import app, flags
+from absl import flags
 
+import fanout.flags
 from experts.configs import upstream
 from experts.models import resnet_v2
-from fanout import cli
 
 
 def count(variables) -> int:
@@ -54,17 +54,7 @@ def train_step_throughput(
     return batch * steps / (time.perf_counter() - start)
 
 
-def define_flags() -> None:
-    """Defines this binary's flags; called only when it runs as a program, so that
-    importing the module never claims flag names other binaries also define."""
-    cli.define_config("experts.models.summary", "experts/configs/baseline.py:cpu")
-    flags.DEFINE_integer("batch_size", 64, "Images per timed step.")
-    flags.DEFINE_integer("steps", 5, "Timed steps (after one warm-up step).")
-
-
-def main(argv):
-    del argv
-    cfg = flags.FLAGS.config
+def main(cfg):
     size, image_size = cfg.model.size, cfg.model.image_size
     backbone = resnet_v2.ResNetV2(size).build_for(image_size)
     with_adapter = resnet_v2.ResNetV2(size, num_experts=1).build_for(image_size)
@@ -84,5 +74,10 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main, flags_parser=cli.flags_parser("experts.models.summary", rules=upstream.RULES))
+    # How long to time, not what is timed (that is the config's model): flags of their own.
+    flags.DEFINE_integer("batch_size", 64, "Images per timed step.")
+    flags.DEFINE_integer("steps", 5, "Timed steps (after one warm-up step).")
+    fanout.flags.launch(
+        main, "experts.models.summary", "experts/configs/baseline.py:cpu", workdir=False,
+        rules=upstream.RULES,
+    )  # fmt: skip

@@ -4,7 +4,7 @@ this machine against ``--executor=local``, as ratios (prints a table; not a test
     python -m fanout.bench.ray_vs_local --data_dir=runs/tfds --preset=smoke \
         --suite=embedded --tasks_dir=runs/tfds --out=runs/bench/fanout
 
-Each side runs the project's binaries as a user does (``experts.pipeline``,
+Each side runs the project's binaries as a user does (``experts.train``,
 ``hub_export.export``, ``vtab_eval.main``), in its own fresh directories, one side
 after the other (local first), so the figures include process start-up and Ray's
 worker start-up. The upstream must be prepared in ``--data_dir`` (``make demo``
@@ -32,18 +32,19 @@ def stages(executor: str, root: Path) -> list[tuple[str, list[str]]]:
     f, python = FLAGS, [sys.executable, "-m"]
     common = [f"--executor={executor}", f"--job_cpus={f.job_cpus}"]
     upstream, hub = root / "upstream", root / "hub"
-    data = [f"--data_name={f.data_name}"] if f.data_name else []
+    data = [f"--config.data.name={f.data_name}"] if f.data_name else []
     return [
-        ("upstream", python + ["experts.pipeline", f"--preset={f.preset}",
-                               f"--workdir={upstream}", f"--data_dir={f.data_dir}", *data,
-                               *common]),
-        ("export", python + ["hub_export.export", f"--config.workdir={upstream}",
+        ("upstream", python + ["experts.train",
+                               f"--config=experts/configs/upstream.py:{f.preset}",
+                               f"--workdir={upstream}", f"--config.data_dir={f.data_dir}",
+                               *data, *common]),
+        ("export", python + ["hub_export.export", f"--workdir={upstream}",
                              f"--config.hub_root={hub}", f"--config.kinds={f.kinds}", *common]),
         ("transfer", python + ["vtab_eval.main",
                                f"--config=vtab_eval/configs/transfer.py:{f.preset}",
-                               f"--pool={hub}", f"--suite={f.suite}",
-                               f"--data_dir={f.tasks_dir}", f"--workdir={root / 'transfer'}",
-                               f"--selectors={f.selectors}", *common]),
+                               f"--workdir={root / 'transfer'}", f"--config.pool={hub}",
+                               f"--config.suite={f.suite}", f"--config.data_dir={f.tasks_dir}",
+                               f"--config.selectors={f.selectors}", *common]),
     ]  # fmt: skip
 
 

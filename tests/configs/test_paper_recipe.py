@@ -3,7 +3,7 @@ augmentation; the strategy and the expert choice are configs."""
 
 import pytest
 
-from experts.configs import adapter_experts, baseline, epn, full_experts
+from experts.configs import adapter, baseline, epn, full
 from experts.configs.presets import PRESETS
 from experts.training import distribute, schedules
 from vtab_eval.configs import transfer
@@ -32,13 +32,13 @@ def test_b_follows_bit_m_upstream():
 
 
 def test_full_experts_fine_tune_b_briefly_at_a_low_rate():
-    expert, b = full_experts.get_config("paper"), baseline.get_config("paper")
+    expert, b = full.get_config("paper"), baseline.get_config("paper")
     assert _peak(expert) == pytest.approx(_peak(b) / 20)
     assert expert.train.total_steps == 20_000 and expert.train.decay == "step"
     assert schedules.warmup_steps_for(20_000, expert.train.warmup_fraction) == 500
 
 
-@pytest.mark.parametrize("module", [baseline, full_experts, adapter_experts, epn])
+@pytest.mark.parametrize("module", [baseline, full, adapter, epn])
 def test_the_paper_rule_chooses_the_experts_and_the_devices(module):
     config = module.get_config("paper")
     assert dict(config.data.choice) == {

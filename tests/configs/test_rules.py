@@ -34,8 +34,8 @@ CASES = [(name, preset) for name in MODULES for preset in presets.PRESETS]
 def test_every_binarys_config_is_walked():
     assert {
         "experts.configs.baseline",
-        "experts.configs.full_experts",
-        "experts.configs.adapter_experts",
+        "experts.configs.full",
+        "experts.configs.adapter",
         "experts.configs.epn",
         "hub_export.config",
         "vtab_eval.configs.transfer",

@@ -13,7 +13,9 @@ import tensorflow as tf
 ray = pytest.importorskip("ray", reason="the Ray tests need the ray extra: pip install '.[ray]'")
 
 import fanout  # noqa: E402
-from experts import pipeline, train, work_tree  # noqa: E402
+from experts import train, work_tree  # noqa: E402
+from experts.configs import full as full_config  # noqa: E402
+from experts.configs import upstream as upstream_config  # noqa: E402
 from experts.training import loop  # noqa: E402
 from hub_export import config as export_config  # noqa: E402
 from hub_export import exporter  # noqa: E402
@@ -66,8 +68,10 @@ def both(ray_executor, smoke_trained, smoke_data_dir, tmp_path_factory):
         root = tmp_path_factory.mktemp(name)
         upstream_dir = smoke_trained[0] if name == "local" else root / "upstream"
         if name == "ray":
-            pipeline.run(pipeline.JOBS, "smoke", str(upstream_dir), smoke_data_dir, executor,
-                         overrides=smoke_upstream.OVERRIDES)  # fmt: skip
+            everything = upstream_config.get_config("smoke")
+            everything.update(workdir=str(upstream_dir), data_dir=smoke_data_dir)
+            everything.update_from_flattened_dict(smoke_upstream.OVERRIDES)
+            train.run(everything, executor)
         modules = _export(executor, upstream_dir, root / "hub", smoke_data_dir)
         runs[name] = {"upstream": upstream_dir, "hub": root / "hub", "modules": modules}
     # Both transfer runs on the local export: only the executor differs.
@@ -83,7 +87,7 @@ def _results(metrics: dict) -> dict:
 
 def test_the_upstream_under_ray_equals_the_local_one(both):
     local, on_ray = both
-    jobs = [("baseline", None), ("adapters", None), ("epn", None)] + [("full", e) for e in EXPERTS]
+    jobs = [("baseline", None), ("adapter", None), ("epn", None)] + [("full", e) for e in EXPERTS]
     for job, expert in jobs:
         a = work_tree.WorkTree(local["upstream"]).job(job, expert)
         b = work_tree.WorkTree(on_ray["upstream"]).job(job, expert)
@@ -153,9 +157,9 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(ray_executor
 
 def test_two_workers_given_the_same_job_train_it_once(both, ray_executor, smoke_data_dir):
     _, on_ray = both
-    overrides = {**smoke_upstream.OVERRIDES, "data.experts": ("square",)}
-    config = pipeline.job_config("full_experts", "smoke", str(on_ray["upstream"]),
-                                 smoke_data_dir, overrides)  # fmt: skip
+    config = smoke_upstream.smoke(full_config, smoke_data_dir, on_ray["upstream"])
+    config.data.experts = ("square",)
+    config = train.resolved_config(config)
     job = fanout.Job("full square", train.train_alone, (config, "square"))
     results = ray_executor.map([job, job])
     assert sorted("losses" in r for r in results) == [False, True]  # one trained it

@@ -35,8 +35,8 @@ char/beta: script/greek
 LABELS = ("char/a", "char/b", "char/alpha", "char/beta")
 TRAIN_COUNTS = {"char/a": 10, "char/b": 30, "char/alpha": 20, "char/beta": 40}
 EXPERTS = ("script/latin", "script/greek")
-STEPS = {"baseline": 20, "full": 5, "adapters": 8, "epn": 3}
-BATCH = {"baseline": 16, "full": 8, "adapters": 4, "epn": 2}
+STEPS = {"baseline": 20, "full": 5, "adapter": 8, "epn": 3}
+BATCH = {"baseline": 16, "full": 8, "adapter": 4, "epn": 2}
 
 
 def make_info() -> UpstreamInfo:
@@ -93,9 +93,9 @@ def work(tmp_path_factory):
     for v in adapters.adapter_variables:
         v.assign(v + 0.1 * rng.standard_normal(v.shape).astype(np.float32))
     models["adapters"] = adapters
-    adapter_metrics = {"steps": STEPS["adapters"], "script/latin/top1": 0.25}
+    adapter_metrics = {"steps": STEPS["adapter"], "script/latin/top1": 0.25}
     adapter_metrics.update({"script/greek/top1": 0.75, "script/greek/loss": 1.5})
-    write_final(adapters, root / "adapters", adapter_metrics, "adapters", EXPERTS)
+    write_final(adapters, root / "adapter", adapter_metrics, "adapter", EXPERTS)
     epn = resnet_v2.ResNetV2(TINY, len(EXPERTS)).build_for(IMAGE_SIZE)
     epn.copy_backbone_from(baseline, include_head=False)
     models["epn"] = perturb(epn, 30)

@@ -115,7 +115,7 @@ def test_full_and_adapter_expert_info(hub_tree):
     np.testing.assert_allclose(prior, [0, 0, 1 / 3, 2 / 3])
     expected = {"char/alpha": 1 / 3, "char/beta": 2 / 3}  # zeros are left out
     assert adapter["label_distribution"] == pytest.approx(expected)
-    per_expert = STEPS["adapters"] * BATCH["adapters"] // len(EXPERTS)
+    per_expert = STEPS["adapter"] * BATCH["adapter"] // len(EXPERTS)
     assert adapter["images_seen"] == B_IMAGES + per_expert
     assert adapter["training"]["images_per_expert"] == per_expert
     # Only this expert's evaluation, without its prefix.
@@ -129,7 +129,7 @@ def test_packed_classifier_and_epn_info(hub_tree):
     assert packed["experts"] == ["script.latin", "script.greek"]
     assert packed["expert_nodes"] == list(EXPERTS)
     assert packed["output"] == {"feature_vector": [None, 256], "all_experts": [None, 2, 256]}
-    assert packed["images_seen"] == B_IMAGES + STEPS["adapters"] * BATCH["adapters"]
+    assert packed["images_seen"] == B_IMAGES + STEPS["adapter"] * BATCH["adapter"]
     assert "label_distribution" not in packed
     classifier = info_of(root, "classifier")
     assert classifier["output"]["labels"] == list(LABELS)
@@ -276,8 +276,8 @@ def test_cli_errors_are_one_line(tmp_path):
     command = [
         sys.executable, "-m", "hub_export.export",
         f"--config={config_file}",
-        f"--config.workdir={tmp_path}/upstream",
-        f"--data_dir={tmp_path}/tfds",
+        f"--workdir={tmp_path}/upstream",
+        f"--config.data_dir={tmp_path}/tfds",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
     assert done.returncode != 0
@@ -287,10 +287,11 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_catalog_command_prints_json_without_bulky_fields(hub_tree):
-    command = [sys.executable, "-m", "hub_export.catalog", f"--hub_root={hub_tree[0]}", "--json"]
-    done = subprocess.run(
-        [*command, "--kind=classifier"], capture_output=True, text=True, cwd=REPO, check=True
-    )
+    command = [
+        sys.executable, "-m", "hub_export.catalog", f"--config.hub_root={hub_tree[0]}",
+        "--config.json=true", "--config.kinds=classifier",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=True)
     [entry] = json.loads(done.stdout)
     assert entry["handle"] == EXPECTED[3] and entry["kind"] == "classifier"
     assert entry["output"]["labels"] == len(LABELS)  # a count instead of the list

@@ -21,7 +21,7 @@ TOTAL_STEPS, CHECKPOINT_EVERY = 9, 2
 
 def main(data_dir: str, workdir: str, out: str | None = None) -> None:
     config = baseline.get_config("smoke")
-    config.data.name, config.data.data_dir = "image_folder_upstream/test", data_dir
+    config.data.name, config.data_dir = "image_folder_upstream/test", data_dir
     config.workdir, config.eval_batch = workdir, 16
     config.train.total_steps, config.train.deterministic = TOTAL_STEPS, True
     config.train.checkpoint_every, config.train.log_every = CHECKPOINT_EVERY, 1

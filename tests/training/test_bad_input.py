@@ -1,4 +1,4 @@
-"""Bad input to the upstream binaries (experts.train, experts.pipeline,
+"""Bad input to the upstream binaries (experts.train, experts.pipeline (gone),
 experts.data.build_upstream, hub_export.export, hub_export.catalog,
 hub_export.bench.feature_extraction), case by case: each ends in one line naming the
 culprit, a non-zero exit, and no file written or lost (tests/bad_input.py)."""
@@ -13,8 +13,12 @@ from pathlib import Path
 import pytest
 import tensorflow_datasets as tfds
 
+import fanout
+import fanout.flags
 from experts import train, work_tree
-from experts.configs import baseline, full_experts
+from experts.configs import baseline, full
+from experts.configs import upstream as upstream_config
+from experts.data import build_upstream
 from experts.data.builders import image_folder_upstream
 from experts.data.embedded import probes
 from experts.data.hierarchy import HierarchyError
@@ -38,7 +42,7 @@ def upstream(tmp_path_factory):
 
 def smoke(module, data_dir, workdir, **overrides):
     config = module.get_config("smoke")
-    config.data.name, config.data.data_dir = DATA, data_dir
+    config.data.name, config.data_dir = DATA, data_dir
     config.data.experts = ("circle", "red")
     config.workdir, config.eval_batch = str(workdir), 16
     config.update(overrides)
@@ -62,18 +66,18 @@ def test_train_on_an_upstream_that_is_not_prepared(tmp_path):
     message = fails_cleanly(
         lambda: train.execute(config), "experts.train", "image_folder_upstream", "not prepared"
     )
-    assert "build_upstream --image_folder=" in message
+    assert "build_upstream --config.image_folder=" in message
     assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("expert", ["dog", "../../evil", "/abs"])
 def test_train_an_expert_that_is_not_a_node(upstream, exported, expert):
-    config = smoke(full_experts, upstream, exported[0], expert=expert)
+    config = smoke(full, upstream, exported[0], expert=expert)
     fails_cleanly(lambda: train.execute(config), "experts.train", repr(expert), roots=[exported[0]])
 
 
 def test_train_a_full_expert_before_b(upstream, tmp_path):
-    config = smoke(full_experts, upstream, tmp_path / "runs", expert="red")
+    config = smoke(full, upstream, tmp_path / "runs", expert="red")
     fails_cleanly(lambda: train.execute(config), "experts.train", "train that job first")
 
 
@@ -154,7 +158,11 @@ def test_build_an_upstream_folder_without_its_hierarchy(tmp_path):
     manual = make_folder(str(tmp_path / "manual"), labels=("triangle",))
     os.remove(os.path.join(manual, "hierarchy.txt"))
     line = _binary(
-        ["experts.data.build_upstream", f"--image_folder={manual}", f"--data_dir={tmp_path}/t"],
+        [
+            "experts.data.build_upstream",
+            f"--config.image_folder={manual}",
+            f"--config.data_dir={tmp_path}/t",
+        ],
         tmp_path,
     )
     assert os.path.join(manual, "hierarchy.txt") in line
@@ -165,7 +173,11 @@ def test_build_an_upstream_folder_with_a_class_not_in_the_hierarchy(tmp_path):
     manual = make_folder(str(tmp_path / "manual"), labels=("triangle",))
     os.rename(os.path.join(manual, "images", "triangle"), os.path.join(manual, "images", "hexagon"))
     line = _binary(
-        ["experts.data.build_upstream", f"--image_folder={manual}", f"--data_dir={tmp_path}/t"],
+        [
+            "experts.data.build_upstream",
+            f"--config.image_folder={manual}",
+            f"--config.data_dir={tmp_path}/t",
+        ],
         tmp_path,
     )
     assert "'hexagon'" in line
@@ -174,8 +186,8 @@ def test_build_an_upstream_folder_with_a_class_not_in_the_hierarchy(tmp_path):
 
 def _build_folder(manual, tmp_path, *flags):
     line = _binary(
-        ["experts.data.build_upstream", f"--image_folder={manual}", f"--data_dir={tmp_path}/t",
-         *flags],
+        ["experts.data.build_upstream", f"--config.image_folder={manual}",
+         f"--config.data_dir={tmp_path}/t", *flags],
         tmp_path,
     )  # fmt: skip
     assert not list((tmp_path / "t").rglob("*.tfrecord*"))
@@ -184,8 +196,8 @@ def _build_folder(manual, tmp_path, *flags):
 
 def test_build_an_upstream_folder_with_a_negative_max_size(tmp_path):
     manual = make_folder(str(tmp_path / "manual"), labels=("triangle",))
-    line = _build_folder(manual, tmp_path, "--max_size=-5")
-    assert "--max_size=-5" in line and "image" not in line.split("--max_size=-5")[0]
+    line = _build_folder(manual, tmp_path, "--config.max_size=-5")
+    assert "config.max_size=-5: must be an integer >= 0" in line
 
 
 def _scan_folder(manual):
@@ -261,7 +273,7 @@ def test_probes_replace_an_empty_folder_and_their_own(tmp_path):
 def test_train_with_a_config_field_that_does_not_exist(tmp_path):
     line = _binary(
         ["experts.train", "--config=experts/configs/baseline.py:smoke", "--config.train.nope=1",
-         f"--config.workdir={tmp_path}/runs"],
+         f"--workdir={tmp_path}/runs"],
         tmp_path,
     )  # fmt: skip
     assert "--config.train.nope=1: the config has no field 'nope'" in line
@@ -337,7 +349,7 @@ def test_export_with_a_setting_its_rule_refuses(exported, field, value):
 def test_train_with_a_stray_argument(tmp_path):
     line = _binary(
         ["experts.train", "--config=experts/configs/baseline.py:smoke", "stray",
-         f"--config.workdir={tmp_path}/runs"],
+         f"--workdir={tmp_path}/runs"],
         tmp_path,
     )  # fmt: skip
     assert "unexpected argument 'stray'" in line
@@ -352,7 +364,7 @@ def test_train_with_a_config_file_that_does_not_exist(tmp_path):
 
 def test_export_without_config_from_another_directory(tmp_path):
     # The default config file is the project's, wherever the program is run from.
-    args = ["hub_export.export", f"--config.workdir={tmp_path}/none"]
+    args = ["hub_export.export", f"--workdir={tmp_path}/none"]
     line = _binary(args, tmp_path, cwd=tmp_path, program="hub_export")
     assert f"work tree {tmp_path}/none does not exist" in line
 
@@ -360,18 +372,55 @@ def test_export_without_config_from_another_directory(tmp_path):
 @pytest.mark.parametrize(
     ("argument", "culprit"),
     [
-        ("--jobs=", "--jobs names no job"),  # ran nothing and exited 0
-        ("--baseline_workers=0", "--baseline_workers=0: 0 is not a positive integer"),
+        ("--config.baseline_workers=0", "config.baseline_workers=0: must be an integer >= 1"),
+        ("--config.job=every", "config.job='every': must be one of baseline, full, adapter"),
         ("--job_gpus=-1", "--job_gpus=-1: -1.0 is not a non-negative number"),
         ("--job_gpus=nan", "--job_gpus=nan: must be a finite number >= 0"),
-        ("--config=experts/configs/baseline.py:smoke", "Unknown command line flag 'config'"),
+        ("--jobs=baseline", "--jobs is now --config.job (one job, or all)"),
+        ("--data_dir=x", "--data_dir is now --config.data_dir"),
         ("stray", "unexpected argument 'stray'"),
     ],
 )
-def test_pipeline_with_bad_flags(argument, culprit, tmp_path):
+def test_the_whole_upstream_with_bad_flags(argument, culprit, tmp_path):
     line = _binary(
-        ["experts.pipeline", argument, f"--workdir={tmp_path}/runs", f"--data_dir={tmp_path}/t"],
+        ["experts.train", "--config=experts/configs/upstream.py:smoke", argument,
+         f"--workdir={tmp_path}/runs", f"--config.data_dir={tmp_path}/t"],
         tmp_path,
-    )
+    )  # fmt: skip
     assert culprit in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_pipeline_binary_names_its_successor(tmp_path):
+    line = _binary(["experts.pipeline", "--preset=cpu", f"--workdir={tmp_path}/runs"], tmp_path)
+    assert "experts.pipeline is now python -m experts.train" in line
+    assert "--config=experts/configs/upstream.py:<preset>" in line
+    assert not (tmp_path / "runs").exists()
+
+
+# Each binary's old spellings (flags that became config fields, the moved data_dir).
+OLD_FLAGS = [
+    (program, renamed, old)
+    for program, renamed in (
+        ("experts.train", train.RENAMED),
+        ("hub_export", export.RENAMED),
+        ("hub_export.catalog", catalog.RENAMED),
+        ("experts.data.build_upstream", build_upstream.RENAMED),
+    )
+    for old in renamed
+]
+
+
+@pytest.mark.parametrize(("program", "renamed", "old"), OLD_FLAGS)
+def test_an_old_flag_names_its_new_spelling(program, renamed, old, tmp_path):
+    argv = [program, f"--workdir={tmp_path}/runs", f"--{old}=x"]
+    call = lambda: fanout.flags.refuse_renamed(program, argv, renamed)  # noqa: E731
+    fails_cleanly(call, program, f"--{old} is now {renamed[old]}")
+
+
+def test_the_whole_upstream_on_ray_train_workers_needs_ray(tmp_path):
+    config = upstream_config.get_config("smoke")
+    config.baseline_workers, config.workdir = 2, str(tmp_path / "runs")
+    call = lambda: train.execute(config, fanout.LocalExecutor())  # noqa: E731
+    fails_cleanly(call, "experts.train", "--config.baseline_workers > 1 needs --executor=ray")
     assert not (tmp_path / "runs").exists()

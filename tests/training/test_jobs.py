@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from experts import train, work_tree
-from experts.configs import baseline, epn, full_experts
+from experts.configs import baseline, epn, full
 from experts.data import upstream
 from experts.models import resnet_v2
 from tests import smoke_upstream
@@ -54,13 +54,13 @@ def test_adapter_job_changes_adapter_variables_only(trained, data_dir):
     ).assert_consumed()
     adapted = resnet_v2.ResNetV2("r14x0.125", nodes, num_experts=len(EXPERTS)).build_for()
     tf.train.Checkpoint(model=adapted).read(
-        work_tree.JobDir(workdir / "adapters").final_model
+        work_tree.JobDir(workdir / "adapter").final_model
     ).assert_consumed()
     for src, dst in zip(b.weights, adapted.backbone_and_head_weights, strict=True):
         np.testing.assert_array_equal(src.numpy(), dst.numpy(), err_msg=dst.name)
     last_convs = [v for v in adapted.adapter_variables if "a2/conv1x1" in v.name]
     assert all(np.abs(v.numpy()).max() > 0 for v in last_convs)  # moved off zero
-    assert {f"{e}/top1" for e in EXPERTS} <= set(work_tree.JobDir(workdir / "adapters").metrics())
+    assert {f"{e}/top1" for e in EXPERTS} <= set(work_tree.JobDir(workdir / "adapter").metrics())
 
 
 def test_epn_predicts_experts(trained):
@@ -71,13 +71,13 @@ def test_epn_predicts_experts(trained):
 
 def test_rerun_skips_finished_jobs(trained, data_dir, capsys):
     workdir, _ = trained
-    train.run(smoke(full_experts, data_dir, workdir, expert="red"))
+    train.run(smoke(full, data_dir, workdir, expert="red"))
     assert "already finished" in capsys.readouterr().out
 
 
 def test_bad_expert_and_missing_baseline_are_clear_errors(data_dir, tmp_path):
     with pytest.raises(ValueError, match="--config.expert='dog' is not a hierarchy node"):
-        train.run(smoke(full_experts, data_dir, tmp_path, expert="dog"))
+        train.run(smoke(full, data_dir, tmp_path, expert="dog"))
     with pytest.raises(FileNotFoundError, match="has no finished run; train that job first"):
         train.run(smoke(epn, data_dir, tmp_path))
 
@@ -87,7 +87,7 @@ def test_each_job_records_the_config_it_was_started_with(trained):
     tree = work_tree.WorkTree(workdir)
     assert tree.baseline.config()["data"]["experts"] == []  # B trains on everything
     assert tree.job("full", "red").config()["data"]["experts"] == ["red"]
-    assert tree.job("adapters").config()["data"]["experts"] == list(EXPERTS)
+    assert tree.job("adapter").config()["data"]["experts"] == list(EXPERTS)
     assert tree.job("epn").config()["train"]["total_steps"] == 2
     assert tree.full_experts() == sorted(EXPERTS)
 

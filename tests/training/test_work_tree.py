@@ -61,10 +61,10 @@ def test_a_restart_never_empties_a_directory_no_job_made(tmp_path):
 
 
 def test_a_missing_or_corrupt_record_names_the_file(tmp_path):
-    job = work_tree.JobDir(tmp_path / "adapters")
+    job = work_tree.JobDir(tmp_path / "adapter")
     with pytest.raises(FileNotFoundError, match="config.json is missing"):
         job.config()
     job.path.mkdir()
     job.config_path.write_text("{not json")
-    with pytest.raises(ValueError, match=r"adapters/config.json is not valid JSON"):
+    with pytest.raises(ValueError, match=r"adapter/config.json is not valid JSON"):
         job.config()

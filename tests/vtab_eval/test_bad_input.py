@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fanout.flags
 from tests.bad_input import fails_cleanly
 from tests.vtab_eval import hub_fixtures
 from vtab_eval import main as vtab_main
+from vtab_eval.configs import tasks as tasks_config
 from vtab_eval.configs import transfer
+from vtab_eval.tasks import build
 
 PROGRAM = "vtab_eval.main"
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +79,7 @@ def test_an_unknown_selector(hub_root, tmp_path):
 
 def test_no_selector(hub_root, tmp_path):
     config = config_for(hub_root, tmp_path / "w", "mini_mnist", selectors=" , ")
-    fails_cleanly(run(config), PROGRAM, "--selectors names no selector")
+    fails_cleanly(run(config), PROGRAM, "--config.selectors names no selector")
 
 
 def test_a_suite_without_tasks(hub_root, tmp_path):
@@ -264,14 +267,11 @@ def test_a_huge_task_spec(hub_root, tmp_path):
 
 
 def test_an_unknown_suite_to_build(tmp_path):
-    from absl import flags
-
-    from vtab_eval.tasks import build
-
-    fv = flags.FlagValues()
-    build.define_flags(fv)
-    fv(["build", "--suite=nope", f"--data_dir={tmp_path}"])
-    fails_cleanly(lambda: build.execute(fv), "vtab_eval.tasks.build", "'nope'", "embedded, vtab1k")
+    config = tasks_config.get_config("cpu")
+    config.update(suite="nope", data_dir=str(tmp_path))
+    fails_cleanly(
+        lambda: build.execute(config), "vtab_eval.tasks.build", "'nope'", "embedded, vtab1k"
+    )
 
 
 def test_a_class_folder_linked_to_the_task_folder(hub_root, tmp_path):
@@ -430,13 +430,33 @@ def _binary(*arguments, cwd=REPO):
     ],
 )
 def test_bad_flags_through_the_binary(argument, culprit, tmp_path):
-    line = _binary(argument, f"--workdir={tmp_path}/w", "--pool=x")
+    line = _binary(argument, f"--workdir={tmp_path}/w", "--config.pool=x")
     assert culprit in line
     assert not (tmp_path / "w").exists()
 
 
 def test_no_config_flag_from_another_directory(tmp_path):
     # The default config file is the project's, wherever the program is run from.
-    line = _binary("--workdir=", "--pool=x", cwd=tmp_path)
+    line = _binary("--workdir=", "--config.pool=x", cwd=tmp_path)
     assert "config.workdir='': must be a non-empty path" in line
     assert list(tmp_path.iterdir()) == []
+
+
+# The flags that mirrored config fields (and tasks.build's own), given as before.
+OLD_FLAGS = [
+    *((PROGRAM, vtab_main.RENAMED, old) for old in vtab_main.RENAMED),
+    *(("vtab_eval.tasks.build", build.RENAMED, old) for old in build.RENAMED),
+]
+
+
+@pytest.mark.parametrize(("program", "renamed", "old"), OLD_FLAGS)
+def test_an_old_flag_names_its_new_spelling(program, renamed, old):
+    argv = [program, "--config.seed=1", f"--{old}=x"]
+    call = lambda: fanout.flags.refuse_renamed(program, argv, renamed)  # noqa: E731
+    fails_cleanly(call, program, f"--{old} is now {renamed[old]}")
+
+
+def test_an_old_flag_through_the_binary(tmp_path):
+    line = _binary("--report_only", f"--workdir={tmp_path}/w")
+    assert line == f"{PROGRAM}: error: --report_only is now --config.report_only=true"
+    assert not (tmp_path / "w").exists()

@@ -80,7 +80,7 @@ def test_open_pool_from_comma_separated_handles(hub_root):
     assert found.baseline.name == "baseline" and found.epn is None
     with pytest.raises(pool.PoolError, match="not a hub module directory"):
         pool.open_pool(str(base / "nope"))
-    with pytest.raises(pool.PoolError, match="empty --pool"):
+    with pytest.raises(pool.PoolError, match="empty --config.pool"):
         pool.open_pool(" , ")
 
 

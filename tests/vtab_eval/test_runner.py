@@ -199,7 +199,7 @@ def test_the_binary_rewrites_the_report(finished):
     (workdir / "report" / "summary.md").unlink()
     command = [
         sys.executable, "-m", "vtab_eval.main", "--config=vtab_eval/configs/transfer.py:smoke",
-        f"--workdir={workdir}", "--report_only",
+        f"--workdir={workdir}", "--config.report_only=true",
     ]  # fmt: skip
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
@@ -221,7 +221,7 @@ def test_a_rerun_with_other_selectors_keeps_the_earlier_methods(finished):
         "label",
         "random",
     ]
-    # The report shows the methods asked for; --report_only without selectors, all.
+    # The report shows the methods asked for; report_only without selectors, all.
     assert "knn_experts" in files.read_json(paths["results"])["table"]
     everything = report.write_report(workdir, config, methods=None)
     assert len(files.read_json(everything["results"])["table"]) == 6

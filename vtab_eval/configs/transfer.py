@@ -1,7 +1,7 @@
 r"""Expert selection, fine-tuning and the report over a suite of tasks.
 
     python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
-        --pool=runs/hub --suite=embedded --workdir=runs/transfer
+        --workdir=runs/transfer --config.pool=runs/hub --config.suite=embedded
 
 Presets (the `:preset` suffix): smoke | cpu | paper. Override any field with
 ``--config.<field>=<value>``, e.g. ``--config.finetune.final_repeats=3``.
@@ -53,7 +53,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     preset = parse_preset(preset)
     config = ml_collections.ConfigDict()
     config.preset = preset
-    # Usually given as flags (--pool, --suite, --selectors, --workdir); flags win.
+    # Usually given on the command line (--config.pool=..., --config.suite=...).
     config.pool = ""  # a hub root, or comma-separated module handles
     config.suite = "embedded"  # a suite name, or ';'-separated task specs
     config.selectors = {
@@ -68,6 +68,11 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.probes = ""
     config.data_dir = "runs/tfds"
     config.seed = 0
+    # Only rewrite the report, reading nothing but result files (the finished tasks'
+    # under workdir, and the probe matrix when `probes` names one): no pool, task data
+    # or fine-tuning; on the methods `selectors` names when it is given on the command
+    # line, else on every method of the finished tasks.
+    config.report_only = False
     # The tf.distribute strategy fine-tuning runs under, with the training configs'
     # names and values (fanout/distribute.py): auto, default, mirrored,
     # multi_worker_mirrored, tpu; `tpu_address` names the TPU for tpu and auto.
@@ -90,7 +95,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.oracle = ml_collections.ConfigDict({"screen_repeats": 0 if preset == "paper" else 1})
 
     config.report = ml_collections.ConfigDict(
-        # dir: where the report goes; empty means <workdir>/report (--report_dir sets it).
+        # dir: where the report goes; empty means <workdir>/report.
         # probes: a specialisation benchmark's probes.json (vtab_eval.bench.probes), whose
         # summary line the report quotes; empty: none.
         {"bootstrap_samples": 2000, "confidence": 0.95, "plots": True, "dir": "", "probes": ""}
@@ -170,6 +175,7 @@ RULES = {
     "probes": rule.path(empty=True, meaning="no probes"),
     "data_dir": rule.path(empty=True, meaning="tfds's default directory"),
     "seed": rule.integer(min=0),
+    "report_only": rule.boolean(),
     "strategy": rule.one_of(*STRATEGIES),
     "tpu_address": rule.text(),
     "image_size": rule.integer(min=1),

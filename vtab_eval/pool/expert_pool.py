@@ -218,7 +218,7 @@ def _warn_symlinks(root: Path) -> None:
             if link.is_symlink():
                 logging.warning(
                     "hub root %s: %s is a symlink and is not searched for modules; pass "
-                    "its modules as --pool handles instead",
+                    "its modules as --config.pool handles instead",
                     root,
                     link,
                 )
@@ -278,7 +278,7 @@ def module_from_handle(handle: str) -> Module:
         where = hub_loader.resolve(handle)
         name = hub_loader.module_name(handle)
     except hub_loader.HubLoadError as e:
-        raise PoolError(f"--pool handle {handle!r}: {e}") from e
+        raise PoolError(f"--config.pool handle {handle!r}: {e}") from e
     local = Path(where)
     info = read_info(local / INFO_FILE) if (local / INFO_FILE).is_file() else {}
     if not info:
@@ -292,7 +292,9 @@ def from_handles(handles: Iterable[str]) -> Pool:
     for handle in handles:
         module = module_from_handle(handle)
         if module.kind in IGNORED_KINDS:
-            raise PoolError(f"--pool handle {handle!r}: a {module.kind} module is not an expert")
+            raise PoolError(
+                f"--config.pool handle {handle!r}: a {module.kind} module is not an expert"
+            )
         if module.kind in CLASSIFIER_KINDS:
             classifiers[module.kind] = module
         else:
@@ -301,16 +303,16 @@ def from_handles(handles: Iterable[str]) -> Pool:
 
 
 def open_pool(spec: str | Sequence[str]) -> Pool:
-    """`--pool`: comma-separated hub tree roots and module handles (directories, URLs or
+    """`--config.pool`: comma-separated hub tree roots and module handles (directories, URLs or
     `kaggle:` handles), combined into one pool: ours, another upstream's, a mirror of the published
     experts. Module ids must differ across sources; an upstream classifier or EPN is
     kept only when one source has it (each answers for its own upstream's experts), and
     the first source's baseline is the pool's B."""
     entries = [h.strip() for h in spec.split(",")] if isinstance(spec, str) else list(spec)
-    # A quoted flag value (--pool='~/hub') reaches the program with its "~" unexpanded.
+    # A quoted flag value (--config.pool='~/hub') reaches the program with its "~" unexpanded.
     entries = [os.path.expanduser(h) if h.startswith("~") else h for h in entries if h]
     if not entries:
-        raise PoolError("empty --pool")
+        raise PoolError("empty --config.pool")
     roots = [
         e
         for e in entries
@@ -328,7 +330,9 @@ def _combined(sources: list[Pool], entries: list[str]) -> Pool:
     ids = [e.id for e in experts]
     if len(set(ids)) != len(ids):
         twice = sorted({i for i in ids if ids.count(i) > 1})
-        raise PoolError(f"--pool {','.join(entries)}: module ids {twice} come from two sources")
+        raise PoolError(
+            f"--config.pool {','.join(entries)}: module ids {twice} come from two sources"
+        )
     single = {}
     for kind in ("upstream_classifier", "epn"):
         found = [getattr(s, kind) for s in sources if getattr(s, kind) is not None]

@@ -20,7 +20,7 @@
   intervals; totals.
 
 The report goes to ``config.report.dir`` if set, else ``<workdir>/report``. It can be
-regenerated at any time: ``python -m vtab_eval.main --report_only ...``.
+regenerated at any time: ``python -m vtab_eval.main --config.report_only=true ...``.
 """
 
 from __future__ import annotations

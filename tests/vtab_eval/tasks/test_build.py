@@ -1,28 +1,21 @@
 import numpy as np
-from absl import flags
 from PIL import Image
 
+from vtab_eval.configs import tasks as tasks_config
 from vtab_eval.tasks import build, grid
 
 
-def _run(argv):
-    fv = flags.FlagValues()  # Private flags: the global ones belong to other binaries.
-    build.define_flags(fv)
-    fv(["build", *argv])
-    return build.run(fv)
+def _run(**fields):
+    config = tasks_config.get_config("cpu")
+    config.update(fields)
+    return build.run(config)
 
 
 def test_build_prints_sizes_and_writes_the_sample_sheet(tmp_path, capsys):
     sheet = tmp_path / "sheet.png"
-    code = _run(
-        [
-            f"--data_dir={tmp_path}",
-            '--task=mini_dsprites(predicted_attribute="label_orientation",num_classes=16,config="tiny")',
-            "--task=mini_fashion_mnist_typo",
-            f"--grid={sheet}",
-            "--samples=4",
-        ]
-    )
+    dsprites = 'mini_dsprites(predicted_attribute="label_orientation",num_classes=16,config="tiny")'
+    suite = f"{dsprites};mini_fashion_mnist_typo"
+    code = _run(data_dir=str(tmp_path), suite=suite, grid=str(sheet), samples=4)
     out = capsys.readouterr()
     assert code == 1  # the typo fails, and is reported, after the good task is built
     assert "unknown task 'mini_fashion_mnist_typo'" in out.out

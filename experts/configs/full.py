@@ -1,12 +1,12 @@
 r"""Full experts: B fine-tuned, head included, on one hierarchy node's slice (paper,
 section 4.3). Every expert trains for the same number of steps whatever its slice size.
 
-    python -m experts.train --config=experts/configs/full_experts.py:cpu            # all
-    python -m experts.train --config=experts/configs/full_experts.py:cpu \
+    python -m experts.train --config=experts/configs/full.py:cpu            # all
+    python -m experts.train --config=experts/configs/full.py:cpu \
         --config.expert=script/latin                                              # one
 
 Each expert has its own work directory, so experts can fan out as independent jobs.
-Needs B (baseline.py) finished in the same ``--config.workdir``.
+Needs B (baseline.py) finished in the same ``--workdir``.
 """
 
 from __future__ import annotations
