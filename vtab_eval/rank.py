@@ -25,17 +25,11 @@ import os
 import time
 from pathlib import Path
 
-from absl import app, flags
-
+import fanout.flags
 from fanout import cli, config_rules
 from vtab_eval.configs import rank as rank_config
 
 PROGRAM = "vtab_eval.rank"
-
-
-def define_flags() -> None:
-    cli.define_config(PROGRAM, "vtab_eval/configs/rank.py:cpu")
-    flags.DEFINE_string("workdir", None, "Feature cache and ranking output directory.")
 
 
 def task_spec(task: str) -> str:
@@ -200,14 +194,12 @@ def execute(config, workdir: str | None, log=print) -> dict:
         return rank(config, os.path.expanduser(workdir), log)
 
 
-def main(argv):
-    del argv
+def main(config):
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
-    execute(flags.FLAGS.config, flags.FLAGS.workdir, log=lambda m: print(m, flush=True))
+    execute(config, config.workdir, log=lambda m: print(m, flush=True))
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main, flags_parser=cli.flags_parser(PROGRAM))
+    fanout.flags.launch(main, PROGRAM, "vtab_eval/configs/rank.py:cpu")

@@ -41,6 +41,7 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     # images, one sub-folder per class.
     config.task = ""
     config.data_dir = "runs/tfds"
+    config.workdir = ""  # --workdir: the feature cache and the ranking table
     # Comma-separated proxy names, or `all`: every proxy that scores modules from
     # their features.
     config.proxies = "all" if preset == "paper" else FAST_PROXIES
@@ -69,4 +70,5 @@ RULES = {
     "precision": rule.one_of(*PRECISIONS),
     "include_baseline": rule.boolean(),
     "seed": rule.integer(min=0),
+    "workdir": rule.exempt("checked by the binary, which names a missing one"),
 }
