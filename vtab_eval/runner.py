@@ -168,6 +168,8 @@ class Runner:
         result = {
             "task": task.spec,
             "group": task.group,
+            # matched / weak / unrelated, as the task declares it (None: it declares none).
+            "relation": getattr(task, "relation", None),
             "num_classes": task.num_classes,
             "methods": {**earlier.get("methods", {}), **methods},
             "seconds": time.perf_counter() - start,
