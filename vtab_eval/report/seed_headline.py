@@ -200,6 +200,8 @@ def headline(seeds: Sequence[SeedRun], config) -> dict:
         "control": config.control if config.control in arrays else "",
         "confidence": config.confidence,
         "bootstrap_samples": config.bootstrap_samples,
+        # Methods some seed or task lacks (a selector added to some seeds only).
+        "methods_incomplete": [m for m in wanted if m != config.reference and not have(m)],
         "methods": {},
     }
     for m in methods:
@@ -254,6 +256,9 @@ def _seed_lines(record: dict) -> list[str]:
         lines.append(
             f"Seeds without results: {', '.join(map(str, record['seeds_without_results']))}."
         )
+    if record.get("methods_incomplete"):
+        missing = ", ".join(record["methods_incomplete"])
+        lines.append(f"Left out, not run on every task of every seed used: {missing}.")
     return [" ".join(lines), ""]
 
 

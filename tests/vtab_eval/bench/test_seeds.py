@@ -117,3 +117,18 @@ def test_the_binary_writes_the_headline_and_the_demo_quotes_its_spread(tmp_path,
 def test_the_demo_says_when_there_is_no_bench_yet(tmp_path):
     line = seed_headline.spread_line(tmp_path / "headline.json")
     assert "no multi-seed bench has been run yet" in line
+
+
+def test_a_method_some_seed_lacks_is_left_out_and_named(tmp_path):
+    write_seed(tmp_path, 0, 0.55)
+    write_seed(tmp_path, 1, 0.55)
+    path = tmp_path / "seed-1" / "transfer" / "report" / "results.json"
+    record = json.loads(path.read_text())
+    for task in record["tasks"]:
+        del task["methods"]["random"]
+    path.write_text(json.dumps(record))
+    record = seed_headline.headline(seed_headline.load_seeds(tmp_path), config(tmp_path))
+    assert set(record["methods"]) == {"knn"} and record["control"] == ""
+    assert "Left out, not run on every task of every seed used: random." in (
+        seed_headline.markdown(record)
+    )
