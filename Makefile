@@ -117,6 +117,8 @@ SEED ?= 0
 SEEDS_DIR ?= $(BENCH)/seeds
 SEED_PRESET ?= cpu
 SEED_RUNS ?= 3
+# The tasks of every seed (a suite name, or ';'-separated specs).
+SEED_SUITE ?= embedded
 SEED_SELECTORS ?= $(BENCH_SELECTORS)
 SEED_JOBS := baseline full_experts adapter_experts epn
 SEED_DIR = $(SEEDS_DIR)/seed-$(SEED)
@@ -143,7 +145,7 @@ bench-seed:
 	$(BIN)/python -m hub_export.export --config.workdir=$(SEED_DIR)/upstream \
 	  --config.hub_root=$(SEED_DIR)/hub --config.skip_existing=true && \
 	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:$(SEED_PRESET) \
-	  --config.pool=$(SEED_DIR)/hub --config.suite=embedded --config.data_dir=$(DATA_DIR) \
+	  --config.pool=$(SEED_DIR)/hub --config.suite='$(SEED_SUITE)' --config.data_dir=$(DATA_DIR) \
 	  --config.selectors=$(SEED_SELECTORS) --config.seed=$(SEED) \
 	  --config.finetune.final_repeats=$(SEED_RUNS) --config.report.bench_headline= \
 	  --workdir=$(SEED_DIR)/transfer && \
