@@ -266,7 +266,8 @@ def markdown(record: dict) -> str:
     """The headline as one markdown page."""
     level = f"{100 * record['confidence']:.0f}%"
     ref = record["reference"]
-    title = f"# Headline over {len(record['seeds_used'])} upstream seeds"
+    count = len(record["seeds_used"])
+    title = f"# Headline over {count} upstream seed{'s' if count > 1 else ''}"
     lines = [title + (" (PARTIAL: no seed finished)" if record["partial"] else ""), ""]
     lines += _seed_lines(record)
     lines += [
