@@ -106,6 +106,63 @@ bench: demo
 	$(BENCH_README)
 	@echo "benchmarks: $(BENCH)/README.md"
 
+# The headline over several upstream seeds (vtab_eval/report/seed_headline.py): per
+# seed s, B and every expert trained again on the same data with train.seed=s (other
+# initial weights and input order), exported, and the transfer run with seed s
+# (SEED_RUNS fine-tuning runs per (task, module), the same run seeds for every module)
+# and the bench's selectors, the random-expert control among them, each seed in
+# $(SEEDS_DIR)/seed-<s>/{upstream,hub,transfer}. A seed is one resumable step (`make
+# bench-seed SEED=<s>`: a rerun does only what is missing; seed.json, written last,
+# records the wall time of the pass that finished it); `make bench-seeds SEEDS="0 1"` runs the given seeds one after
+# the other, then merges every finished seed into $(SEEDS_DIR)/headline.md.
+SEEDS ?= 0 1 2 3 4
+SEED ?= 0
+SEEDS_DIR ?= $(BENCH)/seeds
+SEED_PRESET ?= cpu
+SEED_RUNS ?= 3
+# The tasks of every seed (a suite name, or ';'-separated specs).
+SEED_SUITE ?= embedded
+SEED_SELECTORS ?= $(BENCH_SELECTORS)
+SEED_JOBS := baseline full adapter epn
+SEED_DIR = $(SEEDS_DIR)/seed-$(SEED)
+
+.PHONY: bench-seeds bench-seed bench-seeds-merge bench-seeds-data
+bench-seeds: setup bench-seeds-data
+	for seed in $(SEEDS); do $(MAKE) --no-print-directory bench-seed SEED=$$seed || exit 1; done
+	$(MAKE) --no-print-directory bench-seeds-merge
+
+# The upstream data and the tasks every seed shares (built once; cached).
+bench-seeds-data: setup
+	$(BIN)/python -m experts.data.build_upstream --config.data_dir=$(DATA_DIR) \
+	  --config.image_size=32
+	$(BIN)/python -m vtab_eval.tasks.build --config=vtab_eval/configs/tasks.py:cpu \
+	  --config.data_dir=$(DATA_DIR) --config.suite=embedded
+
+bench-seed:
+	@if [ -f $(SEED_DIR)/seed.json ]; then \
+	  echo "seed $(SEED): finished earlier ($(SEED_DIR)/seed.json)"; exit 0; fi; \
+	mkdir -p $(SEED_DIR) && start=$$(date +%s) && \
+	for job in $(SEED_JOBS); do \
+	  $(BIN)/python -m experts.train --config=experts/configs/$$job.py:$(SEED_PRESET) \
+	    --workdir=$(SEED_DIR)/upstream --config.train.seed=$(SEED) \
+	    --config.data_dir=$(DATA_DIR) || exit 1; \
+	done && \
+	$(BIN)/python -m hub_export.export --workdir=$(SEED_DIR)/upstream \
+	  --config.hub_root=$(SEED_DIR)/hub --config.skip_existing=true && \
+	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:$(SEED_PRESET) \
+	  --config.pool=$(SEED_DIR)/hub --config.suite='$(SEED_SUITE)' --config.data_dir=$(DATA_DIR) \
+	  --config.selectors=$(SEED_SELECTORS) --config.seed=$(SEED) \
+	  --config.finetune.final_repeats=$(SEED_RUNS) --config.report.bench_headline= \
+	  --workdir=$(SEED_DIR)/transfer && \
+	seconds=$$(( $$(date +%s) - start )) && \
+	echo "{\"seed\": $(SEED), \"seconds\": $$seconds}" > $(SEED_DIR)/seed.json.tmp && \
+	mv $(SEED_DIR)/seed.json.tmp $(SEED_DIR)/seed.json && \
+	echo "seed $(SEED) took $${seconds}s"
+
+bench-seeds-merge:
+	$(BIN)/python -m vtab_eval.bench.seeds --config=vtab_eval/configs/bench_seeds.py:$(SEED_PRESET) \
+	  --workdir=$(SEEDS_DIR)
+
 # Train steps, the fine-tuning step and feature extraction on the devices at hand,
 # images/s per device, in two tables (upstream, downstream): r50x1 at 224 px with the
 # paper preset (meant for a GPU or TPU machine, as is); ACCEL_PRESET=smoke runs it

@@ -96,6 +96,7 @@ SPEED_ONLY_FIELDS = frozenset(
         "report.plots",
         "report.dir",
         "report.probes",
+        "report.bench_headline",
     }
 )
 # Result fields added after directories were recorded without them, with the value
@@ -119,7 +120,9 @@ FIELDS = recorded_config.Fields(
 RECOMPUTE = "delete it to recompute it"
 # The config's paths on this machine, with ``~`` meaning the user's home as in a shell
 # (the pool's handles are expanded where the pool is opened, pool.open_pool).
-PATH_FIELDS = ("workdir", "data_dir", "probes", "report.dir", "report.probes")
+PATH_FIELDS = (
+    "workdir", "data_dir", "probes", "report.dir", "report.probes", "report.bench_headline"
+)  # fmt: skip
 
 
 def expand_user_paths(config):

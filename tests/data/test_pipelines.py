@@ -231,3 +231,18 @@ def test_each_training_epoch_is_the_split_in_an_order_of_its_own(folder_builder,
 def test_a_stream_starts_at_a_batch(folder_builder, info):
     with pytest.raises(ValueError, match="start=6 is not a multiple of the batch size 4"):
         STREAMS["whole"](folder_builder, info, start=6)
+
+
+def test_another_seed_reorders_the_same_examples(folder_builder, info):
+    # An upstream seed changes the order examples are read in, never which examples:
+    # the first epoch of every seed holds each training example once.
+    n_train = folder_builder.info.splits["train"].num_examples
+
+    def first_epoch(seed):
+        ds = pipelines.whole(folder_builder, info, "train", 1, 16, training=True, seed=seed)
+        return [int(b["label"][0]) for b in ds.take(n_train).as_numpy_iterator()]
+
+    every = _all(pipelines.whole(folder_builder, info, "train", 4, 16, training=False))["label"]
+    one, two = first_epoch(1), first_epoch(2)
+    assert sorted(one) == sorted(two) == sorted(every.tolist())
+    assert one != two

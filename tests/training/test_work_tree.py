@@ -68,3 +68,12 @@ def test_a_missing_or_corrupt_record_names_the_file(tmp_path):
     job.config_path.write_text("{not json")
     with pytest.raises(ValueError, match=r"adapter/config.json is not valid JSON"):
         job.config()
+
+
+def test_a_job_trained_with_one_upstream_seed_refuses_another(tmp_path):
+    # A multi-seed bench gives every seed its own work tree: a seed passed to the wrong
+    # one must not resume (or skip as finished) another seed's training.
+    job = work_tree.JobDir(tmp_path / "baseline")
+    job.start({"train": {"seed": 0}})
+    with pytest.raises(work_tree.ConfigChanged, match="train.seed is 1 but"):
+        job.start({"train": {"seed": 1}})

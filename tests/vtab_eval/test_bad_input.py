@@ -460,3 +460,41 @@ def test_an_old_flag_through_the_binary(tmp_path):
     line = _binary("--report_only", f"--workdir={tmp_path}/w")
     assert line == f"{PROGRAM}: error: --report_only is now --config.report_only=true"
     assert not (tmp_path / "w").exists()
+
+
+# The multi-seed headline (vtab_eval.bench.seeds).
+def _headline(root, **fields):
+    from vtab_eval.bench import seeds
+    from vtab_eval.configs import bench_seeds
+
+    config = bench_seeds.get_config("smoke")
+    config.workdir = str(root)
+    config.update(fields)
+    return lambda: seeds.execute(config)
+
+
+def _seed_results(root, seed, text):
+    report = root / f"seed-{seed}" / "transfer" / "report"
+    report.mkdir(parents=True)
+    (report / "results.json").write_text(text)
+
+
+def test_seeds_a_bench_directory_that_does_not_exist(tmp_path):
+    fails_cleanly(_headline(tmp_path / "nowhere"), "vtab_eval.bench.seeds", "nowhere")
+
+
+def test_seeds_a_bench_without_results(tmp_path):
+    (tmp_path / "seed-0").mkdir()
+    fails_cleanly(_headline(tmp_path), "vtab_eval.bench.seeds", "no seed has results yet")
+
+
+def test_seeds_a_corrupt_results_file(tmp_path):
+    _seed_results(tmp_path, 0, "{not json")
+    fails_cleanly(_headline(tmp_path), "vtab_eval.bench.seeds", "seed-0", "results.json")
+
+
+def test_seeds_a_method_no_seed_has(tmp_path):
+    entry = {"task": "t", "group": "natural", "methods": {"baseline": {"test_accuracies": [0.5]}}}
+    _seed_results(tmp_path, 0, json.dumps({"tasks": [entry]}))
+    fails_cleanly(_headline(tmp_path, methods="knn"), "vtab_eval.bench.seeds", "knn")
+    assert not (tmp_path / "headline.json").exists()

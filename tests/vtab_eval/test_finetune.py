@@ -253,3 +253,34 @@ def test_a_streamed_test_split_gives_the_same_results(tuner, red_task, hub_root,
     assert isinstance(
         tuning.Tuning(config, store, RunDir(tmp_path)).splits(red_task)["test"], tuple
     )
+
+
+class _SeedRecorder:
+    """A stand-in FineTuner recording the run seeds the protocol gives it."""
+
+    def __init__(self, handle):
+        self.handle, self.seeds = handle, []
+
+    def run(self, train, test, hp, seed, num_classes):
+        self.seeds.append(seed)
+        return {"accuracy": 0.5}
+
+    def num_parameters(self, num_classes):
+        return 1
+
+
+def test_every_module_gets_the_same_run_seeds():
+    # Run i of B and run i of an expert share their seed (the pairs the multi-seed
+    # headline resamples together); another transfer seed gives other runs.
+    splits = {s: (np.zeros((4, 2, 2, 3), np.uint8), np.zeros(4)) for s in
+              ("train800", "val200", "train800val200", "test")}  # fmt: skip
+    sweep = lambda n: [HParams(0.01, 2, 2, 0, ()), HParams(0.1, 2, 2, 0, ())]  # noqa: E731
+
+    def seeds(handle, seed):
+        tuner = _SeedRecorder(handle)
+        protocol.run_protocol(tuner, splits, sweep, sweep_repeats=2, final_repeats=3, seed=seed)
+        return tuner.seeds
+
+    assert seeds("bit/baseline", 0) == seeds("bit/full/emoji", 0)
+    assert len(set(seeds("bit/baseline", 0))) == 2 * (2 + 3)  # every run its own seed
+    assert set(seeds("bit/baseline", 0)).isdisjoint(seeds("bit/baseline", 1))

@@ -193,3 +193,35 @@ def test_the_summary_quotes_the_probes(workdir, tmp_path_factory):
     report.write_report(workdir, config)
     summary = (Path(config.report.dir) / "summary.md").read_text()
     assert "## Specialisation probes\n\nSpecialisation probes: 3/4." in summary
+
+
+def test_the_summary_says_it_is_one_seed_and_quotes_the_benchs_spread(workdir, tmp_path):
+    config = transfer.get_config("cpu")
+    config.report.update(bootstrap_samples=50, plots=False, dir=str(tmp_path / "report"))
+    config.report.bench_headline = str(tmp_path / "headline.json")
+    report.write_report(workdir, config)
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "One upstream seed" in summary and "no multi-seed bench has been run yet" in summary
+    headline = {
+        "reference": "baseline",
+        "seeds_used": [0, 1],
+        "methods": {"knn": {"all": {"seed_gains": [0.012, 0.044], "spread": 0.032}}},
+    }
+    files.write_json(tmp_path / "headline.json", headline)
+    report.write_report(workdir, config)
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "2 seeds" in summary and "knn +1.2% to +4.4% (spread 3.2 points)" in summary
+    config.report.bench_headline = ""
+    report.write_report(workdir, config)
+    assert "upstream seed" not in (tmp_path / "report" / "summary.md").read_text()
+
+
+def test_results_json_keeps_each_tasks_declared_relation(workdir, tmp_path):
+    path = workdir / "tasks" / files.slug("task_n2") / "result.json"
+    files.write_json(path, {**files.read_json(path), "relation": "matched"})
+    config = transfer.get_config("cpu")
+    config.report.update(bootstrap_samples=50, plots=False, dir=str(tmp_path / "report"))
+    report.write_report(workdir, config)
+    tasks = {t["task"]: t for t in files.read_json(tmp_path / "report" / "results.json")["tasks"]}
+    assert tasks["task_n2"]["relation"] == "matched"
+    assert tasks["task_t1"]["relation"] is None  # a task that declares none

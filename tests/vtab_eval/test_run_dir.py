@@ -103,6 +103,7 @@ def test_a_speed_only_change_is_accepted_and_a_result_change_refused(tmp_path):
     faster.selection.batch_size, faster.finetune.eval_batch = 7, 9
     faster.strategy = "mirrored"  # the same results up to float rounding
     faster.report.bootstrap_samples, faster.suite = 10, "mini_mnist"
+    faster.report.bench_headline = ""  # what the report says of other seeds
     where.check_run(run_dir.run_record(faster, ["a"]))
     changed = config.copy_and_resolve_references()
     changed.selection.knn_k = 3

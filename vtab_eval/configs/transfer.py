@@ -100,6 +100,10 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
         # summary line the report quotes; empty: none.
         {"bootstrap_samples": 2000, "confidence": 0.95, "plots": True, "dir": "", "probes": ""}
     )
+    # A run is one upstream seed: its report says so, and how far apart the seeds of the
+    # last multi-seed bench were, from that bench's headline.json (vtab_eval.bench.seeds;
+    # its absence is said too). Empty: say nothing (the bench's own per-seed runs).
+    config.report.bench_headline = "runs/bench/seeds/headline.json"
     return config
 
 
@@ -206,4 +210,5 @@ RULES = {
     "report.plots": rule.boolean(),
     "report.dir": rule.path(empty=True, meaning="<workdir>/report"),
     "report.probes": rule.path(empty=True, meaning="none"),
+    "report.bench_headline": rule.path(empty=True, meaning="say nothing about seeds"),
 }

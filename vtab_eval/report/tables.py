@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vtab_eval import files, run_dir, selection
-from vtab_eval.report import plots, stats, tau
+from vtab_eval.report import plots, seed_headline, stats, tau
 
 GROUPS = ("natural", "specialized", "structured", stats.ALL)
 
@@ -186,6 +186,7 @@ def results_record(results, table, scores, tuned, config) -> dict:
                 "task": r["task"],
                 "short": plots.short_task(r["task"]),
                 "group": r["group"],
+                "relation": r.get("relation"),
                 "num_classes": r["num_classes"],
                 "methods": r["methods"],
                 **{f"{p}_scores": s.get(r["task"], {}) for p, s in scores.items()},
@@ -331,7 +332,13 @@ def _intro_lines(results: list[dict], config) -> list[str]:
         f"({config.report.bootstrap_samples} resamples of the runs). Preset `{config.preset}`, "
         f"{config.image_size} px.",
         "",
+        *_seed_lines(config.report.get("bench_headline", "")),
     ]
+
+
+def _seed_lines(bench_headline: str) -> list[str]:
+    """The run is one upstream seed; how far apart the last bench's seeds were."""
+    return [seed_headline.spread_line(bench_headline), ""] if bench_headline else []
 
 
 def _time_lines(results: list[dict], num_experts: dict[str, int]) -> list[str]:
