@@ -50,15 +50,20 @@ def sigmoid_loss(targets: np.ndarray, logits: np.ndarray) -> float:
     return float(per_output.sum(axis=1).mean())
 
 
-def fit_bias(targets: np.ndarray, logits: np.ndarray, steps: int, bound=15.0) -> np.ndarray:
-    """The per-output offset b minimising the mean sigmoid loss of ``logits + b``: one
-    convex 1-D problem per output, solved by Newton's method (damped by the bound, which
-    also stops outputs without positives from running off to -inf)."""
+def fit_bias(
+    targets: np.ndarray, logits: np.ndarray, steps: int, ridge: float = 1.0, bound: float = 15.0
+) -> np.ndarray:
+    """The per-output offset b minimising the summed sigmoid loss of ``logits + b`` plus
+    ``ridge * b^2 / 2``: one convex 1-D problem per output, solved by Newton's method.
+    The ridge keeps a slice prior and not a memory of the few images of a rare label
+    (a label seen once in the fitting half and never in the other would cost the
+    unregularised fit its whole bound there); ``bound`` caps what is left."""
     z, y = np.asarray(logits, np.float64), np.asarray(targets, np.float64)
     b = np.zeros(z.shape[1])
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-(z + b)))
-        grad, hess = (p - y).sum(axis=0), (p * (1 - p)).sum(axis=0) + 1e-6
+        grad = (p - y).sum(axis=0) + ridge * b
+        hess = (p * (1 - p)).sum(axis=0) + ridge
         b = np.clip(b - np.clip(grad / hess, -2.0, 2.0), -bound, bound)
     return b
 
@@ -79,10 +84,11 @@ def recovered(base: float, reached: float, target: float) -> float:
     return (base - reached) / gain if gain > 0 else float("nan")
 
 
-def _features(model, head, images, expert=None):
+def _features(model, images, expert=None):
+    """Pre-logits and logits (an adapter expert's with its own head bias, if it has one)."""
     kwargs = {} if expert is None else {"expert": tf.constant(expert, tf.int32)}
-    pre = model(images, **kwargs)["pre_logits"]
-    return pre.numpy(), head(pre).numpy()
+    out = model(images, **kwargs)
+    return out["pre_logits"].numpy(), out["logits"].numpy()
 
 
 def expert_row(data, models, e: int, name: str, config) -> dict:
@@ -102,7 +108,7 @@ def expert_row(data, models, e: int, name: str, config) -> dict:
             ((base, None), (adapters, e), (full, None)),
             strict=True,
         ):
-            feats, logits = _features(model, model.head, images, expert)
+            feats, logits = _features(model, images, expert)
             parts[f].append(feats)
             parts[z].append(logits)
     p = {k: np.concatenate(v) for k, v in parts.items()}
@@ -130,6 +136,8 @@ def expert_row(data, models, e: int, name: str, config) -> dict:
 
 def load_models(config, data, experts):
     tree = work_tree.WorkTree(config.workdir)
+    recorded = tree.job("adapters", None).config()["model"]
+    config.model.expert_head_bias = bool(recorded.get("expert_head_bias", False))
     adapters = jobs.sigmoid_model(config, data.num_nodes, num_experts=len(experts))
     models = {
         "baseline": data.baseline(config),

@@ -18,7 +18,7 @@ def test_the_fitted_bias_matches_each_outputs_rate():
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(400, 3))
     targets = (rng.uniform(size=(400, 3)) < [0.1, 0.5, 0.9]).astype(float)
-    bias = diag.fit_bias(targets, logits, steps=50)
+    bias = diag.fit_bias(targets, logits, steps=50, ridge=0.0)
     probs = 1 / (1 + np.exp(-(logits + bias)))
     # The optimum's condition: mean predicted probability equals the mean target.
     np.testing.assert_allclose(probs.mean(0), targets.mean(0), atol=1e-6)
@@ -26,8 +26,17 @@ def test_the_fitted_bias_matches_each_outputs_rate():
 
 
 def test_an_output_without_positives_is_held_at_the_bound():
-    bias = diag.fit_bias(np.zeros((10, 1)), np.zeros((10, 1)), steps=40, bound=15.0)
+    bias = diag.fit_bias(np.zeros((10, 1)), np.zeros((10, 1)), steps=40, ridge=0.0, bound=15.0)
     assert bias[0] == -15.0
+
+
+def test_the_ridge_keeps_a_rare_outputs_bias_moderate():
+    targets = np.zeros((200, 1))
+    targets[0] = 1.0  # one positive in 200
+    free = diag.fit_bias(targets, np.zeros((200, 1)), steps=60, ridge=0.0)
+    held = diag.fit_bias(targets, np.zeros((200, 1)), steps=60, ridge=1.0)
+    np.testing.assert_allclose(free[0], -np.log(199), rtol=1e-6)  # the exact log-odds
+    assert free[0] < held[0] < 0
 
 
 def test_the_sigmoid_loss_sums_outputs_and_averages_images():
