@@ -199,11 +199,17 @@ def run(config) -> list[dict]:
 
 def main(argv):
     del argv
-    config = flags.FLAGS.config
+    execute(flags.FLAGS.config)
+
+
+def execute(config) -> list[dict]:
+    """``run`` and its table, with a user's mistake (no finished work tree, a missing
+    full expert) ended in one line, as the binary reports it."""
     with cli.user_errors(PROGRAM):
         config.workdir = str(Path(config.workdir).resolve())
         rows = run(config)
     print(table(rows))
+    return rows
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 import numpy as np
 
 from experts.bench import adapter_diagnostics as diag
+from experts.configs import adapter_diagnostics as diag_config
+from tests.bad_input import fails_cleanly
 
 
 def test_a_common_offset_is_all_shift_and_cancelling_changes_none():
@@ -60,3 +62,11 @@ def test_a_prior_offset_is_recovered_out_of_sample():
         diag.sigmoid_loss(targets, off), fitted, diag.sigmoid_loss(targets, true)
     )
     assert share > 0.9
+
+
+def test_a_work_tree_without_adapter_experts_is_one_line(tmp_path):
+    config = diag_config.get_config("smoke")
+    config.workdir = str(tmp_path / "upstream")
+    fails_cleanly(
+        lambda: diag.execute(config), diag.PROGRAM, "no finished adapter job", roots=(tmp_path,)
+    )
