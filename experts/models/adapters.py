@@ -115,6 +115,11 @@ class MultiAdapter(keras.layers.Layer):
         return {**super().get_config(), "num_experts": self.num_experts, "channels": self.channels}
 
 
+def rms(x) -> tf.Tensor:
+    """The root mean square of every element of ``x``, in float32."""
+    return tf.sqrt(tf.reduce_mean(tf.square(tf.cast(x, tf.float32))))
+
+
 def check_expert_ids(expert, num_experts: int, name: str) -> tf.Tensor:
     """``expert`` as int32 ids: a scalar or [batch], each in [0, num_experts)."""
     expert = tf.convert_to_tensor(expert, dtype=tf.int32)

@@ -186,10 +186,6 @@ class BottleneckUnitV2(keras.layers.Layer):
         }
 
 
-def _rms(x) -> tf.Tensor:
-    return tf.sqrt(tf.reduce_mean(tf.square(tf.cast(x, tf.float32))))
-
-
 class ResNetV2(keras.Model):
     """BiT ResNet-v2, optionally with one multi-adapter layer before each block.
 
@@ -305,7 +301,7 @@ class ResNetV2(keras.Model):
         for b, block in enumerate(self.blocks):
             if observe:  # the model is built: the adapter's own weights, by hand
                 residual = self.adapters[b].residual(x, expert)
-                ratios.append(_rms(residual) / _rms(x))
+                ratios.append(adapters_lib.rms(residual) / adapters_lib.rms(x))
                 x = x + residual
             elif self.adapters:
                 x = self.adapters[b](x, expert)
