@@ -87,7 +87,7 @@ class Upstream:
         key = (config.baseline_workdir, metrics.stat().st_mtime if metrics.exists() else 0)
         if key not in self._baselines:
             model = sigmoid_model(config, self.num_nodes)
-            self._baselines[key] = _restore(model, config.baseline_workdir)
+            self._baselines[key] = restore(model, config.baseline_workdir)
         return self._baselines[key]
 
     def logits_fn(self, model):
@@ -117,18 +117,31 @@ def _sharded(ctx: tf.distribute.InputContext, ds: tf.data.Dataset) -> tf.data.Da
 
 def sigmoid_model(config, outputs: int, num_experts: int = 0) -> resnet_v2.ResNetV2:
     """A ResNetV2 with a sigmoid head whose bias starts at the log-prior -log(outputs),
-    in the job's ``train.precision`` (B, when it is evaluated next to an expert, too)."""
+    in the job's ``train.precision`` (B, when it is evaluated next to an expert, too);
+    with adapter experts, a head bias per expert when ``model.expert_head_bias``."""
     return resnet_v2.ResNetV2(
         config.model.size, outputs, num_experts=num_experts, head_bias_init=-math.log(outputs),
+        expert_head_bias=bool(num_experts and config.model.get("expert_head_bias", False)),
         dtype=precision.of_config(config.train),
     )  # fmt: skip
+
+
+def per_expert_weights(expert: tf.Tensor, num_experts: int) -> tf.Tensor:
+    """Per-example loss weights under which each expert's examples in the batch are
+    averaged among themselves: ``n / n_e`` for an example of expert e (n examples, n_e
+    of them e's). Averaged over the batch, the loss is then the sum over the experts
+    present of each one's mean loss, each with weight 1, as if it trained alone on its
+    own examples; the batch average gives each its share n_e / n instead."""
+    counts = tf.math.bincount(expert, minlength=num_experts, maxlength=num_experts)
+    counts = tf.cast(counts, tf.float32)
+    return tf.cast(tf.size(expert), tf.float32) / tf.gather(counts, expert)
 
 
 def sigmoid_loss(targets, logits):
     return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(targets, logits), axis=-1)
 
 
-def _restore(model: resnet_v2.ResNetV2, workdir: str) -> resnet_v2.ResNetV2:
+def restore(model: resnet_v2.ResNetV2, workdir: str) -> resnet_v2.ResNetV2:
     """Loads a finished job's model (same structure) from its final checkpoint."""
     job = work_tree.JobDir(Path(workdir))
     if not job.finished():
@@ -208,7 +221,7 @@ def full_expert_job(config, data: Upstream, expert: str) -> loop.Job:
         per_example_loss=lambda m, b: sigmoid_loss(
             b["targets"], m(b["image"], training=True)["logits"]
         ),
-        warm_start=lambda model: _restore(model, config.baseline_workdir),
+        warm_start=lambda model: restore(model, config.baseline_workdir),
         evaluate=evaluate,
         reuse_key="full",  # every expert is B's model, loss and variables
     )
@@ -232,7 +245,10 @@ def adapter_job(config, data: Upstream) -> loop.Job:
 
     def per_example_loss(model, batch):
         logits = model(batch["image"], expert=batch["expert"], training=True)["logits"]
-        return sigmoid_loss(batch["targets"], logits)
+        loss = sigmoid_loss(batch["targets"], logits)
+        if config.train.get("expert_loss", "batch") == "per_expert":
+            loss *= per_expert_weights(batch["expert"], len(experts))
+        return loss
 
     def evaluate(model):
         routed, baseline = data.logits_fn(model), data.logits_fn(data.baseline(config))
@@ -254,10 +270,31 @@ def adapter_job(config, data: Upstream) -> loop.Job:
         build_model=build_model,
         dataset_fn=dataset_fn,
         per_example_loss=per_example_loss,
-        trainable_variables=lambda model: model.adapter_variables,
+        trainable_variables=lambda model: model.expert_variables,
         warm_start=lambda model: model.copy_backbone_from(data.baseline(config)),
         evaluate=evaluate,
+        scalars=_adapter_scale_scalars(data, experts),
     )
+
+
+def _adapter_scale_scalars(data: Upstream, experts: list[str], images: int = 64):
+    """``Job.scalars`` of the adapter job: RMS(a(x)) / RMS(x) of each block's adapter on
+    a fixed validation batch routed to its images' experts (one compiled forward pass
+    per log line)."""
+    held = {}
+
+    def scalars(model) -> dict[str, float]:
+        if not held:
+            ds = data.read(
+                pipelines.expert_mix, experts, split=EVAL_SPLIT, batch=images, training=False
+            )
+            held["batch"] = next(iter(ds.take(1)))
+            held["fn"] = tf.function(model.adapter_rms_ratios, autograph=False)
+        batch = held["batch"]
+        ratios = held["fn"](batch["image"], batch["expert"]).numpy()
+        return {f"adapter_rms_ratio/block{b + 1}": float(r) for b, r in enumerate(ratios)}
+
+    return scalars
 
 
 def epn_job(config, data: Upstream) -> loop.Job:

@@ -77,6 +77,8 @@ SPEED_ONLY_FIELDS = frozenset(
 LATER_FIELDS = {
     "train.deterministic": False,
     "train.precision": "float32",
+    "train.expert_loss": "batch",
+    "model.expert_head_bias": False,
     "train.step_boundaries": [0.3, 0.6, 0.9],
     "data.augment.crop_area": [0.6, 1.0],
     "data.augment.flip": False,

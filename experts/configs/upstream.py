@@ -41,6 +41,9 @@ def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
     config.job = job
     config.model = presets.model_config(preset)
     config.model.num_experts = 0
+    # Adapter experts: one trainable head bias per expert (models/adapters.py,
+    # ExpertHeadBias), where each slice's prior goes instead of into its adapters.
+    config.model.expert_head_bias = False
     config.data = _data_config(preset)
     # The tfds directory of the prepared upstream (experts.data.build_upstream).
     config.data_dir = "runs/tfds"
@@ -58,6 +61,10 @@ def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
     config.baseline_workers = 1
     config.eval_batch = 256
     config.train = loop.default_train_config()
+    # Adapter experts, trained together on mixed batches: "batch" averages the loss over
+    # the batch (each expert weighs its share of it); "per_expert" averages each
+    # expert's examples among themselves and sums the experts (jobs.per_expert_weights).
+    config.train.expert_loss = "batch"
     config.train.update(_train_overrides(preset))
     return config
 
@@ -134,6 +141,7 @@ RULES = {
     "model.size": rule.one_of(*resnet_v2.SIZES),
     "model.image_size": rule.integer(min=1),
     "model.num_experts": rule.integer(min=0),
+    "model.expert_head_bias": rule.boolean(),
     "data.name": rule.text(empty=False),
     "data_dir": rule.path(empty=True, meaning="tfds's default directory"),
     "data.experts": rule.sequence(rule.text(empty=False)),
@@ -170,4 +178,5 @@ RULES = {
     "train.seed": rule.integer(min=0),
     "train.deterministic": rule.boolean(),
     "train.precision": rule.one_of(*precision.PRECISIONS),
+    "train.expert_loss": rule.one_of("batch", "per_expert"),
 }

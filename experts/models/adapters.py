@@ -87,15 +87,11 @@ class MultiAdapter(keras.layers.Layer):
     def call(self, x, expert):
         """expert: a Python int or scalar tensor (one expert for the batch), or int
         ids of shape [batch] (per-example routing)."""
-        expert = tf.convert_to_tensor(expert, dtype=tf.int32)
-        if expert.shape.rank not in (0, 1):
-            raise ValueError(
-                f"{self.name}: expert must be a scalar or [batch] ids, got {expert.shape}"
-            )
-        tf.debugging.assert_less(
-            expert, self.num_experts, message=f"{self.name}: expert id out of range"
-        )
-        tf.debugging.assert_non_negative(expert, message=f"{self.name}: negative expert id")
+        return x + self.residual(x, expert)
+
+    def residual(self, x, expert):
+        """The adapter's output a(x), which ``call`` adds to x."""
+        expert = check_expert_ids(expert, self.num_experts, self.name)
         weights = [
             tf.gather(w, expert)
             for w in (
@@ -113,7 +109,53 @@ class MultiAdapter(keras.layers.Layer):
         h = tf.nn.relu(_group_norm(tf.cast(x, tf.float32), gamma1, beta1, self.groups_in))
         h = tf.einsum(contract, tf.cast(h, x.dtype), kernel1)
         h = tf.nn.relu(_group_norm(tf.cast(h, tf.float32), gamma2, beta2, self.groups_hidden))
-        return x + tf.einsum(contract, tf.cast(h, x.dtype), kernel2)
+        return tf.einsum(contract, tf.cast(h, x.dtype), kernel2)
 
     def get_config(self):
         return {**super().get_config(), "num_experts": self.num_experts, "channels": self.channels}
+
+
+def rms(x) -> tf.Tensor:
+    """The root mean square of every element of ``x``, in float32."""
+    return tf.sqrt(tf.reduce_mean(tf.square(tf.cast(x, tf.float32))))
+
+
+def check_expert_ids(expert, num_experts: int, name: str) -> tf.Tensor:
+    """``expert`` as int32 ids: a scalar or [batch], each in [0, num_experts)."""
+    expert = tf.convert_to_tensor(expert, dtype=tf.int32)
+    if expert.shape.rank not in (0, 1):
+        raise ValueError(f"{name}: expert must be a scalar or [batch] ids, got {expert.shape}")
+    tf.debugging.assert_less(expert, num_experts, message=f"{name}: expert id out of range")
+    tf.debugging.assert_non_negative(expert, message=f"{name}: negative expert id")
+    return expert
+
+
+class ExpertHeadBias(keras.layers.Layer):
+    """One trainable offset of the head's logits per adapter expert (zero at first).
+
+    With B's backbone and head frozen, the cheapest way for an adapter to lower its
+    slice's sigmoid loss is to move every image of the slice by one common feature
+    offset: the slice's prior (its nodes up, the others down). That lowers the loss and
+    leaves nearest neighbours as they were. A full expert puts that prior into its
+    head's biases; this gives an adapter expert the same place for it, so that its
+    adapters are left what only features can do. It adds no feature: the modules'
+    features are the same function of the adapters with or without it."""
+
+    def __init__(self, num_experts: int, outputs: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_experts, self.outputs = num_experts, outputs
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(
+            "bias", [self.num_experts, self.outputs], initializer="zeros",
+            experimental_autocast=False,
+        )  # fmt: skip
+        super().build(input_shape)
+
+    def call(self, logits, expert):
+        expert = check_expert_ids(expert, self.num_experts, self.name)
+        bias = tf.gather(self.bias, expert)
+        return logits + (bias if expert.shape.rank == 1 else bias[None])
+
+    def get_config(self):
+        return {**super().get_config(), "num_experts": self.num_experts, "outputs": self.outputs}

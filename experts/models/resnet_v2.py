@@ -197,6 +197,8 @@ class ResNetV2(keras.Model):
         start near their prior (e.g. -log(num_classes)), as big_vision's BiT/ViT
         upstream configs do; from 0 the first steps spend themselves pushing every
         logit down, with a loss of num_classes * log 2 per image.
+      expert_head_bias: with adapters and a head, one trainable logit offset per
+        expert (``adapters.ExpertHeadBias``), part of the adapter variables.
       dtype: a Keras dtype policy or its name (``float32``, ``mixed_bfloat16``,
         ``mixed_float16``); by default the global policy. See the module docstring
         for what stays float32.
@@ -208,12 +210,14 @@ class ResNetV2(keras.Model):
         num_classes: int | None = 0,
         num_experts: int = 0,
         head_bias_init: float = 0.0,
+        expert_head_bias: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("name", "resnet")
         super().__init__(**kwargs)
         self.size_name, self.num_classes, self.num_experts = size, num_classes or 0, num_experts
         self.head_bias_init = float(head_bias_init)
+        self.expert_head_bias = bool(expert_head_bias)
         spec = get_size(size)
         policy = self.dtype_policy
         self.root_pad = FixedPadding(7, name="root_block/padding", dtype=policy)
@@ -264,6 +268,11 @@ class ResNetV2(keras.Model):
                 name="head/dense",
                 dtype="float32",  # float32 logits for the loss
             )
+        self.expert_bias = None
+        if self.expert_head_bias and num_experts and self.num_classes:
+            self.expert_bias = adapters_lib.ExpertHeadBias(
+                num_experts, self.num_classes, name="head/expert_bias", dtype="float32"
+            )
 
     def call(self, images, expert=None, training=False):
         """images: float [batch, h, w, 3] in [0, 1]. expert: an int (one expert for the
@@ -275,19 +284,42 @@ class ResNetV2(keras.Model):
             )
         if expert is not None and not self.adapters:
             raise ValueError("expert= was given but this ResNetV2 has no adapters (num_experts=0)")
+        pre_logits, _ = self._forward(images, expert)
+        outputs = {"pre_logits": pre_logits}
+        if self.head is not None:
+            outputs["logits"] = self.head(pre_logits)
+            if self.expert_bias is not None:
+                outputs["logits"] = self.expert_bias(outputs["logits"], expert)
+        return outputs
+
+    def _forward(self, images, expert, observe: bool = False):
+        """Pre-logits and, when ``observe``, RMS(a(x)) / RMS(x) of each adapter (over
+        the batch; a float32 [blocks] tensor)."""
         x = tf.cast(images, self.compute_dtype) * 2.0 - 1.0
         x = self.root_pool(self.root_pool_pad(self.root_conv(self.root_pad(x))))
+        ratios = []
         for b, block in enumerate(self.blocks):
-            if self.adapters:
+            if observe:  # the model is built: the adapter's own weights, by hand
+                residual = self.adapters[b].residual(x, expert)
+                ratios.append(adapters_lib.rms(residual) / adapters_lib.rms(x))
+                x = x + residual
+            elif self.adapters:
                 x = self.adapters[b](x, expert)
             for unit in block:
                 x = unit(x)
         # The final GroupNorm outputs float32, so pooling and pre_logits are float32.
         pre_logits = tf.reduce_mean(tf.nn.relu(self.pre_head_norm(x)), axis=[1, 2])
-        outputs = {"pre_logits": pre_logits}
-        if self.head is not None:
-            outputs["logits"] = self.head(pre_logits)
-        return outputs
+        return pre_logits, tf.stack(ratios) if ratios else tf.zeros([0])
+
+    def adapter_rms_ratios(self, images, expert) -> tf.Tensor:
+        """RMS(a(x)) / RMS(x) of the adapter before each block on ``images`` routed to
+        ``expert``: how far each adapter has grown against the residual stream it adds
+        to (0 untrained)."""
+        if not self.adapters:
+            raise ValueError("this ResNetV2 has no adapters (num_experts=0)")
+        if not self.built:
+            self.build_for(images.shape[1])
+        return self._forward(images, expert, observe=True)[1]
 
     def build_for(self, image_size: int = 32):
         """Creates every variable by running one dummy batch."""
@@ -299,19 +331,27 @@ class ResNetV2(keras.Model):
 
     @property
     def adapter_variables(self) -> list[tf.Variable]:
+        """The adapters' weights: what an adapter expert adds to B's features."""
         return [v for a in self.adapters for v in a.weights]
+
+    @property
+    def expert_variables(self) -> list[tf.Variable]:
+        """Everything an adapter expert trains: its adapters and, when the model has
+        one, its head bias (the adapter job's trainable variables)."""
+        bias = [] if self.expert_bias is None else self.expert_bias.weights
+        return self.adapter_variables + list(bias)
 
     def freeze_backbone(self, frozen: bool = True):
         """Freezes everything except the adapters (the paper's adapter training)."""
         for layer in self.layers:
-            if not isinstance(layer, adapters_lib.MultiAdapter):
+            if not isinstance(layer, (adapters_lib.MultiAdapter, adapters_lib.ExpertHeadBias)):
                 layer.trainable = not frozen
 
     @property
     def backbone_and_head_weights(self) -> list[tf.Variable]:
         """Every weight except the adapters', in creation order (the same in every
         model of one size, with or without adapters)."""
-        adapter_ids = {id(v) for v in self.adapter_variables}
+        adapter_ids = {id(v) for v in self.expert_variables}
         return [v for v in self.weights if id(v) not in adapter_ids]
 
     def copy_backbone_from(self, source: ResNetV2, include_head: bool = True) -> None:
@@ -337,10 +377,10 @@ class ResNetV2(keras.Model):
             raise ValueError(f"expert {expert} out of range for {self.num_experts} adapter experts")
         single = ResNetV2(
             self.size_name, self.num_classes, num_experts=1, name=self.name,
-            dtype=self.dtype_policy,
+            expert_head_bias=self.expert_head_bias, dtype=self.dtype_policy,
         )  # fmt: skip
         single.copy_backbone_from(self)
-        for src, dst in zip(self.adapter_variables, single.adapter_variables, strict=True):
+        for src, dst in zip(self.expert_variables, single.expert_variables, strict=True):
             dst.assign(src[expert : expert + 1])
         return single
 
@@ -350,6 +390,7 @@ class ResNetV2(keras.Model):
             "num_classes": self.num_classes,
             "num_experts": self.num_experts,
             "head_bias_init": self.head_bias_init,
+            "expert_head_bias": self.expert_head_bias,
             "name": self.name,
             "dtype": self.dtype_policy.name,
         }

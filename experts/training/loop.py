@@ -53,6 +53,9 @@ class Job:
     warm_start(model) -> None: initialises a fresh model (e.g. from B); not called
         when resuming.
     evaluate(model) -> dict of floats, run once at the end on the chief.
+    scalars(model) -> dict of floats, run on the chief at every log line, written to
+        TensorBoard under ``train/`` and onto the console line: cheap views of the
+        model's state as it trains (e.g. the adapters' scale).
     reuse_key: jobs sharing a key (and the train config and strategy) have the same
         model structure, trainable variables and loss, and a warm start that sets every
         model weight; one process then builds and traces their training step once and
@@ -69,6 +72,7 @@ class Job:
     )
     warm_start: Callable[[keras.Model], None] | None = None
     evaluate: Callable[[keras.Model], dict[str, float]] | None = None
+    scalars: Callable[[keras.Model], dict[str, float]] | None = None
     reuse_key: str | None = None
 
 
@@ -231,7 +235,8 @@ def _run(job: Job, compiled: _Compiled, config, strategy, manager, progress: _Pr
         if step % config.log_every == 0 or step == total:
             loss = float(compiled.loss_mean.result())
             compiled.loss_mean.reset_state()
-            progress.log(step, loss, float(compiled.schedule(step - 1)))
+            extra = job.scalars(compiled.model) if job.scalars and progress.writer else {}
+            progress.log(step, loss, float(compiled.schedule(step - 1)), extra)
         if step % config.checkpoint_every == 0 or step == total:
             manager.save(checkpoint_number=step)
 
@@ -253,7 +258,7 @@ class _Progress:
         # Throughput from the first to the last log line: excludes tracing and saves.
         self.steady_start = self.steady_step = None
 
-    def log(self, step: int, loss: float, lr: float) -> None:
+    def log(self, step: int, loss: float, lr: float, extra: dict | None = None) -> None:
         now = time.perf_counter()
         images_per_s = (step - self.window_step) * self.global_batch / (now - self.window_start)
         eta = (self.total - step) * (now - self.run_start) / max(1, step - self.start)
@@ -261,13 +266,16 @@ class _Progress:
         _log(
             self.name,
             f"step {step}/{self.total} loss {loss:.4f} lr {lr:.4g} "
-            f"{images_per_s:,.0f} img/s eta {_format_seconds(eta)}",
+            f"{images_per_s:,.0f} img/s eta {_format_seconds(eta)}"
+            + "".join(f" {k} {v:.4g}" for k, v in (extra or {}).items()),
         )
         if self.writer:
             with self.writer.as_default(step=step):
                 tf.summary.scalar("train/loss", loss)
                 tf.summary.scalar("train/learning_rate", lr)
                 tf.summary.scalar("train/images_per_second", images_per_s)
+                for key, value in (extra or {}).items():
+                    tf.summary.scalar(f"train/{key}", value)
         self.window_start, self.window_step = time.perf_counter(), step
         if self.steady_start is None:
             self.steady_start, self.steady_step = self.window_start, step

@@ -19,6 +19,7 @@ def test_presets_follow_design():
         "size": "r50x1",
         "image_size": 224,
         "num_experts": 0,
+        "expert_head_bias": False,
     }
     assert baseline.get_config("cpu").model.size == "r26x0.25"
     assert baseline.get_config("").preset == presets.DEFAULT_PRESET

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from tensorboard.backend.event_processing import event_accumulator
 
 from experts import train, work_tree
 from experts.configs import baseline, epn, full
@@ -52,7 +53,9 @@ def test_adapter_job_changes_adapter_variables_only(trained, data_dir):
     tf.train.Checkpoint(model=b).read(
         work_tree.JobDir(workdir / "baseline").final_model
     ).assert_consumed()
-    adapted = resnet_v2.ResNetV2("r14x0.125", nodes, num_experts=len(EXPERTS)).build_for()
+    adapted = resnet_v2.ResNetV2(
+        "r14x0.125", nodes, num_experts=len(EXPERTS), expert_head_bias=True
+    ).build_for()
     tf.train.Checkpoint(model=adapted).read(
         work_tree.JobDir(workdir / "adapter").final_model
     ).assert_consumed()
@@ -60,7 +63,19 @@ def test_adapter_job_changes_adapter_variables_only(trained, data_dir):
         np.testing.assert_array_equal(src.numpy(), dst.numpy(), err_msg=dst.name)
     last_convs = [v for v in adapted.adapter_variables if "a2/conv1x1" in v.name]
     assert all(np.abs(v.numpy()).max() > 0 for v in last_convs)  # moved off zero
+    assert np.abs(adapted.expert_bias.bias.numpy()).max() > 0  # each expert's head bias too
     assert {f"{e}/top1" for e in EXPERTS} <= set(work_tree.JobDir(workdir / "adapter").metrics())
+
+
+def test_adapter_job_logs_each_blocks_adapter_scale(trained):
+    workdir, _ = trained
+    events = event_accumulator.EventAccumulator(
+        str(work_tree.JobDir(workdir / "adapter").tensorboard)
+    )
+    events.Reload()
+    for block in range(1, 5):
+        ratios = events.Tensors(f"train/adapter_rms_ratio/block{block}")
+        assert ratios and all(np.isfinite(tf.make_ndarray(r.tensor_proto)) for r in ratios)
 
 
 def test_epn_predicts_experts(trained):
