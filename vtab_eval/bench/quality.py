@@ -7,7 +7,7 @@ import math
 import statistics
 from pathlib import Path
 
-from vtab_eval import files
+from vtab_eval import files, run_dir
 from vtab_eval.report import stats
 from vtab_eval.report import tables as report
 
@@ -88,4 +88,70 @@ def probe_lines(bench_dir: Path) -> list[str]:
             + ", ".join(saturated)
             + "."
         )
+    return lines
+
+
+# The module kinds of the "B + full experts" subset (the paper's pool of one upstream).
+B_AND_FULL = ("baseline", "full")
+
+
+def proxy_judgement(workdir: Path, results: dict, screened: dict[str, dict[str, dict]]):
+    """Every performance proxy the run scored, judged against the oracle's screening
+    runs (`report.proxies`): runs with seeds of their own that no proxy sees, so the
+    judgement has no selection bias. Returns (summary rows, subsets) or None when the
+    run has no screening runs or no proxy's scores."""
+    from vtab_eval import selection
+    from vtab_eval.report import proxies
+
+    run = run_dir.RunDir(workdir)
+    names = selection.SELECTORS.where(lambda cls: cls.is_proxy)
+    chosen = {name: run.selections(name) for name in names}
+    chosen = {name: records for name, records in chosen.items() if records}
+    if not screened or not chosen:
+        return None
+    scores, seconds = {}, {}
+    for name, records in chosen.items():
+        for task, record in records.items():
+            if task in screened:
+                scores.setdefault(task, {})[name] = record["scores"]
+                seconds.setdefault(task, {})[name] = record["cost_seconds"]
+    accuracies = {
+        task: {m: r["median_test_accuracy"] for m, r in runs.items()}
+        for task, runs in screened.items()
+    }
+    kinds = {m: r.get("kind") for runs in screened.values() for m, r in runs.items()}
+    subsets = {proxies.ALL: lambda m: True, "B + full": lambda m: kinds.get(m) in B_AND_FULL}
+    judged = proxies.per_task(scores, accuracies, seconds, subsets)
+    tasks = {
+        t["task"]: {"group": t["group"], "relation": t.get("relation")} for t in results["tasks"]
+    }
+    return proxies.summarise(judged, tasks), list(subsets)
+
+
+def proxy_lines(workdir: Path, results: dict, screened: dict[str, dict[str, dict]]) -> list[str]:
+    """The proxies' table per subset of modules, over every task and per relation."""
+    from vtab_eval.report import proxies
+
+    judged = proxy_judgement(workdir, results, screened)
+    if judged is None:
+        return [
+            "Missing: no proxy's scores beside the oracle's screening runs (run `make bench`: "
+            "its transfer runs score every proxy and screen every module)."
+        ]
+    rows, subsets = judged
+    lines = [
+        "Each proxy's scores against the test accuracy of the oracle's screening runs of "
+        "every module (seeds of their own; no proxy sees them): median weighted Kendall "
+        "tau (`scipy.stats.weightedtau`), mean Kendall tau, the relative accuracy and "
+        "regret of its top-1 pick, and its seconds per module.",
+        "",
+    ]
+    slices = sorted({r["slice"] for r in rows if r["slice"].startswith("relation=")})
+    for subset in subsets:
+        for slice_name in [proxies.ALL, *slices]:
+            lines += [
+                f"**{subset}, {slice_name} tasks**",
+                "",
+                proxies.markdown(rows, subset, slice_name),
+            ]
     return lines
