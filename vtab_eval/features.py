@@ -49,6 +49,14 @@ def fingerprint(handle: str) -> str:
     return "|".join(parts)
 
 
+def canonical_handle(handle: str) -> str:
+    """A local module's absolute path, a remote handle as it is: a module named by a
+    relative and by an absolute path (the runner and its jobs, which get absolute paths
+    to run anywhere) is one module with one cache."""
+    path = Path(handle)
+    return str(path.resolve()) if path.is_dir() else handle
+
+
 def _check_feature_dim(handle: str, outputs: tf.Tensor) -> None:
     """A feature-vector module must output what its metadata says: the proxies and the
     fine-tuning head are sized from the real output, so a wrong ``feature_dim`` in
@@ -159,7 +167,8 @@ class FeatureStore:
         key = json.dumps(parts, sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:12]
         name = f"{split}-{self.image_size}px-{digest}.npz"
-        return self.cache_dir / files.slug(handle) / files.slug(task.key) / name
+        module_dir = files.slug(canonical_handle(handle))
+        return self.cache_dir / module_dir / files.slug(task.key) / name
 
     def _module(self, handle: str):
         """(hub layer, forward function on uint8 `[batch_size, size, size, 3]`)."""

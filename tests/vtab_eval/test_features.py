@@ -45,6 +45,18 @@ def test_outputs_are_cached_by_handle_task_split_and_size(hub_root, red_task, tm
     assert len(keys) == 5
 
 
+def test_a_relative_and_an_absolute_handle_share_one_cache(
+    hub_root, red_task, tmp_path, monkeypatch
+):
+    # The transfer run names local modules as the user gave them; its jobs get them
+    # absolute. Both must read one cache, or every feature is computed twice.
+    store = features.FeatureStore(tmp_path / "cache", image_size=8)
+    absolute = store.cache_path(str(hub_root / RED), red_task, "train800")
+    monkeypatch.chdir(hub_root)
+    assert store.cache_path(RED, red_task, "train800") == absolute
+    assert store.cache_path(f"./{RED}", red_task, "train800") == absolute
+
+
 def test_rewriting_a_module_changes_its_cache_key(hub_root, tmp_path, red_task):
     module = tmp_path / "module"
     hub_fixtures.save_module(
