@@ -263,7 +263,7 @@ class _SeedRecorder:
 
     def run(self, train, test, hp, seed, num_classes):
         self.seeds.append(seed)
-        return {"accuracy": 0.5}
+        return {"accuracy": 0.5, "seconds": 0.0}  # the fields the protocol reads
 
     def num_parameters(self, num_classes):
         return 1
