@@ -1,4 +1,4 @@
-"""Fine-tuning a hub module on a task, in four modules (import them by name):
+"""Fine-tuning a hub module on a task, in five modules (import them by name):
 
 * ``tuner``: the model and one run (``FineTuner``: the module plus a head, its
   training step, one fine-tuning run from restored weights);
@@ -7,4 +7,6 @@
 * ``runs``: a transfer run's fine-tuning results, one protocol per (task, module),
   kept in the run directory so a rerun reads them back;
 * ``hyperparams``: the rules turning a training-set size into a sweep's candidates.
+* ``ensemble``: the greedy ensemble of several modules' runs (members chosen on
+  val200, measured on the final runs).
 """
