@@ -6,7 +6,7 @@
   sweep on train800/val200, the repeats on train800val200, the median test accuracy);
 * ``runs``: a transfer run's fine-tuning results, one protocol per (task, module),
   kept in the run directory so a rerun reads them back;
-* ``hyperparams``: the rules turning a training-set size into a sweep's candidates.
+* ``hyperparams``: the rules turning a training-set size into a sweep's candidates;
 * ``ensemble``: the greedy ensemble of several modules' runs (members chosen on
   val200, measured on the final runs).
 """
