@@ -38,9 +38,9 @@ __all__ = [
 ]
 
 
-def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+def write_npz(path: str | os.PathLike, compressed: bool = False, **arrays: np.ndarray) -> Path:
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
     return write_bytes(path, buffer.getvalue())
 
 

@@ -5,6 +5,8 @@
     <root>/features/...                        embedding cache (features.py)
     <root>/tasks/<task>/selection/<s>.json     one selector's scores, pick and seconds
     <root>/tasks/<task>/finetune/<e>.json      the protocol's runs for one expert
+    <root>/tasks/<task>/finetune/<e>.npz       their class probabilities, kept for an
+                                               ensemble (finetune/ensemble.py)
     <root>/tasks/<task>/oracle_screening<n>/<e>.json   the oracle's screening runs
     <root>/tasks/<task>/result.json            the task's summary: it is finished
     <root>/report/                             tables and plots (report/tables.py), by default
@@ -248,6 +250,10 @@ class TaskDir:
 
     def finetune_path(self, expert_id: str, kind: str = FINETUNE) -> Path:
         return self.path / kind / f"{files.slug(expert_id)}.json"
+
+    def probabilities_path(self, expert_id: str) -> Path:
+        """The class probabilities of the protocol's runs, kept for an ensemble."""
+        return self.finetune_path(expert_id).with_suffix(".npz")
 
     def finetune_records(self, kind: str = FINETUNE) -> Iterator[dict]:
         """The records of one kind; ``kind`` may be a pattern (``oracle_screening*``)."""

@@ -24,7 +24,9 @@ make the NLL infinite whatever the other members say.
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -106,6 +108,32 @@ class MemberRuns:
     val_labels: np.ndarray
     test_log_probs: np.ndarray
     test_labels: np.ndarray
+
+
+def read_member_runs(path: Path) -> MemberRuns:
+    """A member's kept probabilities (finetune/runs.py writes them beside its record),
+    checked: a damaged file is named, with what to do."""
+    try:
+        with np.load(path) as data:
+            runs = MemberRuns(*(data[f.name] for f in dataclasses.fields(MemberRuns)))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise ValueError(
+            f"{path}: not a run's probabilities ({reason}); delete it to recompute it"
+        ) from None
+    val, test = runs.val_log_probs, runs.test_log_probs
+    if (
+        val.ndim != 3
+        or test.ndim != 3
+        or val.shape[2] != test.shape[2]
+        or runs.val_labels.shape != val.shape[1:2]
+        or runs.test_labels.shape != test.shape[1:2]
+    ):
+        raise ValueError(
+            f"{path}: not a run's probabilities (validation {val.shape}, test {test.shape}); "
+            "delete it to recompute it"
+        )
+    return runs
 
 
 def combine(candidates: Sequence[MemberRuns], names: Sequence[str]) -> dict:

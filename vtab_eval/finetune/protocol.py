@@ -7,6 +7,13 @@ Protocol (`run_protocol`, paper section 6.3):
 The task's result is the median of all test accuracies (10 x 3 = 30 in the paper).
 With a single sweep candidate the val200 run cannot change the choice and is skipped.
 
+A module that is a member of an ensemble (finetune/ensemble.py) keeps its runs'
+class probabilities (``keep``): per trial the val200 ones of a train800 run of the
+chosen setting, which chooses the ensemble's members and weights, and per final run
+the test ones. The train800 run is the sweep's own run of the chosen setting; when the
+sweep is skipped, it is run on the seed the sweep would have given it, at a cost
+recorded apart (``ensemble_seconds``), so ``seconds`` stays the protocol's.
+
 `TunerCache` keeps the recently used modules' FineTuners, so a module is loaded and its
 step traced once for all the tasks it fine-tunes on.
 """
@@ -91,44 +98,50 @@ def run_protocol(
     seed: int,
     num_classes: int | None = None,
     progress: Progress = lambda message: None,
+    keep: bool = False,
 ) -> dict:
     """The VTAB-1k protocol for one (task, module); see the module docstring.
 
     `splits` maps train800, val200, train800val200 and test to (uint8 images, labels);
     `sweep_fn(dataset_size)` gives the candidate settings for a training-set size;
-    `num_classes` is the task's (default: the tuner's `max_classes`).
+    `num_classes` is the task's (default: the tuner's `max_classes`). With ``keep``, the
+    result's ``arrays`` hold the probabilities an ensemble needs (module docstring).
     """
     if sweep_repeats < 1 or final_repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {sweep_repeats} and {final_repeats}")
     start = time.perf_counter()
-    trials = []
+    trials, kept = [], _Kept(keep)
     for trial in range(sweep_repeats):
         label = f"trial {trial + 1}/{sweep_repeats}"
-        records, chosen_index = _sweep(
+        records, chosen_index, val = _sweep(
             tuner, splits, sweep_fn, (seed, trial), num_classes,
-            lambda message, label=label: progress(f"{label} {message}"),
+            lambda message, label=label: progress(f"{label} {message}"), keep,
         )  # fmt: skip
+        record = {}
+        if keep:
+            record["ensemble_val"] = kept.validation(
+                val
+                or _validation_run(
+                    tuner, splits, sweep_fn, (seed, trial), chosen_index, num_classes
+                )
+            )
         # The retrain uses the chosen setting's rule at the larger training set's size.
         final_hp = list(sweep_fn(len(splits["train800val200"][1])))[chosen_index]
         finals = []
         for repeat in range(final_repeats):
             result = tuner.run(
                 splits["train800val200"], splits["test"], final_hp,
-                run_seed(seed, trial, "final", repeat), num_classes,
+                run_seed(seed, trial, "final", repeat), num_classes, **_keep_kwargs(keep),
             )  # fmt: skip
-            finals.append({"test_accuracy": result["accuracy"], **result})
+            finals.append({"test_accuracy": result["accuracy"], **kept.test(result)})
             progress(f"{label} final {repeat + 1}/{final_repeats}: test {result['accuracy']:.3f}")
-        trials.append(
-            {
-                "sweep": records,
-                "chosen": final_hp.to_json(),
-                "chosen_index": chosen_index,
-                "finals": finals,
-            }
+        record.update(
+            sweep=records, chosen=final_hp.to_json(), chosen_index=chosen_index, finals=finals
         )
+        trials.append(record)
     tests = [final["test_accuracy"] for trial in trials for final in trial["finals"]]
     runs = [run for trial in trials for run in (*trial["sweep"], *trial["finals"])]
-    return {
+    out = {
         "handle": tuner.handle,
         "num_parameters": tuner.num_parameters(num_classes),
         "trials": trials,
@@ -139,24 +152,86 @@ def run_protocol(
         "steps_seconds": sum(run["seconds"] for run in runs),
         "seconds": time.perf_counter() - start,
     }
+    if keep:
+        out["seconds"] -= kept.extra_seconds
+        out.update(ensemble_seconds=kept.extra_seconds, arrays=kept.arrays())
+    return out
 
 
-def _sweep(tuner, splits, sweep_fn: SweepFn, seed_parts, num_classes, progress: Progress):
-    """One trial's sweep on train800 against val200: its records and the index of the
-    best candidate (the first of equals); no runs with a single candidate."""
+def _keep_kwargs(keep: bool) -> dict:
+    # Only when kept: a tuner need not know the argument otherwise (tests' stand-ins).
+    return {"keep": True} if keep else {}
+
+
+class _Kept:
+    """The probabilities a member of an ensemble keeps, gathered over the protocol
+    (nothing when ``keep`` is off)."""
+
+    def __init__(self, keep: bool):
+        self.keep = keep
+        self.val, self.val_labels, self.tests, self.test_labels = [], None, [], None
+        self.extra_seconds = 0.0
+
+    def validation(self, run: dict) -> dict:
+        """Keeps a train800 run's val200 probabilities; returns what its record says."""
+        self.val.append(run.pop("log_probs"))
+        self.val_labels = run.pop("labels")
+        self.extra_seconds += run.pop("extra_seconds", 0.0)
+        return run
+
+    def test(self, final: dict) -> dict:
+        """Keeps a final run's test probabilities; returns the rest of its result."""
+        if self.keep:
+            self.tests.append(final.pop("log_probs"))
+            self.test_labels = final.pop("labels")
+        return final
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "val_log_probs": np.stack(self.val),
+            "val_labels": self.val_labels,
+            "test_log_probs": np.stack(self.tests),
+            "test_labels": self.test_labels,
+        }
+
+
+def _validation_run(tuner, splits, sweep_fn, seed_parts, index: int, num_classes) -> dict:
+    """The sweep's run of candidate ``index`` when the sweep itself was skipped: on
+    train800, evaluated on val200, on the seed the sweep gives that candidate."""
+    hp = list(sweep_fn(len(splits["train800"][1])))[index]
+    seed = run_seed(*seed_parts, "sweep", index)
+    result = tuner.run(splits["train800"], splits["val200"], hp, seed, num_classes, keep=True)
+    return {
+        "val_accuracy": result["accuracy"],
+        "seed": seed,
+        "seconds": result["seconds"],
+        "extra_seconds": result["seconds"],
+        "log_probs": result["log_probs"],
+        "labels": result["labels"],
+    }
+
+
+def _sweep(tuner, splits, sweep_fn: SweepFn, seed_parts, num_classes, progress: Progress, keep):
+    """One trial's sweep on train800 against val200: its records, the index of the
+    best candidate (the first of equals), and with ``keep`` the chosen run's
+    probabilities (None when the sweep is skipped); no runs with a single candidate."""
     candidates = list(sweep_fn(len(splits["train800"][1])))
     if len(candidates) == 1:
-        return [], 0
-    records = []
+        return [], 0, None
+    records, arrays = [], []
     for index, hp in enumerate(candidates):
         result = tuner.run(
             splits["train800"], splits["val200"], hp,
-            run_seed(*seed_parts, "sweep", index), num_classes,
+            run_seed(*seed_parts, "sweep", index), num_classes, **_keep_kwargs(keep),
         )  # fmt: skip
+        if keep:
+            arrays.append({"log_probs": result.pop("log_probs"), "labels": result.pop("labels")})
         records.append({"hparams": hp.to_json(), "val_accuracy": result["accuracy"], **result})
         progress(f"sweep {index + 1}/{len(candidates)}: val {result['accuracy']:.3f}")
     best = max(r["val_accuracy"] for r in records)
-    return records, next(i for i, r in enumerate(records) if r["val_accuracy"] == best)
+    chosen = next(i for i, r in enumerate(records) if r["val_accuracy"] == best)
+    val = {"from_sweep": True, "val_accuracy": best, **arrays[chosen]} if keep else None
+    return records, chosen, val
 
 
 def finetune(
@@ -173,6 +248,7 @@ def finetune(
     tuners: TunerCache | None = None,
     strategy: tf.distribute.Strategy | None = None,
     progress: Progress = lambda message: None,
+    keep: bool = False,
 ) -> dict:
     """Runs the protocol with the module's FineTuner from `tuners` (built there when
     missing, under the cache's strategy), or, without a cache, with one of exactly the
@@ -195,7 +271,7 @@ def finetune(
         result = run_protocol(
             tuner, splits, sweep_fn,
             sweep_repeats=sweep_repeats, final_repeats=final_repeats, seed=seed,
-            num_classes=task.num_classes, progress=progress,
+            num_classes=task.num_classes, progress=progress, keep=keep,
         )  # fmt: skip
     finally:
         if tuners is None:

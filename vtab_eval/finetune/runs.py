@@ -30,7 +30,7 @@ import tensorflow as tf
 from fanout import distribute, precision
 from vtab_eval import files, images, run_dir, tasks
 from vtab_eval.features import FeatureStore
-from vtab_eval.finetune import hyperparams, protocol
+from vtab_eval.finetune import ensemble, hyperparams, protocol
 from vtab_eval.finetune import tuner as finetune
 from vtab_eval.pool import expert_pool as pool
 
@@ -138,21 +138,36 @@ class Tuning:
         """The oracle's fine-tuning of one candidate (see `oracle_screening`)."""
         return self.finetune_expert(task, expert, screen=self.oracle_screening())
 
-    def finetune_expert(self, task, expert: pool.Module, screen: int | None = None) -> dict:
+    def probabilities_path(self, task, expert: pool.Module) -> Path:
+        """Where `finetune_expert(task, expert, keep=True)` keeps the runs' probabilities."""
+        return self.dir.task(task.key).probabilities_path(expert.id)
+
+    def finetune_expert(
+        self, task, expert: pool.Module, screen: int | None = None, keep: bool = False
+    ) -> dict:
         """The protocol's results for (task, expert); with `screen` (not None), the
-        oracle's screening (`oracle_screening`), on seeds of its own."""
+        oracle's screening (`oracle_screening`), on seeds of its own. With ``keep`` (a
+        member of an ensemble), the runs' class probabilities too (``member_runs``): a
+        record made without them is made again, on the same seeds."""
+        if keep and screen is not None:
+            raise ValueError("screening runs keep no probabilities: no ensemble uses them")
         path = self.result_path(task, expert, screen)
-        if path.exists():
+        kept = not keep or self.probabilities_path(task, expert).exists()
+        if path.exists() and kept:
             return run_dir.read_record(path, run_dir.FINETUNE_RECORD)
         tuners = self.open_tuners([task])
         cached = expert.handle in tuners
         what = "fine-tuning" if screen is None else f"screening ({screen or 'whole protocol'})"
-        self.log(f"  {what} {expert.id} on {task.spec}")
+        again = " again, keeping its probabilities" if path.exists() else ""
+        self.log(f"  {what} {expert.id} on {task.spec}{again}")
         with precision.rewrite(self.precision()):
-            result = self._finetune(task, expert, screen, tuners)
+            result = self._finetune(task, expert, screen, tuners, keep)
         result.update({"expert": expert.id, "kind": expert.kind, "task": task.spec})
         if screen is not None:
             result["screen_repeats"] = screen
+        if keep:  # before the record, whose presence says the work is done
+            arrays = result.pop("arrays")
+            files.write_npz(self.probabilities_path(task, expert), compressed=True, **arrays)
         files.write_json(path, result)
         self.log(
             f"  fine-tuned {expert.id}: median test {result['median_test_accuracy']:.4f} "
@@ -172,7 +187,13 @@ class Tuning:
             )
         return name
 
-    def _finetune(self, task, expert: pool.Module, screen: int | None, tuners) -> dict:
+    def member_runs(self, task, expert: pool.Module) -> ensemble.MemberRuns:
+        """The class probabilities ``finetune_expert(task, expert, keep=True)`` kept,
+        checked."""
+        path = self.probabilities_path(task, expert)
+        return ensemble.read_member_runs(path)
+
+    def _finetune(self, task, expert: pool.Module, screen: int | None, tuners, keep) -> dict:
         ft = self.config.finetune
         part = screen is not None and screen > 0  # else the protocol's repeats
         seed_parts = (self.config.seed, task.spec) + (() if screen is None else (SCREENING_SEED,))
@@ -188,6 +209,7 @@ class Tuning:
             eval_batch=ft.eval_batch,
             tuners=tuners,
             progress=lambda message: self.log(f"    {message}"),
+            keep=keep,
         )
 
     def splits(self, task) -> dict:

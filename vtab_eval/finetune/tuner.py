@@ -118,6 +118,10 @@ class FineTuner:
             ],
         )  # fmt: skip
         self._predict = tf.function(self._predict_fn, input_signature=[spec, mask_spec])
+        # Traced on first use: only runs that keep their probabilities (an ensemble's).
+        self._predict_log_probs = tf.function(
+            self._predict_log_probs_fn, input_signature=[spec, mask_spec]
+        )
         self.losses: list[float] = []  # the last run's loss curve
         self._warm_up()
         self.build_seconds = time.perf_counter() - start
@@ -195,6 +199,12 @@ class FineTuner:
     def _predict_fn(self, images, mask):
         return tf.argmax(self._logits(images, mask, training=False), -1)
 
+    def _predict_log_probs_fn(self, images, mask):
+        """The predictions and class log-probabilities from one forward pass: the
+        predictions are ``_predict_fn``'s, from the same logits."""
+        logits = self._logits(images, mask, training=False)
+        return tf.argmax(logits, -1), tf.nn.log_softmax(tf.cast(logits, tf.float32), -1)
+
     def _warm_up(self) -> None:
         """Traces both functions and runs them once (the runtime optimises a function's
         graph on its first call), at learning rate 0, then restores the initial state."""
@@ -216,6 +226,12 @@ class FineTuner:
     def accuracy(self, data, num_classes: int | None = None) -> float:
         """Accuracy on ``data``: (images, labels) arrays, or an iterable of such batches
         (``images.StreamedSplit``), read once."""
+        return self.evaluate(data, num_classes)["accuracy"]
+
+    def evaluate(self, data, num_classes: int | None = None, keep: bool = False) -> dict:
+        """``accuracy`` on ``data`` (read once); with ``keep``, also every example's
+        class log-probabilities (``log_probs``, float16 ``[n, num_classes]``: compact,
+        and within 1/2000 of each value) and the ``labels``."""
         mask = self.class_mask(num_classes)
         classes = self.max_classes if num_classes is None else num_classes
         batches = (
@@ -224,14 +240,25 @@ class FineTuner:
             if isinstance(data, tuple) else data
         )  # fmt: skip
         correct = total = 0
+        kept, seen = [], []
         for images, labels in batches:
             _check_labels(labels, classes)
-            predictions = self._predict(tf.constant(images), mask).numpy()
-            correct += int(np.sum(predictions == labels))
+            if keep:
+                predictions, log_probs = self._predict_log_probs(tf.constant(images), mask)
+                kept.append(log_probs.numpy()[:, :classes])
+                seen.append(np.asarray(labels))
+            else:
+                predictions = self._predict(tf.constant(images), mask)
+            correct += int(np.sum(predictions.numpy() == labels))
             total += len(labels)
         if total == 0:
             raise ValueError(f"no examples to evaluate {self.handle} on")
-        return correct / total
+        out = {"accuracy": correct / total}
+        if keep:
+            # float16's range ends at -65504: a log-probability below is no probability.
+            log_probs = np.maximum(np.concatenate(kept), np.finfo(np.float16).min)
+            out.update(log_probs=log_probs.astype(np.float16), labels=np.concatenate(seen))
+        return out
 
     def run(
         self,
@@ -240,9 +267,11 @@ class FineTuner:
         hp: HParams,
         seed: int,
         num_classes: int | None = None,
+        keep: bool = False,
     ) -> dict:
         """Trains from the initial weights with `hp` on a task of `num_classes` classes
-        (default: `max_classes`); returns accuracy and loss curve."""
+        (default: `max_classes`); returns accuracy and loss curve, and with ``keep`` the
+        evaluation set's log-probabilities and labels (``evaluate``)."""
         mask = self.class_mask(num_classes)
         images, labels = train
         _check_labels(labels, self.max_classes if num_classes is None else num_classes)
@@ -267,9 +296,9 @@ class FineTuner:
                 f"module {self.handle}: loss became {losses[bad]} at step {bad} with {hp}"
             )
         train_seconds = time.perf_counter() - start
-        accuracy = self.accuracy(evaluate, num_classes)
+        evaluation = self.evaluate(evaluate, num_classes, keep)
         return {
-            "accuracy": accuracy,
+            **evaluation,
             "seed": seed,
             "first_loss": losses[0],
             "final_loss": losses[-1],
