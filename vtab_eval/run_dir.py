@@ -82,6 +82,10 @@ SPEED_ONLY_FIELDS = frozenset(
         "pool",
         "suite",
         "selectors",
+        # The ensembles' size and ranking proxy: their entries record both and are
+        # rebuilt when either changes; the runs they combine do not depend on them.
+        "ensemble",
+        "ensemble_proxy",
         "workdir",
         "data_dir",
         "probes",

@@ -21,7 +21,7 @@ from pathlib import Path
 import ml_collections
 
 import fanout
-from vtab_eval import files, run_dir, selection, stages, tasks
+from vtab_eval import ensembles, files, run_dir, selection, stages, tasks
 from vtab_eval.finetune import protocol
 from vtab_eval.pool import expert_pool as pool
 from vtab_eval.report import probes
@@ -67,6 +67,7 @@ class Runner:
         self.probe_images = probes.ProbeImages(folder) if folder else None
         for name in self.selectors:
             selection.selector_class(name)  # Fails early, naming it and the known ones.
+        ensembles.check_size(self.config, self.pool)
 
     @property
     def tuners(self) -> protocol.TunerCache | None:
@@ -77,10 +78,18 @@ class Runner:
         what the task is (``tasks.task_key``: for an image folder, its absolute path
         and a fingerprint of its files), never by the spec's text."""
         result = self.dir.task(tasks.task_key(spec)).result()
-        return result is not None and set(self.selectors) <= set(result["methods"])
+        if result is None or not set(self.selectors) <= set(result["methods"]):
+            return False
+        return all(
+            ensembles.is_current(result["methods"][name], self.config)
+            for name in self.selectors
+            if ensembles.combines(name)
+        )
 
     def _modules_needed(self) -> list[pool.Module]:
         needs = {selection.SELECTORS[name].needs for name in self.selectors}
+        if self.config.ensemble:  # the ranking proxy's
+            needs.add(selection.SELECTORS[self.config.ensemble_proxy].needs)
         needed = list(self.pool.experts) if "features" in needs else []
         for need, module in (("epn", self.pool.epn), ("classifier", self.pool.upstream_classifier)):
             if need in needs and module is not None:
@@ -151,6 +160,10 @@ class Runner:
         start = time.perf_counter()
         methods = {}
         for name in self.selectors:
+            if ensembles.combines(name):
+                methods[name] = ensembles.entry(self, task, name)
+                self.log(f"  {name}: {ensembles.summary(methods[name])}")
+                continue
             sel = self.select(task, name)
             self.log(
                 f"  {name}: picks {sel.pick} (score {sel.scores[sel.pick]:.4f}, {sel.cost_seconds:.1f}s)"
@@ -236,6 +249,7 @@ def run(
         raise ValueError(
             f"--config.selectors names no selector; choose from {', '.join(selection.SELECTORS)}"
         )
+    selectors = ensembles.run_methods(config, selectors)
     runner = Runner(
         config=config,
         pool=pool.open_pool(config.pool),

@@ -6,9 +6,12 @@ The runner hands its unfinished tasks to ``run``, which emits the stages as jobs
    probes);
 2. the oracle's screening, one job per candidate of the selectors that fine-tune
    candidates, screening it on every unfinished task;
-3. selection, here (the proxies read the cached features: seconds);
+3. selection, here (the proxies read the cached features: seconds), and the features
+   the heads ensemble needs of its candidates (jobs as in stage 1);
 4. fine-tuning, one job per picked module, running the protocol on every task it was
-   picked for (each (task, module) pair once however many selectors picked it).
+   picked for (each (task, module) pair once however many selectors picked it), and
+   keeping the runs' probabilities on the tasks whose fine-tuned ensemble it is a
+   candidate of (``ensembles``).
 
 Jobs are per module, not per (task, module), because loading a module and tracing its
 training step costs as much as a few fine-tuning runs: a job builds its module once
@@ -34,7 +37,7 @@ from pathlib import Path
 
 import fanout
 from fanout.worker_cache import WorkerCache
-from vtab_eval import run_dir, tasks
+from vtab_eval import ensembles, run_dir, tasks
 from vtab_eval.finetune import runs as tuning
 from vtab_eval.pool import expert_pool as pool
 from vtab_eval.report import probes
@@ -68,16 +71,19 @@ def features_job(config, workdir: str, handle: str, work: list[tuple[str, str]])
     return len(work)
 
 
-def finetune_job(config, workdir: str, specs: list[str], module: pool.Module, screen) -> int:
-    """The protocol's result files of one module on the tasks ``specs``, or the oracle's
-    screenings of it: one job per module, so a worker loads the module and traces its
-    steps once for all of them, whatever the executor's order."""
+def finetune_job(
+    config, workdir: str, specs: list[str], module: pool.Module, screen, keep=()
+) -> int:
+    """The protocol's result files of one module on the tasks ``specs`` (keeping the
+    runs' probabilities on those in ``keep``), or the oracle's screenings of it: one
+    job per module, so a worker loads the module and traces its steps once for all of
+    them, whatever the executor's order."""
     t = worker_tuning(config, workdir)
     for spec in specs:
         task = _task(config, spec)
         path = t.result_path(task, module, screen)
         with fanout.hold(path.parent, wait=True, name=f".{path.name}.lock"):
-            t.finetune_expert(task, module, screen)  # done already: read back
+            t.finetune_expert(task, module, screen, keep=spec in keep)  # done: read back
     return len(specs)
 
 
@@ -103,46 +109,66 @@ def run(runner, todo: list, executor: fanout.Executor) -> None:
     config, workdir = portable_config(runner.config), str(runner.workdir.resolve())
     for task in todo:  # here, once: jobs preparing one dataset at once would collide
         task.prepare()
-    features = [
-        fanout.Job(
-            f"features {module.id}",
-            features_job,
-            (
-                config,
-                workdir,
-                _portable(module).handle,
-                [(_spec(runner, t), split) for t, split in work],
-            ),
-        )
-        for module, work in runner.missing_features(todo)
-    ]
-    executor.map(features, what="features")
+    missing = runner.missing_features(todo)
+    executor.map(_features_jobs(runner, missing, config, workdir), what="features")
     screen = runner.tuning.oracle_screening()
     oracle = {
         module.id: (
             module,
             [t for t in todo if not runner.tuning.result_path(t, module, screen).exists()],
+            set(),
         )
         for module in runner.oracle_candidates(todo)
     }
     executor.map(_module_jobs("screen", oracle, config, workdir, screen), what="oracle screening")
-    picks: dict[str, tuple] = {}  # module id -> (module, its tasks), by first pick
+    heads = _features_jobs(runner, ensembles.missing_head_features(runner, todo), config, workdir)
+    executor.map(heads, what="the heads ensemble's features")
+    executor.map(
+        _module_jobs("fine-tune", _picks(runner, todo), config, workdir, None), what="fine-tuning"
+    )
+
+
+def _features_jobs(runner, missing, config, workdir: str) -> list[fanout.Job]:
+    """One ``features_job`` per module of ``missing`` ((module, [(task, split)]))."""
+    return [
+        fanout.Job(
+            f"features {module.id}",
+            features_job,
+            (config, workdir, _portable(module).handle, [(_spec(runner, t), s) for t, s in work]),
+        )
+        for module, work in missing
+    ]
+
+
+def _picks(runner, todo: list) -> dict[str, tuple]:
+    """Module id -> (module, its tasks to fine-tune on, the specs of those keeping the
+    runs' probabilities), in order of first pick: every selector's pick, and the
+    candidates of the fine-tuned ensemble."""
+    wanted: dict[tuple[str, str], tuple] = {}  # (module id, spec) -> (module, task, keep)
     for task in todo:
         for name in runner.selectors:
-            module = runner.pool.get(runner.select(task, name).pick)
-            if not runner.tuning.result_path(task, module).exists():
-                module_tasks = picks.setdefault(module.id, (module, []))[1]
-                if task not in module_tasks:
-                    module_tasks.append(task)
-    executor.map(_module_jobs("fine-tune", picks, config, workdir, None), what="fine-tuning")
+            if not ensembles.combines(name):
+                module = runner.pool.get(runner.select(task, name).pick)
+                wanted.setdefault((module.id, task.spec), (module, task, False))
+        for module in ensembles.finetuning(runner, task):
+            wanted[module.id, task.spec] = (module, task, True)
+    picks: dict[str, tuple] = {}
+    for module, task, keep in wanted.values():
+        if not runner.tuning.is_done(task, module, keep=keep):
+            _, tasks_of, kept = picks.setdefault(module.id, (module, [], set()))
+            tasks_of.append(task)
+            if keep:
+                kept.add(task.spec)
+    return picks
 
 
 def _module_jobs(kind: str, work: dict, config, workdir: str, screen) -> list[fanout.Job]:
-    """One ``finetune_job`` per module of ``work`` (id -> (module, its tasks to do))."""
+    """One ``finetune_job`` per module of ``work`` (id -> (module, its tasks to do, the
+    specs of those keeping probabilities))."""
     return [
         fanout.Job(f"{kind} {module.id} on {len(todo)} task(s)", finetune_job,
-                   (config, workdir, [t.spec for t in todo], _portable(module), screen))
-        for module, todo in work.values()
+                   (config, workdir, [t.spec for t in todo], _portable(module), screen, keep))
+        for module, todo, keep in work.values()
         if todo
     ]  # fmt: skip
 

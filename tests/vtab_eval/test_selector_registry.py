@@ -119,10 +119,12 @@ def _string_literals(path: Path):
 
 
 # Words that are also another vocabulary's: the pool's baseline module (the probes'
-# column of it, the module kind the tau table groups by), and the datasets' label feature.
+# column of it, the module kind the tau table groups by), the datasets' label feature,
+# and the config field of the ensembles' size.
 HOMONYMS = {
     "baseline": ("pool/expert_pool.py", "report/probes.py", "report/tau.py"),
     "label": ("tasks/",),
+    "ensemble": ("run_dir.py",),
 }
 # A selector's own file names it; configs choose the default selectors; the benchmark
 # write-up (bench/readme.py) is about kNN against the oracle by design.

@@ -81,6 +81,14 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     # Square input resolution of every module (VTAB resizes to 224 without cropping).
     config.image_size = {"smoke": 16, "cpu": 32, "paper": 224}[preset]
 
+    # Ensembles of the top experts (Mustafa et al. 2020; selection/ensemble.py): the
+    # number k of candidates, ranked by the proxy `ensemble_proxy`, that the methods
+    # ensemble (fine-tuned with the protocol: a budget of k single picks' fine-tuning)
+    # and ensemble_heads (logistic heads on the frozen features) combine greedily on
+    # val200. k > 0 adds both methods to the run (--config.selectors may name them
+    # too); 0: off.
+    config.ensemble = 0
+    config.ensemble_proxy = "knn"
     config.selection = _selection_config()
     config.finetune = _finetune_config(preset)
 
@@ -175,6 +183,12 @@ RULES = {
     "pool": rule.exempt("parsed by the pool, which names a missing or empty one"),
     "suite": rule.exempt("parsed by the task registry, which names an unknown task"),
     "selectors": rule.exempt("parsed by the runner, which names an unknown selector"),
+    "ensemble": rule.satisfies(
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and (v == 0 or v >= 2),
+        "0 (off) or the number of top experts an ensemble combines, an integer >= 2",
+        (1, -1, None),
+    ),
+    "ensemble_proxy": rule.exempt("parsed by the runner, which names one that is no proxy"),
     "workdir": rule.path(),
     "probes": rule.path(empty=True, meaning="no probes"),
     "data_dir": rule.path(empty=True, meaning="tfds's default directory"),

@@ -134,6 +134,11 @@ class Tuning:
         """Where `finetune_expert(task, expert, screen)` keeps its results."""
         return self.dir.task(task.key).finetune_path(expert.id, run_dir.screen_kind(screen))
 
+    def is_done(self, task, expert: pool.Module, screen: int | None = None, keep=False) -> bool:
+        """Whether `finetune_expert(task, expert, screen, keep)` would only read back."""
+        done = self.result_path(task, expert, screen).exists()
+        return done and (not keep or self.probabilities_path(task, expert).exists())
+
     def screen_expert(self, task, expert: pool.Module) -> dict:
         """The oracle's fine-tuning of one candidate (see `oracle_screening`)."""
         return self.finetune_expert(task, expert, screen=self.oracle_screening())
@@ -152,8 +157,7 @@ class Tuning:
         if keep and screen is not None:
             raise ValueError("screening runs keep no probabilities: no ensemble uses them")
         path = self.result_path(task, expert, screen)
-        kept = not keep or self.probabilities_path(task, expert).exists()
-        if path.exists() and kept:
+        if self.is_done(task, expert, screen, keep):
             return run_dir.read_record(path, run_dir.FINETUNE_RECORD)
         tuners = self.open_tuners([task])
         cached = expert.handle in tuners

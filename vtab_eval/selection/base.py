@@ -104,7 +104,10 @@ class Selector(abc.ABC):
     accuracy and whose cost it weighs against fine-tuning every expert; `short_name`
     names it in the report's prose and `score_label` its scores on the plots.
     `table_row` places it in the tables (the paper's Table 1 order, ascending; a new
-    proxy lands after kNN and before the oracle).
+    proxy lands after kNN and before the oracle). `combines`: not a pick but an
+    ensemble of the top experts of a proxy's ranking (``finetuned``: fine-tuned
+    experts; ``heads``: logistic heads on their frozen features), which the runner
+    builds (``vtab_eval.ensembles``) instead of calling `select`.
     """
 
     name: ClassVar[str]
@@ -117,6 +120,7 @@ class Selector(abc.ABC):
     short_name: ClassVar[str] = ""
     score_label: ClassVar[str] = "proxy score"
     table_row: ClassVar[int] = 90
+    combines: ClassVar[str] = ""
 
     def __init__(self, include_baseline: bool = False):
         self.include_baseline = include_baseline
