@@ -2,6 +2,7 @@
 members, the kept probabilities, the shared runs, a rerun with a larger ensemble, and
 bad settings."""
 
+import csv
 import math
 import subprocess
 import sys
@@ -15,9 +16,10 @@ from vtab_eval import files, runner
 from vtab_eval import main as vtab_main
 from vtab_eval.configs import transfer
 from vtab_eval.finetune import ensemble, heads
+from vtab_eval.report import ensembles as report_ensembles
 
 SPEC = 'mini_dsprites(predicted_attribute="label_orientation",num_classes=16,config="tiny")'
-ENSEMBLES = ("ensemble", "ensemble_heads")
+ENSEMBLES = ("ensemble_heads", "ensemble")  # in table order
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -81,6 +83,50 @@ def test_the_fine_tuned_candidates_keep_probabilities_and_share_the_picks_runs(f
     record = files.read_json(task_dir / "finetune" / f"{files.slug(top[0])}.json")
     assert abs(alone[0] - record["test_accuracies"][0]) <= 0.1
     assert alone == [ensemble.accuracy(np.exp(runs.test_log_probs[0]), runs.test_labels)]
+
+
+def test_the_report_has_both_ensembles_against_members_and_the_single_pick(finished):
+    config, workdir, paths, _ = finished
+    summary = (workdir / "report" / "summary.md").read_text()
+    assert "## Ensembles of the top experts" in summary
+    assert (
+        "| Ensemble of the top experts (fine-tuned) |"
+        in (workdir / "report" / "table.md").read_text()
+    )
+    with open(workdir / "report" / "ensembles.csv") as f:
+        rows = list(csv.DictReader(f))
+    # Per method: the kNN pick's row, then the top 1 and the top 2 combined.
+    assert [(r["method"], r["members"]) for r in rows] == [
+        (m, n) for name in ENSEMBLES for m, n in (("knn pick", "1"), (name, "1"), (name, "2"))
+    ]
+    assert rows[0]["cost_vs_pick"] == "1.000"
+
+
+def test_the_report_rows_on_hand_made_entries():
+    def entry(accuracies, seconds):
+        return {
+            "proxy": "knn",
+            "by_members": [
+                {"median_test_accuracy": a, "finetune_seconds": s}
+                for a, s in zip(accuracies, seconds, strict=True)
+            ],
+        }
+
+    results = [
+        {"task": "a", "group": "natural", "methods": {
+            "knn": {"median_test_accuracy": 0.5, "finetune_seconds": 10.0},
+            "ensemble": entry([0.5, 0.7], [10.0, 25.0])}},
+        {"task": "b", "group": "structured", "methods": {
+            "knn": {"median_test_accuracy": 0.3, "finetune_seconds": 10.0},
+            "ensemble": entry([0.4, 0.4], [10.0, 15.0])}},
+    ]  # fmt: skip
+    got = report_ensembles.rows(results, "ensemble")
+    nan = None
+    assert got == [
+        ["knn pick", 1, 50.0, nan, 30.0, 40.0, 2, 20.0, 1.0],
+        ["ensemble", 1, 50.0, nan, 40.0, 45.0, 2, 20.0, 1.0],
+        ["ensemble", 2, 70.0, nan, 40.0, pytest.approx(55.0), 2, 40.0, 2.0],
+    ]
 
 
 def test_a_larger_ensemble_on_a_rerun_fine_tunes_only_its_new_candidate(finished):

@@ -13,6 +13,8 @@
   least five experts were fine-tuned; the oracle screens them all), and in the summary
   the median tau and weighted tau per task relation, over B and the full experts and
   over the whole pool (left out when no task has enough fine-tuned experts);
+* ``ensembles.csv`` / ``ensembles.png``: ensembles of the top experts, accuracy against
+  the candidates combined and cost against the single pick (report/ensembles.py);
 * ``summary.md``: all of the above in one page;
 * ``results.json``: every number behind them: per task and method the pick, the test
   accuracies and their median, the selection and fine-tuning seconds, every expert's
@@ -32,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vtab_eval import files, run_dir, selection
-from vtab_eval.report import plots, seed_headline, stats, tau
+from vtab_eval.report import ensembles, plots, seed_headline, stats, tau
 
 GROUPS = ("natural", "specialized", "structured", stats.ALL)
 
@@ -274,6 +276,7 @@ def write_report(workdir, config, methods: Sequence[str] | None = None) -> dict[
         per_task,
         *_time_lines(results, num_experts),
         *_proxy_lines(correlations, paths, results),
+        *ensembles.lines(results, out, config.report.plots, markdown_table, csv_text),
     ]
     files.write_text(out / "summary.md", "\n".join(lines))
     return paths
