@@ -78,10 +78,14 @@ BENCH_SELECTORS := baseline,random,domain,label,knn_full,knn_adapter,knn_experts
 # The transferability proxies that score from the cached features (vtab_eval/selection/),
 # judged in the README against the oracle's screening of every module.
 BENCH_PROXIES := knn_k5,knn_cosine,knn_cosine_k5,logme,hscore,hscore_shrunk,gbc,transrate,sfda,ncti,linear_probe,nleep
+# Ensembles of the top experts (vtab_eval/selection/ensemble.py): ENSEMBLE=k (>= 2)
+# adds the methods ensemble and ensemble_heads, combining the top k of kNN's ranking,
+# to the bench's transfer runs (BENCH_SELECTORS may then name them too); 0: none.
+ENSEMBLE ?= 0
 BENCH_TRANSFER = $(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:cpu \
 	  --workdir=$(DEMO)/transfer --config.pool=$(DEMO)/hub --config.suite=embedded \
 	  --config.data_dir=$(DATA_DIR) --config.report.dir=$(BENCH)/transfer/report \
-	  --config.probes=$(PROBES)
+	  --config.probes=$(PROBES) --config.ensemble=$(ENSEMBLE)
 BENCH_README = $(BIN)/python -m vtab_eval.bench.readme --bench_dir=$(BENCH) \
 	  --workdir=$(DEMO)/transfer
 
@@ -126,6 +130,8 @@ SEED_RUNS ?= 3
 # The tasks of every seed (a suite name, or ';'-separated specs).
 SEED_SUITE ?= embedded
 SEED_SELECTORS ?= $(BENCH_SELECTORS)
+# The ensembles' size in every seed's transfer run (ENSEMBLE above; 0: none).
+SEED_ENSEMBLE ?= $(ENSEMBLE)
 SEED_JOBS := baseline full adapter epn
 SEED_DIR = $(SEEDS_DIR)/seed-$(SEED)
 
@@ -154,7 +160,7 @@ bench-seed:
 	  --config.hub_root=$(SEED_DIR)/hub --config.skip_existing=true && \
 	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:$(SEED_PRESET) \
 	  --config.pool=$(SEED_DIR)/hub --config.suite='$(SEED_SUITE)' --config.data_dir=$(DATA_DIR) \
-	  --config.selectors=$(SEED_SELECTORS) --config.seed=$(SEED) \
+	  --config.selectors=$(SEED_SELECTORS) --config.seed=$(SEED) --config.ensemble=$(SEED_ENSEMBLE) \
 	  --config.finetune.final_repeats=$(SEED_RUNS) --config.report.bench_headline= \
 	  --workdir=$(SEED_DIR)/transfer && \
 	seconds=$$(( $$(date +%s) - start )) && \
