@@ -31,6 +31,11 @@ SEED_DIR = re.compile(r"^seed-(\d+)$")
 RESULTS = Path("transfer", "report", "results.json")
 FINISHED = "seed.json"
 HEADLINE = "headline"  # <workdir>/headline.md and headline.json
+# The project's own multi-seed bench, committed with the per-seed reports it merges
+# (docs/bench/seeds/README.md), so a fresh clone's demo can say how far apart seeds were.
+COMMITTED_HEADLINE = (
+    Path(__file__).resolve().parents[2] / "docs" / "bench" / "seeds" / "headline.json"
+)
 UNDECLARED = "undeclared"  # the relation of a task that declares none
 GROUPS = ("natural", "specialized", "structured")
 RELATIONS = ("matched", "weak", "unrelated", UNDECLARED)
@@ -352,10 +357,13 @@ TESTS_NOTE = [
 ]
 
 
-def spread_line(path) -> str:
+def spread_line(path, committed=COMMITTED_HEADLINE) -> str:
     """What the demo's report says about seeds: it is one, and how far apart the last
-    bench's seeds were (its ``headline.json`` at ``path``), or that there is no bench."""
+    bench's seeds were (its ``headline.json`` at ``path``; where the user has run no
+    bench, the project's ``committed`` one), or that there is no bench."""
     path = Path(path) if path else None
+    if (path is None or not path.exists()) and committed is not None and Path(committed).exists():
+        path = Path(committed)
     if path is None or not path.exists():
         where = f" ({path})" if path else ""
         return (

@@ -115,8 +115,17 @@ def test_the_binary_writes_the_headline_and_the_demo_quotes_its_spread(tmp_path,
 
 
 def test_the_demo_says_when_there_is_no_bench_yet(tmp_path):
-    line = seed_headline.spread_line(tmp_path / "headline.json")
+    line = seed_headline.spread_line(tmp_path / "headline.json", committed=None)
     assert "no multi-seed bench has been run yet" in line
+
+
+def test_without_a_bench_of_its_own_the_demo_quotes_the_committed_one(tmp_path):
+    write_seed(tmp_path / "ours", 0, 0.55)
+    paths = seeds_binary.execute(config(tmp_path / "ours"))
+    line = seed_headline.spread_line(tmp_path / "absent.json", committed=paths["json"])
+    assert f"({paths['json']}, 1 seeds)" in line
+    mine = seed_headline.spread_line(tmp_path / "absent.json", committed=tmp_path / "none.json")
+    assert "no multi-seed bench has been run yet" in mine
 
 
 def test_a_method_some_seed_lacks_is_left_out_and_named(tmp_path):
