@@ -81,6 +81,22 @@ class _MemoryStore:
         return self._kept[key]
 
 
+def score_proxies(names, task, ctx, include_baseline: bool) -> tuple[dict, dict]:
+    """({proxy: SelectionResult}, {proxy: CPU seconds}) of every named proxy on the
+    pool's cached features (`vtab_eval.bench.proxy_speed` times this same call)."""
+    from vtab_eval import selection
+
+    results, cpu = {}, {}
+    for name in names:
+        selector = selection.get_selector(name, include_baseline=include_baseline)
+        before = time.process_time()
+        results[name] = selector.select(task, ctx)
+        # CPU seconds beside the wall time: on a shared machine the wall time also
+        # counts waiting for a core.
+        cpu[name] = time.process_time() - before
+    return results, cpu
+
+
 def rank(config, workdir: str, log=print) -> dict:
     """Scores every module of the pool with every proxy; writes and returns the table."""
     from vtab_eval import features, files, selection, tasks
@@ -98,14 +114,7 @@ def rank(config, workdir: str, log=print) -> dict:
         store.outputs(expert.handle, task, config.split)
     reading = time.perf_counter() - start
     ctx = selection.Context(pool, store, split=config.split, seed=config.seed)
-    results, cpu = {}, {}
-    for name in names:
-        selector = selection.get_selector(name, include_baseline=config.include_baseline)
-        before = time.process_time()
-        results[name] = selector.select(task, ctx)
-        # CPU seconds beside the wall time: on a shared machine the wall time also
-        # counts waiting for a core.
-        cpu[name] = time.process_time() - before
+    results, cpu = score_proxies(names, task, ctx, config.include_baseline)
     table = _table(task, pool, config, results, cpu, reading)
     out = Path(workdir) / "ranking" / files.slug(task.key)
     files.write_json(out.with_suffix(".json"), table)
