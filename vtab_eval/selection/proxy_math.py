@@ -31,6 +31,7 @@ class Labelled:
             )
         self.x = np.array(x, dtype=np.float64, copy=True)
         self.counts = np.bincount(self.y, minlength=len(self.classes))
+        self._indicators = None  # [C, n] class indicators, made once
 
     @property
     def n(self) -> int:
@@ -41,14 +42,16 @@ class Labelled:
         return len(self.classes)
 
     def onehot(self) -> np.ndarray:
+        """[n, C] float64 indicators of the classes (a new array)."""
         return np.eye(self.num_classes)[self.y]
 
     def class_means(self, x: np.ndarray | None = None) -> np.ndarray:
-        """[C, d] per-class means of `x` (default: the features)."""
+        """[C, d] per-class means of `x` (default: the features): one matrix product
+        with the class indicators, many times faster than an unbuffered `np.add.at`."""
         x = self.x if x is None else x
-        sums = np.zeros((self.num_classes, x.shape[1]))
-        np.add.at(sums, self.y, x)
-        return sums / self.counts[:, None]
+        if self._indicators is None:
+            self._indicators = self.onehot().T
+        return (self._indicators @ x) / self.counts[:, None]
 
     def within_scatter(self, x: np.ndarray | None = None) -> np.ndarray:
         """[d, d] sum over classes of prior_c times the class's biased covariance, i.e.
