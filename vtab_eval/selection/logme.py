@@ -32,9 +32,11 @@ from vtab_eval.selection.proxy_math import Labelled
 FLOOR = 1e-12  # relative to |y|^2: the smallest |m|^2, residual and n - gamma allowed
 
 
-def spectrum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sigma [r], U [n, r]): the nonzero squared singular values of `x` and their left
-    singular vectors, from the Gram matrix of the smaller side."""
+def projected_spectrum(x: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sigma [r], z [r, k]): the nonzero squared singular values of `x` and the
+    targets' coordinates along their left singular vectors, z = U^T targets, from the
+    Gram matrix of the smaller side. With n > d, U = X V / sqrt(sigma) is never formed:
+    z = V^T (X^T targets) / sqrt(sigma) costs a d x k product instead of an n x d x d one."""
     n, d = x.shape
     if n <= d:
         sigma, u = np.linalg.eigh(x @ x.T)
@@ -43,16 +45,16 @@ def spectrum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = sigma > max(sigma.max(initial=0.0), 0.0) * max(n, d) * np.finfo(np.float64).eps
     sigma = sigma[keep]
     if n <= d:
-        return sigma, u[:, keep]
-    return sigma, (x @ v[:, keep]) / np.sqrt(sigma)
+        return sigma, u[:, keep].T @ targets
+    return sigma, (v[:, keep].T @ (x.T @ targets)) / np.sqrt(sigma)[:, None]
 
 
 def evidence(x: np.ndarray, targets: np.ndarray, *, max_iterations=100, tolerance=1e-3):
     """Per target column of `targets` [n, k]: (log evidence, alpha, beta), maximised by
     the fixed-point iteration, and the number of columns that did not converge."""
     n, d = x.shape
-    sigma, u = spectrum(x)
-    z2 = (u.T @ targets) ** 2  # [r, k]
+    sigma, z = projected_spectrum(x, targets)
+    z2 = z**2  # [r, k]
     y2 = np.sum(targets**2, axis=0)
     outside = np.maximum(y2 - z2.sum(axis=0), 0.0)  # |y|^2 beyond the features' span
     floor = FLOOR * np.maximum(y2, np.finfo(np.float64).tiny)
