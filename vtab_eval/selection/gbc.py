@@ -39,9 +39,7 @@ def gbc(features, labels, dims: int = 64) -> float:
     x = pca(data.x, dims)
     means = data.class_means(x)
     deviations = x - means[data.y]
-    variances = np.zeros_like(means)
-    np.add.at(variances, data.y, deviations**2)
-    variances /= data.counts[:, None]
+    variances = data.class_means(deviations**2)
     floor = VARIANCE_FLOOR * max(float(x.var(axis=0).mean()), np.finfo(np.float64).tiny)
     distances = bhattacharyya_distances(means, np.maximum(variances, floor))
     off_diagonal = ~np.eye(len(means), dtype=bool)

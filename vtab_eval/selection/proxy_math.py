@@ -7,6 +7,7 @@ is given.
 from __future__ import annotations
 
 import numpy as np
+from scipy import linalg
 
 from vtab_eval.selection.knn import check_features
 
@@ -72,18 +73,25 @@ def pca(x: np.ndarray, dims: int | float) -> np.ndarray:
     int (at most the rank), or the fewest keeping that fraction of variance when a
     float in (0, 1). Axes of zero variance are dropped in both cases. The axes come
     from the eigenvectors of the d x d scatter (a few times cheaper than an SVD of the
-    n x d data at n = 1,000; the projection needs no more accuracy than that gives)."""
+    n x d data at n = 1,000; the projection needs no more accuracy than that gives);
+    for an int, only the leading `dims` of them are computed."""
     centred = x - x.mean(axis=0)
-    variance, axes = np.linalg.eigh(centred.T @ centred)
-    variance, axes = np.maximum(variance[::-1], 0.0), axes[:, ::-1]
-    total = variance.sum()
-    if total == 0:
-        return centred[:, :1] * 0.0  # every row equal: one axis carrying nothing
-    rank = int(np.sum(variance > variance[0] * max(x.shape) * np.finfo(np.float64).eps))
+    scatter = centred.T @ centred
     if isinstance(dims, float):
         if not 0.0 < dims <= 1.0:
             raise ValueError(f"a PCA variance fraction must be in (0, 1], got {dims}")
-        keep = int(np.searchsorted(np.cumsum(variance) / total, dims) + 1)
+        variance, axes = np.linalg.eigh(scatter)
+    else:
+        last = len(scatter) - 1
+        first = max(0, last + 1 - max(1, int(dims)))
+        variance, axes = linalg.eigh(scatter, subset_by_index=[first, last], check_finite=False)
+    variance, axes = np.maximum(variance[::-1], 0.0), axes[:, ::-1]
+    if np.trace(scatter) == 0:
+        return centred[:, :1] * 0.0  # every row equal: one axis carrying nothing
+    # Eigenvalues this far below the largest are rounding of zero: beyond the rank.
+    rank = int(np.sum(variance > variance[0] * max(x.shape) * np.finfo(np.float64).eps))
+    if isinstance(dims, float):
+        keep = int(np.searchsorted(np.cumsum(variance) / variance.sum(), dims) + 1)
     else:
         keep = int(dims)
     keep = max(1, min(keep, rank))
