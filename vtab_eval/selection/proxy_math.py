@@ -62,12 +62,6 @@ class Labelled:
         return deviations.T @ deviations / len(x)
 
 
-def covariance(x: np.ndarray) -> np.ndarray:
-    """Biased (1/n) covariance of the rows of `x`."""
-    centred = x - x.mean(axis=0)
-    return centred.T @ centred / len(x)
-
-
 def pca(x: np.ndarray, dims: int | float) -> np.ndarray:
     """`x` centred and projected on its leading principal axes: `dims` of them when an
     int (at most the rank), or the fewest keeping that fraction of variance when a
