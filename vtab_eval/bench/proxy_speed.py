@@ -40,6 +40,7 @@ _BOOT = (
     "import runpy, sys; sys.path.insert(0, sys.argv[1]); "
     "runpy.run_path(sys.argv[2], run_name='proxy_speed_child')['child'](sys.argv[3])"
 )
+SHARED = "(shared)"  # the row of what the proxies share, counted once
 LATENT_DIMS = 64
 DEAD_FRACTION = 0.05
 
@@ -74,11 +75,13 @@ class _Store:
 
 
 def _timed(names, task, ctx):
-    """({proxy: result}, {proxy: CPU seconds}) as the tree's ranking command gets them."""
+    """({proxy: result}, {proxy: CPU seconds}, CPU seconds the proxies shared) as the
+    tree's ranking command gets them."""
     from vtab_eval import rank
 
     if hasattr(rank, "score_proxies"):
-        return rank.score_proxies(names, task, ctx, True)
+        timed = rank.score_proxies(names, task, ctx, True)
+        return timed if len(timed) == 3 else (*timed, 0.0)
     import time
 
     from vtab_eval import selection
@@ -88,7 +91,7 @@ def _timed(names, task, ctx):
         before = time.process_time()
         results[name] = selection.get_selector(name, include_baseline=True).select(task, ctx)
         cpu[name] = time.process_time() - before
-    return results, cpu
+    return results, cpu, 0.0
 
 
 def child(arguments: str) -> None:
@@ -107,11 +110,11 @@ def child(arguments: str) -> None:
     pool = Pool(tuple(Module(h, h, {"kind": kinds[h]}) for h in handles))
     task = types.SimpleNamespace(name="synthetic", spec="synthetic", key="synthetic")
     ctx = selection.Context(pool, _Store(outputs), seed=a["seed"])
-    results, cpu = _timed(a["proxies"], task, ctx)
+    results, cpu, shared = _timed(a["proxies"], task, ctx)
     figures = {
         "source": str(Path(vtab_eval.__file__).parents[1]),
-        "cpu_seconds": cpu,
-        "wall_seconds": {n: r.seconds for n, r in results.items()},
+        "cpu_seconds": {**cpu, SHARED: shared},
+        "wall_seconds": {**{n: r.seconds for n, r in results.items()}, SHARED: 0.0},
         "scores": {n: r.scores for n, r in results.items()},
     }
     print(_MARK + json.dumps(figures), flush=True)
@@ -164,13 +167,14 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
     for name in names:
         row = {}
         for tree in trees:
-            row[tree] = statistics.median(r["cpu_seconds"][name] for r in runs[tree])
-            row[f"{tree}_wall"] = statistics.median(r["wall_seconds"][name] for r in runs[tree])
+            row[tree] = statistics.median(r["cpu_seconds"].get(name, 0.0) for r in runs[tree])
+            row[f"{tree}_wall"] = statistics.median(
+                r["wall_seconds"].get(name, 0.0) for r in runs[tree]
+            )
         if len(trees) == 2:
             row["ratio"] = row[trees[0]] / max(row[trees[1]], 1e-9)
-            row["score_difference"] = _largest_difference(
-                runs[trees[0]][0]["scores"][name], runs[trees[1]][0]["scores"][name]
-            )
+            scores = [runs[t][0]["scores"].get(name) for t in trees]
+            row["score_difference"] = None if None in scores else _largest_difference(*scores)
         rows[name] = row
     totals = {tree: sum(rows[n][tree] for n in names) for tree in trees}
     return {"trees": trees, "proxies": rows, "total_cpu_seconds": totals}
@@ -187,7 +191,11 @@ def markdown(summary: dict, config) -> str:
     for name, row in summary["proxies"].items():
         cells = [f"{row[t]:.3f}" for t in trees]
         if len(trees) == 2:
-            cells += [f"{row['ratio']:.1f}x", f"{row['score_difference']:.1e}"]
+            difference = row["score_difference"]
+            cells += [
+                f"{row['ratio']:.1f}x" if row[trees[0]] else "",
+                "" if difference is None else f"{difference:.1e}",
+            ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     totals = [f"{summary['total_cpu_seconds'][t]:.2f}" for t in trees]
     if len(trees) == 2:

@@ -21,24 +21,23 @@ from scipy import linalg
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.proxy_math import Labelled
+from vtab_eval.selection.proxy_math import labelled
 
 PINV_RCOND = 1e-15  # numpy's pinv: eigenvalues below this times the largest are dropped
 
 
-def _centred_and_means(features, labels):
-    """(centred features [n, d], centred class means [C, d], class priors [C])."""
-    data = Labelled(features, labels)
-    centred = data.x - data.x.mean(axis=0)
-    return centred, data.class_means(centred), data.counts / data.n
+def _means_and_priors(data):
+    """(centred class means [C, d], class priors [C])."""
+    return data.class_means(data.centred()), data.counts / data.n
 
 
-def h_score(features, labels) -> float:
+def h_score(features, labels=None) -> float:
     """tr(cov^+ B) in cov's eigenbasis: sum_i (sum_c w_c (m_c . v_i)^2) / lambda_i over
     the eigenvalues numpy's pinv keeps, without forming the pseudo-inverse or the d x d
     product with B."""
-    centred, means, weights = _centred_and_means(features, labels)
-    variance, axes = np.linalg.eigh(centred.T @ centred / len(centred))
+    data = labelled(features, labels)
+    means, weights = _means_and_priors(data)
+    variance, axes = data.spectrum()
     keep = np.abs(variance) > PINV_RCOND * np.abs(variance).max(initial=0.0)
     along = means @ axes[:, keep]  # [C, r]: each class mean's coordinates
     return float(np.sum(weights @ along**2 / variance[keep]))
@@ -62,13 +61,14 @@ def ledoit_wolf_shrinkage(centred: np.ndarray, empirical: np.ndarray) -> float:
     return 0.0 if beta == 0 else float(beta / delta)
 
 
-def shrunk_h_score(features, labels) -> tuple[float, float]:
+def shrunk_h_score(features, labels=None) -> tuple[float, float]:
     """(H_alpha, alpha): the shrunk covariance is positive definite whenever alpha > 0,
     so a Cholesky solve with the C class means replaces the solve with d right-hand
     sides (B); a singular covariance (alpha = 0) goes to LU, which names it."""
-    centred, means, weights = _centred_and_means(features, labels)
-    empirical = centred.T @ centred / len(centred)
-    alpha = ledoit_wolf_shrinkage(centred, empirical)
+    data = labelled(features, labels)
+    means, weights = _means_and_priors(data)
+    empirical = data.covariance()
+    alpha = ledoit_wolf_shrinkage(data.centred(), empirical)
     mu = np.trace(empirical) / len(empirical)
     if mu == 0:
         return 0.0, alpha  # every image has the same features: nothing to transfer
@@ -90,8 +90,8 @@ class HScoreSelector(FeatureProxy):
     score_label = "H-score"
     table_row = 82
 
-    def measure(self, features, labels, seed):
-        return h_score(features, labels)
+    def measure_labelled(self, data, seed):
+        return h_score(data)
 
 
 @register
@@ -102,8 +102,8 @@ class ShrunkHScoreSelector(FeatureProxy):
     score_label = "H-score, shrunk covariance"
     table_row = 82
 
-    def measure(self, features, labels, seed):
-        return shrunk_h_score(features, labels)
+    def measure_labelled(self, data, seed):
+        return shrunk_h_score(data)
 
     def combine(self, measured):
         scores = {k: v[0] for k, v in measured.items()}

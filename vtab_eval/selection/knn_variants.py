@@ -10,7 +10,6 @@ import numpy as np
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
 from vtab_eval.selection.knn import loo_accuracy
-from vtab_eval.selection.proxy_math import Labelled
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -24,8 +23,7 @@ class _KnnVariant(FeatureProxy):
     score_label = "kNN accuracy"
     table_row = 80
 
-    def measure(self, features, labels, seed):
-        data = Labelled(features, labels)  # a float64 copy; refuses a single class
+    def measure_labelled(self, data, seed):
         x = unit_rows(data.x) if self.cosine else data.x
         return loo_accuracy(x, data.y, min(self.k, data.n - 1))
 

@@ -22,11 +22,11 @@ from sklearn.preprocessing import StandardScaler
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.proxy_math import Labelled
+from vtab_eval.selection.proxy_math import labelled
 
 
-def probe_accuracy(features, labels, seed=0, folds=3, max_iter=100) -> float:
-    data = Labelled(features, labels)
+def probe_accuracy(features, labels=None, seed=0, folds=3, max_iter=100) -> float:
+    data = labelled(features, labels)
     if data.n < folds:
         raise ValueError(f"a {folds}-fold probe needs at least {folds} images, got {data.n}")
     split = StratifiedKFold if data.counts.min() >= folds else KFold
@@ -46,8 +46,8 @@ class LinearProbeSelector(FeatureProxy):
     score_label = "cross-validated accuracy"
     table_row = 86
 
-    def measure(self, features, labels, seed):
-        return probe_accuracy(features, labels, seed)
+    def measure_labelled(self, data, seed):
+        return probe_accuracy(data, seed=seed)
 
     def details(self):
         return {"folds": 3, "C": 1.0}

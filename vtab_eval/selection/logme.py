@@ -27,7 +27,7 @@ import numpy as np
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.proxy_math import Labelled
+from vtab_eval.selection.proxy_math import labelled
 
 FLOOR = 1e-12  # relative to |y|^2: the smallest |m|^2, residual and n - gamma allowed
 
@@ -87,9 +87,10 @@ def evidence(x: np.ndarray, targets: np.ndarray, *, max_iterations=100, toleranc
     return log_evidence, alpha, beta, int(np.sum(~converged))
 
 
-def logme(features, labels, **kwargs) -> tuple[float, int]:
-    """(LogME score, classes whose iteration did not converge)."""
-    data = Labelled(features, labels)
+def logme(features, labels=None, **kwargs) -> tuple[float, int]:
+    """(LogME score, classes whose iteration did not converge) of features and labels,
+    or of one `Labelled`."""
+    data = labelled(features, labels)
     values, _, _, unconverged = evidence(data.x, data.onehot(), **kwargs)
     return float(np.mean(values) / data.n), unconverged
 
@@ -102,8 +103,8 @@ class LogMESelector(FeatureProxy):
     score_label = "LogME (log evidence per image)"
     table_row = 81
 
-    def measure(self, features, labels, seed):
-        return logme(features, labels)
+    def measure_labelled(self, data, seed):
+        return logme(data)
 
     def combine(self, measured):
         scores = {k: v[0] for k, v in measured.items()}

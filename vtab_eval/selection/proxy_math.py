@@ -1,22 +1,28 @@
 """Shared numerics of the transferability proxies: labels as class indices, class means
-and scatters, a PCA, the log-determinant of a Gram matrix from its smaller side, and a
-row-wise softmax. Everything works on float64 copies, so no proxy changes the arrays it
-is given.
+and scatters, the features' covariance, its eigendecomposition and a PCA from it
+(computed once per module and kept, so proxies scoring a module in one pass share
+them), the log-determinant of a Gram matrix from its smaller side, and a row-wise softmax.
+Everything works on float64 copies, so no proxy changes the arrays it is given.
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
-from scipy import linalg
 
 from vtab_eval.selection.knn import check_features
 
 
 class Labelled:
-    """Features as a float64 copy beside their labels as class indices `0..C-1`.
+    """Features as a float64 copy beside their labels as class indices `0..C-1`, and
+    what several proxies derive from them, each computed when first asked and kept.
 
-    `x` [n, d] float64 (a copy: callers may change it), `y` [n] class indices,
-    `counts` [C] images per class, `classes` the original label values.
+    `x` [n, d] float64 (a read-only copy), `y` [n] class indices, `counts` [C] images
+    per class, `classes` the original label values; `shared_seconds` (and
+    `shared_wall_seconds`) the CPU (and wall) seconds spent computing the kept
+    quantities (`centred`, `covariance`, `spectrum`), which the ranking command reports
+    apart from the proxies that asked for them.
     """
 
     def __init__(self, features, labels, min_classes: int = 2):
@@ -31,8 +37,12 @@ class Labelled:
                 f"this proxy needs at least {min_classes}"
             )
         self.x = np.array(x, dtype=np.float64, copy=True)
+        self.x.setflags(write=False)  # shared by every proxy scoring the module
         self.counts = np.bincount(self.y, minlength=len(self.classes))
         self._indicators = None  # [C, n] class indicators, made once
+        self._kept: dict = {}
+        self._computing = 0
+        self.shared_seconds = self.shared_wall_seconds = 0.0
 
     @property
     def n(self) -> int:
@@ -61,41 +71,84 @@ class Labelled:
         deviations = x - self.class_means(x)[self.y]
         return deviations.T @ deviations / len(x)
 
+    def _kept_value(self, key: str, compute):
+        """`compute()` the first time `key` is asked for, read-only and kept after; its
+        CPU seconds (outermost calls only) go to `shared_seconds`."""
+        if key not in self._kept:
+            start, wall_start = time.process_time(), time.perf_counter()
+            self._computing += 1
+            try:
+                value = compute()
+            finally:
+                self._computing -= 1
+            for array in value if isinstance(value, tuple) else (value,):
+                array.setflags(write=False)
+            self._kept[key] = value
+            if not self._computing:
+                self.shared_seconds += time.process_time() - start
+                self.shared_wall_seconds += time.perf_counter() - wall_start
+        return self._kept[key]
 
-def pca(x: np.ndarray, dims: int | float) -> np.ndarray:
-    """`x` centred and projected on its leading principal axes: `dims` of them when an
-    int (at most the rank), or the fewest keeping that fraction of variance when a
-    float in (0, 1). Axes of zero variance are dropped in both cases. The axes come
-    from the eigenvectors of the d x d scatter (a few times cheaper than an SVD of the
-    n x d data at n = 1,000; the projection needs no more accuracy than that gives);
-    for an int, only the leading `dims` of them are computed."""
-    centred = x - x.mean(axis=0)
-    scatter = centred.T @ centred
+    def centred(self) -> np.ndarray:
+        """[n, d] the features minus their mean."""
+        return self._kept_value("centred", lambda: self.x - self.x.mean(axis=0))
+
+    def covariance(self) -> np.ndarray:
+        """[d, d] the features' biased (1/n) covariance."""
+        return self._kept_value("covariance", lambda: self.centred().T @ self.centred() / self.n)
+
+    def spectrum(self) -> tuple[np.ndarray, np.ndarray]:
+        """(variances [d], axes [d, d] as columns): the covariance's eigenvalues, largest
+        first, and eigenvectors."""
+
+        def decompose():
+            variance, axes = np.linalg.eigh(self.covariance())
+            return variance[::-1].copy(), axes[:, ::-1].copy()
+
+        return self._kept_value("spectrum", decompose)
+
+    def principal_components(self, dims: int | float) -> np.ndarray:
+        """The features centred and projected on their leading principal axes: `dims`
+        of them when an int (at most the rank), or the fewest keeping that fraction of
+        variance when a float in (0, 1] (`leading`). The axes are the kept spectrum's
+        (an eigendecomposition of the d x d covariance: a few times cheaper than an SVD
+        of the n x d data at n = 1,000; the projection needs no more accuracy than that
+        gives)."""
+        variance, axes = self.spectrum()
+        return self.centred() @ axes[:, : leading(variance, dims, self.x.shape)]
+
+
+def labelled(features, labels=None) -> Labelled:
+    """`features` if already a `Labelled` (whose kept quantities are then shared), else
+    a `Labelled` of `features` and `labels`."""
+    return features if isinstance(features, Labelled) else Labelled(features, labels)
+
+
+def leading(variance: np.ndarray, dims: int | float, shape: tuple[int, int]) -> int:
+    """How many of the principal axes with `variance` (largest first) a PCA to `dims`
+    keeps: `dims` when an int (at most the rank), or the fewest keeping that fraction
+    of the variance when a float in (0, 1]; at least one."""
+    variance = np.maximum(variance, 0.0)
+    # Eigenvalues this far below the largest are rounding of zero: beyond the rank.
+    rank = int(np.sum(variance > variance[0] * max(shape) * np.finfo(np.float64).eps))
     if isinstance(dims, float):
         if not 0.0 < dims <= 1.0:
             raise ValueError(f"a PCA variance fraction must be in (0, 1], got {dims}")
-        variance, axes = np.linalg.eigh(scatter)
-    else:
-        last = len(scatter) - 1
-        first = max(0, last + 1 - max(1, int(dims)))
-        variance, axes = linalg.eigh(scatter, subset_by_index=[first, last], check_finite=False)
-    variance, axes = np.maximum(variance[::-1], 0.0), axes[:, ::-1]
-    if np.trace(scatter) == 0:
-        return centred[:, :1] * 0.0  # every row equal: one axis carrying nothing
-    # Eigenvalues this far below the largest are rounding of zero: beyond the rank.
-    rank = int(np.sum(variance > variance[0] * max(x.shape) * np.finfo(np.float64).eps))
-    if isinstance(dims, float):
-        keep = int(np.searchsorted(np.cumsum(variance) / variance.sum(), dims) + 1)
+        total = variance.sum()
+        keep = int(np.searchsorted(np.cumsum(variance) / total, dims) + 1) if total else 1
     else:
         keep = int(dims)
-    keep = max(1, min(keep, rank))
-    return centred @ axes[:, :keep]
+    return max(1, min(keep, rank))
 
 
 def logdet_identity_plus(z: np.ndarray, scale: float) -> float:
     """log det(I_d + scale Z^T Z) for Z [n, d], from the smaller of Z^T Z and Z Z^T
     (Sylvester's identity), by Cholesky: the matrix is symmetric positive definite."""
-    gram = z.T @ z if z.shape[1] <= z.shape[0] else z @ z.T
+    return logdet_identity_plus_gram(z.T @ z if z.shape[1] <= z.shape[0] else z @ z.T, scale)
+
+
+def logdet_identity_plus_gram(gram: np.ndarray, scale: float) -> float:
+    """log det(I + scale G) for a Gram matrix G, by Cholesky."""
     matrix = scale * gram
     matrix[np.diag_indices_from(matrix)] += 1.0
     return float(2.0 * np.sum(np.log(np.diag(np.linalg.cholesky(matrix)))))

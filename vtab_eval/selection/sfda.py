@@ -23,7 +23,7 @@ from scipy import linalg
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.proxy_math import Labelled, softmax
+from vtab_eval.selection.proxy_math import Labelled, labelled, softmax
 
 STRENGTH = 5.0  # `a` of the adaptive shrinkage
 FLOOR = 1e-10  # the smallest shrinkage
@@ -87,8 +87,8 @@ def fda_probabilities(data: Labelled, x: np.ndarray, strength: float | None):
     return softmax(logits), strength
 
 
-def sfda(features, labels) -> float:
-    data = Labelled(features, labels)
+def sfda(features, labels=None) -> float:
+    data = labelled(features, labels)
     probabilities, strength = fda_probabilities(data, data.x, None)
     confidence = softmax(probabilities)[np.arange(data.n), data.y][:, None]
     means = data.class_means()
@@ -106,5 +106,5 @@ class SfdaSelector(FeatureProxy):
     score_label = "SFDA (mean true-class probability)"
     table_row = 84
 
-    def measure(self, features, labels, seed):
-        return sfda(features, labels)
+    def measure_labelled(self, data, seed):
+        return sfda(data)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from tests.vtab_eval.proxies.conftest import clustered
-from vtab_eval.selection import proxy_math
 from vtab_eval.selection.proxy_math import Labelled
 
 
@@ -21,23 +20,41 @@ def test_class_means_and_within_scatter_are_the_per_class_loops():
     np.testing.assert_allclose(doubled, 2.0 * means, rtol=1e-13, atol=1e-13)
 
 
-def _full_pca(x, dims):
-    """The PCA from every eigenvector, as it was computed before only the leading
-    ones were asked for."""
+def _pca_as_first_written(x, dims):
+    """The PCA from numpy's eigendecomposition of the scatter, as first written."""
     centred = x - x.mean(axis=0)
     variance, axes = np.linalg.eigh(centred.T @ centred)
     variance, axes = np.maximum(variance[::-1], 0.0), axes[:, ::-1]
     rank = int(np.sum(variance > variance[0] * max(x.shape) * np.finfo(np.float64).eps))
+    if isinstance(dims, float):
+        dims = int(np.searchsorted(np.cumsum(variance) / variance.sum(), dims) + 1)
     return centred @ axes[:, : max(1, min(dims, rank))]
 
 
-@pytest.mark.parametrize("n,d,dims", [(60, 8, 3), (60, 8, 64), (15, 40, 64), (15, 40, 5)])
-def test_leading_axes_alone_give_the_full_decompositions_projection(n, d, dims):
-    x, _ = clustered(n=n, d=d, spread=1.0)
+@pytest.mark.parametrize(
+    "n,d,dims", [(60, 8, 3), (60, 8, 64), (15, 40, 64), (15, 40, 5), (60, 8, 0.8)]
+)
+def test_principal_components_of_the_kept_spectrum_are_the_plain_pca(n, d, dims):
+    x, labels = clustered(n=n, d=d, spread=1.0)
     x = x.astype(np.float64)
     x[:, 1] = 4.0  # a constant feature: an axis of zero variance
-    ours, full = proxy_math.pca(x, dims), _full_pca(x, dims)
-    assert ours.shape == full.shape
+    expected = _pca_as_first_written(x, dims)
+    ours = Labelled(x, labels).principal_components(dims)
+    assert ours.shape == expected.shape
     # Axes are defined up to sign (the eigenvalues here are distinct).
-    np.testing.assert_allclose(np.abs(ours), np.abs(full), rtol=1e-7, atol=1e-9)
-    assert proxy_math.pca(np.ones((5, 3)), 2).shape == (5, 1)  # no variance at all
+    np.testing.assert_allclose(np.abs(ours), np.abs(expected), rtol=1e-7, atol=1e-9)
+    flat = Labelled(np.ones((6, 3)), np.arange(6) % 2).principal_components(2)
+    np.testing.assert_array_equal(flat, np.zeros((6, 1)))  # no variance: one empty axis
+
+
+def test_kept_quantities_are_computed_once_read_only_and_timed():
+    x, labels = clustered(n=40, d=6)
+    data = Labelled(x, labels)
+    assert not data.x.flags.writeable
+    variance, axes = data.spectrum()
+    assert data.spectrum()[1] is axes and not axes.flags.writeable
+    assert data.covariance() is data.covariance()
+    np.testing.assert_allclose(axes * variance @ axes.T, data.covariance(), atol=1e-12)
+    centred = x.astype(np.float64) - x.astype(np.float64).mean(0)
+    np.testing.assert_allclose(data.covariance(), centred.T @ centred / 40, atol=1e-13)
+    assert data.shared_seconds > 0 and data.shared_wall_seconds > 0
