@@ -13,8 +13,8 @@ once the features are cached, before paying for any fine-tuning.
 
 Prints the top modules by `rank_by`'s score with every proxy's score, and the seconds
 each proxy took on the cached features (reading the cache, or embedding what is not
-cached, is timed apart; so is what the feature proxies share, each module's covariance
-and its eigendecomposition, computed once). Presets and every field:
+cached, is timed apart; so is what the feature proxies share, computed once per module:
+its covariance and eigendecomposition, its nearest neighbours). Presets and every field:
 vtab_eval/configs/rank.py.
 """
 
@@ -87,7 +87,8 @@ def score_proxies(names, task, ctx, include_baseline: bool) -> tuple[dict, dict,
     """({proxy: SelectionResult}, {proxy: CPU seconds}, shared CPU seconds) of every named
     proxy on the pool's cached features (`vtab_eval.bench.proxy_speed` times this same
     call). The feature proxies score the pool in one pass over the modules, sharing
-    each module's checked copy, covariance and eigendecomposition, whose CPU seconds
+    each module's checked copy, covariance, eigendecomposition and nearest neighbours
+    (`proxy_math.Labelled`), whose CPU seconds
     are counted once, apart (`feature_proxy.select_together`)."""
     from vtab_eval import selection
     from vtab_eval.selection.feature_proxy import FeatureProxy, select_together
@@ -146,7 +147,7 @@ def _table(task, pool, config, results, cpu, seconds) -> dict:
         "cache_seconds": seconds["cache"],
         "proxies_seconds": seconds["proxies"],  # wall, every proxy and what they share
         # What the feature proxies shared, counted once: each module's checked copy,
-        # covariance and eigendecomposition.
+        # covariance, eigendecomposition and nearest neighbours.
         "shared_cpu_seconds": seconds["shared_cpu"],
         "proxies": {
             n: {

@@ -5,8 +5,9 @@ across the modules, such as NCTI). A proxy is then one small class in its own fi
 
 `select_together` scores a pool with several proxies in one pass over the modules:
 each module's features are checked and copied once, and what proxies derive alike
-(the covariance and its eigendecomposition) is computed once and shared
-(`proxy_math.Labelled`); a proxy alone (`select`) computes the same values the same way.
+(the covariance, its eigendecomposition, the nearest neighbours) is computed once and
+shared (`proxy_math.Labelled`); a proxy alone (`select`) computes the same values the
+same way.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def select_together(proxies: list[FeatureProxy], task, ctx: Context):
     """({name: SelectionResult}, {name: CPU seconds}, shared CPU seconds): each proxy's
     `select` of the pool, in one pass over the modules. A proxy's seconds are its own
     arithmetic; what the proxies share (checking and copying the features, their
-    covariance and its eigendecomposition) is counted once, apart."""
+    covariance, its eigendecomposition, the nearest neighbours) is counted once, apart."""
     measured = {p.name: {} for p in proxies}
     cpu, wall = dict.fromkeys(measured, 0.0), dict.fromkeys(measured, 0.0)
     shared_cpu, forward, num_examples = 0.0, 0.0, 0

@@ -1,7 +1,7 @@
 """Shared numerics of the transferability proxies: labels as class indices, class means
-and scatters, the features' covariance, its eigendecomposition and a PCA from it
-(computed once per module and kept, so proxies scoring a module in one pass share
-them), the log-determinant of a Gram matrix from its smaller side, and a row-wise softmax.
+and scatters, the features' covariance, its eigendecomposition, a PCA from it and the
+nearest neighbours (computed once per module and kept, so proxies scoring a module in
+one pass share them), the log-determinant of a Gram matrix from its smaller side, and a row-wise softmax.
 Everything works on float64 copies, so no proxy changes the arrays it is given.
 """
 
@@ -11,7 +11,10 @@ import time
 
 import numpy as np
 
-from vtab_eval.selection.knn import check_features
+from vtab_eval.selection.knn import check_features, loo_neighbors
+
+# Nearest neighbours kept per distance: the kNN variants with k = 1 and k = 5 share them.
+KEPT_NEIGHBOURS = 5
 
 
 class Labelled:
@@ -21,7 +24,7 @@ class Labelled:
     `x` [n, d] float64 (a read-only copy), `y` [n] class indices, `counts` [C] images
     per class, `classes` the original label values; `shared_seconds` (and
     `shared_wall_seconds`) the CPU (and wall) seconds spent computing the kept
-    quantities (`centred`, `covariance`, `spectrum`), which the ranking command reports
+    quantities (`centred`, `covariance`, `spectrum`, `neighbours`), which the ranking command reports
     apart from the proxies that asked for them.
     """
 
@@ -107,6 +110,20 @@ class Labelled:
 
         return self._kept_value("spectrum", decompose)
 
+    def neighbours(self, k: int, cosine: bool = False) -> np.ndarray:
+        """[n, k] each image's k nearest other images (`knn.loo_neighbors`, nearest
+        first), Euclidean or cosine (`unit_rows`). At least `KEPT_NEIGHBOURS` are
+        computed and kept per distance: the first k of the k + j nearest are the k
+        nearest, ties included (the kernel is exact and breaks ties by index)."""
+        key = "neighbours_cosine" if cosine else "neighbours_euclidean"
+        kept = self._kept.get(key)
+        if kept is None or kept.shape[1] < k:
+            self._kept.pop(key, None)
+            x = unit_rows(self.x) if cosine else self.x
+            wanted = min(max(k, KEPT_NEIGHBOURS), self.n - 1)
+            kept = self._kept_value(key, lambda: loo_neighbors(x, wanted))
+        return kept[:, :k]
+
     def principal_components(self, dims: int | float) -> np.ndarray:
         """The features centred and projected on their leading principal axes: `dims`
         of them when an int (at most the rank), or the fewest keeping that fraction of
@@ -116,6 +133,13 @@ class Labelled:
         gives)."""
         variance, axes = self.spectrum()
         return self.centred() @ axes[:, : leading(variance, dims, self.x.shape)]
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (an all-zero row stays zero): Euclidean distances
+    between them rank as cosine distances do."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
 
 
 def labelled(features, labels=None) -> Labelled:
