@@ -27,7 +27,7 @@ import numpy as np
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.proxy_math import labelled
+from vtab_eval.selection.proxy_math import labelled, symmetric_eigen
 
 FLOOR = 1e-12  # relative to |y|^2: the smallest |m|^2, residual and n - gamma allowed
 
@@ -39,9 +39,9 @@ def projected_spectrum(x: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, 
     z = V^T (X^T targets) / sqrt(sigma) costs a d x k product instead of an n x d x d one."""
     n, d = x.shape
     if n <= d:
-        sigma, u = np.linalg.eigh(x @ x.T)
+        sigma, u = symmetric_eigen(x @ x.T)
     else:
-        sigma, v = np.linalg.eigh(x.T @ x)
+        sigma, v = symmetric_eigen(x.T @ x)
     keep = sigma > max(sigma.max(initial=0.0), 0.0) * max(n, d) * np.finfo(np.float64).eps
     sigma = sigma[keep]
     if n <= d:
