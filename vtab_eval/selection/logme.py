@@ -32,16 +32,17 @@ from vtab_eval.selection.proxy_math import labelled, symmetric_eigen
 FLOOR = 1e-12  # relative to |y|^2: the smallest |m|^2, residual and n - gamma allowed
 
 
-def projected_spectrum(x: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def projected_spectrum(x: np.ndarray, targets: np.ndarray, gram=None):
     """(sigma [r], z [r, k]): the nonzero squared singular values of `x` and the
     targets' coordinates along their left singular vectors, z = U^T targets, from the
-    Gram matrix of the smaller side. With n > d, U = X V / sqrt(sigma) is never formed:
-    z = V^T (X^T targets) / sqrt(sigma) costs a d x k product instead of an n x d x d one."""
+    Gram matrix of the smaller side (X^T X may be given as `gram`). With n > d,
+    U = X V / sqrt(sigma) is never formed: z = V^T (X^T targets) / sqrt(sigma) costs a
+    d x k product instead of an n x d x d one."""
     n, d = x.shape
     if n <= d:
         sigma, u = symmetric_eigen(x @ x.T)
     else:
-        sigma, v = symmetric_eigen(x.T @ x)
+        sigma, v = symmetric_eigen(x.T @ x if gram is None else gram)
     keep = sigma > max(sigma.max(initial=0.0), 0.0) * max(n, d) * np.finfo(np.float64).eps
     sigma = sigma[keep]
     if n <= d:
@@ -49,11 +50,12 @@ def projected_spectrum(x: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, 
     return sigma, (v[:, keep].T @ (x.T @ targets)) / np.sqrt(sigma)[:, None]
 
 
-def evidence(x: np.ndarray, targets: np.ndarray, *, max_iterations=100, tolerance=1e-3):
+def evidence(x: np.ndarray, targets: np.ndarray, *, gram=None, max_iterations=100, tolerance=1e-3):
     """Per target column of `targets` [n, k]: (log evidence, alpha, beta), maximised by
-    the fixed-point iteration, and the number of columns that did not converge."""
+    the fixed-point iteration, and the number of columns that did not converge (X^T X
+    may be given as `gram`)."""
     n, d = x.shape
-    sigma, z = projected_spectrum(x, targets)
+    sigma, z = projected_spectrum(x, targets, gram)
     z2 = z**2  # [r, k]
     y2 = np.sum(targets**2, axis=0)
     outside = np.maximum(y2 - z2.sum(axis=0), 0.0)  # |y|^2 beyond the features' span
@@ -91,7 +93,13 @@ def logme(features, labels=None, **kwargs) -> tuple[float, int]:
     """(LogME score, classes whose iteration did not converge) of features and labels,
     or of one `Labelled`."""
     data = labelled(features, labels)
-    values, _, _, unconverged = evidence(data.x, data.onehot(), **kwargs)
+    gram = None
+    if data.n > data.x.shape[1]:
+        # X^T X = n (cov + m m^T) from the covariance other proxies share: a sum of two
+        # positive semi-definite terms, rounded no worse than the direct product.
+        mean = data.x.mean(axis=0)
+        gram = data.n * (data.covariance() + np.outer(mean, mean))
+    values, _, _, unconverged = evidence(data.x, data.onehot(), gram=gram, **kwargs)
     return float(np.mean(values) / data.n), unconverged
 
 
