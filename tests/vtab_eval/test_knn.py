@@ -76,6 +76,15 @@ def test_integer_data_full_of_ties_follows_the_lowest_index_rule(chunk_elements)
     np.testing.assert_array_equal(nn, lowest)
 
 
+@pytest.mark.parametrize("k", [2, 5])
+def test_k_nearest_in_data_full_of_ties_are_brute_forces_in_order(k):
+    # The k best come from k passes of argmax: with exact ties among them, or between
+    # the k-th and the next, the order must still be distance, then index.
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 3, size=(90, 3)).astype(np.float32)
+    np.testing.assert_array_equal(knn.loo_neighbors(x, k, chunk_elements=900), _brute_force(x, k))
+
+
 def _brute_force(x, k=1):
     d = np.square(x[:, None].astype(np.float64) - x[None]).sum(axis=2)
     np.fill_diagonal(d, np.inf)
@@ -110,6 +119,17 @@ def test_one_huge_value_does_not_change_the_neighbours():
 def test_vote_breaks_ties_by_the_nearest_neighbour():
     labels = np.array([[2, 1, 1], [2, 1, 3], [4, 4, 1], [0, 5, 5]])
     np.testing.assert_array_equal(knn.vote(labels), [1, 2, 4, 5])
+
+
+def test_vote_is_the_row_by_row_count():
+    def one_row(row):
+        counts = {label: list(row).count(label) for label in row}
+        return next(label for label in row if counts[label] == max(counts.values()))
+
+    rng = np.random.default_rng(7)
+    for k in (2, 5, 8):
+        labels = rng.integers(-2, 4, size=(300, k)) * 7
+        np.testing.assert_array_equal(knn.vote(labels), [one_row(r) for r in labels])
 
 
 def test_bad_inputs_name_the_problem():

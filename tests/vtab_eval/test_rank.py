@@ -31,6 +31,8 @@ def test_ranks_the_pool_with_every_proxy_and_writes_the_table(hub_root, colour_t
     names = rank_config.FAST_PROXIES.split(",")
     assert list(table["proxies"]) == names
     assert len(table["ranking"]) == 4 and table["ranking"][0].endswith("/red")
+    # The feature proxies shared each module's covariance and spectrum, timed apart.
+    assert table["shared_cpu_seconds"] > 0 and table["proxies_seconds"] > 0
     assert lines[0].startswith("task colour_red: 4 modules, ranked by knn")
     assert len(lines) == 2 + 2 + 2 + 2  # header, 2 modules, seconds, cpu, total, files
     out = tmp_path / "ranking" / files.slug(colour_task.key)

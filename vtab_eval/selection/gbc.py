@@ -20,7 +20,7 @@ import numpy as np
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.proxy_math import Labelled, pca
+from vtab_eval.selection.proxy_math import labelled
 
 VARIANCE_FLOOR = 1e-6
 
@@ -34,14 +34,12 @@ def bhattacharyya_distances(means: np.ndarray, variances: np.ndarray) -> np.ndar
     return 0.125 * np.sum(diff**2 / mean_var, axis=-1) + 0.5 * log_det_ratio
 
 
-def gbc(features, labels, dims: int = 64) -> float:
-    data = Labelled(features, labels)
-    x = pca(data.x, dims)
+def gbc(features, labels=None, dims: int = 64) -> float:
+    data = labelled(features, labels)
+    x = data.principal_components(dims)
     means = data.class_means(x)
     deviations = x - means[data.y]
-    variances = np.zeros_like(means)
-    np.add.at(variances, data.y, deviations**2)
-    variances /= data.counts[:, None]
+    variances = data.class_means(deviations**2)
     floor = VARIANCE_FLOOR * max(float(x.var(axis=0).mean()), np.finfo(np.float64).tiny)
     distances = bhattacharyya_distances(means, np.maximum(variances, floor))
     off_diagonal = ~np.eye(len(means), dtype=bool)
@@ -60,8 +58,8 @@ class GbcSelector(FeatureProxy):
         super().__init__(include_baseline)
         self.dims = dims
 
-    def measure(self, features, labels, seed):
-        return gbc(features, labels, self.dims)
+    def measure_labelled(self, data, seed):
+        return gbc(data, dims=self.dims)
 
     def details(self):
         return {"pca_dims": self.dims, "covariance": "diagonal"}

@@ -10,46 +10,76 @@ cov(f) is the features' (biased, 1/n) covariance and cov(E[f|y]) that of each im
 class mean. The plain score inverts cov(f) with a pseudo-inverse, which is singular
 whenever n <= d (and noisy near it); the shrinkage score replaces it by the
 Ledoit-Wolf estimate cov_alpha = (1 - alpha) cov(f) + alpha mu I (scikit-learn's
-`ledoit_wolf_shrinkage`), and shrinks the between-class
+`ledoit_wolf_shrinkage`, here in closed form), and shrinks the between-class
 covariance by the same (1 - alpha), as Ibrahim et al. do.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.covariance import ledoit_wolf_shrinkage
+from scipy import linalg
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.proxy_math import Labelled
+from vtab_eval.selection.proxy_math import labelled
+
+PINV_RCOND = 1e-15  # numpy's pinv: eigenvalues below this times the largest are dropped
 
 
-def _centred_and_between(features, labels):
-    data = Labelled(features, labels)
-    centred = data.x - data.x.mean(axis=0)
-    means = data.class_means(centred)
-    between = (means.T * (data.counts / data.n)) @ means  # cov of E[f|y], biased
-    return centred, between
+def _means_and_priors(data):
+    """(centred class means [C, d], class priors [C])."""
+    return data.class_means(data.centred()), data.counts / data.n
 
 
-def h_score(features, labels) -> float:
-    centred, between = _centred_and_between(features, labels)
-    cov = centred.T @ centred / len(centred)
-    return float(np.trace(np.linalg.pinv(cov, hermitian=True) @ between))
+def h_score(features, labels=None) -> float:
+    """tr(cov^+ B) in cov's eigenbasis: sum_i (sum_c w_c (m_c . v_i)^2) / lambda_i over
+    the eigenvalues numpy's pinv keeps, without forming the pseudo-inverse or the d x d
+    product with B."""
+    data = labelled(features, labels)
+    means, weights = _means_and_priors(data)
+    variance, axes = data.spectrum()
+    keep = np.abs(variance) > PINV_RCOND * np.abs(variance).max(initial=0.0)
+    along = means @ axes[:, keep]  # [C, r]: each class mean's coordinates
+    return float(np.sum(weights @ along**2 / variance[keep]))
 
 
-def shrunk_h_score(features, labels) -> tuple[float, float]:
-    """(H_alpha, alpha)."""
-    centred, between = _centred_and_between(features, labels)
-    alpha = float(ledoit_wolf_shrinkage(centred, assume_centered=True))
-    empirical = centred.T @ centred / len(centred)
+def ledoit_wolf_shrinkage(centred: np.ndarray, empirical: np.ndarray) -> float:
+    """scikit-learn's `ledoit_wolf_shrinkage(centred, assume_centered=True)` in closed
+    form: its two sums over d x d products are sum_k |x_k|^4 (over the rows) and the
+    squared Frobenius norm of the covariance `empirical` already at hand, which saves
+    two n x d x d products."""
+    n, d = centred.shape
+    if d == 1:
+        return 0.0  # scikit-learn's answer: with one feature shrinkage changes nothing
+    variances = np.diag(empirical)
+    mu = variances.sum() / d
+    row_squares = np.einsum("ij,ij->i", centred, centred)
+    sum_of_squares = np.sum(empirical**2)  # scikit-learn's delta_
+    beta = (np.sum(row_squares**2) / n - sum_of_squares) / (d * n)
+    delta = (sum_of_squares - 2.0 * mu * variances.sum() + d * mu**2) / d
+    beta = min(beta, delta)
+    return 0.0 if beta == 0 else float(beta / delta)
+
+
+def shrunk_h_score(features, labels=None) -> tuple[float, float]:
+    """(H_alpha, alpha): the shrunk covariance is positive definite whenever alpha > 0,
+    so a Cholesky solve with the C class means replaces the solve with d right-hand
+    sides (B); a singular covariance (alpha = 0) goes to LU, which names it."""
+    data = labelled(features, labels)
+    means, weights = _means_and_priors(data)
+    empirical = data.covariance()
+    alpha = ledoit_wolf_shrinkage(data.centred(), empirical)
     mu = np.trace(empirical) / len(empirical)
     if mu == 0:
         return 0.0, alpha  # every image has the same features: nothing to transfer
     cov = (1.0 - alpha) * empirical
     cov[np.diag_indices_from(cov)] += alpha * mu
-    solved = np.linalg.solve(cov, (1.0 - alpha) * between)
-    return float(np.trace(solved)), alpha
+    try:
+        solved = linalg.cho_solve(linalg.cho_factor(cov, check_finite=False), means.T)
+    except np.linalg.LinAlgError:
+        solved = np.linalg.solve(cov, means.T)
+    # tr(cov^-1 M^T diag(w) M) = sum_c w_c m_c^T cov^-1 m_c
+    return (1.0 - alpha) * float(np.sum(weights * np.sum(means.T * solved, axis=0))), alpha
 
 
 @register
@@ -60,8 +90,8 @@ class HScoreSelector(FeatureProxy):
     score_label = "H-score"
     table_row = 82
 
-    def measure(self, features, labels, seed):
-        return h_score(features, labels)
+    def measure_labelled(self, data, seed):
+        return h_score(data)
 
 
 @register
@@ -72,8 +102,8 @@ class ShrunkHScoreSelector(FeatureProxy):
     score_label = "H-score, shrunk covariance"
     table_row = 82
 
-    def measure(self, features, labels, seed):
-        return shrunk_h_score(features, labels)
+    def measure_labelled(self, data, seed):
+        return shrunk_h_score(data)
 
     def combine(self, measured):
         scores = {k: v[0] for k, v in measured.items()}

@@ -88,10 +88,12 @@ def loo_neighbors(
     out = np.empty((n, k), np.int64)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        top, close = points.ranked(points.x[start:stop] @ points.x.T, np.arange(start, stop), k)
+        top, doubtful, near = points.ranked(
+            points.x[start:stop] @ points.x.T, np.arange(start, stop), k
+        )
         out[start:stop] = top
-        for i, candidates in close.items():
-            out[start + i] = _exact_top_k(x, start + i, candidates, k)
+        if len(doubtful):
+            out[start + doubtful] = _exact_top_k(x, start + doubtful, near, k, chunk_elements)
     return out
 
 
@@ -109,39 +111,54 @@ class _Points:
         self.bounds = gamma * (norms * norms.max() + 0.5 * squares.max())
 
     def ranked(self, dots: np.ndarray, rows: np.ndarray, k: int):
-        """The top k of `rows` (whose dot products with every point are `dots`, which
-        this overwrites with the scores), and for each row the bound leaves in doubt
-        (its k + 1 best scores not all more than twice the bound apart), the points
-        that could be among its k nearest: `{row position: candidate indices}`."""
+        """(top k [len(rows), k], doubtful, near): the top k of `rows` (whose dot
+        products with every point are `dots`, which this overwrites with the scores);
+        the positions in `rows` of the rows the bound leaves in doubt (their k + 1 best
+        scores not all more than twice the bound apart); and for each of those, a mask
+        over every point of those that could be among its k nearest."""
         scores = dots
         scores -= self.half_squares
         scores[np.arange(len(rows)), rows] = -np.inf
-        if k == 1:
-            top = np.argmax(scores, axis=1)[:, None]  # the first maximum
-        else:
-            candidates = np.argpartition(-scores, k, axis=1)[:, : k + 1]
-            order = np.argsort(-np.take_along_axis(scores, candidates, 1), 1, kind="stable")
-            top = np.take_along_axis(candidates, order, 1)[:, :k]
-        best = np.take_along_axis(scores, top, 1).astype(np.float64)
-        np.put_along_axis(scores, top, -np.inf, 1)
+        # The k best by k passes of argmax, each best masked out after it is taken
+        # (cheaper than a partition of every row for small k): the best scores come
+        # out in order, and equal ones are left in doubt below, whatever their order.
+        top = np.empty((len(rows), k), np.int64)
+        best = np.empty((len(rows), k), np.float64)
+        every = np.arange(len(rows))
+        for j in range(k):
+            top[:, j] = np.argmax(scores, axis=1)
+            best[:, j] = scores[every, top[:, j]]
+            scores[every, top[:, j]] = -np.inf
         runner_up = scores.max(axis=1).astype(np.float64)
         # Differences of float32 values are exact in float64.
         gaps = np.concatenate([best[:, :-1] - best[:, 1:], best[:, -1:] - runner_up[:, None]], 1)
         bound = self.bounds[rows]
-        close = {}
-        for i in np.flatnonzero((gaps <= 2 * bound[:, None]).any(axis=1)):
-            # Every point whose score could reach the k-th best's: the others are
-            # farther than the k best for certain.
-            near = np.flatnonzero(scores[i] >= best[i, -1] - 2 * bound[i])
-            close[i] = np.union1d(near, top[i])
-        return top, close
+        doubtful = np.flatnonzero((gaps <= 2 * bound[:, None]).any(axis=1))
+        # Every point whose score could reach the k-th best's, and the k best (masked
+        # out of the scores above): the others are farther than the k best for certain.
+        near = scores[doubtful] >= (best[doubtful, -1] - 2 * bound[doubtful])[:, None]
+        near[np.arange(len(doubtful))[:, None], top[doubtful]] = True
+        return top, doubtful, near
 
 
-def _exact_top_k(x: np.ndarray, row: int, candidates: np.ndarray, k: int) -> np.ndarray:
-    """Point `row`'s k nearest among `candidates`, from float64 differences; equal
-    distances go to the lower index."""
-    distances = np.square(x[candidates].astype(np.float64) - x[row], dtype=np.float64).sum(1)
-    return candidates[np.lexsort((candidates, distances))[:k]]
+def _exact_top_k(
+    x: np.ndarray, rows: np.ndarray, near: np.ndarray, k: int, chunk_elements: int
+) -> np.ndarray:
+    """[len(rows), k]: each row's k nearest among the points its row of `near` marks
+    (at least k), from float64 differences; equal distances go to the lower index.
+    Rows are taken in groups of about `chunk_elements` differences at a time."""
+    out = np.empty((len(rows), k), np.int64)
+    per_row = near.sum(axis=1)
+    group = np.cumsum(per_row * x.shape[1]) // max(chunk_elements, 1)
+    for g in np.unique(group):
+        members = np.flatnonzero(group == g)
+        which, candidates = np.nonzero(near[members])  # by row, then by index
+        differences = x[candidates].astype(np.float64) - x[rows[members][which]]
+        distances = np.square(differences).sum(axis=1)
+        order = np.lexsort((candidates, distances, which))
+        starts = np.concatenate([[0], np.cumsum(per_row[members])[:-1]])
+        out[members] = candidates[order[starts[:, None] + np.arange(k)]]
+    return out
 
 
 def vote(neighbor_labels: np.ndarray) -> np.ndarray:
@@ -150,12 +167,11 @@ def vote(neighbor_labels: np.ndarray) -> np.ndarray:
     neighbor_labels = np.asarray(neighbor_labels)
     if neighbor_labels.shape[1] == 1:
         return neighbor_labels[:, 0]
-    out = np.empty(len(neighbor_labels), neighbor_labels.dtype)
-    for i, row in enumerate(neighbor_labels):
-        values, counts = np.unique(row, return_counts=True)
-        tied = set(values[counts == counts.max()].tolist())
-        out[i] = next(label for label in row if label in tied)
-    return out
+    # Each label's votes in its row, counted at every position the label holds: the
+    # first position (nearest neighbour) holding a most-voted label wins.
+    votes = np.sum(neighbor_labels[:, :, None] == neighbor_labels[:, None, :], axis=2)
+    winner = np.argmax(votes == votes.max(axis=1, keepdims=True), axis=1)
+    return neighbor_labels[np.arange(len(neighbor_labels)), winner]
 
 
 def loo_correct(features: np.ndarray, labels: np.ndarray, k: int = 1, **kwargs) -> np.ndarray:

@@ -1,6 +1,7 @@
 """kNN variants of the paper's performance proxy (section 5 uses k = 1, Euclidean):
 more neighbours, and cosine distance (Euclidean on rows scaled to unit length; an
-all-zero row stays zero). The exact leave-one-out neighbours are `knn.loo_neighbors`'.
+all-zero row stays zero). The exact leave-one-out neighbours are `knn.loo_neighbors`',
+kept per distance by `proxy_math.Labelled`, so that k = 1 and k = 5 share them.
 """
 
 from __future__ import annotations
@@ -9,13 +10,7 @@ import numpy as np
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.knn import loo_accuracy
-from vtab_eval.selection.proxy_math import Labelled
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
+from vtab_eval.selection.knn import vote
 
 
 class _KnnVariant(FeatureProxy):
@@ -24,10 +19,9 @@ class _KnnVariant(FeatureProxy):
     score_label = "kNN accuracy"
     table_row = 80
 
-    def measure(self, features, labels, seed):
-        data = Labelled(features, labels)  # a float64 copy; refuses a single class
-        x = unit_rows(data.x) if self.cosine else data.x
-        return loo_accuracy(x, data.y, min(self.k, data.n - 1))
+    def measure_labelled(self, data, seed):
+        neighbours = data.neighbours(min(self.k, data.n - 1), self.cosine)
+        return float(np.mean(vote(data.y[neighbours]) == data.y))
 
     def details(self):
         return {"k": self.k, "distance": "cosine" if self.cosine else "euclidean"}

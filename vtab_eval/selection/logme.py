@@ -27,32 +27,36 @@ import numpy as np
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.proxy_math import Labelled
+from vtab_eval.selection.proxy_math import labelled, symmetric_eigen
 
 FLOOR = 1e-12  # relative to |y|^2: the smallest |m|^2, residual and n - gamma allowed
 
 
-def spectrum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sigma [r], U [n, r]): the nonzero squared singular values of `x` and their left
-    singular vectors, from the Gram matrix of the smaller side."""
+def projected_spectrum(x: np.ndarray, targets: np.ndarray, gram=None):
+    """(sigma [r], z [r, k]): the nonzero squared singular values of `x` and the
+    targets' coordinates along their left singular vectors, z = U^T targets, from the
+    Gram matrix of the smaller side (X^T X may be given as `gram`). With n > d,
+    U = X V / sqrt(sigma) is never formed: z = V^T (X^T targets) / sqrt(sigma) costs a
+    d x k product instead of an n x d x d one."""
     n, d = x.shape
     if n <= d:
-        sigma, u = np.linalg.eigh(x @ x.T)
+        sigma, u = symmetric_eigen(x @ x.T)
     else:
-        sigma, v = np.linalg.eigh(x.T @ x)
+        sigma, v = symmetric_eigen(x.T @ x if gram is None else gram)
     keep = sigma > max(sigma.max(initial=0.0), 0.0) * max(n, d) * np.finfo(np.float64).eps
     sigma = sigma[keep]
     if n <= d:
-        return sigma, u[:, keep]
-    return sigma, (x @ v[:, keep]) / np.sqrt(sigma)
+        return sigma, u[:, keep].T @ targets
+    return sigma, (v[:, keep].T @ (x.T @ targets)) / np.sqrt(sigma)[:, None]
 
 
-def evidence(x: np.ndarray, targets: np.ndarray, *, max_iterations=100, tolerance=1e-3):
+def evidence(x: np.ndarray, targets: np.ndarray, *, gram=None, max_iterations=100, tolerance=1e-3):
     """Per target column of `targets` [n, k]: (log evidence, alpha, beta), maximised by
-    the fixed-point iteration, and the number of columns that did not converge."""
+    the fixed-point iteration, and the number of columns that did not converge (X^T X
+    may be given as `gram`)."""
     n, d = x.shape
-    sigma, u = spectrum(x)
-    z2 = (u.T @ targets) ** 2  # [r, k]
+    sigma, z = projected_spectrum(x, targets, gram)
+    z2 = z**2  # [r, k]
     y2 = np.sum(targets**2, axis=0)
     outside = np.maximum(y2 - z2.sum(axis=0), 0.0)  # |y|^2 beyond the features' span
     floor = FLOOR * np.maximum(y2, np.finfo(np.float64).tiny)
@@ -85,10 +89,17 @@ def evidence(x: np.ndarray, targets: np.ndarray, *, max_iterations=100, toleranc
     return log_evidence, alpha, beta, int(np.sum(~converged))
 
 
-def logme(features, labels, **kwargs) -> tuple[float, int]:
-    """(LogME score, classes whose iteration did not converge)."""
-    data = Labelled(features, labels)
-    values, _, _, unconverged = evidence(data.x, data.onehot(), **kwargs)
+def logme(features, labels=None, **kwargs) -> tuple[float, int]:
+    """(LogME score, classes whose iteration did not converge) of features and labels,
+    or of one `Labelled`."""
+    data = labelled(features, labels)
+    gram = None
+    if data.n > data.x.shape[1]:
+        # X^T X = n (cov + m m^T) from the covariance other proxies share: a sum of two
+        # positive semi-definite terms, rounded no worse than the direct product.
+        mean = data.x.mean(axis=0)
+        gram = data.n * (data.covariance() + np.outer(mean, mean))
+    values, _, _, unconverged = evidence(data.x, data.onehot(), gram=gram, **kwargs)
     return float(np.mean(values) / data.n), unconverged
 
 
@@ -100,8 +111,8 @@ class LogMESelector(FeatureProxy):
     score_label = "LogME (log evidence per image)"
     table_row = 81
 
-    def measure(self, features, labels, seed):
-        return logme(features, labels)
+    def measure_labelled(self, data, seed):
+        return logme(data)
 
     def combine(self, measured):
         scores = {k: v[0] for k, v in measured.items()}

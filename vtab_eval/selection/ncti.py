@@ -26,14 +26,14 @@ import numpy as np
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.proxy_math import Labelled, log_softmax, pca
+from vtab_eval.selection.proxy_math import labelled, log_softmax
 
 TERMS = ("variability", "geometry", "nearest_centre")
 
 
-def ncti_terms(features, labels, dims: int = 64) -> dict[str, float]:
-    data = Labelled(features, labels)
-    x = pca(data.x, dims)  # centred
+def ncti_terms(features, labels=None, dims: int = 64) -> dict[str, float]:
+    data = labelled(features, labels)
+    x = data.principal_components(dims)  # centred
     means = data.class_means(x)
     within = data.within_scatter(x)
     between = (means.T * (data.counts / data.n)) @ means
@@ -75,8 +75,8 @@ class NctiSelector(FeatureProxy):
         super().__init__(include_baseline)
         self.dims = dims
 
-    def measure(self, features, labels, seed):
-        return ncti_terms(features, labels, self.dims)
+    def measure_labelled(self, data, seed):
+        return ncti_terms(data, dims=self.dims)
 
     def combine(self, measured):
         return normalised_sum(measured), {"terms": measured}

@@ -21,12 +21,12 @@ from sklearn.mixture import GaussianMixture
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.proxy_math import Labelled, leep_from_posteriors, pca
+from vtab_eval.selection.proxy_math import labelled, leep_from_posteriors
 
 
-def nleep(features, labels, seed=0, variance_kept=0.8, components_per_class=5) -> float:
-    data = Labelled(features, labels)
-    x = pca(data.x, variance_kept)
+def nleep(features, labels=None, seed=0, variance_kept=0.8, components_per_class=5) -> float:
+    data = labelled(features, labels)
+    x = data.principal_components(variance_kept)
     components = max(1, min(components_per_class * data.num_classes, data.n // 2))
     mixture = GaussianMixture(components, covariance_type="diag", random_state=seed)
     posteriors = mixture.fit(x).predict_proba(x)
@@ -41,8 +41,8 @@ class NleepSelector(FeatureProxy):
     score_label = "NLEEP (mean log-likelihood)"
     table_row = 86
 
-    def measure(self, features, labels, seed):
-        return nleep(features, labels, seed)
+    def measure_labelled(self, data, seed):
+        return nleep(data, seed=seed)
 
     def details(self):
         return {"pca_variance_kept": 0.8, "components_per_class": 5, "covariance": "diag"}

@@ -17,18 +17,21 @@ import numpy as np
 
 from vtab_eval.selection.base import register
 from vtab_eval.selection.feature_proxy import FeatureProxy
-from vtab_eval.selection.proxy_math import Labelled, logdet_identity_plus
+from vtab_eval.selection.proxy_math import labelled, logdet_identity_plus, logdet_identity_plus_gram
 
 
 def coding_rate(z: np.ndarray, d: int, distortion: float) -> float:
     return 0.5 * logdet_identity_plus(z, d / (len(z) * distortion))
 
 
-def transrate(features, labels, distortion: float = 1e-4) -> float:
-    data = Labelled(features, labels)
-    z = data.x - data.x.mean(axis=0)
-    d = z.shape[1]
-    whole = coding_rate(z, d, distortion)
+def transrate(features, labels=None, distortion: float = 1e-4) -> float:
+    data = labelled(features, labels)
+    z = data.centred()
+    n, d = z.shape
+    if d <= n:  # Z^T Z / n is the covariance, which other proxies share
+        whole = 0.5 * logdet_identity_plus_gram(data.covariance(), d / distortion)
+    else:
+        whole = coding_rate(z, d, distortion)
     per_class = sum(
         count / data.n * coding_rate(z[data.y == c], d, distortion)
         for c, count in enumerate(data.counts)
@@ -48,8 +51,8 @@ class TransRateSelector(FeatureProxy):
         super().__init__(include_baseline)
         self.distortion = distortion
 
-    def measure(self, features, labels, seed):
-        return transrate(features, labels, self.distortion)
+    def measure_labelled(self, data, seed):
+        return transrate(data, distortion=self.distortion)
 
     def details(self):
         return {"distortion": self.distortion}

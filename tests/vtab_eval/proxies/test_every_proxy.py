@@ -10,7 +10,7 @@ import pytest
 from tests.vtab_eval.proxies.conftest import clustered
 from vtab_eval import selection
 from vtab_eval.pool.expert_pool import Module, Pool
-from vtab_eval.selection.feature_proxy import FeatureProxy
+from vtab_eval.selection.feature_proxy import FeatureProxy, select_together
 
 PROXIES = sorted(name for name, cls in selection.SELECTORS.items() if issubclass(cls, FeatureProxy))
 
@@ -93,3 +93,27 @@ def test_one_class_or_non_finite_features_fail_in_one_line_naming_the_module(nam
         with pytest.raises(ValueError, match=match) as error:
             selection.get_selector(name).select(TASK, _context({"b": (features, lab)}))
         assert "b's features of toy" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_scoring_together_gives_each_proxys_own_selection():
+    # One pass over the modules with the features' covariance and spectrum shared
+    # computes what each proxy computes alone.
+    good, labels = clustered(n=60, d=8, spread=0.1)
+    noise = np.random.default_rng(1).normal(size=good.shape).astype(np.float32)
+    ctx = _context({"b": (noise, labels), "e1": (noise * 2, labels), "e2": (good, labels)})
+    proxies = [selection.get_selector(name) for name in PROXIES]
+    together, cpu, shared = select_together(proxies, TASK, ctx)
+    assert list(together) == PROXIES and set(cpu) == set(PROXIES) and shared > 0
+    for proxy in proxies:
+        alone = proxy.select(TASK, ctx)
+        assert together[proxy.name].scores == pytest.approx(alone.scores, rel=1e-12, abs=1e-15)
+        assert together[proxy.name].pick == alone.pick
+        assert together[proxy.name].details == alone.details
+        assert together[proxy.name].cost_seconds >= 1.5  # the forward passes are counted
+
+
+def test_scoring_together_names_a_bad_module_in_one_line():
+    x, labels = clustered(n=20, d=4)
+    proxies = [selection.get_selector(name) for name in PROXIES]
+    with pytest.raises(ValueError, match="the proxies on b's features of toy: .*at least 2"):
+        select_together(proxies, TASK, _context({"b": (x, np.zeros(20, int))}))
