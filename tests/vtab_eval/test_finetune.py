@@ -158,17 +158,54 @@ def test_classes_beyond_the_head_or_labels_beyond_the_task_are_refused(tuner, re
         tuner.run(train, test, setting, seed=0, num_classes=3)
 
 
-def test_the_cache_builds_each_module_once_and_drops_the_least_recently_used(hub_root):
+def test_a_tuner_given_another_modules_weights_runs_exactly_as_one_built_for_it(
+    conv_module, red_task, hub_root, tmp_path
+):
+    """Another module of the same program (saved on its own: other function names) has
+    its weights loaded into the traced tuner: bit for bit a fresh tuner's runs."""
+    other = str(hub_fixtures.save_module(
+        tmp_path / "other", hub_fixtures.TinyModule("conv", seed=5), hub_fixtures.expert_info("o")
+    ))  # fmt: skip
+    setting = HParams(0.3, 12, 8, warmup_steps=2, decay_boundaries=(8,))
+    train, test = red_task.splits["train800"], red_task.splits["test"]
+    tuner = finetune.FineTuner(conv_module, max_classes=5, image_size=8, eval_batch=16)
+    tuner.run(train, test, setting, seed=9, num_classes=4)  # the weights and head move
+    traces = tuner._train_steps.experimental_get_tracing_count()
+    assert tuner.load_module(other) > 0 and tuner.handle == other
+    got = [tuner.run(train, test, setting, seed=s, num_classes=4) for s in (3, 4)]
+    assert tuner._train_steps.experimental_get_tracing_count() == traces  # not traced again
+    got_losses = tuner.losses
+    fresh = finetune.FineTuner(other, max_classes=5, image_size=8, eval_batch=16)
+    assert fresh.program == tuner.program
+    want = [fresh.run(train, test, setting, seed=s, num_classes=4) for s in (3, 4)]
+    assert got_losses == fresh.losses
+    for a, b in zip(got, want, strict=True):
+        assert (a["accuracy"], a["final_loss"]) == (b["accuracy"], b["final_loss"])
+    for a, b in zip(tuner.model.variables, fresh.model.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ValueError, match="does not hold the program of"):
+        tuner.load_module(str(hub_root / RED))  # mean colour features, not a convolution
+
+
+def test_the_cache_builds_each_program_once_and_drops_the_least_recently_used(
+    hub_root, conv_module
+):
     red, green, blue = (str(hub_root / RED.replace("red", c)) for c in ("red", "green", "blue"))
     cache = protocol.TunerCache(image_size=8, max_classes=6, eval_batch=16, size=2)
     first, seconds = cache.get(red)
     assert seconds > 0 and seconds == first.build_seconds and first.max_classes == 6
     assert cache.get(red) == (first, 0.0)
-    cache.get(green)
-    cache.get(red)  # red is now the most recently used: blue drops green.
-    cache.get(blue)
-    assert red in cache and blue in cache and green not in cache and len(cache) == 2
-    assert cache.builds == 3
+    corner, _ = cache.get(green)
+    # Blue holds green's program (corner features, other weights): green's tuner takes
+    # blue's weights instead of a new tuner being built.
+    again, seconds = cache.get(blue)
+    assert again is corner and corner.handle == blue and seconds > 0
+    assert blue in cache and green not in cache
+    assert (cache.builds, cache.weight_loads) == (2, 1)
+    cache.get(red)  # red is now the most recently used: the convolution drops blue's.
+    cache.get(conv_module)
+    assert red in cache and conv_module in cache and blue not in cache and len(cache) == 2
+    assert (cache.builds, cache.weight_loads) == (3, 1)
     with pytest.raises(ValueError, match="size >= 1"):
         protocol.TunerCache(image_size=8, max_classes=6, size=0)
 
