@@ -101,13 +101,25 @@ def test_a_padded_head_with_a_class_mask_equals_an_exact_head(conv_module, red_t
     assert again["accuracy"] == want["accuracy"]
 
 
-def test_mirrored_fine_tuning_matches_a_single_device(conv_module, red_task, tmp_path):
+@pytest.fixture(scope="module")
+def other_conv_module(tmp_path_factory):
+    """The conv module's program with other weights, saved on its own."""
+    path = tmp_path_factory.mktemp("conv") / "other"
+    module = hub_fixtures.TinyModule("conv", seed=5)
+    return str(hub_fixtures.save_module(path, module, hub_fixtures.expert_info("other")))
+
+
+def test_mirrored_fine_tuning_matches_a_single_device(
+    conv_module, other_conv_module, red_task, tmp_path
+):
     """Two replicas of half the batch each give the single-device run up to float
     rounding: losses within 1e-5 relative, final weights within 1e-5, the same accuracy,
-    twice (the second run starts from the reset mirrored variables)."""
+    twice (the second run starts from the reset mirrored variables), and once more with
+    another module's weights loaded into the mirrored variables."""
     out = tmp_path / "mirrored.json"
+    module = mirrored_finetune_worker.__name__
     done = subprocess.run(
-        [sys.executable, "-m", "tests.vtab_eval.mirrored_finetune_worker", conv_module, str(out)],
+        [sys.executable, "-m", module, conv_module, str(out), other_conv_module],
         cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -127,6 +139,10 @@ def test_mirrored_fine_tuning_matches_a_single_device(conv_module, red_task, tmp
     # Every replica applies the same summed gradients: its copies stay identical.
     assert mirrored["replica_spread"] == 0.0
     assert "batch size 7 does not split over 2 replicas" in mirrored["refused"]
+    other = finetune.FineTuner(other_conv_module, max_classes=6, image_size=8)
+    result = other.run(red_task.splits["train800"], red_task.splits["test"], hp, worker.SEEDS[0], 4)
+    np.testing.assert_allclose(mirrored["other"]["losses"], other.losses, rtol=1e-5)
+    assert mirrored["other"]["accuracy"] == result["accuracy"]
 
 
 def test_a_reused_tuner_gives_exactly_a_fresh_tuners_runs(conv_module, red_task):
@@ -159,13 +175,11 @@ def test_classes_beyond_the_head_or_labels_beyond_the_task_are_refused(tuner, re
 
 
 def test_a_tuner_given_another_modules_weights_runs_exactly_as_one_built_for_it(
-    conv_module, red_task, hub_root, tmp_path
+    conv_module, other_conv_module, red_task, hub_root
 ):
     """Another module of the same program (saved on its own: other function names) has
     its weights loaded into the traced tuner: bit for bit a fresh tuner's runs."""
-    other = str(hub_fixtures.save_module(
-        tmp_path / "other", hub_fixtures.TinyModule("conv", seed=5), hub_fixtures.expert_info("o")
-    ))  # fmt: skip
+    other = other_conv_module
     setting = HParams(0.3, 12, 8, warmup_steps=2, decay_boundaries=(8,))
     train, test = red_task.splits["train800"], red_task.splits["test"]
     tuner = finetune.FineTuner(conv_module, max_classes=5, image_size=8, eval_batch=16)
