@@ -25,7 +25,7 @@ import json
 import resource
 import time
 
-import fanout
+import fanout.flags
 
 PROGRAM = "vtab_eval.bench.finetune_overhead"
 
