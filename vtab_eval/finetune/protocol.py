@@ -24,6 +24,7 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
+from fanout import module_check
 from vtab_eval.finetune.hyperparams import HParams
 from vtab_eval.finetune.tuner import Arrays, FineTuner, run_seed
 from vtab_eval.pool import hub_loader, module_program
@@ -71,24 +72,31 @@ class TunerCache:
     def get(self, handle: str) -> tuple[FineTuner, float]:
         """The FineTuner holding the module and the seconds spent making it ready now:
         0 when it held it already, else loading its weights into the FineTuner of its
-        program, or building one."""
+        program, or building one (reading the module's program counts in either)."""
         for program, tuner in self._tuners.items():
             if tuner.handle == handle:
                 self._tuners.move_to_end(program)
                 return tuner, 0.0
+        start = time.perf_counter()
         program = module_program.program_key(hub_loader.local_dir(handle))
         if program in self._tuners:
-            self._tuners.move_to_end(program)
-            seconds = self._tuners[program].load_module(handle)
-            self.weight_loads += 1
-            return self._tuners[program], seconds
+            try:
+                self._tuners[program].load_module(handle)
+            except module_check.DamagedModuleError:
+                # Built afresh below, in its place: the build names any real damage.
+                del self._tuners[program]
+                gc.collect()
+            else:
+                self._tuners.move_to_end(program)
+                self.weight_loads += 1
+                return self._tuners[program], time.perf_counter() - start
         while len(self._tuners) >= self.size:
             self._tuners.popitem(last=False)
             gc.collect()
         tuner = FineTuner(handle, self.max_classes, self.image_size, self.eval_batch, self.strategy)
         self._tuners[tuner.program] = tuner
         self.builds += 1
-        return tuner, tuner.build_seconds
+        return tuner, time.perf_counter() - start
 
     def clear(self) -> None:
         self._tuners.clear()

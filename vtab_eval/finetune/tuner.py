@@ -136,7 +136,8 @@ class FineTuner:
         """Makes this FineTuner ``handle``'s: that module's weights are read into the
         loaded module's variables and become the initial weights of every run. Only for
         a module of the same program (refused otherwise), whose ops were then checked
-        with this one's. Returns the seconds it took."""
+        with this one's. Weights that cannot be read are a DamagedModuleError, and the
+        FineTuner stays the previous module's. Returns the seconds it took."""
         start = time.perf_counter()
         directory = hub_loader.local_dir(handle)
         if module_program.program_key(directory) != self.program:
@@ -149,7 +150,8 @@ class FineTuner:
             with self.strategy.scope():
                 # Matched through the object graph, as loading the module restores them.
                 tf.train.Checkpoint(root=self._module).read(prefix).assert_consumed()
-        except (tf.errors.OpError, AssertionError) as e:
+        except (IndexError, OSError, tf.errors.OpError, AssertionError) as e:
+            self.reset()  # any variable read before the failure
             raise module_check.DamagedModuleError(
                 f"module {handle}: cannot read its weights ({_first_line(e)}); "
                 "its files are damaged or incomplete: export or download the module again"
