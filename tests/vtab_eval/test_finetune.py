@@ -156,15 +156,23 @@ def test_a_reused_tuner_gives_exactly_a_fresh_tuners_runs(conv_module, red_task)
     two = hub_fixtures.colour_task("two", hub_fixtures.GREENISH[:2], seed=2)
     reused = finetune.FineTuner(conv_module, max_classes=5, image_size=8, eval_batch=16)
     reused.run(two.splits["train800"], two.splits["test"], setting, seed=9, num_classes=2)
-    got = [reused.run(train, test, setting, seed=s, num_classes=4) for s in (3, 4)]
-    got_losses = reused.losses
+    got = _two_runs(reused, train, test, setting)
     fresh = finetune.FineTuner(conv_module, max_classes=5, image_size=8, eval_batch=16)
-    want = [fresh.run(train, test, setting, seed=s, num_classes=4) for s in (3, 4)]
-    assert got_losses == fresh.losses
-    for a, b in zip(got, want, strict=True):
+    _assert_bit_equal(got, _two_runs(fresh, train, test, setting))
+
+
+def _two_runs(tuner, train, test, setting):
+    """Runs of seeds 3 and 4 on 4 classes: (results, the last losses, final weights)."""
+    results = [tuner.run(train, test, setting, seed=s, num_classes=4) for s in (3, 4)]
+    return results, tuner.losses, [v.numpy() for v in tuner.model.variables]
+
+
+def _assert_bit_equal(got, want):
+    assert got[1] == want[1]  # losses
+    for a, b in zip(got[0], want[0], strict=True):
         assert (a["accuracy"], a["final_loss"]) == (b["accuracy"], b["final_loss"])
-    for a, b in zip(reused.model.variables, fresh.model.variables, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(got[2], want[2], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_classes_beyond_the_head_or_labels_beyond_the_task_are_refused(tuner, red_task):
@@ -188,17 +196,11 @@ def test_a_tuner_given_another_modules_weights_runs_exactly_as_one_built_for_it(
     tuner.run(train, test, setting, seed=9, num_classes=4)  # the weights and head move
     traces = tuner._train_steps.experimental_get_tracing_count()
     assert tuner.load_module(other) > 0 and tuner.handle == other
-    got = [tuner.run(train, test, setting, seed=s, num_classes=4) for s in (3, 4)]
+    got = _two_runs(tuner, train, test, setting)
     assert tuner._train_steps.experimental_get_tracing_count() == traces  # not traced again
-    got_losses = tuner.losses
     fresh = finetune.FineTuner(other, max_classes=5, image_size=8, eval_batch=16)
     assert fresh.program == tuner.program
-    want = [fresh.run(train, test, setting, seed=s, num_classes=4) for s in (3, 4)]
-    assert got_losses == fresh.losses
-    for a, b in zip(got, want, strict=True):
-        assert (a["accuracy"], a["final_loss"]) == (b["accuracy"], b["final_loss"])
-    for a, b in zip(tuner.model.variables, fresh.model.variables, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    _assert_bit_equal(got, _two_runs(fresh, train, test, setting))
     with pytest.raises(ValueError, match="does not hold the program of"):
         tuner.load_module(str(hub_root / RED))  # mean colour features, not a convolution
 
