@@ -14,8 +14,10 @@ The runner hands its unfinished tasks to ``run``, which emits the stages as jobs
    candidate of (``ensembles``).
 
 Jobs are per module, not per (task, module), because loading a module and tracing its
-training step costs as much as a few fine-tuning runs: a job builds its module once
-and reuses it for all its tasks, restoring the initial weights between runs.
+training step costs as much as a few fine-tuning runs: a job makes its module ready
+once and reuses it for all its tasks, restoring the initial weights between runs. A
+module of a program already traced in the process (B's and the full experts') is made
+ready by loading its weights into that FineTuner (``protocol.TunerCache``).
 
 The local executor runs the jobs one after another in this process, on the runner's
 own ``Tuning`` (``worker_tuning`` returns it: same run directory, same config); Ray

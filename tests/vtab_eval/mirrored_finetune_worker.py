@@ -1,9 +1,11 @@
 """Fine-tunes under MirroredStrategy over two logical CPU devices, in its own process
 (the devices must be configured before TensorFlow starts, and the training tests hold
 MirroredStrategy objects of their own in the pytest process). Writes what the test
-compares with a single-device run to argv[2]; argv[1] is the module.
+compares with a single-device run to argv[2]; argv[1] is the module, argv[3] another
+module of its program, whose weights are then loaded into the same FineTuner for one
+more run.
 
-    python -m tests.vtab_eval.mirrored_finetune_worker <module dir> <output.json>
+    python -m tests.vtab_eval.mirrored_finetune_worker <module dir> <output.json> <other>
 """
 
 import json
@@ -42,5 +44,8 @@ if __name__ == "__main__":
     spread = max(float(np.max(np.abs(c[0].numpy() - c[1].numpy()))) for c in copies)
     weights = [v.numpy().tolist() for v in tuner.model.variables]
     report = {"replicas": strategy.num_replicas_in_sync, "runs": runs, "weights": weights}
+    tuner.load_module(sys.argv[3])  # every replica's copy of every variable
+    result = tuner.run(task.splits["train800"], task.splits["test"], hp, SEEDS[0], 4)
+    report["other"] = {"losses": tuner.losses, "accuracy": result["accuracy"]}
     with open(out, "w") as f:
         json.dump({**report, "replica_spread": spread, "refused": refused}, f)

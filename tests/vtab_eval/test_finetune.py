@@ -3,6 +3,7 @@ mask, the FineTuner cache, and the VTAB protocol."""
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fanout import module_check
 from tests.vtab_eval import hub_fixtures, mirrored_finetune_worker
 from vtab_eval import tasks
 from vtab_eval.finetune import protocol
@@ -101,13 +103,25 @@ def test_a_padded_head_with_a_class_mask_equals_an_exact_head(conv_module, red_t
     assert again["accuracy"] == want["accuracy"]
 
 
-def test_mirrored_fine_tuning_matches_a_single_device(conv_module, red_task, tmp_path):
+@pytest.fixture(scope="module")
+def other_conv_module(tmp_path_factory):
+    """The conv module's program with other weights, saved on its own."""
+    path = tmp_path_factory.mktemp("conv") / "other"
+    module = hub_fixtures.TinyModule("conv", seed=5)
+    return str(hub_fixtures.save_module(path, module, hub_fixtures.expert_info("other")))
+
+
+def test_mirrored_fine_tuning_matches_a_single_device(
+    conv_module, other_conv_module, red_task, tmp_path
+):
     """Two replicas of half the batch each give the single-device run up to float
     rounding: losses within 1e-5 relative, final weights within 1e-5, the same accuracy,
-    twice (the second run starts from the reset mirrored variables)."""
+    twice (the second run starts from the reset mirrored variables), and once more with
+    another module's weights loaded into the mirrored variables."""
     out = tmp_path / "mirrored.json"
+    module = mirrored_finetune_worker.__name__
     done = subprocess.run(
-        [sys.executable, "-m", "tests.vtab_eval.mirrored_finetune_worker", conv_module, str(out)],
+        [sys.executable, "-m", module, conv_module, str(out), other_conv_module],
         cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -127,6 +141,10 @@ def test_mirrored_fine_tuning_matches_a_single_device(conv_module, red_task, tmp
     # Every replica applies the same summed gradients: its copies stay identical.
     assert mirrored["replica_spread"] == 0.0
     assert "batch size 7 does not split over 2 replicas" in mirrored["refused"]
+    other = finetune.FineTuner(other_conv_module, max_classes=6, image_size=8)
+    result = other.run(red_task.splits["train800"], red_task.splits["test"], hp, worker.SEEDS[0], 4)
+    np.testing.assert_allclose(mirrored["other"]["losses"], other.losses, rtol=1e-5)
+    assert mirrored["other"]["accuracy"] == result["accuracy"]
 
 
 def test_a_reused_tuner_gives_exactly_a_fresh_tuners_runs(conv_module, red_task):
@@ -138,15 +156,23 @@ def test_a_reused_tuner_gives_exactly_a_fresh_tuners_runs(conv_module, red_task)
     two = hub_fixtures.colour_task("two", hub_fixtures.GREENISH[:2], seed=2)
     reused = finetune.FineTuner(conv_module, max_classes=5, image_size=8, eval_batch=16)
     reused.run(two.splits["train800"], two.splits["test"], setting, seed=9, num_classes=2)
-    got = [reused.run(train, test, setting, seed=s, num_classes=4) for s in (3, 4)]
-    got_losses = reused.losses
+    got = _two_runs(reused, train, test, setting)
     fresh = finetune.FineTuner(conv_module, max_classes=5, image_size=8, eval_batch=16)
-    want = [fresh.run(train, test, setting, seed=s, num_classes=4) for s in (3, 4)]
-    assert got_losses == fresh.losses
-    for a, b in zip(got, want, strict=True):
+    _assert_bit_equal(got, _two_runs(fresh, train, test, setting))
+
+
+def _two_runs(tuner, train, test, setting):
+    """Runs of seeds 3 and 4 on 4 classes: (results, the last losses, final weights)."""
+    results = [tuner.run(train, test, setting, seed=s, num_classes=4) for s in (3, 4)]
+    return results, tuner.losses, [v.numpy() for v in tuner.model.variables]
+
+
+def _assert_bit_equal(got, want):
+    assert got[1] == want[1]  # losses
+    for a, b in zip(got[0], want[0], strict=True):
         assert (a["accuracy"], a["final_loss"]) == (b["accuracy"], b["final_loss"])
-    for a, b in zip(reused.model.variables, fresh.model.variables, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(got[2], want[2], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_classes_beyond_the_head_or_labels_beyond_the_task_are_refused(tuner, red_task):
@@ -158,17 +184,67 @@ def test_classes_beyond_the_head_or_labels_beyond_the_task_are_refused(tuner, re
         tuner.run(train, test, setting, seed=0, num_classes=3)
 
 
-def test_the_cache_builds_each_module_once_and_drops_the_least_recently_used(hub_root):
+def test_a_tuner_given_another_modules_weights_runs_exactly_as_one_built_for_it(
+    conv_module, other_conv_module, red_task, hub_root
+):
+    """Another module of the same program (saved on its own: other function names) has
+    its weights loaded into the traced tuner: bit for bit a fresh tuner's runs."""
+    other = other_conv_module
+    setting = HParams(0.3, 12, 8, warmup_steps=2, decay_boundaries=(8,))
+    train, test = red_task.splits["train800"], red_task.splits["test"]
+    tuner = finetune.FineTuner(conv_module, max_classes=5, image_size=8, eval_batch=16)
+    tuner.run(train, test, setting, seed=9, num_classes=4)  # the weights and head move
+    traces = tuner._train_steps.experimental_get_tracing_count()
+    assert tuner.load_module(other) > 0 and tuner.handle == other
+    got = _two_runs(tuner, train, test, setting)
+    assert tuner._train_steps.experimental_get_tracing_count() == traces  # not traced again
+    fresh = finetune.FineTuner(other, max_classes=5, image_size=8, eval_batch=16)
+    assert fresh.program == tuner.program
+    _assert_bit_equal(got, _two_runs(fresh, train, test, setting))
+    with pytest.raises(ValueError, match="does not hold the program of"):
+        tuner.load_module(str(hub_root / RED))  # mean colour features, not a convolution
+
+
+def test_weights_that_cannot_be_read_leave_the_tuner_as_it_was(
+    conv_module, other_conv_module, tmp_path
+):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(other_conv_module, damaged)
+    data = next((damaged / "variables").glob("variables.data-*"))
+    data.write_bytes(data.read_bytes()[:16])
+    cache = protocol.TunerCache(image_size=8, max_classes=5, eval_batch=16, size=2)
+    tuner, _ = cache.get(conv_module)
+    with pytest.raises(module_check.DamagedModuleError, match="damaged"):
+        tuner.load_module(str(damaged))
+    fresh = finetune.FineTuner(conv_module, max_classes=5, image_size=8, eval_batch=16)
+    assert tuner.handle == conv_module
+    for a, b in zip(tuner.model.variables, fresh.model.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # The cache builds instead, which names the damage as any load does.
+    with pytest.raises(module_check.DamagedModuleError, match="damaged"):
+        cache.get(str(damaged))
+    assert (cache.builds, cache.weight_loads, len(cache)) == (1, 0, 0)
+
+
+def test_the_cache_builds_each_program_once_and_drops_the_least_recently_used(
+    hub_root, conv_module
+):
     red, green, blue = (str(hub_root / RED.replace("red", c)) for c in ("red", "green", "blue"))
     cache = protocol.TunerCache(image_size=8, max_classes=6, eval_batch=16, size=2)
     first, seconds = cache.get(red)
-    assert seconds > 0 and seconds == first.build_seconds and first.max_classes == 6
+    assert seconds >= first.build_seconds > 0 and first.max_classes == 6
     assert cache.get(red) == (first, 0.0)
-    cache.get(green)
-    cache.get(red)  # red is now the most recently used: blue drops green.
-    cache.get(blue)
-    assert red in cache and blue in cache and green not in cache and len(cache) == 2
-    assert cache.builds == 3
+    corner, _ = cache.get(green)
+    # Blue holds green's program (corner features, other weights): green's tuner takes
+    # blue's weights instead of a new tuner being built.
+    again, seconds = cache.get(blue)
+    assert again is corner and corner.handle == blue and seconds > 0
+    assert blue in cache and green not in cache
+    assert (cache.builds, cache.weight_loads) == (2, 1)
+    cache.get(red)  # red is now the most recently used: the convolution drops blue's.
+    cache.get(conv_module)
+    assert red in cache and conv_module in cache and blue not in cache and len(cache) == 2
+    assert (cache.builds, cache.weight_loads) == (3, 1)
     with pytest.raises(ValueError, match="size >= 1"):
         protocol.TunerCache(image_size=8, max_classes=6, size=0)
 

@@ -91,21 +91,26 @@ def _oracle_runner(config, log):
     )
 
 
-def test_the_oracle_builds_each_module_once_for_every_task(hub_root, data_dir, tmp_path):
+def test_the_oracle_readies_each_module_once_for_every_task(hub_root, data_dir, tmp_path):
     config = transfer.get_config("smoke")
     config.update(
         pool=str(hub_root), suite=f"{SPEC};{SPEC4}", workdir=str(tmp_path), data_dir=data_dir
     )
     config.selection.include_baseline = False  # the paper's oracle: experts only
-    config.finetune.tuner_cache = 4  # room for every module: each is built once
+    config.finetune.tuner_cache = 4  # room for every program: each is built once
     log = []
     run = _oracle_runner(config, log)
     run.run()
     experts = [e.id for e in run.pool.experts]
-    assert len(experts) == 4 and run.tuners.builds == 4  # not 4 x 2 tasks
-    assert run.tuners.max_classes == 16  # the suite's largest task
     # One screening job per candidate, for both tasks; the baseline is no candidate.
     assert sum(line.startswith("oracle screening ") for line in log) == 3
+    jobs = sum(line.startswith(("oracle screening ", "fine-tuning ")) for line in log)
+    # A job makes its module ready once (not once per task): red's program and the
+    # corner modules' are built once, and the other jobs' corner modules have their
+    # weights loaded into the latter.
+    assert len(experts) == 4 and run.tuners.builds == 2
+    assert run.tuners.builds + run.tuners.weight_loads == jobs
+    assert run.tuners.max_classes == 16  # the suite's largest task
     for spec in (SPEC, SPEC4):
         task_dir = tmp_path / "tasks" / files.slug(spec)
         results = {
@@ -122,14 +127,14 @@ def test_the_oracle_builds_each_module_once_for_every_task(hub_root, data_dir, t
         # Its cost is the fine-tuning it needs, though it ran before the selection.
         cost = sum(results[e]["seconds"] for e in candidates)
         assert oracle["cost_seconds"] == pytest.approx(cost)
-    # Each module's build counts in its first task only.
+    # Each job's build or weight load counts in its first task only.
     first = files.read_json(tmp_path / "tasks" / files.slug(SPEC) / "result.json")
     built = [
         files.read_json(p)["build_seconds"] > 0
         for kind in ("finetune", "oracle_screening_all")
         for p in (tmp_path / "tasks").glob(f"*/{kind}/*.json")
     ]
-    assert sum(built) == 4 and first["num_classes"] == 16
+    assert sum(built) == jobs and first["num_classes"] == 16
 
     # A lost result is redone alone; cache size and head width do not change results,
     # but a task wider than max_classes is refused.

@@ -162,8 +162,8 @@ def _finetune_config(preset: str) -> ml_collections.ConfigDict:
     # and a task's unused ones are masked (finetune/tuner.py). 0: the most classes of any task
     # in the suite; a task with more classes than a nonzero value is an error.
     ft.max_classes = 0
-    # FineTuners kept (least recently used dropped): the baseline and a few picks. The
-    # oracle runs module by module, so it needs only one.
+    # FineTuners kept (least recently used dropped), one per module program: B's and the
+    # full experts' (one architecture), the adapter experts', and a published module's.
     ft.tuner_cache = 3
     # A test split larger than this once decoded is streamed batch by batch for every
     # evaluation instead of held in memory (results are the same; memory is bounded).

@@ -14,8 +14,9 @@ the test ones. The train800 run is the sweep's own run of the chosen setting; wh
 sweep is skipped, it is run on the seed the sweep would have given it, at a cost
 recorded apart (``ensemble_seconds``), so ``seconds`` stays the protocol's.
 
-`TunerCache` keeps the recently used modules' FineTuners, so a module is loaded and its
-step traced once for all the tasks it fine-tunes on.
+`TunerCache` keeps the recently used FineTuners, one per module program, so a program is
+loaded and its step traced once for all the modules that hold it and all the tasks
+they fine-tune on.
 """
 
 from __future__ import annotations
@@ -30,17 +31,22 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
+from fanout import module_check
 from vtab_eval.finetune.hyperparams import HParams
 from vtab_eval.finetune.tuner import Arrays, FineTuner, run_seed
+from vtab_eval.pool import hub_loader, module_program
 
 SweepFn = Callable[[int], Sequence[HParams]]
 Progress = Callable[[str], None]
 
 
 class TunerCache:
-    """FineTuners by handle, the least recently used dropped beyond `size`: a module is
-    loaded and traced once for every task it fine-tunes on while it stays in the cache
-    (order the work module by module to make that always).
+    """FineTuners by module program (``pool.module_program``), the least recently used
+    dropped beyond `size`: a program is loaded and traced once for every module that
+    holds it (B and the full experts of one architecture), whose weights are loaded into
+    its FineTuner in turn (``FineTuner.load_module``), and for every task, while it stays
+    in the cache. `builds` counts the FineTuners built, `weight_loads` the modules made
+    ready by loading their weights into one.
 
     Written out rather than a library LRU because the eviction must happen *before* the
     next module is built, so two models never share memory beyond `size`."""
@@ -61,26 +67,43 @@ class TunerCache:
         self.size = int(size)
         self.strategy = strategy  # every FineTuner's (None: the default strategy)
         self._tuners: collections.OrderedDict[str, FineTuner] = collections.OrderedDict()
-        self.builds = 0
+        self.builds = self.weight_loads = 0
 
     def __contains__(self, handle: str) -> bool:
-        return handle in self._tuners
+        """Whether a FineTuner holds this module now (its weights are loaded)."""
+        return any(tuner.handle == handle for tuner in self._tuners.values())
 
     def __len__(self) -> int:
         return len(self._tuners)
 
     def get(self, handle: str) -> tuple[FineTuner, float]:
-        """The module's FineTuner and the seconds spent building it now (0 if cached)."""
-        if handle in self._tuners:
-            self._tuners.move_to_end(handle)
-            return self._tuners[handle], 0.0
+        """The FineTuner holding the module and the seconds spent making it ready now:
+        0 when it held it already, else loading its weights into the FineTuner of its
+        program, or building one (reading the module's program counts in either)."""
+        for program, tuner in self._tuners.items():
+            if tuner.handle == handle:
+                self._tuners.move_to_end(program)
+                return tuner, 0.0
+        start = time.perf_counter()
+        program = module_program.program_key(hub_loader.local_dir(handle))
+        if program in self._tuners:
+            try:
+                self._tuners[program].load_module(handle)
+            except module_check.DamagedModuleError:
+                # Built afresh below, in its place: the build names any real damage.
+                del self._tuners[program]
+                gc.collect()
+            else:
+                self._tuners.move_to_end(program)
+                self.weight_loads += 1
+                return self._tuners[program], time.perf_counter() - start
         while len(self._tuners) >= self.size:
             self._tuners.popitem(last=False)
             gc.collect()
         tuner = FineTuner(handle, self.max_classes, self.image_size, self.eval_batch, self.strategy)
-        self._tuners[handle] = tuner
+        self._tuners[tuner.program] = tuner
         self.builds += 1
-        return tuner, tuner.build_seconds
+        return tuner, time.perf_counter() - start
 
     def clear(self) -> None:
         self._tuners.clear()
@@ -148,7 +171,7 @@ def run_protocol(
         "test_accuracies": tests,
         "median_test_accuracy": float(np.median(tests)),
         # Training and evaluation only; the rest of `seconds` is data handling and, when
-        # `finetune` built the module for this call, the build.
+        # `finetune` made the module ready for this call, the build or weight load.
         "steps_seconds": sum(run["seconds"] for run in runs),
         "seconds": time.perf_counter() - start,
     }
@@ -250,11 +273,12 @@ def finetune(
     progress: Progress = lambda message: None,
     keep: bool = False,
 ) -> dict:
-    """Runs the protocol with the module's FineTuner from `tuners` (built there when
-    missing, under the cache's strategy), or, without a cache, with one of exactly the
-    task's classes built for this call alone, under `strategy`. `seconds` includes the
-    build when this call built the FineTuner, which `build_seconds` records (0 when an
-    earlier task had built it)."""
+    """Runs the protocol with the module's FineTuner from `tuners` (built there, or
+    given the module's weights, when missing, under the cache's strategy), or, without
+    a cache, with one of exactly the task's classes built for this call alone, under
+    `strategy`. `seconds` includes the time this call spent making the module ready
+    (building a FineTuner or loading the module's weights into one), which
+    `build_seconds` records (0 when an earlier task had made it ready)."""
     if tuners is None:
         tuner = FineTuner(handle, task.num_classes, image_size, eval_batch, strategy)
         build_seconds = tuner.build_seconds

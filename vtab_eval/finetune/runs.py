@@ -6,10 +6,11 @@ by (seed, task) only, so two methods picking one expert would get the very same 
 anyway; every expert on a task also sees the same batches, which makes the comparison
 between methods paired.
 
-FineTuners are kept per module, whatever the task (``protocol.TunerCache``, size
-``config.finetune.tuner_cache``), so the baseline is loaded and traced once for the
-suite. The oracle screens every candidate on every task (``stages`` runs that module
-by module, so each module is built once): with ``config.oracle.screen_repeats`` = n > 0,
+FineTuners are kept per module program, whatever the task (``protocol.TunerCache``,
+size ``config.finetune.tuner_cache``), so B and the full experts of one architecture
+are loaded and traced once for the suite, each module's weights then loaded into that
+FineTuner in turn. The oracle screens every candidate on every task (``stages`` runs
+that module by module, so each module's weights are loaded once): with ``config.oracle.screen_repeats`` = n > 0,
 n final runs of one trial; with 0, a whole protocol. Screening runs take seeds of their
 own (``SCREENING_SEED``), so the oracle picks on runs its reported accuracy never
 includes: its row is its pick's protocol, the very runs every other method's pick of
@@ -56,12 +57,22 @@ def sweep_fn(config: ml_collections.ConfigDict) -> protocol.SweepFn:
 
 
 def time_split(result: dict) -> str:
-    """A protocol's seconds, split into building the module (loading and tracing it),
-    the runs' training and evaluation steps, and the rest (data handling)."""
+    """A protocol's seconds, split into building the module (loading and tracing it, or
+    loading its weights into a built one of its program), the runs' training and
+    evaluation steps, and the rest (data handling)."""
     total, build = result["seconds"], result.get("build_seconds", 0.0)
     steps = result.get("steps_seconds", 0.0)
     share = 100 * steps / total if total > 0 else 0.0
     return f"{total:.1f}s: build {build:.1f}s, steps {steps:.1f}s ({share:.0f}%)"
+
+
+def _how_made_ready(tuners: protocol.TunerCache, builds: int, weight_loads: int) -> str:
+    """What a protocol's log line says of its module, from the cache's counts before it."""
+    if tuners.builds > builds:
+        return " (module built for it)"
+    if tuners.weight_loads > weight_loads:
+        return " (its weights loaded into the built module of its program)"
+    return ""
 
 
 @dataclasses.dataclass
@@ -160,7 +171,7 @@ class Tuning:
         if self.is_done(task, expert, screen, keep):
             return run_dir.read_record(path, run_dir.FINETUNE_RECORD)
         tuners = self.open_tuners([task])
-        cached = expert.handle in tuners
+        builds, weight_loads = tuners.builds, tuners.weight_loads
         what = "fine-tuning" if screen is None else f"screening ({screen or 'whole protocol'})"
         again = " again, keeping its probabilities" if path.exists() else ""
         self.log(f"  {what} {expert.id} on {task.spec}{again}")
@@ -175,7 +186,7 @@ class Tuning:
         files.write_json(path, result)
         self.log(
             f"  fine-tuned {expert.id}: median test {result['median_test_accuracy']:.4f} "
-            f"in {time_split(result)}" + ("" if cached else " (module built for it)")
+            f"in {time_split(result)}" + _how_made_ready(tuners, builds, weight_loads)
         )
         return result
 

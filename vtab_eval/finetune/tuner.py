@@ -7,10 +7,14 @@ which task_adaptation used (`m = 0.9 m + g; w -= lr m`), so a rate change takes 
 at once and resetting a run is assigning zeros. Loss: softmax cross-entropy plus any
 regularisation losses the module exports; no weight decay, no augmentation (VTAB).
 
-One `FineTuner` is built per module and reused by every run of the protocol on every
-task: weights (head included) and momenta are restored in place between runs, so the
-module is loaded and its training step traced once (`protocol.TunerCache` keeps the
-recently used ones). The head has a fixed `max_classes` outputs and each run passes a
+One `FineTuner` is built per module program and reused by every run of the protocol on
+every task: weights (head included) and momenta are restored in place between runs, so
+the module is loaded and its training step traced once (`protocol.TunerCache` keeps the
+recently used ones). Modules that hold the same program and differ only in their
+weights (B and the full experts of one architecture: `pool.module_program`) share one
+FineTuner: `load_module` reads another module's weights into the loaded module's
+variables, which the traced functions read, so the module is neither loaded nor traced
+again, and its runs are bit for bit those of a FineTuner built for it. The head has a fixed `max_classes` outputs and each run passes a
 class mask as a tensor: logits of the classes a task does not have are set to a large
 negative constant (`MASKED_LOGIT`, not -inf, which would make NaN) before the softmax
 cross-entropy and the argmax. Their softmax probability is exactly zero, so their head
@@ -35,16 +39,18 @@ The protocol around the runs is `vtab_eval.finetune.protocol`'s.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from fanout import module_check
 from vtab_eval import features as features_lib
 from vtab_eval.finetune.hyperparams import MOMENTUM, HParams, learning_rate_at
 from vtab_eval.images import to_float
-from vtab_eval.pool import hub_loader
+from vtab_eval.pool import hub_loader, module_program
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -73,7 +79,8 @@ class FineTuner:
     """A module with a zero head of `max_classes` outputs; `run` trains from the initial
     weights on a task of up to `max_classes` classes and returns the accuracy on an
     evaluation set. Building it loads the module and traces and runs its functions once
-    (`build_seconds`), so the first run costs what every later run does."""
+    (`build_seconds`), so the first run costs what every later run does. `load_module`
+    makes it another module's of the same `program`."""
 
     def __init__(
         self,
@@ -91,8 +98,11 @@ class FineTuner:
         self.image_size = int(image_size)
         self.eval_batch = eval_batch
         self.strategy = strategy or tf.distribute.get_strategy()
+        directory = hub_loader.local_dir(handle)
+        self.program = module_program.program_key(directory)
         with self.strategy.scope():  # module, head and momenta: one copy per replica
-            layer = hub_loader.load(handle, trainable=True)
+            layer = hub_loader.load(directory, trainable=True)
+            self._module = layer.resolved_object
             inputs = keras.Input([image_size, image_size, 3], dtype=tf.float32)
             features = features_lib.first_call(handle, image_size, lambda: layer(inputs))
             head = keras.layers.Dense(
@@ -125,6 +135,39 @@ class FineTuner:
         self.losses: list[float] = []  # the last run's loss curve
         self._warm_up()
         self.build_seconds = time.perf_counter() - start
+
+    def load_module(self, handle: str) -> float:
+        """Makes this FineTuner ``handle``'s: that module's weights are read into the
+        loaded module's variables and become the initial weights of every run. Only for
+        a module of the same program (refused otherwise), whose ops were then checked
+        with this one's. Weights that cannot be read are a DamagedModuleError, and the
+        FineTuner stays the previous module's. Returns the seconds it took."""
+        start = time.perf_counter()
+        directory = hub_loader.local_dir(handle)
+        if module_program.program_key(directory) != self.program:
+            raise ValueError(
+                f"module {handle} does not hold the program of {self.handle}; "
+                "build a FineTuner for it"
+            )
+        prefix = os.path.join(directory, "variables", "variables")
+        try:
+            with self.strategy.scope():
+                # Matched through the object graph, as loading the module restores them.
+                tf.train.Checkpoint(root=self._module).read(prefix).assert_consumed()
+        except (IndexError, OSError, tf.errors.OpError, AssertionError) as e:
+            self.reset()  # any variable read before the failure
+            raise module_check.DamagedModuleError(
+                f"module {handle}: cannot read its weights ({_first_line(e)}); "
+                "its files are damaged or incomplete: export or download the module again"
+            ) from e
+        restored = {v.ref() for v in self._module.variables}
+        self._initial = [
+            var.numpy() if var.ref() in restored else initial  # the head's stay zero
+            for var, initial in zip(self.model.variables, self._initial, strict=True)
+        ]
+        self.handle = handle
+        self.reset()
+        return time.perf_counter() - start
 
     def num_parameters(self, num_classes: int | None = None) -> int:
         """Trainable parameters of the module plus a head of `num_classes` outputs (the
@@ -326,3 +369,8 @@ def _check_labels(labels: np.ndarray, num_classes: int) -> None:
         raise ValueError(
             f"labels span [{labels.min()}, {labels.max()}], outside a task of {num_classes} classes"
         )
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__

@@ -223,10 +223,14 @@ def load(
     """``hub.KerasLayer`` for ``handle``; ``kwargs`` go to it (e.g. ``arguments`` for the
     packed adapter module's ``{"expert": i}``). ``trainable=True`` fine-tunes the module.
     The module is checked before any of its graphs runs (``fanout.module_check``)."""
+    return module_check.load(local_dir(handle, hub_root), trainable=trainable, **kwargs)
+
+
+def local_dir(handle: str | os.PathLike, hub_root: str | os.PathLike | None = None) -> str:
+    """The local module directory ``handle`` loads from: its own, its mirror, or the
+    copy a URL downloads to (only then is the network reached)."""
     where = resolve(handle, hub_root)
-    if "://" in where:
-        where = _fetch(where)
-    return module_check.load(where, trainable=trainable, **kwargs)
+    return _fetch(where) if "://" in where else where
 
 
 def _first_line(error: Exception) -> str:
