@@ -39,6 +39,7 @@ def _splits(task):
     return {s: task.splits[s] for s in tasks.SPLITS}
 
 
+@pytest.mark.one_pass
 def test_batches_cover_each_epoch_once():
     idx = finetune.batch_indices(10, 4, 5, seed=0)
     assert idx.shape == (5, 4)
@@ -158,6 +159,7 @@ def test_classes_beyond_the_head_or_labels_beyond_the_task_are_refused(tuner, re
         tuner.run(train, test, setting, seed=0, num_classes=3)
 
 
+@pytest.mark.one_pass
 def test_the_cache_builds_each_module_once_and_drops_the_least_recently_used(hub_root):
     red, green, blue = (str(hub_root / RED.replace("red", c)) for c in ("red", "green", "blue"))
     cache = protocol.TunerCache(image_size=8, max_classes=6, eval_batch=16, size=2)
@@ -269,6 +271,7 @@ class _SeedRecorder:
         return 1
 
 
+@pytest.mark.one_pass
 def test_every_module_gets_the_same_run_seeds():
     # Run i of B and run i of an expert share their seed (the pairs the multi-seed
     # headline resamples together); another transfer seed gives other runs.
