@@ -23,7 +23,6 @@ from tests.training import determinism_worker, synthetic
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.one_pass
 def test_the_initial_weights_follow_the_seed(tmp_path):
     initial = []
 
