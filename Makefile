@@ -198,23 +198,27 @@ lint: setup
 NUMERICS_ENV := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 \
 	TF_ENABLE_ONEDNN_OPTS=0
 NUMERICS_LOG := $(VENV)/numerics-tests.log
+BAZEL_LOG := $(VENV)/bazel.log
+BAZEL_SMOKE_TESTS := //experts/... //fanout/... //hub_export/... //vtab_eval/...
 
-# pytest runs the numerics tests (twice: as they are, then under NUMERICS_ENV) in one
-# process beside the rest of the suite in another: most tests are single-threaded
-# Python, so two processes keep two cores busy. Bazel then builds every target (each
-# test file is a py_test target, so a broken BUILD fails CI) and runs the binaries'
-# smoke tests. `bazel test --config=fast //...` runs the fast test files through Bazel.
+# Three jobs side by side, as most of the suite is single-threaded Python and two cores
+# are busier with more to do: pytest runs the numerics tests (twice: as they are, then
+# under NUMERICS_ENV) in one process and the rest of the suite in another, while Bazel
+# builds every target (each test file is a py_test target, so a broken BUILD fails CI)
+# and runs the binaries' smoke tests. `bazel test --config=fast //...` runs the fast
+# test files through Bazel.
 test: lint
-	@echo "numerics tests in the background (their log: $(NUMERICS_LOG))"
+	@echo "numerics tests and Bazel in the background (their logs: $(NUMERICS_LOG), $(BAZEL_LOG))"
 	@( $(BIN)/python -m pytest -p no:cacheprovider -m numerics && \
 	  $(NUMERICS_ENV) $(BIN)/python -m pytest -p no:cacheprovider -m numerics ) \
 	  > $(NUMERICS_LOG) 2>&1 & numerics=$$!; \
+	( $(BAZEL) build //... && $(BAZEL) test $(BAZEL_SMOKE_TESTS) ) > $(BAZEL_LOG) 2>&1 & \
+	bazel=$$!; \
 	$(BIN)/python -m pytest -m "not numerics"; rest=$$?; \
-	wait $$numerics; twice=$$?; \
+	wait $$numerics; twice=$$?; wait $$bazel; built=$$?; \
 	if [ $$twice = 0 ]; then grep -E "passed|failed" $(NUMERICS_LOG); else cat $(NUMERICS_LOG); fi; \
-	[ $$rest = 0 ] && [ $$twice = 0 ]
-	$(BAZEL) build //...
-	$(BAZEL) test //experts/... //fanout/... //hub_export/... //vtab_eval/...
+	if [ $$built = 0 ]; then grep -E "^Executed" $(BAZEL_LOG); else cat $(BAZEL_LOG); fi; \
+	[ $$rest = 0 ] && [ $$twice = 0 ] && [ $$built = 0 ]
 
 format: setup
 	$(BIN)/ruff check --fix .

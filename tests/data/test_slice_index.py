@@ -1,4 +1,4 @@
-"""A slice reads its own records: counted on a generated upstream of 200,000 tiny images.
+"""A slice reads its own records: counted on a generated upstream of 20,000 tiny images.
 
 Records read are counted where they leave the files: the slice index's reader
 (``slice_index.read_records``) and, for a dataset without an index, every record tfds'
@@ -17,8 +17,9 @@ from experts.data import pipelines, slice_index, upstream
 from tests.bad_input import snapshot, user_files
 from tests.data.tiny_upstream import TinyUpstreamConfig, label_name, prepare_tiny_upstream
 
-# 200 labels of 1,000 images; ``small`` holds labels 0 and 199 (different groups): 1%.
-LARGE = TinyUpstreamConfig(name="n200k", groups=20, labels_per_group=10, images_per_label=1000)
+# 200 labels of 100 images; ``small`` holds labels 0 and 199 (different groups): 1%.
+# What is counted (records read against the slice's size) does not depend on the scale.
+LARGE = TinyUpstreamConfig(name="n20k", groups=20, labels_per_group=10, images_per_label=100)
 SMALL = TinyUpstreamConfig(name="n400", groups=2, labels_per_group=10, images_per_label=20)
 
 
@@ -78,24 +79,26 @@ def _labels(ds) -> np.ndarray:
     return np.concatenate([b["label"] for b in ds.as_numpy_iterator()])
 
 
+BATCH = 50  # a quarter of the 1% slice
+
+
 def _slice(builder, info, expert="small", **kwargs):
-    return pipelines.expert_slice(builder, info, expert, "train", 500, 2, **kwargs)
+    return pipelines.expert_slice(builder, info, expert, "train", BATCH, 2, **kwargs)
 
 
 def test_a_one_percent_slice_reads_one_percent(large, monkeypatch):
     builder, info = large
     size = info.node_counts()["small"]
-    assert size == 2_000 == builder.info.splits["train"].num_examples // 100
+    assert size == 200 == builder.info.splits["train"].num_examples // 100
     reads = Reads(monkeypatch, builder)
     labels = _labels(_slice(builder, info, training=False))
     new = reads.count
     assert sorted(set(info.labels[i] for i in labels)) == [label_name(0), label_name(199)]
     assert len(labels) == size
     # The index reads exactly the slice's records: the bound is the slice itself. (The
-    # filter path reads every record; its count is checked on a small upstream below,
-    # since a pass over these 200,000 records costs a minute.)
+    # filter path reads every record; its count is checked on a small upstream below.)
     assert new == size
-    print(f"records read for the 1% slice of 200,000: {new} with the index")
+    print(f"records read for the 1% slice of 20,000: {new} with the index")
 
 
 def test_the_slice_is_cached_by_its_own_size(large, monkeypatch):
@@ -107,13 +110,13 @@ def test_the_slice_is_cached_by_its_own_size(large, monkeypatch):
     monkeypatch.setattr(pipelines, "AUTO_CACHE_BYTES", (slice_bytes + split_bytes) // 2)
     reads = Reads(monkeypatch, builder)
     ds = _slice(builder, info, training=True, seed=3)
-    for _ in ds.take(3 * size // 500 + 1):  # three epochs and a batch
+    for _ in ds.take(3 * size // BATCH + 1):  # three epochs and a batch
         pass
     assert reads.count == size  # the first epoch read it; later ones come from the cache
     monkeypatch.setattr(pipelines, "AUTO_CACHE_BYTES", slice_bytes)
     reads.reset()
     ds = _slice(builder, info, training=True, seed=3)
-    for _ in ds.take(3 * size // 500 + 1):
+    for _ in ds.take(3 * size // BATCH + 1):
         pass
     # Not cached: every epoch reads the slice again (and the shuffle buffer reads ahead).
     assert reads.count > 3 * size

@@ -124,6 +124,34 @@ def test_the_transfer_run_under_ray_equals_the_local_one(both):
         assert mb["test_accuracies"] == ma["test_accuracies"]
 
 
+def _node_address() -> str:
+    return ray.util.get_node_ip_address()
+
+
+def test_every_ray_process_started_here_binds_and_reports_loopback(ray_executor):
+    psutil = pytest.importorskip("psutil", reason="the socket listing needs psutil")
+    # A job on a worker of each reservation the tests use, so that workers exist. (Here,
+    # after the transfer run, its 2-CPU worker is still alive and serves the second, and
+    # the killed-worker test below starts on the 1-CPU worker the first one starts: each
+    # new worker imports TensorFlow.)
+    jobs = [fanout.Job("address", _node_address)]
+    reported = ray_executor.map(jobs) + fanout.RayExecutor(resources=fanout.Resources(cpus=2)).map(
+        jobs
+    )
+    assert reported == ["127.0.0.1", "127.0.0.1"]
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+    started = {p.pid: p.name() for p in psutil.Process().children(recursive=True)}
+    assert any("raylet" in name for name in started.values()), started
+    bound = [
+        (started[c.pid], c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections(kind="inet")
+        if c.pid in started and (c.status == psutil.CONN_LISTEN or not c.raddr)
+    ]
+    assert bound, "no listening socket found among Ray's processes"
+    loopback = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+    assert [b for b in bound if b[1] not in loopback] == [], bound
+
+
 def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(ray_executor, tmp_path):
     # Deterministic ops, so that the same run in the same kind of process is the same
     # to the bit: the comparison below is then exact on any CPU, whatever its thread
@@ -181,31 +209,6 @@ def test_ray_train_two_workers_match_single_device(ray_executor, tmp_path):
     assert result["replicas"] == 2
     np.testing.assert_allclose(result["losses"], single["losses"], rtol=1e-4)
     assert work_tree.JobDir(tmp_path / "mwms").finished()
-
-
-def _node_address() -> str:
-    return ray.util.get_node_ip_address()
-
-
-def test_every_ray_process_started_here_binds_and_reports_loopback(ray_executor):
-    psutil = pytest.importorskip("psutil", reason="the socket listing needs psutil")
-    # A job on a worker of each reservation the tests use, so that workers exist.
-    jobs = [fanout.Job("address", _node_address)]
-    reported = ray_executor.map(jobs) + fanout.RayExecutor(resources=fanout.Resources(cpus=2)).map(
-        jobs
-    )
-    assert reported == ["127.0.0.1", "127.0.0.1"]
-    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
-    started = {p.pid: p.name() for p in psutil.Process().children(recursive=True)}
-    assert any("raylet" in name for name in started.values()), started
-    bound = [
-        (started[c.pid], c.laddr.ip, c.laddr.port)
-        for c in psutil.net_connections(kind="inet")
-        if c.pid in started and (c.status == psutil.CONN_LISTEN or not c.raddr)
-    ]
-    assert bound, "no listening socket found among Ray's processes"
-    loopback = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
-    assert [b for b in bound if b[1] not in loopback] == [], bound
 
 
 def test_a_job_no_node_can_host_is_refused_when_the_executor_starts(ray_executor):

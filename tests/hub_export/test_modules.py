@@ -65,6 +65,7 @@ def sgd_step(model, x, y):
     keras.optimizers.SGD(0.1).apply_gradients(zip(grads, model.trainable_weights, strict=True))
 
 
+@pytest.mark.one_pass
 def test_one_training_step_changes_every_module_variable(hub_tree, images):
     root, _, _ = hub_tree
     layer = hub.KerasLayer(str(module_path(root, "full", EXPERTS[0])), trainable=True)
@@ -81,6 +82,7 @@ def test_one_training_step_changes_every_module_variable(hub_tree, images):
     assert unchanged == []
 
 
+@pytest.mark.one_pass
 def test_a_frozen_layer_exposes_no_trainable_weights(hub_tree):
     root, _, _ = hub_tree
     layer = hub.KerasLayer(str(module_path(root, "baseline")), trainable=False)
@@ -104,6 +106,7 @@ def test_reusable_savedmodel_attributes_and_serving_signature(loaded, work, imag
     np.testing.assert_allclose(served.numpy(), expected, **TOL)
 
 
+@pytest.mark.one_pass
 def test_training_passes_through_to_the_module(tmp_path):
     """A module whose output depends on training (dropout) shows what KerasLayer passes."""
     dense = keras.layers.Dense(64, kernel_initializer="ones")
@@ -205,6 +208,7 @@ def test_a_template_refilled_for_two_experts_saves_each_experts_own_weights(
     assert not np.allclose(outputs[0], outputs[1], atol=1e-3)
 
 
+@pytest.mark.one_pass
 def test_a_template_refuses_sources_of_another_architecture(work):
     models = work[1]
     template = modules.FeatureVectorTemplate(*modules.FeatureVectorTemplate.key(models["epn"]))
@@ -216,6 +220,7 @@ def test_a_template_refuses_sources_of_another_architecture(work):
         template.fill(models["adapters"])
 
 
+@pytest.mark.one_pass
 def test_feature_module_of_a_multi_expert_model_is_refused(work):
     with pytest.raises(ValueError, match="has 2"):
         modules.resnet_feature_vector(work[1]["adapters"])

@@ -17,6 +17,7 @@ def randomise(variables, stddev=0.2):
         v.assign(v + tf.random.normal(v.shape, stddev=stddev))
 
 
+@pytest.mark.one_pass
 def test_one_adapter_set_on_r50x1_is_about_six_percent():
     model = resnet_v2.ResNetV2("r50x1", num_experts=1).build_for(32)
     assert model.block_input_channels == [64, 256, 512, 1024]
@@ -29,6 +30,7 @@ def test_one_adapter_set_on_r50x1_is_about_six_percent():
     assert 0.055 < count(model.adapter_variables) / backbone < 0.065
 
 
+@pytest.mark.one_pass
 def test_adapter_sets_scale_with_experts():
     one = resnet_v2.ResNetV2(TINY, num_experts=1).build_for(32)
     five = resnet_v2.ResNetV2(TINY, num_experts=5).build_for(32)
@@ -82,6 +84,7 @@ def test_adapter_is_residual_bottleneck():
     assert layer.conv1_kernel.shape == (2, 64, 32) and layer.conv2_kernel.shape == (2, 32, 64)
 
 
+@pytest.mark.one_pass
 def test_frozen_backbone_gets_no_update_while_adapters_train():
     model = resnet_v2.ResNetV2(TINY, num_classes=4, num_experts=2).build_for(32)
     randomise(model.backbone_and_head_weights)
@@ -106,6 +109,7 @@ def test_frozen_backbone_gets_no_update_while_adapters_train():
     assert len(model.trainable_variables) == len(model.weights)
 
 
+@pytest.mark.one_pass
 def test_routing_errors_are_clear():
     model = resnet_v2.ResNetV2(TINY, num_experts=2).build_for(32)
     x = tf.zeros([2, 32, 32, 3])

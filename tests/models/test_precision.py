@@ -60,6 +60,7 @@ def test_outputs_agree_with_float32_with_the_same_weights(policy):
         assert 0 < error < 64 * UNIT_ROUNDOFF[policy], (key, error)
 
 
+@pytest.mark.one_pass
 @pytest.mark.parametrize("policy", MIXED)
 def test_variables_norms_and_head_stay_float32(policy):
     model = resnet_v2.ResNetV2(TINY, num_classes=3, num_experts=2, dtype=policy).build_for()
@@ -110,6 +111,7 @@ def test_adapter_norms_run_in_float32_and_match():
     assert relative_error(got, expected) < 64 * UNIT_ROUNDOFF["mixed_float16"]
 
 
+@pytest.mark.one_pass
 def test_precision_round_trips_through_config_and_single_expert():
     model = resnet_v2.ResNetV2(TINY, 3, num_experts=2, dtype="mixed_bfloat16").build_for()
     assert resnet_v2.ResNetV2.from_config(model.get_config()).dtype_policy.name == "mixed_bfloat16"

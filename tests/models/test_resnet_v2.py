@@ -11,6 +11,7 @@ def count(variables):
     return sum(v.shape.num_elements() for v in variables)
 
 
+@pytest.mark.one_pass
 @pytest.mark.parametrize("shape", [(2, 32, 32), (1, 48, 48), (3, 40, 56), (1, 224, 224)])
 def test_forward_shapes_at_several_sizes(shape):
     model = resnet_v2.ResNetV2(TINY, num_classes=7)
@@ -21,17 +22,20 @@ def test_forward_shapes_at_several_sizes(shape):
     assert out["pre_logits"].dtype == tf.float32
 
 
+@pytest.mark.one_pass
 def test_backbone_without_head_returns_only_pre_logits():
     out = resnet_v2.ResNetV2(TINY)(tf.zeros([2, 32, 32, 3]))
     assert list(out) == ["pre_logits"]
 
 
+@pytest.mark.one_pass
 def test_head_is_zero_initialised():
     out = resnet_v2.ResNetV2(TINY, num_classes=5)(tf.random.uniform([2, 32, 32, 3]))
     np.testing.assert_array_equal(out["logits"].numpy(), 0.0)
     assert np.abs(out["pre_logits"].numpy()).sum() > 0
 
 
+@pytest.mark.one_pass
 def test_r50x1_backbone_parameter_count_matches_bit():
     model = resnet_v2.ResNetV2("r50x1").build_for(32)
     assert count(model.weights) == 23_500_352
@@ -40,6 +44,7 @@ def test_r50x1_backbone_parameter_count_matches_bit():
     assert count(with_head.weights) == 23_500_352 + 2048 * 1000 + 1000
 
 
+@pytest.mark.one_pass
 @pytest.mark.parametrize(
     "size,params,dim",
     [("r26x0.25", 877_264, 512), ("r14x0.125", 127_432, 256)],
@@ -49,6 +54,7 @@ def test_small_sizes_parameter_counts(size, params, dim):
     assert (count(model.weights), model.feature_dim) == (params, dim)
 
 
+@pytest.mark.one_pass
 def test_group_norm_is_bits():
     model = resnet_v2.ResNetV2("r50x1").build_for(32)
     norms = [la for la in model._flatten_layers() if "GroupNormalization" in type(la).__name__]
@@ -106,6 +112,7 @@ def test_bottleneck_unit_matches_bit_reference(stride, in_channels):
     np.testing.assert_allclose(y.numpy(), _reference_unit(unit, x).numpy(), atol=1e-4)
 
 
+@pytest.mark.one_pass
 def test_root_is_conv_then_pool_without_norm():
     model = resnet_v2.ResNetV2("r50x1").build_for(32)
     names = [v.name for v in model.weights]
@@ -128,6 +135,7 @@ def test_inputs_in_unit_range_are_mapped_to_bits_range():
     assert np.abs(off).max() > 1e-3
 
 
+@pytest.mark.one_pass
 def test_unknown_size_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown ResNet-v2 size 'r51x1'"):
         resnet_v2.ResNetV2("r51x1")
@@ -146,6 +154,7 @@ def test_serialisation_round_trip(tmp_path):
         np.testing.assert_allclose(clone(x)[key].numpy(), expected[key].numpy(), atol=1e-6)
 
 
+@pytest.mark.one_pass
 def test_sigmoid_head_can_start_at_its_prior():
     model = resnet_v2.ResNetV2(TINY, num_classes=5, head_bias_init=-3.0)
     logits = model(tf.random.uniform([2, 32, 32, 3]))["logits"].numpy()

@@ -5,8 +5,6 @@ culprit, a non-zero exit, and no file written or lost (tests/bad_input.py)."""
 
 import json
 import os
-import subprocess
-import sys
 import types
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from experts.data.hierarchy import HierarchyError
 from fanout import cli
 from hub_export import catalog, export
 from hub_export import config as export_config
-from tests.bad_input import fails_cleanly, user_files
+from tests.bad_input import fails_cleanly, run_program, user_files
 from tests.data.conftest import make_folder, prepare_folder_builder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,16 +139,11 @@ def test_catalog_with_a_corrupt_expert_info(exported, tmp_path):
 
 
 def _binary(args, tmp_path, cwd=REPO, program=None):
-    # From another working directory the project is found through PYTHONPATH.
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode != 0
+    status, stderr = run_program(args[0], args[1:], cwd)
+    assert status != 0
     program = program or args[0]
-    lines = [line for line in done.stderr.splitlines() if line.startswith(f"{program}: error")]
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.startswith(f"{program}: error")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-2000:]
     return lines[0]
 
 

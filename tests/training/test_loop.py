@@ -17,6 +17,7 @@ from tests.training import synthetic
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.one_pass
 def test_one_step_smoke_run_writes_final_artefacts(tmp_path, capsys):
     result = loop.train(synthetic.job(), synthetic.config(total_steps=1), tmp_path)
     assert result["steps"] == 1 and len(result["losses"]) == 1
@@ -130,17 +131,20 @@ def test_two_worker_multi_worker_mirrored_matches_single_device(tmp_path):
     assert work_tree.JobDir(tmp_path / "mwms").finished()
 
 
+@pytest.mark.one_pass
 def test_batch_must_split_over_replicas(tmp_path):
     strategy = distribute.make_strategy("mirrored")
     with pytest.raises(ValueError, match="global_batch=7 is not divisible by 2 replicas"):
         loop.train(synthetic.job(), synthetic.config(global_batch=7), tmp_path, strategy)
 
 
+@pytest.mark.one_pass
 def test_unknown_strategy_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown strategy 'gpu'"):
         distribute.make_strategy("gpu")
 
 
+@pytest.mark.one_pass
 def test_long_evaluations_are_summarised_on_the_console(tmp_path):
     metrics = {f"expert{i}/top1": i / 100 for i in range(30)}
     line = loop._summary(metrics, work_tree.JobDir(tmp_path))

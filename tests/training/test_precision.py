@@ -99,11 +99,13 @@ def test_float16_steps_that_overflow_are_skipped_and_reuse_resets_the_scale():
     assert int(optimizer.dynamic_counter) == 0 and int(optimizer.iterations) == 0
 
 
+@pytest.mark.one_pass
 def test_bfloat16_needs_no_loss_scaling():
     compiled, _ = _compiled("mixed_bfloat16")
     assert not isinstance(compiled.optimizer, keras.mixed_precision.LossScaleOptimizer)
 
 
+@pytest.mark.one_pass
 def test_a_model_in_another_precision_is_a_clear_error(tmp_path):
     config = synthetic.config(precision="mixed_bfloat16")
     with pytest.raises(ValueError, match="train.precision is mixed_bfloat16 but the job's model "
@@ -111,6 +113,7 @@ def test_a_model_in_another_precision_is_a_clear_error(tmp_path):
         loop.train(synthetic.job(), config, tmp_path)
 
 
+@pytest.mark.one_pass
 def test_precision_names():
     assert precision.resolve("mixed_float16") == "mixed_float16"
     # This machine has no accelerator: auto keeps float32.
@@ -120,6 +123,7 @@ def test_precision_names():
         precision.resolve("fp16")
 
 
+@pytest.mark.one_pass
 def test_presets_choose_precision():
     assert baseline.get_config("paper").train.precision == "auto"
     assert baseline.get_config("cpu").train.precision == "float32"

@@ -9,6 +9,7 @@ from vtab_eval import features, tasks
 RED = "tests/experts/bit/tiny/tiny_upstream/red/1"
 
 
+@pytest.mark.one_pass
 def test_load_images_resizes_to_uint8_squares(red_task):
     images, labels = features.load_images(red_task, "test", 5)
     assert images.shape == (30, 5, 5, 3) and images.dtype == np.uint8
@@ -45,6 +46,7 @@ def test_outputs_are_cached_by_handle_task_split_and_size(hub_root, red_task, tm
     assert len(keys) == 5
 
 
+@pytest.mark.one_pass
 def test_a_relative_and_an_absolute_handle_share_one_cache(
     hub_root, red_task, tmp_path, monkeypatch
 ):
@@ -57,6 +59,7 @@ def test_a_relative_and_an_absolute_handle_share_one_cache(
     assert store.cache_path(f"./{RED}", red_task, "train800") == absolute
 
 
+@pytest.mark.one_pass
 def test_rewriting_a_module_changes_its_cache_key(hub_root, tmp_path, red_task):
     module = tmp_path / "module"
     hub_fixtures.save_module(
@@ -70,6 +73,7 @@ def test_rewriting_a_module_changes_its_cache_key(hub_root, tmp_path, red_task):
     assert store.cache_path(str(module), red_task, "test") != before
 
 
+@pytest.mark.one_pass
 def test_non_finite_outputs_are_refused(hub_root, red_task, tmp_path):
     store = features.FeatureStore(tmp_path, image_size=8)
     handle = str(hub_root / RED)
@@ -97,6 +101,7 @@ def test_one_trace_per_module_whatever_the_number_of_images(
     assert forward.experimental_get_tracing_count() == 1
 
 
+@pytest.mark.one_pass
 def test_task_images_stay_in_memory_up_to_a_byte_budget(red_task, green_task, monkeypatch):
     loads = []
     real = features.load_images

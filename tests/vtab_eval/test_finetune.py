@@ -41,6 +41,7 @@ def _splits(task):
     return {s: task.splits[s] for s in tasks.SPLITS}
 
 
+@pytest.mark.one_pass
 def test_batches_cover_each_epoch_once():
     idx = finetune.batch_indices(10, 4, 5, seed=0)
     assert idx.shape == (5, 4)
@@ -226,6 +227,7 @@ def test_weights_that_cannot_be_read_leave_the_tuner_as_it_was(
     assert (cache.builds, cache.weight_loads, len(cache)) == (1, 0, 0)
 
 
+@pytest.mark.one_pass
 def test_the_cache_builds_each_program_once_and_drops_the_least_recently_used(
     hub_root, conv_module
 ):
@@ -345,6 +347,7 @@ class _SeedRecorder:
         return 1
 
 
+@pytest.mark.one_pass
 def test_every_module_gets_the_same_run_seeds():
     # Run i of B and run i of an expert share their seed (the pairs the multi-seed
     # headline resamples together); another transfer seed gives other runs.

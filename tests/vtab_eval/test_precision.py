@@ -24,6 +24,7 @@ def _options():
     return tf.config.optimizer.get_experimental_options()
 
 
+@pytest.mark.one_pass
 @pytest.mark.parametrize("name", ["float16", "bfloat16"])
 def test_the_rewrite_is_on_only_inside(name):
     option = precision.REWRITES[name]
@@ -36,6 +37,7 @@ def test_the_rewrite_is_on_only_inside(name):
         assert _options() == before
 
 
+@pytest.mark.one_pass
 def test_an_unknown_precision_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="selection.precision: unknown precision 'half'"):
         features.FeatureStore(tmp_path, image_size=8, precision="half")
@@ -65,6 +67,7 @@ def test_reduced_precision_features(tmp_path, red_task, caplog, name):
         np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.one_pass
 def test_the_run_record_keeps_older_directories_valid():
     config = transfer.get_config("smoke")
     assert config.selection.precision == "float32"
@@ -98,6 +101,7 @@ def test_fine_tuning_in_bfloat16(hub_root, tmp_path):
     assert run_dir.RunDir(tmp_path / "float32").run_file.exists()
 
 
+@pytest.mark.one_pass
 def test_fine_tuning_refuses_float16(hub_root, tmp_path):
     config = transfer.get_config("smoke")
     config.update(pool=str(hub_root), suite=SPEC4, workdir=str(tmp_path / "run"),

@@ -45,6 +45,9 @@ def absl_binaries(binaries, deps, smoke_tests = {}, **kwargs):
             native.sh_test(
                 name = name + "_smoke_test",
                 size = "small",
+                # A small test's minute is short for a TensorFlow start-up beside the
+                # pytest suite (`make test` runs them side by side on two cores).
+                timeout = "moderate",
                 srcs = ["//tools/bazel:run_binary_test.sh"],
                 args = ["$(rootpath :%s)" % name] + smoke_tests[name],
                 data = [":" + name],
