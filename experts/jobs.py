@@ -35,6 +35,8 @@ from experts.training import loop, precision
 
 JOBS = work_tree.JOBS
 EVAL_SPLIT = "validation"
+# Images whose stream RMS sets the adapters' output scales (model.adapter_scale).
+SCALE_IMAGES = 256
 
 
 @dataclasses.dataclass
@@ -118,10 +120,12 @@ def _sharded(ctx: tf.distribute.InputContext, ds: tf.data.Dataset) -> tf.data.Da
 def sigmoid_model(config, outputs: int, num_experts: int = 0) -> resnet_v2.ResNetV2:
     """A ResNetV2 with a sigmoid head whose bias starts at the log-prior -log(outputs),
     in the job's ``train.precision`` (B, when it is evaluated next to an expert, too);
-    with adapter experts, a head bias per expert when ``model.expert_head_bias``."""
+    with adapter experts, a head bias per expert when ``model.expert_head_bias`` and an
+    output scale per adapter when ``model.adapter_scale``."""
     return resnet_v2.ResNetV2(
         config.model.size, outputs, num_experts=num_experts, head_bias_init=-math.log(outputs),
         expert_head_bias=bool(num_experts and config.model.get("expert_head_bias", False)),
+        adapter_scale=bool(num_experts and config.model.get("adapter_scale", False)),
         dtype=precision.of_config(config.train),
     )  # fmt: skip
 
@@ -271,10 +275,24 @@ def adapter_job(config, data: Upstream) -> loop.Job:
         dataset_fn=dataset_fn,
         per_example_loss=per_example_loss,
         trainable_variables=lambda model: model.expert_variables,
-        warm_start=lambda model: model.copy_backbone_from(data.baseline(config)),
+        warm_start=lambda model: _adapters_from_baseline(model, data, config),
         evaluate=evaluate,
         scalars=_adapter_scale_scalars(data, experts),
     )
+
+
+def _adapters_from_baseline(model: resnet_v2.ResNetV2, data: Upstream, config) -> None:
+    """The adapter job's warm start: B's weights, and with ``model.adapter_scale`` each
+    block's adapter scale set to B's stream RMS at its input, on one batch of the
+    job's own training mix."""
+    model.copy_backbone_from(data.baseline(config))
+    if model.adapter_scale:
+        batch = next(iter(data.read(
+            pipelines.expert_mix, list(data.experts), split="train", batch=SCALE_IMAGES,
+            training=False,
+        )))  # fmt: skip
+        scales = model.calibrate_adapter_scales(batch["image"], batch["expert"])
+        print(f"[adapter] output scales from B's stream RMS: {np.round(scales, 3).tolist()}")
 
 
 def _adapter_scale_scalars(data: Upstream, experts: list[str], images: int = 64):

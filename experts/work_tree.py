@@ -79,6 +79,7 @@ LATER_FIELDS = {
     "train.precision": "float32",
     "train.expert_loss": "batch",
     "model.expert_head_bias": False,
+    "model.adapter_scale": False,
     "train.step_boundaries": [0.3, 0.6, 0.9],
     "data.augment.crop_area": [0.6, 1.0],
     "data.augment.flip": False,

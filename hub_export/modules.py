@@ -157,8 +157,9 @@ def headless(model: resnet_v2.ResNetV2) -> resnet_v2.ResNetV2:
     modules leave the upstream head out: it is unused, would be registered as trainable
     weights without gradients, and is most of a small model's size (8,070 nodes x 512)."""
     copy = resnet_v2.ResNetV2(
-        model.size_name, 0, model.num_experts, name=model.name, dtype="float32"
-    )
+        model.size_name, 0, model.num_experts, adapter_scale=model.adapter_scale,
+        name=model.name, dtype="float32",
+    )  # fmt: skip
     copy.build_for()
     copy.copy_backbone_from(model, include_head=False)
     for src, dst in zip(model.adapter_variables, copy.adapter_variables, strict=True):
@@ -184,13 +185,15 @@ class FeatureVectorTemplate:
     slice of the source adapters is copied into it.
     """
 
-    def __init__(self, size: str, num_experts: int = 0, name: str = "resnet"):
+    def __init__(
+        self, size: str, num_experts: int = 0, name: str = "resnet", adapter_scale: bool = False
+    ):
         if num_experts not in (0, 1):
             raise ValueError(f"a feature-vector module has 0 or 1 adapter sets, not {num_experts}")
         # The source's name: Keras names the variables after it, and the saved
         # variables keep those names.
         self.model = resnet_v2.ResNetV2(
-            size, 0, num_experts, name=name, dtype="float32"
+            size, 0, num_experts, adapter_scale=adapter_scale, name=name, dtype="float32"
         ).build_for()
         model, expert = self.model, 0 if num_experts else None
         self.module = feature_vector(
@@ -199,10 +202,11 @@ class FeatureVectorTemplate:
         )
 
     @staticmethod
-    def key(model: resnet_v2.ResNetV2, adapter: bool = False) -> tuple[str, int, str]:
+    def key(model: resnet_v2.ResNetV2, adapter: bool = False) -> tuple[str, int, str, bool]:
         """The template a source model (with ``adapter``: one of its adapter experts)
-        fills: size, adapter sets, name."""
-        return model.size_name, int(adapter or model.num_experts > 0), model.name
+        fills: size, adapter sets, name, adapter output scales."""
+        adapters = int(adapter or model.num_experts > 0)
+        return model.size_name, adapters, model.name, bool(adapters and model.adapter_scale)
 
     def fill(self, source: resnet_v2.ResNetV2, expert: int | None = None) -> Module:
         """The module with ``source``'s weights: B or a full expert (``expert`` None), a
@@ -220,7 +224,7 @@ class FeatureVectorTemplate:
         if self.key(source, expert is not None) != self.key(model):
             raise ValueError(
                 f"a {self.key(source, expert is not None)} source does not fit this "
-                f"{self.key(model)} template (size, adapter sets, name)"
+                f"{self.key(model)} template (size, adapter sets, name, adapter scales)"
             )
         model.copy_backbone_from(source, include_head=False)
         for src, dst in zip(source.adapter_variables, model.adapter_variables, strict=True):

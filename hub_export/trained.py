@@ -76,16 +76,19 @@ class TrainedUpstream:
         if not where.finished():
             raise ExportError(f"{where.path} has no finished run (no {where.metrics_path.name})")
         shape = (self.size, num_classes, num_experts)
-        # A head bias per adapter expert, when the job trained one (it adds no feature).
-        head_bias = bool(num_experts and where.config()["model"].get("expert_head_bias", False))
+        # A head bias per adapter expert (it adds no feature) and an output scale per
+        # adapter, when the job trained them.
+        recorded = where.config()["model"]
+        extras = {
+            field: bool(num_experts and recorded.get(field, False))
+            for field in ("expert_head_bias", "adapter_scale")
+        }
         if into is None:
             # float32 whatever precision the job trained in (variables are float32 in
             # every precision): modules compute in float32 (modules.py).
-            into = resnet_v2.ResNetV2(
-                *shape, expert_head_bias=head_bias, dtype="float32"
-            ).build_for(self.image_size)
-        elif (into.size_name, into.num_classes, into.num_experts) != shape or (
-            into.expert_head_bias != head_bias
+            into = resnet_v2.ResNetV2(*shape, **extras, dtype="float32").build_for(self.image_size)
+        elif (into.size_name, into.num_classes, into.num_experts) != shape or any(
+            getattr(into, field) != value for field, value in extras.items()
         ):
             raise ValueError(f"cannot restore a {shape} model into {into.get_config()}")
         model = into

@@ -44,6 +44,9 @@ def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
     # Adapter experts: one trainable head bias per expert (models/adapters.py,
     # ExpertHeadBias), where each slice's prior goes instead of into its adapters.
     config.model.expert_head_bias = False
+    # Adapter experts: a trainable output scale per adapter, set to B's stream RMS at
+    # the block's input before training (models/adapters.py, MultiAdapter).
+    config.model.adapter_scale = False
     config.data = _data_config(preset)
     # The tfds directory of the prepared upstream (experts.data.build_upstream).
     config.data_dir = "runs/tfds"
@@ -142,6 +145,7 @@ RULES = {
     "model.image_size": rule.integer(min=1),
     "model.num_experts": rule.integer(min=0),
     "model.expert_head_bias": rule.boolean(),
+    "model.adapter_scale": rule.boolean(),
     "data.name": rule.text(empty=False),
     "data_dir": rule.path(empty=True, meaning="tfds's default directory"),
     "data.experts": rule.sequence(rule.text(empty=False)),

@@ -13,6 +13,16 @@ running every expert on every example (E times the work) or partitioning the bat
 (dynamic shapes, which TPUs and XLA dislike). The cost is a [batch, c, c/2] gathered
 kernel per layer, a few MB per replica even at r50x1.
 
+With ``output_scale`` each expert's adapter also has a trainable scalar ``s`` per
+block, and adds ``s * A2(A1(x))``: still the identity at first, whatever ``s``. Every
+BiT block starts with a GroupNorm (its projection shortcut too), so a block sees its
+input only relative to its scale: an adapter's output counts against the stream's
+RMS (several units in the later blocks), while A2's updates are the same size in every
+block and its gradient arrives divided by that RMS. Setting ``s`` to the stream's RMS
+(``ResNetV2.calibrate_adapter_scales``) makes an update move every block's adapter
+by the same share of its stream. This scale is our addition; the paper's adapters
+have none.
+
 The adapter convolutions are plain (not weight-standardised): standardising A2's
 zero-initialised kernel would divide by sqrt(epsilon) and blow up its gradients.
 
@@ -55,13 +65,14 @@ def _stacked_glorot_uniform(fan_in: int, fan_out: int):
 class MultiAdapter(keras.layers.Layer):
     """One residual bottleneck adapter per expert on a ``channels``-wide input."""
 
-    def __init__(self, num_experts: int, channels: int, **kwargs):
+    def __init__(self, num_experts: int, channels: int, output_scale: bool = False, **kwargs):
         super().__init__(**kwargs)
         if num_experts < 1:
             raise ValueError(f"num_experts must be >= 1, got {num_experts}")
         if channels % 2:
             raise ValueError(f"adapter input channels must be even, got {channels}")
         self.num_experts, self.channels = num_experts, channels
+        self.output_scale = bool(output_scale)
         self.hidden = channels // 2
         self.groups_in = math.gcd(GN_GROUPS, channels)
         self.groups_hidden = math.gcd(GN_GROUPS, self.hidden)
@@ -82,6 +93,9 @@ class MultiAdapter(keras.layers.Layer):
         self.norm2_beta = add("a2/group_norm/beta", [e, k], initializer="zeros")
         # Zero-initialised, so that an untrained adapter is the identity.
         self.conv2_kernel = add("a2/conv1x1/kernel", [e, k, c], initializer="zeros")
+        self.scale = None
+        if self.output_scale:  # last, so the other weights keep their order
+            self.scale = add("output_scale", [e], initializer="ones")
         super().build(input_shape)
 
     def call(self, x, expert):
@@ -109,10 +123,19 @@ class MultiAdapter(keras.layers.Layer):
         h = tf.nn.relu(_group_norm(tf.cast(x, tf.float32), gamma1, beta1, self.groups_in))
         h = tf.einsum(contract, tf.cast(h, x.dtype), kernel1)
         h = tf.nn.relu(_group_norm(tf.cast(h, tf.float32), gamma2, beta2, self.groups_hidden))
-        return tf.einsum(contract, tf.cast(h, x.dtype), kernel2)
+        out = tf.einsum(contract, tf.cast(h, x.dtype), kernel2)
+        if self.scale is None:
+            return out
+        scale = tf.cast(tf.gather(self.scale, expert), x.dtype)
+        return out * (scale if expert.shape.rank == 0 else scale[:, None, None, None])
 
     def get_config(self):
-        return {**super().get_config(), "num_experts": self.num_experts, "channels": self.channels}
+        return {
+            **super().get_config(),
+            "num_experts": self.num_experts,
+            "channels": self.channels,
+            "output_scale": self.output_scale,
+        }
 
 
 def rms(x) -> tf.Tensor:

@@ -33,17 +33,12 @@ the last block (the final GroupNorm, pooling and the head), so ``pre_logits`` an
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import tensorflow as tf
 import tf_keras as keras
 
 from experts.models import adapters as adapters_lib
-
-GN_GROUPS = 32
-GN_EPSILON = 1e-5
-# BiT standardises kernels with this epsilon (bit_tf2 and bit_pytorch alike).
-WS_EPSILON = 1e-10
+from experts.models.bit_layers import BottleneckUnitV2, FixedPadding, group_norm, std_conv
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,113 +74,6 @@ def get_size(name: str) -> ResNetSize:
     return SIZES[name]
 
 
-def group_norm(channels_hint: int | None = None, name: str = "group_norm"):
-    """BiT's GroupNorm, always in float32 (Keras' GroupNormalization takes its moments
-    in the input's dtype, so it gets float32 inputs and outputs float32; the next
-    layer casts back to the compute dtype). Layers narrower than 32 channels (the
-    small CPU sizes) use gcd(32, channels) groups, since 32 groups cannot split them;
-    every BiT size has at least 64 channels, so this never changes the published
-    architecture."""
-    groups = GN_GROUPS if channels_hint is None else math.gcd(GN_GROUPS, channels_hint)
-    return keras.layers.GroupNormalization(
-        groups=groups, epsilon=GN_EPSILON, name=name, dtype="float32"
-    )
-
-
-class StandardizedConv2D(keras.layers.Conv2D):
-    """Conv2D whose kernel is standardised to zero mean and unit variance over
-    (height, width, input channels) before every use (weight standardisation).
-
-    Under a mixed policy the kernel is standardised in float32 and only the result is
-    cast to the compute dtype: Keras would otherwise hand ``convolution_op`` a kernel
-    already rounded to 16 bits, whose spread around a large mean is lost."""
-
-    def add_weight(self, *args, **kwargs):
-        # Reads of this layer's variables give their float32 values (no autocast).
-        kwargs.setdefault("experimental_autocast", False)
-        return super().add_weight(*args, **kwargs)
-
-    def convolution_op(self, inputs, kernel):
-        kernel = tf.cast(kernel, tf.float32)
-        mean, var = tf.nn.moments(kernel, axes=[0, 1, 2], keepdims=True)
-        standardized = (kernel - mean) / tf.sqrt(var + WS_EPSILON)
-        return super().convolution_op(inputs, tf.cast(standardized, inputs.dtype))
-
-
-def std_conv(
-    filters: int, kernel_size: int, strides: int = 1, name: str = "standardized_conv2d", dtype=None
-):
-    return StandardizedConv2D(
-        filters, kernel_size, strides=strides, padding="valid", use_bias=False, name=name,
-        dtype=dtype,
-    )  # fmt: skip
-
-
-class FixedPadding(keras.layers.Layer):
-    """Pads like BiT: (k - 1) pixels split before/after, so that strided convs and
-    pools are aligned the same way at every input size (unlike 'same' padding)."""
-
-    def __init__(self, kernel_size: int, **kwargs):
-        super().__init__(**kwargs)
-        self.kernel_size = kernel_size
-        total = kernel_size - 1
-        self._pads = [
-            [0, 0],
-            [total // 2, total - total // 2],
-            [total // 2, total - total // 2],
-            [0, 0],
-        ]
-
-    def call(self, x):
-        return tf.pad(x, self._pads)
-
-    def get_config(self):
-        return {**super().get_config(), "kernel_size": self.kernel_size}
-
-
-class BottleneckUnitV2(keras.layers.Layer):
-    """Pre-activation bottleneck: GN-ReLU-conv1x1, GN-ReLU-conv3x3/stride, GN-ReLU-conv1x1."""
-
-    def __init__(self, filters: int, in_channels: int, stride: int = 1, **kwargs):
-        super().__init__(**kwargs)
-        self.filters, self.in_channels, self.stride = filters, in_channels, stride
-        out_channels = 4 * filters
-        policy = self.dtype_policy  # Keras does not hand a layer's policy to its sublayers
-        self.norm_a = group_norm(in_channels, name="a/group_norm")
-        self.conv_a = std_conv(filters, 1, name="a/standardized_conv2d", dtype=policy)
-        self.norm_b = group_norm(filters, name="b/group_norm")
-        self.pad_b = FixedPadding(3, name="b/padding", dtype=policy)
-        self.conv_b = std_conv(
-            filters, 3, strides=stride, name="b/standardized_conv2d", dtype=policy
-        )
-        self.norm_c = group_norm(filters, name="c/group_norm")
-        self.conv_c = std_conv(out_channels, 1, name="c/standardized_conv2d", dtype=policy)
-        self.proj = None
-        if stride > 1 or in_channels != out_channels:
-            self.proj = std_conv(
-                out_channels, 1, strides=stride, name="a/proj/standardized_conv2d", dtype=policy
-            )
-
-    def call(self, x):
-        shortcut = x
-        x = tf.nn.relu(self.norm_a(x))
-        if self.proj is not None:
-            # BiT takes the projection from the pre-activated input.
-            shortcut = self.proj(x)
-        x = self.conv_a(x)
-        x = self.conv_b(self.pad_b(tf.nn.relu(self.norm_b(x))))
-        x = self.conv_c(tf.nn.relu(self.norm_c(x)))
-        return x + shortcut
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "in_channels": self.in_channels,
-            "stride": self.stride,
-        }
-
-
 class ResNetV2(keras.Model):
     """BiT ResNet-v2, optionally with one multi-adapter layer before each block.
 
@@ -199,6 +87,8 @@ class ResNetV2(keras.Model):
         logit down, with a loss of num_classes * log 2 per image.
       expert_head_bias: with adapters and a head, one trainable logit offset per
         expert (``adapters.ExpertHeadBias``), part of the adapter variables.
+      adapter_scale: with adapters, a trainable output scale per expert and block
+        (``adapters.MultiAdapter``'s ``output_scale``), an adapter variable.
       dtype: a Keras dtype policy or its name (``float32``, ``mixed_bfloat16``,
         ``mixed_float16``); by default the global policy. See the module docstring
         for what stays float32.
@@ -211,6 +101,7 @@ class ResNetV2(keras.Model):
         num_experts: int = 0,
         head_bias_init: float = 0.0,
         expert_head_bias: bool = False,
+        adapter_scale: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("name", "resnet")
@@ -218,6 +109,7 @@ class ResNetV2(keras.Model):
         self.size_name, self.num_classes, self.num_experts = size, num_classes or 0, num_experts
         self.head_bias_init = float(head_bias_init)
         self.expert_head_bias = bool(expert_head_bias)
+        self.adapter_scale = bool(adapter_scale)
         spec = get_size(size)
         policy = self.dtype_policy
         self.root_pad = FixedPadding(7, name="root_block/padding", dtype=policy)
@@ -254,7 +146,7 @@ class ResNetV2(keras.Model):
         if num_experts:
             self.adapters = [
                 adapters_lib.MultiAdapter(
-                    num_experts, c, name=f"block{b + 1}/adapters", dtype=policy
+                    num_experts, c, self.adapter_scale, name=f"block{b + 1}/adapters", dtype=policy
                 )
                 for b, c in enumerate(self.block_input_channels)
             ]
@@ -293,15 +185,15 @@ class ResNetV2(keras.Model):
         return outputs
 
     def _forward(self, images, expert, observe: bool = False):
-        """Pre-logits and, when ``observe``, RMS(a(x)) / RMS(x) of each adapter (over
-        the batch; a float32 [blocks] tensor)."""
+        """Pre-logits and, when ``observe``, RMS(a(x)) and RMS(x) of each adapter and
+        its input (over the batch; a float32 [blocks, 2] tensor)."""
         x = tf.cast(images, self.compute_dtype) * 2.0 - 1.0
         x = self.root_pool(self.root_pool_pad(self.root_conv(self.root_pad(x))))
         ratios = []
         for b, block in enumerate(self.blocks):
             if observe:  # the model is built: the adapter's own weights, by hand
                 residual = self.adapters[b].residual(x, expert)
-                ratios.append(adapters_lib.rms(residual) / adapters_lib.rms(x))
+                ratios.append(tf.stack([adapters_lib.rms(residual), adapters_lib.rms(x)]))
                 x = x + residual
             elif self.adapters:
                 x = self.adapters[b](x, expert)
@@ -319,7 +211,22 @@ class ResNetV2(keras.Model):
             raise ValueError("this ResNetV2 has no adapters (num_experts=0)")
         if not self.built:
             self.build_for(images.shape[1])
-        return self._forward(images, expert, observe=True)[1]
+        observed = self._forward(images, expert, observe=True)[1]
+        return observed[:, 0] / observed[:, 1]
+
+    def calibrate_adapter_scales(self, images, expert=0) -> list[float]:
+        """Sets every expert's output scale before each block to the RMS of that
+        block's input on ``images`` (routed to ``expert``: with untrained adapters, B's
+        stream whatever the routing); returns the scales. Keeps an untrained adapter
+        the identity: its output is zero at any scale."""
+        if not self.adapter_scale:
+            raise ValueError("this ResNetV2 has no adapter scales (adapter_scale=False)")
+        if not self.built:
+            self.build_for(images.shape[1])
+        stream = self._forward(images, expert, observe=True)[1][:, 1].numpy()
+        for adapter, value in zip(self.adapters, stream, strict=True):
+            adapter.scale.assign(tf.fill(adapter.scale.shape, float(value)))
+        return stream.tolist()
 
     def build_for(self, image_size: int = 32):
         """Creates every variable by running one dummy batch."""
@@ -377,7 +284,8 @@ class ResNetV2(keras.Model):
             raise ValueError(f"expert {expert} out of range for {self.num_experts} adapter experts")
         single = ResNetV2(
             self.size_name, self.num_classes, num_experts=1, name=self.name,
-            expert_head_bias=self.expert_head_bias, dtype=self.dtype_policy,
+            expert_head_bias=self.expert_head_bias, adapter_scale=self.adapter_scale,
+            dtype=self.dtype_policy,
         )  # fmt: skip
         single.copy_backbone_from(self)
         for src, dst in zip(self.expert_variables, single.expert_variables, strict=True):
@@ -391,6 +299,7 @@ class ResNetV2(keras.Model):
             "num_experts": self.num_experts,
             "head_bias_init": self.head_bias_init,
             "expert_head_bias": self.expert_head_bias,
+            "adapter_scale": self.adapter_scale,
             "name": self.name,
             "dtype": self.dtype_policy.name,
         }

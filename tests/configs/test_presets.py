@@ -20,6 +20,7 @@ def test_presets_follow_design():
         "image_size": 224,
         "num_experts": 0,
         "expert_head_bias": False,
+        "adapter_scale": False,
     }
     assert baseline.get_config("cpu").model.size == "r26x0.25"
     assert baseline.get_config("").preset == presets.DEFAULT_PRESET

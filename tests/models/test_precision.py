@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from experts.models import resnet_v2
+from experts.models import bit_layers, resnet_v2
 
 TINY = "r14x0.125"
 MIXED = ["mixed_bfloat16", "mixed_float16"]
@@ -71,7 +71,7 @@ def test_variables_norms_and_head_stay_float32(policy):
     layers = list(model._flatten_layers(include_self=False))
     norms = [la for la in layers if isinstance(la, keras.layers.GroupNormalization)]
     assert norms and {la.compute_dtype for la in norms} == {"float32"}
-    convs = [la for la in layers if isinstance(la, resnet_v2.StandardizedConv2D)]
+    convs = [la for la in layers if isinstance(la, bit_layers.StandardizedConv2D)]
     assert convs and {la.compute_dtype for la in convs} == {policy.split("_")[1]}
     assert model.head.compute_dtype == "float32"
     unit = model.blocks[0][0]
@@ -87,8 +87,8 @@ def test_weight_standardisation_reads_the_float32_kernel(policy):
     cast to 16 bits (the stock Conv2D path), the spread would drown in the mean's
     rounding (relative error above 1 at this shift)."""
     x = tf.random.uniform([2, 12, 12, 16])
-    reference = resnet_v2.StandardizedConv2D(8, 3, use_bias=False)
-    mixed = resnet_v2.StandardizedConv2D(8, 3, use_bias=False, dtype=policy)
+    reference = bit_layers.StandardizedConv2D(8, 3, use_bias=False)
+    mixed = bit_layers.StandardizedConv2D(8, 3, use_bias=False, dtype=policy)
     reference(x), mixed(x)
     reference.kernel.assign(reference.kernel + 10.0)
     mixed.kernel.assign(reference.kernel)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from experts.models import resnet_v2
+from experts.models import bit_layers, resnet_v2
 
 TINY = "r14x0.125"
 
@@ -63,7 +63,7 @@ def test_group_norm_is_bits():
 
 
 def test_standardized_conv_is_invariant_to_kernel_scale_and_shift():
-    conv = resnet_v2.StandardizedConv2D(4, 3, use_bias=False)
+    conv = bit_layers.StandardizedConv2D(4, 3, use_bias=False)
     x = tf.random.normal([2, 9, 9, 3])
     y = conv(x)
     kernel = conv.kernel.numpy()
@@ -101,7 +101,7 @@ def _reference_unit(unit, x):
 
 @pytest.mark.parametrize("stride,in_channels", [(1, 64), (2, 64), (1, 32)])
 def test_bottleneck_unit_matches_bit_reference(stride, in_channels):
-    unit = resnet_v2.BottleneckUnitV2(16, in_channels, stride)
+    unit = bit_layers.BottleneckUnitV2(16, in_channels, stride)
     x = tf.random.normal([2, 8, 8, in_channels])
     y = unit(x)
     for w in unit.weights:  # non-trivial norms, so that their placement matters

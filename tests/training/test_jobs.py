@@ -149,3 +149,30 @@ def test_the_top_rule_chooses_experts_at_training_time(data_dir):
     assert data.augment == augment.GLYPHS  # the smoke preset's own setting
     config.data.choice.rule = "recorded"
     assert jobs.Upstream.open(config).experts == data.info.experts
+
+
+def test_the_adapter_jobs_warm_start_sets_the_scales_from_bs_stream(trained, data_dir):
+    from experts import jobs
+    from experts.configs import adapter
+
+    workdir, _ = trained
+    config = smoke(adapter, data_dir, workdir, baseline_workdir=str(workdir / "baseline"))
+    config.model.adapter_scale = True
+    data = jobs.Upstream.open(config)
+    job = jobs.adapter_job(config, data)
+    model = job.build_model()
+    job.warm_start(model)
+    scales = np.array([a.scale.numpy() for a in model.adapters])  # [blocks, experts]
+    assert np.all(scales == scales[:, :1]) and np.all(scales > 0)
+    mix = data.read(
+        jobs.pipelines.expert_mix, list(EXPERTS), split="train", batch=jobs.SCALE_IMAGES,
+        training=False,
+    )  # fmt: skip
+    batch = next(iter(mix))
+    ratios = model.adapter_rms_ratios(batch["image"], batch["expert"]).numpy()
+    np.testing.assert_array_equal(ratios, 0.0)  # still B: every adapter is the identity
+    reference = jobs.sigmoid_model(config, data.num_nodes, num_experts=len(EXPERTS))
+    reference.copy_backbone_from(data.baseline(config))
+    np.testing.assert_allclose(
+        reference.calibrate_adapter_scales(batch["image"], batch["expert"]), scales[:, 0], rtol=1e-5
+    )
