@@ -203,18 +203,19 @@ BAZEL_SMOKE_TESTS := //experts/... //fanout/... //hub_export/... //vtab_eval/...
 
 # Three jobs side by side, as most of the suite is single-threaded Python and two cores
 # are busier with more to do: pytest runs the numerics tests (twice: as they are, then
-# under NUMERICS_ENV) in one process and the rest of the suite in another, while Bazel
+# under NUMERICS_ENV; the first pass also runs the files tests/conftest.py sets beside
+# them) in one process and the rest of the suite in another, while Bazel
 # builds every target (each test file is a py_test target, so a broken BUILD fails CI)
 # and runs the binaries' smoke tests. `bazel test --config=fast //...` runs the fast
 # test files through Bazel.
 test: lint
 	@echo "numerics tests and Bazel in the background (their logs: $(NUMERICS_LOG), $(BAZEL_LOG))"
-	@( $(BIN)/python -m pytest -p no:cacheprovider -m numerics && \
+	@( $(BIN)/python -m pytest -p no:cacheprovider -m "numerics or beside_numerics" && \
 	  $(NUMERICS_ENV) $(BIN)/python -m pytest -p no:cacheprovider -m numerics ) \
 	  > $(NUMERICS_LOG) 2>&1 & numerics=$$!; \
 	( $(BAZEL) build //... && $(BAZEL) test $(BAZEL_SMOKE_TESTS) ) > $(BAZEL_LOG) 2>&1 & \
 	bazel=$$!; \
-	$(BIN)/python -m pytest -m "not numerics"; rest=$$?; \
+	$(BIN)/python -m pytest -m "not numerics and not beside_numerics"; rest=$$?; \
 	wait $$numerics; twice=$$?; wait $$bazel; built=$$?; \
 	if [ $$twice = 0 ]; then grep -E "passed|failed" $(NUMERICS_LOG); else cat $(NUMERICS_LOG); fi; \
 	if [ $$built = 0 ]; then grep -E "^Executed" $(BAZEL_LOG); else cat $(BAZEL_LOG); fi; \

@@ -38,13 +38,24 @@ NUMERICS = {
     "vtab_eval/test_precision.py",
 }
 
+# Self-contained files (no session fixture shared with the rest of the suite) that
+# `make test` runs once, in the numerics process's first pass, not with the rest: the
+# two processes run side by side and the rest is the longer, so this evens them out.
+BESIDE_NUMERICS = {
+    "training/test_determinism.py",
+    "training/test_accelerator_bench.py",
+    "vtab_eval/bench/test_accelerator.py",
+}
+
 
 def pytest_collection_modifyitems(config, items):
     tests = Path(__file__).parent
     for item in items:
-        numerics = item.path.relative_to(tests).as_posix() in NUMERICS
-        if numerics and not item.get_closest_marker("one_pass"):
+        path = item.path.relative_to(tests).as_posix()
+        if path in NUMERICS and not item.get_closest_marker("one_pass"):
             item.add_marker(pytest.mark.numerics)
+        if path in BESIDE_NUMERICS:
+            item.add_marker(pytest.mark.beside_numerics)
 
 
 @pytest.fixture(autouse=True)
