@@ -171,6 +171,10 @@ def start_ray(address: str = "", num_cpus: int | None = None) -> None:
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray starts its workers at nice 15, as if they were background chores; here they
+    # run the jobs themselves (training, export, fine-tuning), which any other busy
+    # process would otherwise starve. Its own job manager sets 0 for the same reason.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     if ray.is_initialized():
         return
     if address:

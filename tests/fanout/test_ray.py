@@ -128,6 +128,15 @@ def _node_address() -> str:
     return ray.util.get_node_ip_address()
 
 
+def test_ray_workers_run_at_the_drivers_priority(ray_executor):
+    # Ray's default (nice 15) starved its workers behind any other busy process.
+    @ray.remote
+    def niceness():
+        return os.nice(0)
+
+    assert ray.get(niceness.remote()) == os.nice(0)
+
+
 def test_every_ray_process_started_here_binds_and_reports_loopback(ray_executor):
     psutil = pytest.importorskip("psutil", reason="the socket listing needs psutil")
     # A job on a worker of each reservation the tests use, so that workers exist. (Here,
