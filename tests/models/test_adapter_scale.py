@@ -23,6 +23,15 @@ def scaled_model(num_experts=3, outputs=5):
     ).build_for(32)
 
 
+def random_b_and_its_scaled_model():
+    """A B with random weights, and a scaled adapter model on B's backbone."""
+    baseline = resnet_v2.ResNetV2(TINY, num_classes=5).build_for(32)
+    randomise(baseline.weights)
+    model = scaled_model()
+    model.copy_backbone_from(baseline)
+    return baseline, model
+
+
 def baseline_stream_rms(model: resnet_v2.ResNetV2, images) -> list[float]:
     """RMS of each block's input in B's network, layer by layer (the reference)."""
     x = images * 2.0 - 1.0
@@ -36,10 +45,7 @@ def baseline_stream_rms(model: resnet_v2.ResNetV2, images) -> list[float]:
 
 
 def test_an_untrained_scaled_adapter_expert_equals_b_whatever_the_scale():
-    baseline = resnet_v2.ResNetV2(TINY, num_classes=5).build_for(32)
-    randomise(baseline.weights)
-    model = scaled_model()
-    model.copy_backbone_from(baseline)
+    baseline, model = random_b_and_its_scaled_model()
     x = tf.random.uniform([4, 32, 32, 3], seed=1)
     expected = baseline(x)["logits"].numpy()
     ids = tf.constant([0, 2, 1, 2])
@@ -50,10 +56,7 @@ def test_an_untrained_scaled_adapter_expert_equals_b_whatever_the_scale():
 
 
 def test_calibration_sets_every_experts_scale_to_bs_stream_rms_at_each_block():
-    baseline = resnet_v2.ResNetV2(TINY, num_classes=5).build_for(32)
-    randomise(baseline.weights)
-    model = scaled_model()
-    model.copy_backbone_from(baseline)
+    baseline, model = random_b_and_its_scaled_model()
     x = tf.random.uniform([6, 32, 32, 3], seed=2)
     scales = model.calibrate_adapter_scales(x, tf.constant([0, 1, 2, 0, 1, 2]))
     expected = baseline_stream_rms(baseline, x)
