@@ -83,19 +83,30 @@ class _MemoryStore:
         return self._kept[key]
 
 
-def score_proxies(names, task, ctx, include_baseline: bool) -> tuple[dict, dict, float]:
+def workers(config) -> int:
+    """The modules scored side by side: `config.workers`, or with 0 one per core this
+    process may use."""
+    return config.workers or len(os.sched_getaffinity(0))
+
+
+def score_proxies(
+    names, task, ctx, include_baseline: bool, workers: int = 1
+) -> tuple[dict, dict, float]:
     """({proxy: SelectionResult}, {proxy: CPU seconds}, shared CPU seconds) of every named
     proxy on the pool's cached features (`vtab_eval.bench.proxy_speed` times this same
     call). The feature proxies score the pool in one pass over the modules, sharing
     each module's checked copy, covariance, eigendecomposition and nearest neighbours
     (`proxy_math.Labelled`), whose CPU seconds
-    are counted once, apart (`feature_proxy.select_together`)."""
+    are counted once, apart (`feature_proxy.select_together`, `workers` modules at a
+    time)."""
     from vtab_eval import selection
     from vtab_eval.selection.feature_proxy import FeatureProxy, select_together
 
     selectors = {n: selection.get_selector(n, include_baseline=include_baseline) for n in names}
     together = [s for s in selectors.values() if isinstance(s, FeatureProxy)]
-    results, cpu, shared = select_together(together, task, ctx) if together else ({}, {}, 0.0)
+    results, cpu, shared = (
+        select_together(together, task, ctx, workers) if together else ({}, {}, 0.0)
+    )
     for name, selector in selectors.items():
         if name in results:
             continue
@@ -125,8 +136,10 @@ def rank(config, workdir: str, log=print) -> dict:
     reading = time.perf_counter() - start
     ctx = selection.Context(pool, store, split=config.split, seed=config.seed)
     start = time.perf_counter()
-    results, cpu, shared = score_proxies(names, task, ctx, config.include_baseline)
+    threads = workers(config)
+    results, cpu, shared = score_proxies(names, task, ctx, config.include_baseline, threads)
     seconds = {"cache": reading, "proxies": time.perf_counter() - start, "shared_cpu": shared}
+    seconds["workers"] = threads
     table = _table(task, pool, config, results, cpu, seconds)
     out = Path(workdir) / "ranking" / files.slug(task.key)
     files.write_json(out.with_suffix(".json"), table)
@@ -146,6 +159,7 @@ def _table(task, pool, config, results, cpu, seconds) -> dict:
         "rank_by": config.rank_by,
         "cache_seconds": seconds["cache"],
         "proxies_seconds": seconds["proxies"],  # wall, every proxy and what they share
+        "workers": seconds["workers"],  # modules scored side by side
         # What the feature proxies shared, counted once: each module's checked copy,
         # covariance, eigendecomposition and nearest neighbours.
         "shared_cpu_seconds": seconds["shared_cpu"],
@@ -188,8 +202,9 @@ def _lines(table, top: int):
     shared = table["shared_cpu_seconds"]
     cpu = sum(p["cpu_seconds"] for p in table["proxies"].values()) + shared
     yield (
-        f"all proxies: {total:.2f} s wall, {cpu:.2f} s CPU on cached features, of which "
-        f"{shared:.2f} s shared (reading the cache: {table['cache_seconds']:.2f} s)"
+        f"all proxies: {total:.2f} s wall ({table['workers']} module(s) at a time), "
+        f"{cpu:.2f} s CPU on cached features, of which {shared:.2f} s shared "
+        f"(reading the cache: {table['cache_seconds']:.2f} s)"
     )
 
 

@@ -40,10 +40,17 @@ def test_ranks_the_pool_with_every_proxy_and_writes_the_table(hub_root, colour_t
     rows = list(csv.reader(out.with_suffix(".csv").open()))
     assert rows[0] == ["rank", "module", "kind", *names]
     assert [r[1] for r in rows[1:5]] == table["ranking"] and rows[5][1] == "seconds"
-    # A rerun reads the cached features: nothing is embedded again.
+    # A rerun reads the cached features: nothing is embedded again. Scoring one
+    # module at a time ranks the pool alike.
     cached = sorted((tmp_path / "features").rglob("*.npz"))
-    rank.execute(_config(hub_root), str(tmp_path), log=lines.append)
+    again = rank.execute(_config(hub_root, workers=1), str(tmp_path), log=lines.append)
     assert sorted((tmp_path / "features").rglob("*.npz")) == cached
+    assert again["ranking"] == table["ranking"] and again["workers"] == 1
+
+
+def test_workers_default_to_the_cores_the_process_may_use(hub_root):
+    assert rank.workers(_config(hub_root)) == len(rank.os.sched_getaffinity(0))
+    assert rank.workers(_config(hub_root, workers=3)) == 3
 
 
 @pytest.mark.parametrize(
@@ -54,6 +61,7 @@ def test_ranks_the_pool_with_every_proxy_and_writes_the_table(hub_root, colour_t
         ({"rank_by": "logme", "proxies": "knn"}, "config.rank_by='logme'"),
         ({"pool": ""}, "config.pool is empty"),
         ({"top": 0}, "config.top=0"),
+        ({"workers": -1}, "config.workers=-1"),
     ],
 )
 def test_bad_input_is_one_line(hub_root, colour_task, tmp_path, fields, culprit):

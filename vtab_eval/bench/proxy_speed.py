@@ -24,10 +24,12 @@ over a decade each way. Writes `<workdir>/proxy_speed.json` and `.md`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -74,16 +76,18 @@ class _Store:
         return features, labels, 0.0
 
 
-def _timed(names, task, ctx):
+def _timed(names, task, ctx, workers: int):
     """({proxy: result}, {proxy: CPU seconds}, CPU seconds the proxies shared) as the
-    tree's ranking command gets them."""
+    tree's ranking command gets them (`workers` modules at a time where it can)."""
+    import inspect
+
     from vtab_eval import rank
 
     if hasattr(rank, "score_proxies"):
-        timed = rank.score_proxies(names, task, ctx, True)
+        takes_workers = "workers" in inspect.signature(rank.score_proxies).parameters
+        extra = {"workers": workers} if takes_workers else {}
+        timed = rank.score_proxies(names, task, ctx, True, **extra)
         return timed if len(timed) == 3 else (*timed, 0.0)
-    import time
-
     from vtab_eval import selection
 
     results, cpu = {}, {}
@@ -110,8 +114,12 @@ def child(arguments: str) -> None:
     pool = Pool(tuple(Module(h, h, {"kind": kinds[h]}) for h in handles))
     task = types.SimpleNamespace(name="synthetic", spec="synthetic", key="synthetic")
     ctx = selection.Context(pool, _Store(outputs), seed=a["seed"])
-    results, cpu, shared = _timed(a["proxies"], task, ctx)
+    start = time.perf_counter()
+    results, cpu, shared = _timed(a["proxies"], task, ctx, a["workers"])
+    elapsed = time.perf_counter() - start
     figures = {
+        "workers": a["workers"],
+        "elapsed_seconds": elapsed,
         "source": str(Path(vtab_eval.__file__).parents[1]),
         "cpu_seconds": {**cpu, SHARED: shared},
         "wall_seconds": {**{n: r.seconds for n, r in results.items()}, SHARED: 0.0},
@@ -120,8 +128,9 @@ def child(arguments: str) -> None:
     print(_MARK + json.dumps(figures), flush=True)
 
 
-def _run_child(tree: Path, config) -> dict:
+def _run_child(tree: Path, config, workers: int) -> dict:
     arguments = {
+        "workers": workers,
         "modules": config.modules,
         "images": config.images,
         "dims": config.dims,
@@ -177,7 +186,18 @@ def summarise(runs: dict[str, list[dict]]) -> dict:
             row["score_difference"] = None if None in scores else _largest_difference(*scores)
         rows[name] = row
     totals = {tree: sum(rows[n][tree] for n in names) for tree in trees}
-    return {"trees": trees, "proxies": rows, "total_cpu_seconds": totals}
+    elapsed = {
+        tree: statistics.median(r.get("elapsed_seconds", math.nan) for r in runs[tree])
+        for tree in trees
+    }
+    workers = {tree: runs[tree][0].get("workers", 1) for tree in trees}
+    return {
+        "trees": trees,
+        "proxies": rows,
+        "total_cpu_seconds": totals,
+        "elapsed": elapsed,
+        "workers": workers,
+    }
 
 
 def markdown(summary: dict, config) -> str:
@@ -202,6 +222,13 @@ def markdown(summary: dict, config) -> str:
         t0, t1 = (summary["total_cpu_seconds"][t] for t in trees)
         totals += [f"{t0 / max(t1, 1e-9):.1f}x", ""]
     lines.append("| all | " + " | ".join(totals) + " |")
+    elapsed = [f"{summary['elapsed'][t]:.2f}" for t in trees]
+    if len(trees) == 2:
+        e0, e1 = (summary["elapsed"][t] for t in trees)
+        elapsed += [f"{e0 / max(e1, 1e-9):.1f}x", ""]
+    lines.append("| elapsed (wall s, the whole call) | " + " | ".join(elapsed) + " |")
+    workers = ", ".join(f"{t} {summary['workers'][t]}" for t in trees)
+    lines.append(f"\nmodules scored side by side: {workers}")
     return "\n".join(lines) + "\n"
 
 
@@ -222,11 +249,12 @@ def execute(config, workdir: str | None, log=print) -> dict:
                 raise ValueError(f"config.baseline={config.baseline!r} is no source tree")
             trees = {"before": baseline, "after": here}
         runs = {name: [] for name in trees}
+        workers = {"before": config.baseline_workers, "after": config.workers}
         load = os.getloadavg()[0]
         for round_index in range(config.rounds):
             order = list(trees) if round_index % 2 == 0 else list(trees)[::-1]
             for name in order:
-                runs[name].append(_run_child(trees[name], config))
+                runs[name].append(_run_child(trees[name], config, workers[name]))
                 log(f"round {round_index + 1}: {name} timed ({trees[name]})")
         summary = {**summarise(runs), "load_average": load, "config": config.to_dict()}
         summary["sources"] = {name: str(path) for name, path in trees.items()}

@@ -41,6 +41,11 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.baseline = ""
     config.rounds = 1  # each tree is timed this many times (alternating); the median
     config.threads = 1  # BLAS threads of each child (1: CPU seconds are one core's)
+    # Modules scored side by side in this tree's child and in the baseline's (a tree
+    # that cannot is timed one module at a time); the same tree as the baseline with
+    # workers = 2 times the threads against one in one run.
+    config.workers = 1
+    config.baseline_workers = 1
     config.seed = 0
     return config
 
@@ -57,5 +62,7 @@ RULES = {
     "baseline": rule.exempt("checked by the binary, which names a missing tree"),
     "rounds": rule.integer(min=1),
     "threads": rule.integer(min=1),
+    "workers": rule.integer(min=1),
+    "baseline_workers": rule.integer(min=1),
     "seed": rule.integer(min=0),
 }

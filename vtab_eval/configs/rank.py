@@ -52,6 +52,10 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.batch_size = 256
     config.precision = "float32"
     config.include_baseline = True
+    # Modules scored side by side, in threads of one BLAS thread each (0: one per core
+    # this process may use; 1: one after another, BLAS as configured). The scores do
+    # not depend on it beyond rounding.
+    config.workers = 0
     config.seed = 0
     return config
 
@@ -69,6 +73,7 @@ RULES = {
     "batch_size": rule.integer(min=1),
     "precision": rule.one_of(*PRECISIONS),
     "include_baseline": rule.boolean(),
+    "workers": rule.integer(min=0),
     "seed": rule.integer(min=0),
     "workdir": rule.exempt("checked by the binary, which names a missing one"),
 }

@@ -25,11 +25,13 @@ class Labelled:
     `x` [n, d] float64 (a read-only copy), `y` [n] class indices, `counts` [C] images
     per class, `classes` the original label values; `shared_seconds` (and
     `shared_wall_seconds`) the CPU (and wall) seconds spent computing the kept
-    quantities (`centred`, `covariance`, `spectrum`, `neighbours`), which the ranking command reports
-    apart from the proxies that asked for them.
+    quantities (`centred`, `covariance`, `spectrum`, `neighbours`), which the ranking
+    command reports apart from the proxies that asked for them. CPU seconds are read
+    from `clock`: the process's by default, the calling thread's (`time.thread_time`)
+    where modules are scored in parallel threads.
     """
 
-    def __init__(self, features, labels, min_classes: int = 2):
+    def __init__(self, features, labels, min_classes: int = 2, clock=time.process_time):
         x = check_features(features)
         labels = np.asarray(labels)
         if labels.shape != (len(x),):
@@ -46,6 +48,7 @@ class Labelled:
         self._indicators = None  # [C, n] class indicators, made once
         self._kept: dict = {}
         self._computing = 0
+        self.clock = clock
         self.shared_seconds = self.shared_wall_seconds = 0.0
 
     @property
@@ -79,7 +82,7 @@ class Labelled:
         """`compute()` the first time `key` is asked for, read-only and kept after; its
         CPU seconds (outermost calls only) go to `shared_seconds`."""
         if key not in self._kept:
-            start, wall_start = time.process_time(), time.perf_counter()
+            start, wall_start = self.clock(), time.perf_counter()
             self._computing += 1
             try:
                 value = compute()
@@ -89,7 +92,7 @@ class Labelled:
                 array.setflags(write=False)
             self._kept[key] = value
             if not self._computing:
-                self.shared_seconds += time.process_time() - start
+                self.shared_seconds += self.clock() - start
                 self.shared_wall_seconds += time.perf_counter() - wall_start
         return self._kept[key]
 

@@ -112,6 +112,32 @@ def test_scoring_together_gives_each_proxys_own_selection():
         assert together[proxy.name].cost_seconds >= 1.5  # the forward passes are counted
 
 
+def test_scoring_modules_side_by_side_gives_the_same_selection():
+    # Threads change only which module is scored when; each module's arithmetic is the
+    # same, up to the summation order of a BLAS call (one thread here, the library's
+    # count otherwise), hence a tolerance of a few thousand float64 roundings.
+    good, labels = clustered(n=60, d=8, spread=0.1)
+    rng = np.random.default_rng(2)
+    modules = {f"m{i}": (good + rng.normal(scale=i, size=good.shape), labels) for i in range(5)}
+    ctx = _context(modules)
+    proxies = [selection.get_selector(name) for name in PROXIES]
+    alone, _, _ = select_together(proxies, TASK, ctx, workers=1)
+    side_by_side, cpu, shared = select_together(proxies, TASK, ctx, workers=2)
+    assert shared > 0 and all(seconds >= 0 for seconds in cpu.values())
+    for name in PROXIES:
+        assert side_by_side[name].scores == pytest.approx(alone[name].scores, rel=1e-9, abs=1e-12)
+        assert side_by_side[name].pick == alone[name].pick
+        assert side_by_side[name].details == alone[name].details
+
+
+def test_scoring_side_by_side_names_a_bad_module_in_one_line():
+    x, labels = clustered(n=20, d=4)
+    modules = {"b": (x, labels), "e1": (x, np.zeros(20, int))}
+    proxies = [selection.get_selector(name) for name in PROXIES]
+    with pytest.raises(ValueError, match="the proxies on e1's features of toy: .*at least 2"):
+        select_together(proxies, TASK, _context(modules), workers=2)
+
+
 def test_scoring_together_names_a_bad_module_in_one_line():
     x, labels = clustered(n=20, d=4)
     proxies = [selection.get_selector(name) for name in PROXIES]
