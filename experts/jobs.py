@@ -30,7 +30,7 @@ import tensorflow as tf
 from experts import work_tree
 from experts.data import augment as augmentation
 from experts.data import pipelines, upstream
-from experts.models import resnet_v2
+from experts.models import adapters, resnet_v2
 from experts.training import loop, precision
 
 JOBS = work_tree.JOBS
@@ -120,12 +120,14 @@ def _sharded(ctx: tf.distribute.InputContext, ds: tf.data.Dataset) -> tf.data.Da
 def sigmoid_model(config, outputs: int, num_experts: int = 0) -> resnet_v2.ResNetV2:
     """A ResNetV2 with a sigmoid head whose bias starts at the log-prior -log(outputs),
     in the job's ``train.precision`` (B, when it is evaluated next to an expert, too);
-    with adapter experts, a head bias per expert when ``model.expert_head_bias`` and an
-    output scale per adapter when ``model.adapter_scale``."""
+    with adapter experts, a head bias per expert when ``model.expert_head_bias``, an
+    output scale per adapter when ``model.adapter_scale`` and ``model.adapter_width``'s
+    bottleneck."""
     return resnet_v2.ResNetV2(
         config.model.size, outputs, num_experts=num_experts, head_bias_init=-math.log(outputs),
         expert_head_bias=bool(num_experts and config.model.get("expert_head_bias", False)),
         adapter_scale=bool(num_experts and config.model.get("adapter_scale", False)),
+        adapter_width=float(config.model.get("adapter_width", adapters.PAPER_WIDTH)),
         dtype=precision.of_config(config.train),
     )  # fmt: skip
 

@@ -80,6 +80,7 @@ LATER_FIELDS = {
     "train.expert_loss": "batch",
     "model.expert_head_bias": False,
     "model.adapter_scale": False,
+    "model.adapter_width": 0.5,
     "train.step_boundaries": [0.3, 0.6, 0.9],
     "data.augment.crop_area": [0.6, 1.0],
     "data.augment.flip": False,

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from experts.models import resnet_v2
+from experts.models.adapters import PAPER_WIDTH
 
 IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
 EXPERT = tf.TensorSpec([], tf.int32, name="expert")
@@ -158,7 +159,7 @@ def headless(model: resnet_v2.ResNetV2) -> resnet_v2.ResNetV2:
     weights without gradients, and is most of a small model's size (8,070 nodes x 512)."""
     copy = resnet_v2.ResNetV2(
         model.size_name, 0, model.num_experts, adapter_scale=model.adapter_scale,
-        name=model.name, dtype="float32",
+        adapter_width=model.adapter_width, name=model.name, dtype="float32",
     )  # fmt: skip
     copy.build_for()
     copy.copy_backbone_from(model, include_head=False)
@@ -186,15 +187,21 @@ class FeatureVectorTemplate:
     """
 
     def __init__(
-        self, size: str, num_experts: int = 0, name: str = "resnet", adapter_scale: bool = False
+        self,
+        size: str,
+        num_experts: int = 0,
+        name: str = "resnet",
+        adapter_scale: bool = False,
+        adapter_width: float = PAPER_WIDTH,
     ):
         if num_experts not in (0, 1):
             raise ValueError(f"a feature-vector module has 0 or 1 adapter sets, not {num_experts}")
         # The source's name: Keras names the variables after it, and the saved
         # variables keep those names.
         self.model = resnet_v2.ResNetV2(
-            size, 0, num_experts, adapter_scale=adapter_scale, name=name, dtype="float32"
-        ).build_for()
+            size, 0, num_experts, adapter_scale=adapter_scale, adapter_width=adapter_width,
+            name=name, dtype="float32",
+        ).build_for()  # fmt: skip
         model, expert = self.model, 0 if num_experts else None
         self.module = feature_vector(
             lambda images, training: model(images, expert=expert, training=training)["pre_logits"],
@@ -202,11 +209,13 @@ class FeatureVectorTemplate:
         )
 
     @staticmethod
-    def key(model: resnet_v2.ResNetV2, adapter: bool = False) -> tuple[str, int, str, bool]:
+    def key(model: resnet_v2.ResNetV2, adapter: bool = False) -> tuple[str, int, str, bool, float]:
         """The template a source model (with ``adapter``: one of its adapter experts)
-        fills: size, adapter sets, name, adapter output scales."""
+        fills: size, adapter sets, name, adapter output scales, adapter width."""
         adapters = int(adapter or model.num_experts > 0)
-        return model.size_name, adapters, model.name, bool(adapters and model.adapter_scale)
+        scale = bool(adapters and model.adapter_scale)
+        width = model.adapter_width if adapters else PAPER_WIDTH
+        return model.size_name, adapters, model.name, scale, width
 
     def fill(self, source: resnet_v2.ResNetV2, expert: int | None = None) -> Module:
         """The module with ``source``'s weights: B or a full expert (``expert`` None), a
@@ -224,7 +233,7 @@ class FeatureVectorTemplate:
         if self.key(source, expert is not None) != self.key(model):
             raise ValueError(
                 f"a {self.key(source, expert is not None)} source does not fit this "
-                f"{self.key(model)} template (size, adapter sets, name, adapter scales)"
+                f"{self.key(model)} template (size, adapter sets, name, adapter scales, width)"
             )
         model.copy_backbone_from(source, include_head=False)
         for src, dst in zip(source.adapter_variables, model.adapter_variables, strict=True):

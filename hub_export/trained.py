@@ -12,6 +12,7 @@ from experts import work_tree
 from experts.data import pipelines
 from experts.data.upstream import UpstreamInfo
 from experts.models import resnet_v2
+from experts.models.adapters import PAPER_WIDTH
 from hub_export.tree import ExportError
 
 
@@ -77,12 +78,13 @@ class TrainedUpstream:
             raise ExportError(f"{where.path} has no finished run (no {where.metrics_path.name})")
         shape = (self.size, num_classes, num_experts)
         # A head bias per adapter expert (it adds no feature) and an output scale per
-        # adapter, when the job trained them.
+        # adapter, when the job trained them, and the adapters' bottleneck width.
         recorded = where.config()["model"]
         extras = {
             field: bool(num_experts and recorded.get(field, False))
             for field in ("expert_head_bias", "adapter_scale")
         }
+        extras["adapter_width"] = float(recorded.get("adapter_width", PAPER_WIDTH))
         if into is None:
             # float32 whatever precision the job trained in (variables are float32 in
             # every precision): modules compute in float32 (modules.py).

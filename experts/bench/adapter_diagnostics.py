@@ -139,6 +139,7 @@ def load_models(config, data, experts):
     recorded = tree.job("adapter", None).config()["model"]
     config.model.expert_head_bias = bool(recorded.get("expert_head_bias", False))
     config.model.adapter_scale = bool(recorded.get("adapter_scale", False))
+    config.model.adapter_width = float(recorded.get("adapter_width", 0.5))
     adapters = jobs.sigmoid_model(config, data.num_nodes, num_experts=len(experts))
     models = {
         "baseline": data.baseline(config),

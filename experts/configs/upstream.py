@@ -47,6 +47,9 @@ def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
     # Adapter experts: a trainable output scale per adapter, set to B's stream RMS at
     # the block's input before training (models/adapters.py, MultiAdapter).
     config.model.adapter_scale = False
+    # Adapter experts: the bottleneck's channels k as a fraction of the adapter's input
+    # channels c (models/adapters.py); the paper's k = c / 2.
+    config.model.adapter_width = 0.5
     config.data = _data_config(preset)
     # The tfds directory of the prepared upstream (experts.data.build_upstream).
     config.data_dir = "runs/tfds"
@@ -146,6 +149,7 @@ RULES = {
     "model.num_experts": rule.integer(min=0),
     "model.expert_head_bias": rule.boolean(),
     "model.adapter_scale": rule.boolean(),
+    "model.adapter_width": rule.number(min=0.0, min_open=True),
     "data.name": rule.text(empty=False),
     "data_dir": rule.path(empty=True, meaning="tfds's default directory"),
     "data.experts": rule.sequence(rule.text(empty=False)),

@@ -3,8 +3,9 @@
 One ``MultiAdapter`` layer sits before each of the four ResNet blocks and holds one
 adapter per expert. Expert e's adapter adapts the block's input:
 ``x + A2(A1(x))``, where each A is GroupNorm, ReLU and a bias-free 1x1 convolution,
-A1 maps c channels to c/2 and A2 maps them back (so an adapter has c^2 conv weights,
-the size of a linear adapter). A2's kernel starts at zero, so an untrained adapter
+A1 maps c channels to k = c/2 and A2 maps them back (so an adapter has c^2 conv
+weights, the size of a linear adapter). ``width`` sets k = width * c otherwise (the
+paper's section 4.1 says k can be changed to limit the parameters). A2's kernel starts at zero, so an untrained adapter
 is the identity and an untrained adapter expert equals the baseline B.
 
 All experts' weights are stacked on a leading expert axis. Routing gathers each
@@ -40,6 +41,19 @@ import tf_keras as keras
 
 GN_GROUPS = 32
 GN_EPSILON = 1e-5
+PAPER_WIDTH = 0.5  # k = c / 2: the paper's bottleneck
+
+
+def hidden_channels(channels: int, width: float) -> int:
+    """k, the bottleneck's channels: ``width * channels``, which must be a whole number
+    of at least one (a one-line error names the block's channels otherwise)."""
+    hidden = width * channels
+    if not (hidden >= 1 and float(hidden).is_integer()):
+        raise ValueError(
+            f"adapter width {width} of {channels} input channels gives {hidden} bottleneck "
+            "channels: it must be a whole number >= 1"
+        )
+    return int(hidden)
 
 
 def _group_norm(x, gamma, beta, groups: int):
@@ -65,15 +79,20 @@ def _stacked_glorot_uniform(fan_in: int, fan_out: int):
 class MultiAdapter(keras.layers.Layer):
     """One residual bottleneck adapter per expert on a ``channels``-wide input."""
 
-    def __init__(self, num_experts: int, channels: int, output_scale: bool = False, **kwargs):
+    def __init__(
+        self,
+        num_experts: int,
+        channels: int,
+        output_scale: bool = False,
+        width: float = PAPER_WIDTH,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if num_experts < 1:
             raise ValueError(f"num_experts must be >= 1, got {num_experts}")
-        if channels % 2:
-            raise ValueError(f"adapter input channels must be even, got {channels}")
         self.num_experts, self.channels = num_experts, channels
-        self.output_scale = bool(output_scale)
-        self.hidden = channels // 2
+        self.output_scale, self.width = bool(output_scale), float(width)
+        self.hidden = hidden_channels(channels, self.width)
         self.groups_in = math.gcd(GN_GROUPS, channels)
         self.groups_hidden = math.gcd(GN_GROUPS, self.hidden)
 
@@ -135,6 +154,7 @@ class MultiAdapter(keras.layers.Layer):
             "num_experts": self.num_experts,
             "channels": self.channels,
             "output_scale": self.output_scale,
+            "width": self.width,
         }
 
 

@@ -89,6 +89,8 @@ class ResNetV2(keras.Model):
         expert (``adapters.ExpertHeadBias``), part of the adapter variables.
       adapter_scale: with adapters, a trainable output scale per expert and block
         (``adapters.MultiAdapter``'s ``output_scale``), an adapter variable.
+      adapter_width: with adapters, the bottleneck's channels as a fraction of the
+        adapter's input channels (``adapters.MultiAdapter``'s ``width``; the paper's 0.5).
       dtype: a Keras dtype policy or its name (``float32``, ``mixed_bfloat16``,
         ``mixed_float16``); by default the global policy. See the module docstring
         for what stays float32.
@@ -102,6 +104,7 @@ class ResNetV2(keras.Model):
         head_bias_init: float = 0.0,
         expert_head_bias: bool = False,
         adapter_scale: bool = False,
+        adapter_width: float = adapters_lib.PAPER_WIDTH,
         **kwargs,
     ):
         kwargs.setdefault("name", "resnet")
@@ -110,6 +113,7 @@ class ResNetV2(keras.Model):
         self.head_bias_init = float(head_bias_init)
         self.expert_head_bias = bool(expert_head_bias)
         self.adapter_scale = bool(adapter_scale)
+        self.adapter_width = float(adapter_width)
         spec = get_size(size)
         policy = self.dtype_policy
         self.root_pad = FixedPadding(7, name="root_block/padding", dtype=policy)
@@ -146,7 +150,12 @@ class ResNetV2(keras.Model):
         if num_experts:
             self.adapters = [
                 adapters_lib.MultiAdapter(
-                    num_experts, c, self.adapter_scale, name=f"block{b + 1}/adapters", dtype=policy
+                    num_experts,
+                    c,
+                    self.adapter_scale,
+                    self.adapter_width,
+                    name=f"block{b + 1}/adapters",
+                    dtype=policy,
                 )
                 for b, c in enumerate(self.block_input_channels)
             ]
@@ -285,7 +294,7 @@ class ResNetV2(keras.Model):
         single = ResNetV2(
             self.size_name, self.num_classes, num_experts=1, name=self.name,
             expert_head_bias=self.expert_head_bias, adapter_scale=self.adapter_scale,
-            dtype=self.dtype_policy,
+            adapter_width=self.adapter_width, dtype=self.dtype_policy,
         )  # fmt: skip
         single.copy_backbone_from(self)
         for src, dst in zip(self.expert_variables, single.expert_variables, strict=True):
@@ -300,6 +309,7 @@ class ResNetV2(keras.Model):
             "head_bias_init": self.head_bias_init,
             "expert_head_bias": self.expert_head_bias,
             "adapter_scale": self.adapter_scale,
+            "adapter_width": self.adapter_width,
             "name": self.name,
             "dtype": self.dtype_policy.name,
         }

@@ -21,6 +21,7 @@ def test_presets_follow_design():
         "num_experts": 0,
         "expert_head_bias": False,
         "adapter_scale": False,
+        "adapter_width": 0.5,
     }
     assert baseline.get_config("cpu").model.size == "r26x0.25"
     assert baseline.get_config("").preset == presets.DEFAULT_PRESET

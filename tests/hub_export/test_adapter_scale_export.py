@@ -1,5 +1,6 @@
-"""Export reads an adapter job that trained output scales, and its modules (the packed
-single model and one module per expert) carry them."""
+"""Export reads an adapter job that trained output scales, or adapters of another
+bottleneck width, and its modules (the packed single model and one module per expert)
+carry them."""
 
 import numpy as np
 import tensorflow as tf
@@ -75,4 +76,36 @@ def test_templates_for_scaled_and_unscaled_adapters_are_distinct():
     baseline = resnet_v2.ResNetV2(TINY, 0)
     key = modules.FeatureVectorTemplate.key
     assert key(plain, adapter=True) != key(scaled, adapter=True)
-    assert key(baseline)[-1] is False
+    assert key(baseline)[3] is False
+
+
+def test_a_wide_adapter_job_exports_its_width(tmp_path):
+    # A job recorded with another bottleneck width restores into adapters of that width,
+    # and its single-expert module computes what the source's expert does.
+    info = make_info()
+    nodes = len(info.hierarchy)
+    source = resnet_v2.ResNetV2(TINY, nodes, num_experts=len(EXPERTS), adapter_width=1.0)
+    source.build_for(IMAGE_SIZE)
+    rng = np.random.default_rng(5)
+    for v in source.weights:
+        v.assign(v + 0.1 * rng.standard_normal(v.shape).astype(np.float32))
+    jobdir = work_tree.JobDir(tmp_path / "upstream" / "adapter")
+    model = {"size": TINY, "image_size": IMAGE_SIZE, "adapter_width": 1.0}
+    jobdir.start({"job": "adapter", "model": model, "data": {"experts": list(EXPERTS)}})
+    jobdir.write_final(source, {"steps": 1})
+    tree = trained.TrainedUpstream(
+        tmp_path / "upstream", "toy_upstream/32px", info, EXPERTS, TINY, IMAGE_SIZE
+    )
+    restored = tree.restore(nodes, len(EXPERTS), "adapter")
+    assert [a.hidden for a in restored.adapters] == [a.channels for a in restored.adapters]
+    template = modules.FeatureVectorTemplate(
+        *modules.FeatureVectorTemplate.key(restored, adapter=True)
+    )
+    modules.save(template.fill(restored, 1), tmp_path / "expert1")
+    single = tf.saved_model.load(str(tmp_path / "expert1"))
+    x = tf.random.uniform([2, IMAGE_SIZE, IMAGE_SIZE, 3], seed=6)
+    features_of = tf.function(lambda images: source(images, expert=tf.constant(1))["pre_logits"])
+    np.testing.assert_allclose(single(x).numpy(), features_of(x).numpy(), **TOL)
+    paper_width = resnet_v2.ResNetV2(TINY, 0, num_experts=2)
+    key = modules.FeatureVectorTemplate.key
+    assert key(paper_width, adapter=True) != key(restored, adapter=True)
