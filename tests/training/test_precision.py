@@ -35,16 +35,18 @@ def _global_policy_untouched():
 
 
 def _train_on_one_batch(workdir, policy) -> list[float]:
-    """Twelve plain SGD steps on one batch over and over, at a learning rate below the
-    head's stability limit (higher rates oscillate in float32 too), so the loss falls
-    at every log line in any precision."""
+    """Twenty-four plain SGD steps on one batch over and over, at a learning rate well
+    below the head's stability limit, so the loss falls at every log line in any
+    precision. (At twice this rate float32's loss rose again by the twelfth step on
+    one CPU, AVX-512 BF16, while the mixed runs kept falling: where the limit lies
+    depends on the arithmetic, so the rate keeps a factor of two from it.)"""
     job = synthetic.job(dtype=policy)
 
     def one_batch(ctx, batch, seed, start):
         return synthetic.dataset_fn(ctx, batch, seed).take(1).repeat()
 
     config = synthetic.config(
-        total_steps=12, log_every=3, global_batch=8, base_lr=0.1, momentum=0.0,
+        total_steps=24, log_every=6, global_batch=8, base_lr=0.05, momentum=0.0,
         weight_decay=0.0, precision=policy,
     )  # fmt: skip
     return loop.train(dataclasses.replace(job, dataset_fn=one_batch), config, workdir)["losses"]
@@ -52,6 +54,8 @@ def _train_on_one_batch(workdir, policy) -> list[float]:
 
 def test_mixed_precision_trains_like_float32_and_saves_float32_weights(tmp_path):
     reference = _train_on_one_batch(tmp_path / "float32", "float32")
+    # The comparison below needs a reference that does not oscillate.
+    assert np.all(np.diff(reference) < 0), ("float32", reference)
     for policy in MIXED:
         losses = _train_on_one_batch(tmp_path / policy, policy)
         assert np.all(np.isfinite(losses)) and np.all(np.diff(losses) < 0), (policy, losses)
