@@ -139,8 +139,7 @@ def rank(config, workdir: str, log=print) -> dict:
     threads = workers(config)
     results, cpu, shared = score_proxies(names, task, ctx, config.include_baseline, threads)
     seconds = {"cache": reading, "proxies": time.perf_counter() - start, "shared_cpu": shared}
-    seconds["workers"] = threads
-    table = _table(task, pool, config, results, cpu, seconds)
+    table = _table(task, pool, config, results, cpu, seconds, threads)
     out = Path(workdir) / "ranking" / files.slug(task.key)
     files.write_json(out.with_suffix(".json"), table)
     files.write_text(out.with_suffix(".csv"), _csv(table))
@@ -150,7 +149,7 @@ def rank(config, workdir: str, log=print) -> dict:
     return table
 
 
-def _table(task, pool, config, results, cpu, seconds) -> dict:
+def _table(task, pool, config, results, cpu, seconds, workers: int) -> dict:
     by = results[config.rank_by].scores
     order = sorted(pool.ids, key=lambda m: -by[m] if math.isfinite(by[m]) else math.inf)
     return {
@@ -159,7 +158,7 @@ def _table(task, pool, config, results, cpu, seconds) -> dict:
         "rank_by": config.rank_by,
         "cache_seconds": seconds["cache"],
         "proxies_seconds": seconds["proxies"],  # wall, every proxy and what they share
-        "workers": seconds["workers"],  # modules scored side by side
+        "workers": workers,  # modules scored side by side
         # What the feature proxies shared, counted once: each module's checked copy,
         # covariance, eigendecomposition and nearest neighbours.
         "shared_cpu_seconds": seconds["shared_cpu"],

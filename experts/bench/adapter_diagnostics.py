@@ -30,6 +30,7 @@ import fanout.flags
 from experts import jobs, work_tree
 from experts.configs import adapter_diagnostics
 from experts.data import pipelines
+from experts.models.adapters import PAPER_WIDTH
 from fanout import cli
 
 PROGRAM = "experts.bench.adapter_diagnostics"
@@ -139,7 +140,7 @@ def load_models(config, data, experts):
     recorded = tree.job("adapter", None).config()["model"]
     config.model.expert_head_bias = bool(recorded.get("expert_head_bias", False))
     config.model.adapter_scale = bool(recorded.get("adapter_scale", False))
-    config.model.adapter_width = float(recorded.get("adapter_width", 0.5))
+    config.model.adapter_width = float(recorded.get("adapter_width", PAPER_WIDTH))
     adapters = jobs.sigmoid_model(config, data.num_nodes, num_experts=len(experts))
     models = {
         "baseline": data.baseline(config),

@@ -20,7 +20,7 @@ import ml_collections
 
 from experts import work_tree
 from experts.configs import presets
-from experts.models import resnet_v2
+from experts.models import adapters, resnet_v2
 from experts.training import distribute, loop, precision
 from fanout import config_rules as rule
 
@@ -49,7 +49,7 @@ def base_config(preset: str | None, job: str) -> ml_collections.ConfigDict:
     config.model.adapter_scale = False
     # Adapter experts: the bottleneck's channels k as a fraction of the adapter's input
     # channels c (models/adapters.py); the paper's k = c / 2.
-    config.model.adapter_width = 0.5
+    config.model.adapter_width = adapters.PAPER_WIDTH
     config.data = _data_config(preset)
     # The tfds directory of the prepared upstream (experts.data.build_upstream).
     config.data_dir = "runs/tfds"

@@ -5,8 +5,9 @@ adapter per expert. Expert e's adapter adapts the block's input:
 ``x + A2(A1(x))``, where each A is GroupNorm, ReLU and a bias-free 1x1 convolution,
 A1 maps c channels to k = c/2 and A2 maps them back (so an adapter has c^2 conv
 weights, the size of a linear adapter). ``width`` sets k = width * c otherwise (the
-paper's section 4.1 says k can be changed to limit the parameters). A2's kernel starts at zero, so an untrained adapter
-is the identity and an untrained adapter expert equals the baseline B.
+paper's section 4.1 says k can be changed to limit the parameters). A2's kernel
+starts at zero, so an untrained adapter is the identity and an untrained adapter
+expert equals the baseline B.
 
 All experts' weights are stacked on a leading expert axis. Routing gathers each
 example's own weights and applies them with one batched contraction, instead of
