@@ -17,15 +17,12 @@ group and per declared relation, and every method against the random-expert cont
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from fanout import files
-from vtab_eval.report import stats
+from vtab_eval.report.seed_compare import compare, runs_array
 
 SEED_DIR = re.compile(r"^seed-(\d+)$")
 RESULTS = Path("transfer", "report", "results.json")
@@ -95,66 +92,6 @@ def _read_tasks(path: Path) -> dict[str, dict]:
     return tasks
 
 
-def _runs(seeds: Sequence[SeedRun], tasks: Sequence[str], method: str) -> np.ndarray:
-    """[seeds, tasks, runs] of one method; every (seed, task) must have as many runs."""
-    rows = [[run.tasks[t]["runs"][method] for t in tasks] for run in seeds]
-    counts = {len(r) for row in rows for r in row}
-    if len(counts) != 1:
-        raise ValueError(
-            f"method {method!r} has {sorted(counts)} runs per task across the seeds: "
-            "their transfer configs differ (finetune.final_repeats / sweep_repeats)"
-        )
-    return np.asarray(rows, np.float64)
-
-
-def _finite(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
-
-
-def compare(method: np.ndarray, reference: np.ndarray, config) -> dict:
-    """Gain of ``method`` over ``reference`` ([seeds, tasks, runs] each), with intervals
-    (None with one seed) and paired tests."""
-    gains = stats.seed_gains(method, reference)
-    level, samples = config.confidence, config.bootstrap_samples
-    intervals = {}
-    for name, resample_tasks in (("interval", False), ("interval_tasks", True)):
-        intervals[name] = (
-            list(
-                stats.hierarchical_interval(
-                    method,
-                    reference,
-                    resample_tasks=resample_tasks,
-                    num_samples=samples,
-                    level=level,
-                    seed=config.seed,
-                )
-            )  # fmt: skip
-            if len(gains) > 1
-            else None
-        )
-    # Per (seed, task): median accuracy difference, in accuracy points.
-    differences = np.median(method, axis=2) - np.median(reference, axis=2)
-    units_p, units_exact = stats.sign_flip_test(
-        differences, num_samples=config.permutation_samples, seed=config.seed
-    )
-    seeds_p, seeds_exact = stats.sign_flip_test(
-        gains, num_samples=config.permutation_samples, seed=config.seed
-    )
-    return {
-        "gain": float(gains.mean()),
-        "seed_gains": [float(g) for g in gains],
-        "spread": float(gains.max() - gains.min()),
-        "sd": _finite(float(gains.std(ddof=1)) if len(gains) > 1 else math.nan),
-        **intervals,
-        "paired_t_p": _finite(stats.paired_t(gains)),
-        "sign_flip_seeds_p": seeds_p,
-        "sign_flip_seeds_exact": seeds_exact,
-        "sign_flip_units_p": units_p,
-        "sign_flip_units_exact": units_exact,
-        "tasks": int(method.shape[1]),
-    }
-
-
 def _subsets(first: SeedRun, tasks: Sequence[str]) -> dict[str, dict[str, list[str]]]:
     """{"group": {...}, "relation": {...}}: each present subset's tasks."""
     out = {}
@@ -190,7 +127,7 @@ def headline(seeds: Sequence[SeedRun], config) -> dict:
             f"the seeds have {', '.join(every)}"
         )
     methods = [m for m in wanted if m != config.reference and have(m)]
-    arrays = {m: _runs(used, tasks, m) for m in [config.reference, *methods]}
+    arrays = {m: runs_array(used, tasks, m) for m in [config.reference, *methods]}
     subsets = _subsets(used[0], tasks)
     record = {
         "partial": not finished,
