@@ -153,6 +153,11 @@ def test_the_report_has_a_tau_table_when_the_oracles_screening_ran(workdir):
     report.write_report(workdir, config)
     summary = (workdir / "report" / "summary.md").read_text()
     assert "| kNN | matched | whole pool | 4 |" in summary and "median weighted tau" in summary
+    # results.json keeps the screening runs apart, for judging proxies over seeds.
+    for entry in files.read_json(workdir / "report" / "results.json")["tasks"]:
+        assert entry["screened"] == {
+            f"bit/e{i}": {"accuracy": i / 10, "kind": "full"} for i in range(2, 7)
+        }
 
 
 def test_report_without_results_is_an_error(tmp_path):

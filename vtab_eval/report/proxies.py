@@ -29,7 +29,19 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from vtab_eval import run_dir
+
 ALL = "all"
+
+
+def screened(task_dir) -> dict[str, dict]:
+    """{module: {"accuracy", "kind"}} of the oracle's screening runs on one task (seeds
+    of their own, which no proxy sees; one run setting for every module), from its
+    directory in a run; empty when the oracle did not screen it."""
+    records = run_dir.TaskDir(Path(task_dir)).finetune_records(run_dir.SCREENING)
+    return {
+        r["expert"]: {"accuracy": r["median_test_accuracy"], "kind": r.get("kind")} for r in records
+    }
 
 
 def judge_task(

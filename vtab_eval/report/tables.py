@@ -18,8 +18,8 @@
 * ``summary.md``: all of the above in one page;
 * ``results.json``: every number behind them: per task and method the pick, the test
   accuracies and their median, the selection and fine-tuning seconds, every expert's
-  proxy scores (``<proxy>_scores``) and fine-tuned accuracy; the group table with
-  intervals; totals.
+  proxy scores (``<proxy>_scores``) and fine-tuned accuracy, the oracle's screening
+  accuracy and kind of every module (``screened``); the group table with intervals; totals.
 
 The report goes to ``config.report.dir`` if set, else ``<workdir>/report``. It can be
 regenerated at any time: ``python -m vtab_eval.main --config.report_only=true ...``.
@@ -35,6 +35,7 @@ from pathlib import Path
 
 from vtab_eval import files, run_dir, selection
 from vtab_eval.report import ensembles, plots, seed_headline, stats, tau
+from vtab_eval.report import proxies as proxy_judgement
 
 GROUPS = ("natural", "specialized", "structured", stats.ALL)
 
@@ -193,6 +194,7 @@ def results_record(results, table, scores, tuned, config) -> dict:
                 "methods": r["methods"],
                 **{f"{p}_scores": s.get(r["task"], {}) for p, s in scores.items()},
                 "finetuned_accuracy": tuned.get(r["task"], {}),
+                "screened": proxy_judgement.screened(r["dir"]),
             }
         )
     methods = method_order(results)
