@@ -29,6 +29,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     config.reference = "baseline"
     # The random-expert control every method is also compared with ('' : none).
     config.control = "random"
+    # The method whose gain the others' are a share of, on the seeds that ran it ('' :
+    # none); it may run on some seeds only (report/seed_fewer.py).
+    config.oracle = "oracle"
     config.bootstrap_samples = 200 if preset == "smoke" else 4000
     # Sign patterns drawn when there are too many (seeds x tasks) to enumerate them all.
     config.permutation_samples = 2000 if preset == "smoke" else 50000
@@ -43,6 +46,7 @@ RULES = {
     "methods": rule.exempt("checked against the methods the seeds' results have"),
     "reference": rule.text(empty=False),
     "control": rule.text(),
+    "oracle": rule.text(),
     "bootstrap_samples": rule.integer(min=1),
     "permutation_samples": rule.integer(min=1),
     "confidence": rule.fraction(min_open=True, max_open=True),

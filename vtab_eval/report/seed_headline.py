@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fanout import files
+from vtab_eval.report import seed_fewer
 from vtab_eval.report.seed_compare import compare, runs_array
 
 SEED_DIR = re.compile(r"^seed-(\d+)$")
@@ -81,6 +82,7 @@ def _read_tasks(path: Path) -> dict[str, dict]:
                 "group": entry["group"],
                 "relation": entry.get("relation") or UNDECLARED,
                 "runs": runs,
+                "picks": {m: v.get("pick") for m, v in entry["methods"].items()},
             }
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
@@ -148,6 +150,10 @@ def headline(seeds: Sequence[SeedRun], config) -> dict:
     }
     for m in methods:
         record["methods"][m] = _method_record(m, arrays, tasks, subsets, record, config)
+    incomplete = record["methods_incomplete"]
+    record["fewer_seeds"] = seed_fewer.fewer_seeds(
+        used, tasks, methods, incomplete, subsets, config
+    )
     return record
 
 
@@ -200,7 +206,10 @@ def _seed_lines(record: dict) -> list[str]:
         )
     if record.get("methods_incomplete"):
         missing = ", ".join(record["methods_incomplete"])
-        lines.append(f"Left out, not run on every task of every seed used: {missing}.")
+        lines.append(
+            f"Not run on every task of every seed used: {missing} (in the last section, "
+            "over the seeds that have them)."
+        )
     return [" ".join(lines), ""]
 
 
@@ -237,6 +246,7 @@ def markdown(record: dict) -> str:
     for key, title in (("group", "By group"), ("relation", "By declared relation")):
         lines += _split_lines(record, key, title, level)
     lines += _control_lines(record, level)
+    lines += seed_fewer.lines(record.get("fewer_seeds", []), RELATIONS, level, _pct, _interval)
     lines += TESTS_NOTE
     return "\n".join(lines)
 

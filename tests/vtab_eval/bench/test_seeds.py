@@ -138,6 +138,38 @@ def test_a_method_some_seed_lacks_is_left_out_and_named(tmp_path):
     path.write_text(json.dumps(record))
     record = seed_headline.headline(seed_headline.load_seeds(tmp_path), config(tmp_path))
     assert set(record["methods"]) == {"knn"} and record["control"] == ""
-    assert "Left out, not run on every task of every seed used: random." in (
+    assert "Not run on every task of every seed used: random (in the last section" in (
         seed_headline.markdown(record)
     )
+    # Over the one seed that has it, beside knn on that seed.
+    [fewer] = record["fewer_seeds"]
+    assert fewer["seeds"] == [0] and set(fewer["methods"]) == {"knn", "random"}
+    assert fewer["methods"]["random"]["all"]["gain"] == 0.0
+
+
+def test_the_oracle_on_some_seeds_gives_each_method_a_share_of_its_gain(tmp_path):
+    """The oracle (+20%) on seeds 1 and 2 only: knn (+10% there) reaches half of its
+    gain and picked its module on the tasks where their picks agree."""
+    for seed, knn in ((0, 0.5), (1, 0.55), (2, 0.55)):
+        write_seed(tmp_path, seed, knn)
+        if seed == 0:
+            continue
+        path = tmp_path / f"seed-{seed}" / "transfer" / "report" / "results.json"
+        record = json.loads(path.read_text())
+        for i, task in enumerate(record["tasks"]):
+            task["methods"]["oracle"] = {"test_accuracies": [0.6] * 3, "pick": "e1"}
+            task["methods"]["knn"]["pick"] = "e1" if i < 3 else "e2"
+        path.write_text(json.dumps(record))
+    record = seed_headline.headline(seed_headline.load_seeds(tmp_path), config(tmp_path))
+    assert record["methods_incomplete"] == ["oracle"]
+    assert record["methods"]["knn"]["all"]["gain"] == pytest.approx(0.2 / 3)  # all seeds
+    [fewer] = record["fewer_seeds"]
+    assert fewer["seeds"] == [1, 2]
+    oracle, knn = fewer["methods"]["oracle"], fewer["methods"]["knn"]
+    assert oracle["all"]["gain"] == pytest.approx(0.2) and oracle["oracle_share"] == 1.0
+    assert knn["all"]["gain"] == pytest.approx(0.1) and knn["oracle_share"] == pytest.approx(0.5)
+    assert knn["oracle_picks"] == [6, 8]  # 3 of 4 tasks on each seed
+    assert fewer["methods"]["random"]["oracle_picks"] == [0, 0]  # no picks recorded
+    assert knn["relation"]["matched"]["gain"] == pytest.approx(0.1)
+    text = seed_headline.markdown(record)
+    assert "**Seeds 1, 2**" in text and "| knn | +10.0% |" in text and "| 50% | 6/8 |" in text
