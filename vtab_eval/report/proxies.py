@@ -89,7 +89,9 @@ def per_task(scores, accuracies, seconds, subsets: Mapping[str, Callable[[str], 
     return out
 
 
-def _summary(rows: list[dict]) -> dict[str, float]:
+def summary(rows: list[dict]) -> dict[str, float]:
+    """The summary metrics of one proxy over per-task `rows` (see `summarise`)."""
+
     def values(key):
         v = np.array([r[key] for r in rows], float)
         return v[np.isfinite(v)]
@@ -128,7 +130,7 @@ def summarise(judged, tasks: Mapping[str, Mapping]) -> list[dict]:
                 if info.get("relation"):
                     slices.setdefault(f"relation={info['relation']}", []).append(metrics)
             for name, members in slices.items():
-                rows.append({"subset": subset, "proxy": proxy, "slice": name, **_summary(members)})
+                rows.append({"subset": subset, "proxy": proxy, "slice": name, **summary(members)})
     return rows
 
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fanout import files
-from vtab_eval.report import seed_fewer
+from vtab_eval.report import proxies, seed_fewer, seed_proxies
 from vtab_eval.report.seed_compare import compare, runs_array
 
 SEED_DIR = re.compile(r"^seed-(\d+)$")
@@ -41,13 +41,15 @@ RELATIONS = ("matched", "weak", "unrelated", UNDECLARED)
 
 @dataclasses.dataclass
 class SeedRun:
-    """One seed directory: finished (seed.json written), its wall time, and per task
-    {"group", "relation", "runs": {method: test accuracies}} (None: no results yet)."""
+    """One seed directory: finished (seed.json written), its wall time, per task
+    {"group", "relation", "runs": {method: test accuracies}, "picks": {method: module}}
+    (None: no results yet), and its whole results.json record."""
 
     seed: int
     finished: bool
     seconds: float | None
     tasks: dict[str, dict] | None
+    results: dict | None = None
 
 
 def load_seeds(workdir) -> list[SeedRun]:
@@ -62,16 +64,14 @@ def load_seeds(workdir) -> list[SeedRun]:
             continue
         done = path / FINISHED
         seconds = files.read_json(done).get("seconds") if done.exists() else None
-        results = path / RESULTS
-        tasks = _read_tasks(results) if results.exists() else None
-        out.append(
-            SeedRun(int(match.group(1)), done.exists() and tasks is not None, seconds, tasks)
-        )
+        results = files.read_json(path / RESULTS) if (path / RESULTS).exists() else None
+        tasks = _read_tasks(path / RESULTS, results) if results is not None else None
+        finished = done.exists() and tasks is not None
+        out.append(SeedRun(int(match.group(1)), finished, seconds, tasks, results))
     return sorted(out, key=lambda run: run.seed)
 
 
-def _read_tasks(path: Path) -> dict[str, dict]:
-    record = files.read_json(path)
+def _read_tasks(path: Path, record) -> dict[str, dict]:
     tasks = {}
     for entry in record.get("tasks", []) if isinstance(record, dict) else []:
         try:
@@ -154,6 +154,7 @@ def headline(seeds: Sequence[SeedRun], config) -> dict:
     record["fewer_seeds"] = seed_fewer.fewer_seeds(
         used, tasks, methods, incomplete, subsets, config
     )
+    record["proxies"] = seed_proxies.judge({s.seed: s.results for s in used}, config)
     return record
 
 
@@ -247,6 +248,7 @@ def markdown(record: dict) -> str:
         lines += _split_lines(record, key, title, level)
     lines += _control_lines(record, level)
     lines += seed_fewer.lines(record.get("fewer_seeds", []), RELATIONS, level, _pct, _interval)
+    lines += seed_proxies.lines(record.get("proxies"))
     lines += TESTS_NOTE
     return "\n".join(lines)
 
@@ -342,4 +344,7 @@ def write(workdir, config) -> dict[str, str]:
     workdir = Path(workdir)
     files.write_json(workdir / f"{HEADLINE}.json", record)
     files.write_text(workdir / f"{HEADLINE}.md", markdown(record))
+    if record["proxies"]:
+        rows, path = record["proxies"]["rows"], workdir / "proxies_tau_cost.png"
+        proxies.tau_against_cost(rows, path, subset=seed_proxies.WHOLE_POOL)
     return {"markdown": str(workdir / f"{HEADLINE}.md"), "json": str(workdir / f"{HEADLINE}.json")}

@@ -1,0 +1,197 @@
+"""Every transferability proxy judged against fine-tuning over a multi-seed bench's seeds.
+
+On the seeds whose transfer run screened every module (the oracle's screening: one
+fine-tuning run per (task, module), with seeds no proxy sees), each proxy's scores are
+judged per (seed, task) against the screening accuracies (report/proxies.py: weighted
+Kendall tau, the relative accuracy and regret of its top-1 pick, seconds per module),
+over the whole pool and over B plus the full experts. The summaries pool the (seed,
+task)s: every task, the matched and weakly related ones together (where the paper's
+kind of gain is), each relation and each group. Each proxy is compared with the
+paper's kNN on the same (seed, task)s: the mean paired difference in weighted tau and
+a sign-flip test of it, so "beats kNN" means beyond the noise of tasks and seeds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vtab_eval.report import proxies, stats
+
+SCORES = "_scores"  # a task entry's "<proxy>_scores" in a transfer report's results.json
+B_AND_FULL = ("baseline", "full")
+WHOLE_POOL = "whole pool"
+SUBSETS = {WHOLE_POOL: None, "B + full": B_AND_FULL}
+NEAR = ("matched", "weak")  # the relations the tau target is about
+REFERENCE = "knn"
+
+
+def collect(results: dict[int, dict]) -> tuple[dict, dict, dict, dict, dict]:
+    """(scores, accuracies, seconds, tasks, kinds) keyed by "seed <s>: <task>", from
+    each seed's results.json record (`results`: {seed: record}), over the tasks it
+    screened."""
+    scores, accuracies, seconds, tasks, kinds = {}, {}, {}, {}, {}
+    for seed, record in sorted(results.items()):
+        for entry in record.get("tasks", []):
+            if not entry.get("screened"):
+                continue
+            key = f"seed {seed}: {entry['task']}"
+            accuracies[key] = {m: s["accuracy"] for m, s in entry["screened"].items()}
+            kinds.update({m: s.get("kind") for m, s in entry["screened"].items()})
+            tasks[key] = {"group": entry.get("group"), "relation": entry.get("relation")}
+            for field, values in entry.items():
+                if field.endswith(SCORES) and values:
+                    proxy = field[: -len(SCORES)]
+                    scores.setdefault(key, {})[proxy] = values
+                    method = entry.get("methods", {}).get(proxy, {})
+                    seconds.setdefault(key, {})[proxy] = method.get("selection_seconds", math.nan)
+    return scores, accuracies, seconds, tasks, kinds
+
+
+def judge(results: dict[int, dict], config) -> dict | None:
+    """The record of the section (see the module docstring), or None when no seed has
+    screening runs beside proxy scores."""
+    scores, accuracies, seconds, tasks, kinds = collect(results)
+    if not scores:
+        return None
+    subsets = {
+        name: (lambda m: True) if allowed is None else (lambda m, a=allowed: kinds.get(m) in a)
+        for name, allowed in SUBSETS.items()
+    }
+    judged = proxies.per_task(scores, accuracies, seconds, subsets)
+    slices = _slices(tasks)
+    rows = []
+    for subset, by_proxy in judged.items():
+        for proxy, by_task in by_proxy.items():
+            for name, members in slices.items():
+                picked = [by_task[t] for t in members if t in by_task]
+                if picked:
+                    row = {"subset": subset, "proxy": proxy, "slice": name}
+                    row.update(proxies.summary(picked))
+                    row.update(
+                        _against_reference(by_task, by_proxy.get(REFERENCE), members, config)
+                    )
+                    rows.append(row)
+    seeds = sorted({int(k.split(":")[0].split()[1]) for k in accuracies})
+    return {"seeds": seeds, "tasks": len(accuracies), "slices": list(slices), "rows": rows}
+
+
+def _slices(tasks: dict[str, dict]) -> dict[str, list[str]]:
+    out = {proxies.ALL: list(tasks)}
+    near = [t for t, info in tasks.items() if info.get("relation") in NEAR]
+    if near:
+        out["relation=" + "+".join(NEAR)] = near
+    for key in ("relation", "group"):
+        for task, info in tasks.items():
+            if info.get(key):
+                out.setdefault(f"{key}={info[key]}", []).append(task)
+    return out
+
+
+def _against_reference(by_task: dict, reference: dict | None, members, config) -> dict:
+    """Mean paired difference in weighted tau from the reference proxy over the (seed,
+    task)s both have a tau on, and its sign-flip p."""
+    if reference is None:
+        return {"tau_vs_knn": math.nan, "tau_vs_knn_p": math.nan, "pairs": 0}
+    pairs = [
+        by_task[t]["weighted_tau"] - reference[t]["weighted_tau"]
+        for t in members
+        if t in by_task and t in reference
+    ]
+    pairs = [d for d in pairs if math.isfinite(d)]
+    if not pairs or not any(pairs):
+        return {"tau_vs_knn": float(np.mean(pairs)) if pairs else math.nan,
+                "tau_vs_knn_p": 1.0 if pairs else math.nan, "pairs": len(pairs)}  # fmt: skip
+    p, _ = stats.sign_flip_test(pairs, num_samples=config.permutation_samples, seed=config.seed)
+    return {"tau_vs_knn": float(np.mean(pairs)), "tau_vs_knn_p": p, "pairs": len(pairs)}
+
+
+TARGET_TAU = 0.5  # the median weighted tau on matched and weak tasks the bench asks for
+
+
+def lines(record: dict | None) -> list[str]:
+    """The section's markdown: per subset of modules, the proxies over every task and
+    over the matched and weak ones, then their median weighted tau per slice."""
+    if not record:
+        return []
+    seeds = ", ".join(map(str, record["seeds"]))
+    out = [
+        f"## Proxies against fine-tuning (seeds {seeds}; {record['tasks']} (seed, task)s)",
+        "",
+        "Each proxy's scores against the test accuracy of the oracle's screening run of "
+        "every module (seeds of their own, which no proxy sees), per (seed, task): median "
+        "weighted Kendall tau (`scipy.stats.weightedtau`), mean Kendall tau, the relative "
+        "accuracy and regret of its top-1 pick, seconds per module; vs kNN: the mean "
+        "paired difference in weighted tau from kNN's and its sign-flip p over the (seed, "
+        "task)s.",
+        "",
+    ]
+    near = "relation=" + "+".join(NEAR)
+    for subset in SUBSETS:
+        for name in (proxies.ALL, near):
+            chosen = [r for r in record["rows"] if r["subset"] == subset and r["slice"] == name]
+            if chosen:
+                out += [f"**{subset}, {name} tasks**", "", *_summary_table(chosen), ""]
+        out += [f"**{subset}: median weighted tau per slice**", ""]
+        out += [*_slice_table(record, subset), ""]
+    out += _target_lines(record, near)
+    return out
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _by_tau(rows: list[dict]) -> list[dict]:
+    def key(r):
+        tau = r["median_weighted_tau"]
+        return -tau if math.isfinite(tau) else math.inf
+
+    return sorted(rows, key=key)
+
+
+def _summary_table(rows: list[dict]) -> list[str]:
+    header = ["proxy", "(seed, task)s", "median w-tau", "mean tau", "rel. acc. of pick",
+              "regret", "s / module", "w-tau - kNN", "p"]  # fmt: skip
+    out = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for r in _by_tau(rows):
+        cells = [r["proxy"], str(r["tasks"]), _fmt(r["median_weighted_tau"]),
+                 _fmt(r["mean_kendall_tau"]), _fmt(r["mean_relative_accuracy"]),
+                 _fmt(r["mean_regret"], 4), _fmt(r["median_seconds_per_module"], 4),
+                 "-" if r["proxy"] == REFERENCE else f"{r['tau_vs_knn']:+.3f}",
+                 "-" if r["proxy"] == REFERENCE else _fmt(r["tau_vs_knn_p"], 3)]  # fmt: skip
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def _slice_table(record: dict, subset: str) -> list[str]:
+    rows = [r for r in record["rows"] if r["subset"] == subset]
+    names = [s for s in record["slices"] if s != proxies.ALL]
+    tau = {(r["proxy"], r["slice"]): r["median_weighted_tau"] for r in rows}
+    counts = {r["slice"]: r["tasks"] for r in rows}
+    header = ["proxy"] + [f"{n.split('=')[1]} ({counts.get(n, 0)})" for n in names]
+    out = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(names)]
+    for r in _by_tau([r for r in rows if r["slice"] == proxies.ALL]):
+        cells = [_fmt(tau.get((r["proxy"], n), math.nan), 2) for n in names]
+        out.append("| " + " | ".join([r["proxy"], *cells]) + " |")
+    return out
+
+
+def _target_lines(record: dict, near: str) -> list[str]:
+    out = []
+    for subset in SUBSETS:
+        rows = [r for r in record["rows"] if r["subset"] == subset and r["slice"] == near]
+        rows = [r for r in rows if math.isfinite(r["median_weighted_tau"])]
+        if not rows:
+            continue
+        best = _by_tau(rows)[0]
+        met = "met" if best["median_weighted_tau"] >= TARGET_TAU else "**not met**"
+        reference = next((r for r in rows if r["proxy"] == REFERENCE), None)
+        knn = "" if reference is None else f"; kNN {_fmt(reference['median_weighted_tau'], 2)}"
+        out.append(
+            f"- {subset}, matched and weak tasks: the best median weighted tau is "
+            f"{best['proxy']}'s {_fmt(best['median_weighted_tau'], 2)}{knn} (target "
+            f">= {TARGET_TAU}: {met})."
+        )
+    return [*out, ""] if out else []
