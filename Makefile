@@ -121,7 +121,8 @@ bench: demo
 # $(SEEDS_DIR)/seed-<s>/{upstream,hub,transfer}. A seed is one resumable step (`make
 # bench-seed SEED=<s>`: a rerun does only what is missing; seed.json, written last,
 # records the wall time of the pass that finished it); `make bench-seeds SEEDS="0 1"` runs the given seeds one after
-# the other, then merges every finished seed into $(SEEDS_DIR)/headline.md.
+# the other, the oracle on ORACLE_SEEDS of them, then merges every finished seed into
+# $(SEEDS_DIR)/headline.md.
 SEEDS ?= 0 1 2 3 4
 SEED ?= 0
 SEEDS_DIR ?= $(BENCH)/seeds
@@ -133,11 +134,21 @@ SEED_SELECTORS ?= $(BENCH_SELECTORS)
 # The ensembles' size in every seed's transfer run (ENSEMBLE above; 0: none).
 SEED_ENSEMBLE ?= $(ENSEMBLE)
 SEED_JOBS := baseline full adapter epn
+# The seeds the oracle and the proxies run on too (bench-seed-oracle below): two, as
+# screening every module on every task costs about as much as the rest of a seed.
+ORACLE_SEEDS ?= $(wordlist 1,2,$(SEEDS))
 SEED_DIR = $(SEEDS_DIR)/seed-$(SEED)
+SEED_TRANSFER = $(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:$(SEED_PRESET) \
+	  --config.pool=$(SEED_DIR)/hub --config.suite='$(SEED_SUITE)' --config.data_dir=$(DATA_DIR) \
+	  --config.seed=$(SEED) --config.ensemble=$(SEED_ENSEMBLE) \
+	  --config.finetune.final_repeats=$(SEED_RUNS) --config.report.bench_headline= \
+	  --workdir=$(SEED_DIR)/transfer
 
-.PHONY: bench-seeds bench-seed bench-seeds-merge bench-seeds-data
+.PHONY: bench-seeds bench-seed bench-seed-oracle bench-seeds-merge bench-seeds-data
 bench-seeds: setup bench-seeds-data
 	for seed in $(SEEDS); do $(MAKE) --no-print-directory bench-seed SEED=$$seed || exit 1; done
+	for seed in $(ORACLE_SEEDS); do \
+	  $(MAKE) --no-print-directory bench-seed-oracle SEED=$$seed || exit 1; done
 	$(MAKE) --no-print-directory bench-seeds-merge
 
 # The upstream data and the tasks every seed shares (built once; cached).
@@ -158,15 +169,28 @@ bench-seed:
 	done && \
 	$(BIN)/python -m hub_export.export --workdir=$(SEED_DIR)/upstream \
 	  --config.hub_root=$(SEED_DIR)/hub --config.skip_existing=true && \
-	$(BIN)/python -m vtab_eval.main --config=vtab_eval/configs/transfer.py:$(SEED_PRESET) \
-	  --config.pool=$(SEED_DIR)/hub --config.suite='$(SEED_SUITE)' --config.data_dir=$(DATA_DIR) \
-	  --config.selectors=$(SEED_SELECTORS) --config.seed=$(SEED) --config.ensemble=$(SEED_ENSEMBLE) \
-	  --config.finetune.final_repeats=$(SEED_RUNS) --config.report.bench_headline= \
-	  --workdir=$(SEED_DIR)/transfer && \
+	$(SEED_TRANSFER) --config.selectors=$(SEED_SELECTORS) && \
 	seconds=$$(( $$(date +%s) - start )) && \
 	echo "{\"seed\": $(SEED), \"seconds\": $$seconds}" > $(SEED_DIR)/seed.json.tmp && \
 	mv $(SEED_DIR)/seed.json.tmp $(SEED_DIR)/seed.json && \
 	echo "seed $(SEED) took $${seconds}s"
+
+# The oracle and every proxy on one seed (`make bench-seed-oracle SEED=<s>`, after or
+# instead of bench-seed, which it runs first): the seed's transfer run again with the
+# proxies and the oracle added. It screens every module on every task (one run each, on
+# seeds of their own) and fine-tunes the oracle's and the proxies' picks; everything
+# else is reused, and a rerun resumes. About 1 h per seed on 2 cores; the bench may run
+# it on some seeds only, and the headline reports the oracle and the proxies over the
+# seeds that have them. oracle.json, written last, records its wall time.
+bench-seed-oracle: bench-seed
+	@if [ -f $(SEED_DIR)/oracle.json ]; then \
+	  echo "seed $(SEED): oracle finished earlier ($(SEED_DIR)/oracle.json)"; exit 0; fi; \
+	start=$$(date +%s) && \
+	$(SEED_TRANSFER) --config.selectors=$(SEED_SELECTORS),$(BENCH_PROXIES),oracle && \
+	seconds=$$(( $$(date +%s) - start )) && \
+	echo "{\"seed\": $(SEED), \"seconds\": $$seconds}" > $(SEED_DIR)/oracle.json.tmp && \
+	mv $(SEED_DIR)/oracle.json.tmp $(SEED_DIR)/oracle.json && \
+	echo "seed $(SEED): the oracle and the proxies took $${seconds}s"
 
 bench-seeds-merge:
 	$(BIN)/python -m vtab_eval.bench.seeds --config=vtab_eval/configs/bench_seeds.py:$(SEED_PRESET) \
