@@ -155,6 +155,10 @@ def markdown(rows: list[dict], subset: str = ALL, slice_name: str = ALL) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _defined(value) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 def tau_against_cost(rows: list[dict], path: Path, subset: str = ALL) -> Path | None:
     """Median weighted tau against median seconds per module, one point per proxy."""
     from vtab_eval.report import plots
@@ -162,7 +166,13 @@ def tau_against_cost(rows: list[dict], path: Path, subset: str = ALL) -> Path | 
     plt = plots.pyplot(path)
     if plt is None:
         return None
-    chosen = [r for r in rows if r["subset"] == subset and r["slice"] == ALL]
+    chosen = [
+        r
+        for r in rows
+        if r["subset"] == subset
+        and r["slice"] == ALL
+        and all(_defined(r[k]) for k in ("median_seconds_per_module", "median_weighted_tau"))
+    ]
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for r in chosen:
         ax.scatter(r["median_seconds_per_module"], r["median_weighted_tau"])

@@ -74,7 +74,18 @@ def judge(results: dict[int, dict], config) -> dict | None:
                     )
                     rows.append(row)
     seeds = sorted({int(k.split(":")[0].split()[1]) for k in accuracies})
+    rows = [{k: _defined(v) for k, v in row.items()} for row in rows]
     return {"seeds": seeds, "tasks": len(accuracies), "slices": list(slices), "rows": rows}
+
+
+def _defined(value):
+    """None for a figure that is not defined (a NaN tau: constant scores or accuracies
+    everywhere), which JSON cannot hold."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _finite(value) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def _slices(tasks: dict[str, dict]) -> dict[str, list[str]]:
@@ -139,14 +150,14 @@ def lines(record: dict | None) -> list[str]:
     return out
 
 
-def _fmt(value: float, digits: int = 3) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+def _fmt(value: float | None, digits: int = 3, sign: str = "") -> str:
+    return f"{value:{sign}.{digits}f}" if _finite(value) else "n/a"
 
 
 def _by_tau(rows: list[dict]) -> list[dict]:
     def key(r):
         tau = r["median_weighted_tau"]
-        return -tau if math.isfinite(tau) else math.inf
+        return -tau if _finite(tau) else math.inf
 
     return sorted(rows, key=key)
 
@@ -159,7 +170,7 @@ def _summary_table(rows: list[dict]) -> list[str]:
         cells = [r["proxy"], str(r["tasks"]), _fmt(r["median_weighted_tau"]),
                  _fmt(r["mean_kendall_tau"]), _fmt(r["mean_relative_accuracy"]),
                  _fmt(r["mean_regret"], 4), _fmt(r["median_seconds_per_module"], 4),
-                 "-" if r["proxy"] == REFERENCE else f"{r['tau_vs_knn']:+.3f}",
+                 "-" if r["proxy"] == REFERENCE else _fmt(r["tau_vs_knn"], sign="+"),
                  "-" if r["proxy"] == REFERENCE else _fmt(r["tau_vs_knn_p"], 3)]  # fmt: skip
         out.append("| " + " | ".join(cells) + " |")
     return out
@@ -173,7 +184,7 @@ def _slice_table(record: dict, subset: str) -> list[str]:
     header = ["proxy"] + [f"{n.split('=')[1]} ({counts.get(n, 0)})" for n in names]
     out = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(names)]
     for r in _by_tau([r for r in rows if r["slice"] == proxies.ALL]):
-        cells = [_fmt(tau.get((r["proxy"], n), math.nan), 2) for n in names]
+        cells = [_fmt(tau.get((r["proxy"], n)), 2) for n in names]
         out.append("| " + " | ".join([r["proxy"], *cells]) + " |")
     return out
 
@@ -182,7 +193,7 @@ def _target_lines(record: dict, near: str) -> list[str]:
     out = []
     for subset in SUBSETS:
         rows = [r for r in record["rows"] if r["subset"] == subset and r["slice"] == near]
-        rows = [r for r in rows if math.isfinite(r["median_weighted_tau"])]
+        rows = [r for r in rows if _finite(r["median_weighted_tau"])]
         if not rows:
             continue
         best = _by_tau(rows)[0]

@@ -32,6 +32,7 @@ def entry(task, group, relation):
         },
         "knn_scores": dict(accuracy),  # the same order as the accuracies: tau 1
         "reversed_scores": {m: -a for m, a in accuracy.items()},  # tau -1
+        "constant_scores": dict.fromkeys(accuracy, 1.0),  # no tau; no seconds recorded
         "screened": {m: {"accuracy": a, "kind": k} for m, (a, k) in SCREENED.items()},
     }
 
@@ -94,6 +95,12 @@ def test_the_headline_prints_the_proxies_and_the_tau_target(tmp_path):
     assert "| reversed | 2 | -1.000 |" in text and "| -2.000 | 0.500 |" in text
     assert "the best median weighted tau is knn's 1.00; kNN 1.00 (target >= 0.5: met)" in text
     assert (tmp_path / "proxies_tau_cost.png").exists()
+    # Undefined figures are n/a in the table and null in the JSON.
+    # Ties go to the first module in order: B, 0.5 of the best 0.7.
+    assert "| constant | 2 | n/a | n/a | 0.714 | 0.2000 | n/a | n/a | n/a |" in text
+    judged = json.loads((tmp_path / "headline.json").read_text())["proxies"]
+    constant = next(r for r in judged["rows"] if r["proxy"] == "constant")
+    assert constant["median_weighted_tau"] is None and constant["tau_vs_knn"] is None
 
 
 def test_without_screening_there_is_no_proxies_section(tmp_path):
