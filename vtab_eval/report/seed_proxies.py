@@ -119,6 +119,7 @@ def _against_reference(by_task: dict, reference: dict | None, members, config) -
 
 
 TARGET_TAU = 0.5  # the median weighted tau on matched and weak tasks the bench asks for
+LEVEL = 0.05  # of the sign-flip test that says a proxy beats kNN, or loses to it
 
 
 def lines(record: dict | None) -> list[str]:
@@ -147,6 +148,7 @@ def lines(record: dict | None) -> list[str]:
         out += [f"**{subset}: median weighted tau per slice**", ""]
         out += [*_slice_table(record, subset), ""]
     out += _target_lines(record, near)
+    out += _verdict_lines(record, near)
     return out
 
 
@@ -205,4 +207,33 @@ def _target_lines(record: dict, near: str) -> list[str]:
             f"{best['proxy']}'s {_fmt(best['median_weighted_tau'], 2)}{knn} (target "
             f">= {TARGET_TAU}: {met})."
         )
+    return [*out, ""] if out else []
+
+
+def _verdict_lines(record: dict, near: str) -> list[str]:
+    """Which proxies order the modules better or worse than kNN beyond noise (paired
+    sign-flip p < LEVEL on weighted tau), per subset, over every task and the near ones."""
+    out = []
+    for subset in SUBSETS:
+        for name, label in ((proxies.ALL, "every task"), (near, "matched and weak tasks")):
+            rows = [r for r in record["rows"] if r["subset"] == subset and r["slice"] == name]
+            rows = [r for r in rows if r["proxy"] != REFERENCE and _finite(r["tau_vs_knn_p"])]
+            if not rows:
+                continue
+            better = [r for r in rows if r["tau_vs_knn_p"] < LEVEL and r["tau_vs_knn"] > 0]
+            worse = [r for r in rows if r["tau_vs_knn_p"] < LEVEL and r["tau_vs_knn"] < 0]
+
+            def names(found):
+                return (
+                    ", ".join(
+                        f"{r['proxy']} ({r['tau_vs_knn']:+.2f}, p {r['tau_vs_knn_p']:.2g})"
+                        for r in found
+                    )
+                    or "none"
+                )
+
+            out.append(
+                f"- {subset}, {label}: better than kNN beyond noise (p < {LEVEL}): "
+                f"{names(better)}; worse: {names(worse)}."
+            )
     return [*out, ""] if out else []

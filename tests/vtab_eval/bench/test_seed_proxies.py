@@ -109,3 +109,17 @@ def test_without_screening_there_is_no_proxies_section(tmp_path):
     assert record["proxies"] is None
     assert "Proxies against fine-tuning" not in seed_headline.markdown(record)
     assert seed_proxies.lines(None) == []
+
+
+def test_the_verdict_names_a_proxy_worse_than_knn_only_beyond_noise(tmp_path):
+    write_seed(tmp_path, 0)
+    seeds_binary.execute(config(tmp_path))
+    # Two (seed, task)s: 2 of 4 sign patterns as extreme, p = 0.5, no verdict.
+    assert "- whole pool, every task: better than kNN beyond noise (p < 0.05): none; " in (
+        (tmp_path / "headline.md").read_text()
+    )
+    for seed in (1, 2):
+        write_seed(tmp_path, seed)
+    seeds_binary.execute(config(tmp_path))
+    # Six: 2 of 64, p = 0.03125.
+    assert "worse: reversed (-2.00, p 0.031)." in (tmp_path / "headline.md").read_text()
