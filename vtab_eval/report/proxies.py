@@ -37,7 +37,17 @@ ALL = "all"
 def screened(task_dir) -> dict[str, dict]:
     """{module: {"accuracy", "kind"}} of the oracle's screening runs on one task (seeds
     of their own, which no proxy sees; one run setting for every module), from its
-    directory in a run; empty when the oracle did not screen it."""
+    directory in a run; empty when the oracle did not screen it. Screenings of two
+    settings (``oracle.screen_repeats`` changed between runs) are an error: their
+    accuracies are not comparable across modules."""
+    kinds = sorted(
+        {path.parent.name for path in Path(task_dir).glob(f"{run_dir.SCREENING}/*.json")}
+    )
+    if len(kinds) > 1:
+        raise ValueError(
+            f"{task_dir}: screening runs of several settings ({', '.join(kinds)}); keep one "
+            "(the oracle.screen_repeats the run uses) to judge the proxies"
+        )
     records = run_dir.TaskDir(Path(task_dir)).finetune_records(run_dir.SCREENING)
     return {
         r["expert"]: {"accuracy": r["median_test_accuracy"], "kind": r.get("kind")} for r in records
@@ -106,6 +116,7 @@ def summary(rows: list[dict]) -> dict[str, float]:
 
     return {
         "tasks": len(rows),
+        "taus": len(values("weighted_tau")),  # the tasks with a defined tau
         "median_weighted_tau": median("weighted_tau"),
         "mean_weighted_tau": mean("weighted_tau"),
         "mean_kendall_tau": mean("kendall_tau"),
@@ -155,7 +166,7 @@ def markdown(rows: list[dict], subset: str = ALL, slice_name: str = ALL) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _defined(value) -> bool:
+def _is_finite(value) -> bool:
     return value is not None and math.isfinite(value)
 
 
@@ -171,7 +182,7 @@ def tau_against_cost(rows: list[dict], path: Path, subset: str = ALL) -> Path | 
         for r in rows
         if r["subset"] == subset
         and r["slice"] == ALL
-        and all(_defined(r[k]) for k in ("median_seconds_per_module", "median_weighted_tau"))
+        and all(_is_finite(r[k]) for k in ("median_seconds_per_module", "median_weighted_tau"))
     ]
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for r in chosen:

@@ -18,35 +18,39 @@ from collections.abc import Sequence
 
 from vtab_eval.report.seed_compare import compare, runs_array
 
+SEPARATOR = "+"  # between the members of an ensemble's pick
+
 
 def seed_sets(used: Sequence, tasks: Sequence[str], incomplete: Sequence[str]) -> dict:
     """{seeds (a tuple): [methods]}: each method some seed lacks, under the seeds that
-    have it on every task (a method no seed has on every task is left out)."""
+    have it on every task (a method no seed has on every task is under ())."""
     out: dict[tuple[int, ...], list[str]] = {}
     for method in incomplete:
         have = tuple(s.seed for s in used if all(method in s.tasks[t]["runs"] for t in tasks))
-        if have:
-            out.setdefault(have, []).append(method)
+        out.setdefault(have, []).append(method)
     return out
 
 
 def fewer_seeds(used, tasks, complete, incomplete, subsets, config) -> list[dict]:
     """One record per set of seeds (see `seed_sets`): {"seeds", "methods": {method:
-    {"all", "relation": {...}, "oracle_share", "oracle_picks"}}}."""
-    records = []
-    for seeds, methods in seed_sets(used, tasks, incomplete).items():
+    {"all", "relation": {...}, "oracle_share", "oracle_picks"}}}; a method no seed has
+    on every task gets a record of its own with no seeds and no figures. When every
+    seed has the oracle, one record over all of them carries the shares."""
+    sets = seed_sets(used, tasks, incomplete)
+    records = [{"seeds": [], "methods": {}, "dropped": sets.pop(())}] if () in sets else []
+    if config.oracle in complete:
+        sets.setdefault(tuple(s.seed for s in used), [])
+    for seeds, methods in sets.items():
         runs = [s for s in used if s.seed in seeds]
         names = [m for m in complete if m != config.reference] + methods
         reference = runs_array(runs, tasks, config.reference)
-        arrays = {m: runs_array(runs, tasks, m) for m in names}
         record = {"seeds": list(seeds), "methods": {}}
         for method in names:
-            entry = {"all": compare(arrays[method], reference, config), "relation": {}}
+            array = runs_array(runs, tasks, method)
+            entry = {"all": compare(array, reference, config), "relation": {}}
             for relation, members in subsets["relation"].items():
                 index = [tasks.index(t) for t in members]
-                entry["relation"][relation] = compare(
-                    arrays[method][:, index], reference[:, index], config
-                )
+                entry["relation"][relation] = compare(array[:, index], reference[:, index], config)
             record["methods"][method] = entry
         if config.oracle in record["methods"]:
             _oracle_shares(record, runs, tasks, config.oracle)
@@ -56,16 +60,21 @@ def fewer_seeds(used, tasks, complete, incomplete, subsets, config) -> list[dict
 
 def _oracle_shares(record: dict, runs, tasks, oracle: str) -> None:
     """Adds each method's share of the oracle's gain on ALL (its mean gain over the
-    oracle's) and the (seed, task)s where it picked the oracle's module."""
-    oracle_gain = record["methods"][oracle]["all"]["gain"]
+    oracle's; None unless the oracle's gain is positive with an interval, where there
+    is one, above 0: a ratio over a gain within noise of 0 means nothing) and the
+    (seed, task)s where its single pick was the oracle's (ensembles have none)."""
+    a = record["methods"][oracle]["all"]
+    interval = a["interval"]
+    positive = a["gain"] > 0 and (interval is None or interval[0] > 0)
     for method, entry in record["methods"].items():
-        entry["oracle_share"] = entry["all"]["gain"] / oracle_gain if oracle_gain > 0 else None
-        same = [
-            s.tasks[t]["picks"].get(method) == s.tasks[t]["picks"].get(oracle)
-            for s in runs
-            for t in tasks
-            if s.tasks[t]["picks"].get(method) is not None
-        ]
+        entry["oracle_share"] = entry["all"]["gain"] / a["gain"] if positive else None
+        same = []
+        for s in runs:
+            for t in tasks:
+                picks = s.tasks[t]["picks"]
+                mine, best = picks.get(method), picks.get(oracle)
+                if mine and best and SEPARATOR not in mine:
+                    same.append(mine == best)
         entry["oracle_picks"] = [int(sum(same)), len(same)]
 
 
@@ -74,17 +83,24 @@ def lines(records: list[dict], relations: Sequence[str], level: str, pct, interv
     if not records:
         return []
     out = [
-        "## Methods run on some seeds only",
+        "## Methods run on some seeds only, and the oracle",
         "",
         "Each table is over the seeds named, with the methods every seed has beside them "
         f"on the same seeds. Gain over B on ALL with its {level} interval (seeds, runs; "
         "+tasks), and per declared relation. The oracle picks on screening runs of its "
         "own and is reported on its pick's protocol runs, so its row has no selection "
-        "bias; share: a method's gain over the oracle's; same pick: the (seed, task)s "
-        "where it fine-tuned the oracle's module.",
+        "bias; share: a method's gain over the oracle's (only where the oracle's gain is "
+        "above 0 beyond its interval); same pick: the (seed, task)s where its single pick "
+        "was the oracle's module.",
         "",
     ]
     for record in records:
+        if not record["seeds"]:
+            out += [
+                f"Run on no seed's every task, so left out: {', '.join(record['dropped'])}.",
+                "",
+            ]
+            continue
         seeds = ", ".join(map(str, record["seeds"]))
         out += [f"**Seeds {seeds}**", "", *_table(record, relations, level, pct, interval), ""]
     return out

@@ -25,18 +25,22 @@ WHOLE_POOL = "whole pool"
 SUBSETS = {WHOLE_POOL: None, "B + full": B_AND_FULL}
 NEAR = ("matched", "weak")  # the relations the tau target is about
 REFERENCE = "knn"
+TARGET_TAU = 0.5  # the median weighted tau on matched and weak tasks the bench asks for
+# The family-wise level of the verdict that a proxy orders modules better or worse than
+# kNN (Holm's correction over the proxies of one table).
+LEVEL = 0.05
 
 
 def collect(results: dict[int, dict]) -> tuple[dict, dict, dict, dict, dict]:
-    """(scores, accuracies, seconds, tasks, kinds) keyed by "seed <s>: <task>", from
-    each seed's results.json record (`results`: {seed: record}), over the tasks it
-    screened."""
+    """(scores, accuracies, seconds, tasks, kinds) keyed by (seed, task), from each
+    seed's results.json record (`results`: {seed: record}), over the tasks it screened
+    (a report written before results.json kept the screening has none)."""
     scores, accuracies, seconds, tasks, kinds = {}, {}, {}, {}, {}
     for seed, record in sorted(results.items()):
         for entry in record.get("tasks", []):
             if not entry.get("screened"):
                 continue
-            key = f"seed {seed}: {entry['task']}"
+            key = (seed, entry["task"])
             accuracies[key] = {m: s["accuracy"] for m, s in entry["screened"].items()}
             kinds.update({m: s.get("kind") for m, s in entry["screened"].items()})
             tasks[key] = {"group": entry.get("group"), "relation": entry.get("relation")}
@@ -69,26 +73,28 @@ def judge(results: dict[int, dict], config) -> dict | None:
                 if picked:
                     row = {"subset": subset, "proxy": proxy, "slice": name}
                     row.update(proxies.summary(picked))
-                    row.update(
-                        _against_reference(by_task, by_proxy.get(REFERENCE), members, config)
-                    )
+                    reference = by_proxy.get(REFERENCE)
+                    row.update(_against_reference(by_task, reference, members, config))
                     rows.append(row)
-    seeds = sorted({int(k.split(":")[0].split()[1]) for k in accuracies})
-    rows = [{k: _defined(v) for k, v in row.items()} for row in rows]
-    return {"seeds": seeds, "tasks": len(accuracies), "slices": list(slices), "rows": rows}
+    return {
+        "seeds": sorted({seed for seed, _ in accuracies}),
+        "tasks": len(accuracies),
+        "slices": {name: len(members) for name, members in slices.items()},
+        "rows": [{k: _or_none(v) for k, v in row.items()} for row in rows],
+    }
 
 
-def _defined(value):
+def _or_none(value):
     """None for a figure that is not defined (a NaN tau: constant scores or accuracies
-    everywhere), which JSON cannot hold."""
+    everywhere), which JSON cannot hold; any other value as it is."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def _finite(value) -> bool:
+def _is_finite(value) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def _slices(tasks: dict[str, dict]) -> dict[str, list[str]]:
+def _slices(tasks: dict[tuple, dict]) -> dict[str, list[tuple]]:
     out = {proxies.ALL: list(tasks)}
     near = [t for t, info in tasks.items() if info.get("relation") in NEAR]
     if near:
@@ -101,25 +107,25 @@ def _slices(tasks: dict[str, dict]) -> dict[str, list[str]]:
 
 
 def _against_reference(by_task: dict, reference: dict | None, members, config) -> dict:
-    """Mean paired difference in weighted tau from the reference proxy over the (seed,
-    task)s both have a tau on, and its sign-flip p."""
+    """The mean difference in weighted tau from the reference proxy's, and the sign-flip
+    p of it with tasks as the units: a task's differences on several seeds are averaged
+    first, as one task on several upstream seeds is not independent evidence."""
+    nan = {"tau_vs_knn": math.nan, "tau_vs_knn_p": math.nan, "tasks_paired": 0}
     if reference is None:
-        return {"tau_vs_knn": math.nan, "tau_vs_knn_p": math.nan, "pairs": 0}
-    pairs = [
-        by_task[t]["weighted_tau"] - reference[t]["weighted_tau"]
-        for t in members
-        if t in by_task and t in reference
-    ]
-    pairs = [d for d in pairs if math.isfinite(d)]
-    if not pairs or not any(pairs):
-        return {"tau_vs_knn": float(np.mean(pairs)) if pairs else math.nan,
-                "tau_vs_knn_p": 1.0 if pairs else math.nan, "pairs": len(pairs)}  # fmt: skip
-    p, _ = stats.sign_flip_test(pairs, num_samples=config.permutation_samples, seed=config.seed)
-    return {"tau_vs_knn": float(np.mean(pairs)), "tau_vs_knn_p": p, "pairs": len(pairs)}
-
-
-TARGET_TAU = 0.5  # the median weighted tau on matched and weak tasks the bench asks for
-LEVEL = 0.05  # of the sign-flip test that says a proxy beats kNN, or loses to it
+        return nan
+    per_task: dict[str, list[float]] = {}
+    for key in members:
+        if key in by_task and key in reference:
+            d = by_task[key]["weighted_tau"] - reference[key]["weighted_tau"]
+            if math.isfinite(d):
+                per_task.setdefault(key[1], []).append(d)
+    if not per_task:
+        return nan
+    means = [float(np.mean(d)) for d in per_task.values()]
+    p = 1.0
+    if any(means):
+        p, _ = stats.sign_flip_test(means, num_samples=config.permutation_samples, seed=config.seed)
+    return {"tau_vs_knn": float(np.mean(means)), "tau_vs_knn_p": p, "tasks_paired": len(means)}
 
 
 def lines(record: dict | None) -> list[str]:
@@ -134,9 +140,10 @@ def lines(record: dict | None) -> list[str]:
         "Each proxy's scores against the test accuracy of the oracle's screening run of "
         "every module (seeds of their own, which no proxy sees), per (seed, task): median "
         "weighted Kendall tau (`scipy.stats.weightedtau`), mean Kendall tau, the relative "
-        "accuracy and regret of its top-1 pick, seconds per module; vs kNN: the mean "
-        "paired difference in weighted tau from kNN's and its sign-flip p over the (seed, "
-        "task)s.",
+        "accuracy and regret of its top-1 pick, seconds per module; taus: the (seed, "
+        "task)s with a defined tau. vs kNN: the mean difference in weighted tau from "
+        "kNN's, a task's seeds averaged first, and its sign-flip p with tasks as the units "
+        "(one task on several upstream seeds is not independent evidence).",
         "",
     ]
     near = "relation=" + "+".join(NEAR)
@@ -153,23 +160,23 @@ def lines(record: dict | None) -> list[str]:
 
 
 def _fmt(value: float | None, digits: int = 3, sign: str = "") -> str:
-    return f"{value:{sign}.{digits}f}" if _finite(value) else "n/a"
+    return f"{value:{sign}.{digits}f}" if _is_finite(value) else "n/a"
 
 
 def _by_tau(rows: list[dict]) -> list[dict]:
     def key(r):
         tau = r["median_weighted_tau"]
-        return -tau if _finite(tau) else math.inf
+        return -tau if _is_finite(tau) else math.inf
 
     return sorted(rows, key=key)
 
 
 def _summary_table(rows: list[dict]) -> list[str]:
-    header = ["proxy", "(seed, task)s", "median w-tau", "mean tau", "rel. acc. of pick",
-              "regret", "s / module", "w-tau - kNN", "p"]  # fmt: skip
+    header = ["proxy", "(seed, task)s", "taus", "median w-tau", "mean tau",
+              "rel. acc. of pick", "regret", "s / module", "w-tau - kNN", "p"]  # fmt: skip
     out = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for r in _by_tau(rows):
-        cells = [r["proxy"], str(r["tasks"]), _fmt(r["median_weighted_tau"]),
+        cells = [r["proxy"], str(r["tasks"]), str(r["taus"]), _fmt(r["median_weighted_tau"]),
                  _fmt(r["mean_kendall_tau"]), _fmt(r["mean_relative_accuracy"]),
                  _fmt(r["mean_regret"], 4), _fmt(r["median_seconds_per_module"], 4),
                  "-" if r["proxy"] == REFERENCE else _fmt(r["tau_vs_knn"], sign="+"),
@@ -182,8 +189,8 @@ def _slice_table(record: dict, subset: str) -> list[str]:
     rows = [r for r in record["rows"] if r["subset"] == subset]
     names = [s for s in record["slices"] if s != proxies.ALL]
     tau = {(r["proxy"], r["slice"]): r["median_weighted_tau"] for r in rows}
-    counts = {r["slice"]: r["tasks"] for r in rows}
-    header = ["proxy"] + [f"{n.split('=')[1]} ({counts.get(n, 0)})" for n in names]
+    sizes = record["slices"]
+    header = ["proxy"] + [f"{n.split('=')[1]} ({sizes[n]})" for n in names]
     out = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(names)]
     for r in _by_tau([r for r in rows if r["slice"] == proxies.ALL]):
         cells = [_fmt(tau.get((r["proxy"], n)), 2) for n in names]
@@ -195,7 +202,7 @@ def _target_lines(record: dict, near: str) -> list[str]:
     out = []
     for subset in SUBSETS:
         rows = [r for r in record["rows"] if r["subset"] == subset and r["slice"] == near]
-        rows = [r for r in rows if _finite(r["median_weighted_tau"])]
+        rows = [r for r in rows if _is_finite(r["median_weighted_tau"])]
         if not rows:
             continue
         best = _by_tau(rows)[0]
@@ -211,29 +218,34 @@ def _target_lines(record: dict, near: str) -> list[str]:
 
 
 def _verdict_lines(record: dict, near: str) -> list[str]:
-    """Which proxies order the modules better or worse than kNN beyond noise (paired
-    sign-flip p < LEVEL on weighted tau), per subset, over every task and the near ones."""
+    """Which proxies order the modules better or worse than kNN beyond noise, per subset,
+    over every task and the near ones: Holm-adjusted sign-flip p < LEVEL over the proxies
+    of each table."""
     out = []
     for subset in SUBSETS:
         for name, label in ((proxies.ALL, "every task"), (near, "matched and weak tasks")):
             rows = [r for r in record["rows"] if r["subset"] == subset and r["slice"] == name]
-            rows = [r for r in rows if r["proxy"] != REFERENCE and _finite(r["tau_vs_knn_p"])]
+            rows = [r for r in rows if r["proxy"] != REFERENCE and _is_finite(r["tau_vs_knn_p"])]
             if not rows:
                 continue
-            better = [r for r in rows if r["tau_vs_knn_p"] < LEVEL and r["tau_vs_knn"] > 0]
-            worse = [r for r in rows if r["tau_vs_knn_p"] < LEVEL and r["tau_vs_knn"] < 0]
-
-            def names(found):
-                return (
-                    ", ".join(
-                        f"{r['proxy']} ({r['tau_vs_knn']:+.2f}, p {r['tau_vs_knn_p']:.2g})"
-                        for r in found
-                    )
-                    or "none"
-                )
-
+            adjusted = holm([r["tau_vs_knn_p"] for r in rows])
+            found = {"better": [], "worse": []}
+            for r, p in zip(rows, adjusted, strict=True):
+                if p < LEVEL and r["tau_vs_knn"] != 0:
+                    side = "better" if r["tau_vs_knn"] > 0 else "worse"
+                    found[side].append(f"{r['proxy']} ({r['tau_vs_knn']:+.2f}, Holm p {p:.2g})")
             out.append(
-                f"- {subset}, {label}: better than kNN beyond noise (p < {LEVEL}): "
-                f"{names(better)}; worse: {names(worse)}."
+                f"- {subset}, {label}: better than kNN beyond noise (Holm p < {LEVEL}): "
+                f"{', '.join(found['better']) or 'none'}; worse: {', '.join(found['worse']) or 'none'}."
             )
     return [*out, ""] if out else []
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input's order."""
+    order = np.argsort(p_values, kind="stable")
+    m, running, adjusted = len(p_values), 0.0, [0.0] * len(p_values)
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted

@@ -33,12 +33,14 @@ def entry(task, group, relation):
         "knn_scores": dict(accuracy),  # the same order as the accuracies: tau 1
         "reversed_scores": {m: -a for m, a in accuracy.items()},  # tau -1
         "constant_scores": dict.fromkeys(accuracy, 1.0),  # no tau; no seconds recorded
+        # The accuracies' order but the adapter first: a tau of 1 over B + full only.
+        "adapter_first_scores": {**accuracy, "a1": 1.0},
         "screened": {m: {"accuracy": a, "kind": k} for m, (a, k) in SCREENED.items()},
     }
 
 
-def write_seed(root, seed, screened=True):
-    tasks = [entry(*t) for t in TASKS]
+def write_seed(root, seed, screened=True, tasks=TASKS):
+    tasks = [entry(*t) for t in tasks]
     if not screened:
         for t in tasks:
             t["screened"] = {}
@@ -76,12 +78,16 @@ def test_each_proxy_is_judged_over_the_screened_seeds_and_tasks(tmp_path):
     assert reverse["mean_relative_accuracy"] == pytest.approx(0.5 / 0.7)
     assert reverse["mean_regret"] == pytest.approx(0.2)
     assert reverse["median_seconds_per_module"] == pytest.approx(1.0)  # 4 s over 4 modules
-    # -2 on each of 4 (seed, task)s: 2 of the 16 sign patterns are as extreme.
-    assert reverse["tau_vs_knn"] == pytest.approx(-2.0) and reverse["pairs"] == 4
-    assert reverse["tau_vs_knn_p"] == pytest.approx(2 / 16)
+    # -2 on each task, its two seeds averaged: 2 of the 4 sign patterns as extreme.
+    assert reverse["tau_vs_knn"] == pytest.approx(-2.0) and reverse["tasks_paired"] == 2
+    assert reverse["tau_vs_knn_p"] == pytest.approx(2 / 4)
     assert knn["tau_vs_knn"] == 0.0 and knn["tau_vs_knn_p"] == 1.0
     # B plus the full experts leaves the adapter out: three modules per task.
-    assert rows(judged, "B + full", "all")["knn"]["median_weighted_tau"] == pytest.approx(1.0)
+    assert every["adapter_first"]["median_weighted_tau"] < 0.9
+    assert every["adapter_first"]["mean_relative_accuracy"] == pytest.approx(0.55 / 0.7)
+    b_and_full = rows(judged, "B + full", "all")
+    assert b_and_full["adapter_first"]["median_weighted_tau"] == pytest.approx(1.0)
+    assert b_and_full["adapter_first"]["mean_relative_accuracy"] == 1.0
     near = rows(judged, "whole pool", "relation=matched+weak")
     assert near["knn"]["tasks"] == 2  # mini_a on both seeds
     assert rows(judged, "whole pool", "group=structured")["reversed"]["tasks"] == 2
@@ -92,12 +98,12 @@ def test_the_headline_prints_the_proxies_and_the_tau_target(tmp_path):
     seeds_binary.execute(config(tmp_path))
     text = (tmp_path / "headline.md").read_text()
     assert "## Proxies against fine-tuning (seeds 0; 2 (seed, task)s)" in text
-    assert "| reversed | 2 | -1.000 |" in text and "| -2.000 | 0.500 |" in text
+    assert "| reversed | 2 | 2 | -1.000 |" in text and "| -2.000 | 0.500 |" in text
     assert "the best median weighted tau is knn's 1.00; kNN 1.00 (target >= 0.5: met)" in text
     assert (tmp_path / "proxies_tau_cost.png").exists()
     # Undefined figures are n/a in the table and null in the JSON.
     # Ties go to the first module in order: B, 0.5 of the best 0.7.
-    assert "| constant | 2 | n/a | n/a | 0.714 | 0.2000 | n/a | n/a | n/a |" in text
+    assert "| constant | 2 | 0 | n/a | n/a | 0.714 | 0.2000 | n/a | n/a | n/a |" in text
     judged = json.loads((tmp_path / "headline.json").read_text())["proxies"]
     constant = next(r for r in judged["rows"] if r["proxy"] == "constant")
     assert constant["median_weighted_tau"] is None and constant["tau_vs_knn"] is None
@@ -111,15 +117,18 @@ def test_without_screening_there_is_no_proxies_section(tmp_path):
     assert seed_proxies.lines(None) == []
 
 
-def test_the_verdict_names_a_proxy_worse_than_knn_only_beyond_noise(tmp_path):
+def test_the_verdict_counts_tasks_not_seeds_and_corrects_for_several_proxies(tmp_path):
     write_seed(tmp_path, 0)
+    write_seed(tmp_path, 1)
+    write_seed(tmp_path, 2)
     seeds_binary.execute(config(tmp_path))
-    # Two (seed, task)s: 2 of 4 sign patterns as extreme, p = 0.5, no verdict.
-    assert "- whole pool, every task: better than kNN beyond noise (p < 0.05): none; " in (
+    # One task on three seeds is one unit: two tasks, p = 0.5, no verdict.
+    assert "- whole pool, every task: better than kNN beyond noise (Holm p < 0.05): none; " in (
         (tmp_path / "headline.md").read_text()
     )
-    for seed in (1, 2):
-        write_seed(tmp_path, seed)
-    seeds_binary.execute(config(tmp_path))
-    # Six: 2 of 64, p = 0.03125.
-    assert "worse: reversed (-2.00, p 0.031)." in (tmp_path / "headline.md").read_text()
+    seven = [(f"mini_{i}", "natural", "matched") for i in range(7)]
+    write_seed(tmp_path / "wide", 0, tasks=seven)
+    seeds_binary.execute(config(tmp_path / "wide"))
+    # Seven tasks: 2 of 128 patterns, p = 1/64, times 2 for two proxies with a p.
+    text = (tmp_path / "wide" / "headline.md").read_text()
+    assert "worse: reversed (-2.00, Holm p 0.031), adapter_first" in text

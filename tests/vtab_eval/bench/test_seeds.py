@@ -173,3 +173,37 @@ def test_the_oracle_on_some_seeds_gives_each_method_a_share_of_its_gain(tmp_path
     assert knn["relation"]["matched"]["gain"] == pytest.approx(0.1)
     text = seed_headline.markdown(record)
     assert "**Seeds 1, 2**" in text and "| knn | +10.0% |" in text and "| 50% | 6/8 |" in text
+
+
+def add_method(root, seed, method, accuracy, picks, tasks=None):
+    """Adds `method` to a seed's results on `tasks` (indices; default all)."""
+    path = root / f"seed-{seed}" / "transfer" / "report" / "results.json"
+    record = json.loads(path.read_text())
+    for i, task in enumerate(record["tasks"]):
+        if tasks is None or i in tasks:
+            task["methods"][method] = {"test_accuracies": [accuracy] * 3, "pick": picks[i]}
+    path.write_text(json.dumps(record))
+
+
+def test_an_oracle_on_every_seed_still_gives_shares_and_ensembles_never_match_it(tmp_path):
+    for seed in (0, 1):
+        write_seed(tmp_path, seed, 0.55)
+        add_method(tmp_path, seed, "oracle", 0.6, ["e1"] * 4)
+        add_method(tmp_path, seed, "ensemble", 0.65, ["e1+e2"] * 4)
+        add_method(tmp_path, seed, "partial", 0.5, ["e1"] * 4, tasks=[0])  # one task only
+    record = seed_headline.headline(seed_headline.load_seeds(tmp_path), config(tmp_path))
+    dropped, everything = record["fewer_seeds"]
+    assert dropped == {"seeds": [], "methods": {}, "dropped": ["partial"]}
+    assert everything["seeds"] == [0, 1]
+    assert everything["methods"]["knn"]["oracle_share"] == pytest.approx(0.5)
+    assert everything["methods"]["ensemble"]["oracle_picks"] == [0, 0]
+    assert "Run on no seed's every task, so left out: partial." in seed_headline.markdown(record)
+
+
+def test_no_share_of_an_oracle_gain_that_is_not_above_zero(tmp_path):
+    for seed in (0, 1):
+        write_seed(tmp_path, seed, 0.55)
+        add_method(tmp_path, seed, "oracle", 0.5, ["e1"] * 4)  # B's accuracy: no gain
+    record = seed_headline.headline(seed_headline.load_seeds(tmp_path), config(tmp_path))
+    [everything] = record["fewer_seeds"]
+    assert everything["methods"]["knn"]["oracle_share"] is None
