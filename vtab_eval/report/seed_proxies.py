@@ -210,9 +210,10 @@ def _target_lines(record: dict, near: str) -> list[str]:
         reference = next((r for r in rows if r["proxy"] == REFERENCE), None)
         knn = "" if reference is None else f"; kNN {_fmt(reference['median_weighted_tau'], 2)}"
         out.append(
-            f"- {subset}, matched and weak tasks: the best median weighted tau is "
-            f"{best['proxy']}'s {_fmt(best['median_weighted_tau'], 2)}{knn} (target "
-            f">= {TARGET_TAU}: {met})."
+            f"- {subset}, matched and weak tasks: the best median weighted tau of "
+            f"{len(rows)} proxies is {best['proxy']}'s {_fmt(best['median_weighted_tau'], 2)}"
+            f"{knn} (target >= {TARGET_TAU}: {met}; the best of several is biased upward, "
+            "so the verdicts below say whether it is beyond noise)."
         )
     return [*out, ""] if out else []
 

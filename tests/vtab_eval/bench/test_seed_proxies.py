@@ -99,7 +99,10 @@ def test_the_headline_prints_the_proxies_and_the_tau_target(tmp_path):
     text = (tmp_path / "headline.md").read_text()
     assert "## Proxies against fine-tuning (seeds 0; 2 (seed, task)s)" in text
     assert "| reversed | 2 | 2 | -1.000 |" in text and "| -2.000 | 0.500 |" in text
-    assert "the best median weighted tau is knn's 1.00; kNN 1.00 (target >= 0.5: met)" in text
+    assert (
+        "the best median weighted tau of 3 proxies is knn's 1.00; kNN 1.00 (target >= 0.5: met"
+        in text
+    )
     assert (tmp_path / "proxies_tau_cost.png").exists()
     # Undefined figures are n/a in the table and null in the JSON.
     # Ties go to the first module in order: B, 0.5 of the best 0.7.
