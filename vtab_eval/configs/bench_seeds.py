@@ -32,6 +32,9 @@ def get_config(preset: str | None = None) -> ml_collections.ConfigDict:
     # The method whose gain the others' are a share of, on the seeds that ran it ('' :
     # none); it may run on some seeds only (report/seed_fewer.py).
     config.oracle = "oracle"
+    # The proxy every other is compared with when judged against fine-tuning (the
+    # paper's kNN).
+    config.proxy_reference = "knn"
     config.bootstrap_samples = 200 if preset == "smoke" else 4000
     # Sign patterns drawn when there are too many (seeds x tasks) to enumerate them all.
     config.permutation_samples = 2000 if preset == "smoke" else 50000
@@ -47,6 +50,7 @@ RULES = {
     "reference": rule.text(empty=False),
     "control": rule.text(),
     "oracle": rule.text(),
+    "proxy_reference": rule.text(empty=False),
     "bootstrap_samples": rule.integer(min=1),
     "permutation_samples": rule.integer(min=1),
     "confidence": rule.fraction(min_open=True, max_open=True),

@@ -18,13 +18,14 @@ import math
 import numpy as np
 
 from vtab_eval.report import proxies, stats
+from vtab_eval.report.tau import TAU_SUBSETS
 
 SCORES = "_scores"  # a task entry's "<proxy>_scores" in a transfer report's results.json
-B_AND_FULL = ("baseline", "full")
+# The module kinds of B and the full experts, as the single run's tau table groups them.
+B_AND_FULL = TAU_SUBSETS["B + full experts"]
 WHOLE_POOL = "whole pool"
 SUBSETS = {WHOLE_POOL: None, "B + full": B_AND_FULL}
 NEAR = ("matched", "weak")  # the relations the tau target is about
-REFERENCE = "knn"
 TARGET_TAU = 0.5  # the median weighted tau on matched and weak tasks the bench asks for
 # The family-wise level of the verdict that a proxy orders modules better or worse than
 # kNN (Holm's correction over the proxies of one table).
@@ -73,10 +74,11 @@ def judge(results: dict[int, dict], config) -> dict | None:
                 if picked:
                     row = {"subset": subset, "proxy": proxy, "slice": name}
                     row.update(proxies.summary(picked))
-                    reference = by_proxy.get(REFERENCE)
+                    reference = by_proxy.get(config.proxy_reference)
                     row.update(_against_reference(by_task, reference, members, config))
                     rows.append(row)
     return {
+        "reference": config.proxy_reference,
         "seeds": sorted({seed for seed, _ in accuracies}),
         "tasks": len(accuracies),
         "slices": {name: len(members) for name, members in slices.items()},
@@ -151,7 +153,12 @@ def lines(record: dict | None) -> list[str]:
         for name in (proxies.ALL, near):
             chosen = [r for r in record["rows"] if r["subset"] == subset and r["slice"] == name]
             if chosen:
-                out += [f"**{subset}, {name} tasks**", "", *_summary_table(chosen), ""]
+                out += [
+                    f"**{subset}, {name} tasks**",
+                    "",
+                    *_summary_table(chosen, record["reference"]),
+                    "",
+                ]
         out += [f"**{subset}: median weighted tau per slice**", ""]
         out += [*_slice_table(record, subset), ""]
     out += _target_lines(record, near)
@@ -171,7 +178,7 @@ def _by_tau(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=key)
 
 
-def _summary_table(rows: list[dict]) -> list[str]:
+def _summary_table(rows: list[dict], reference: str) -> list[str]:
     header = ["proxy", "(seed, task)s", "taus", "median w-tau", "mean tau",
               "rel. acc. of pick", "regret", "s / module", "w-tau - kNN", "p"]  # fmt: skip
     out = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
@@ -179,8 +186,8 @@ def _summary_table(rows: list[dict]) -> list[str]:
         cells = [r["proxy"], str(r["tasks"]), str(r["taus"]), _fmt(r["median_weighted_tau"]),
                  _fmt(r["mean_kendall_tau"]), _fmt(r["mean_relative_accuracy"]),
                  _fmt(r["mean_regret"], 4), _fmt(r["median_seconds_per_module"], 4),
-                 "-" if r["proxy"] == REFERENCE else _fmt(r["tau_vs_knn"], sign="+"),
-                 "-" if r["proxy"] == REFERENCE else _fmt(r["tau_vs_knn_p"], 3)]  # fmt: skip
+                 "-" if r["proxy"] == reference else _fmt(r["tau_vs_knn"], sign="+"),
+                 "-" if r["proxy"] == reference else _fmt(r["tau_vs_knn_p"], 3)]  # fmt: skip
         out.append("| " + " | ".join(cells) + " |")
     return out
 
@@ -207,7 +214,7 @@ def _target_lines(record: dict, near: str) -> list[str]:
             continue
         best = _by_tau(rows)[0]
         met = "met" if best["median_weighted_tau"] >= TARGET_TAU else "**not met**"
-        reference = next((r for r in rows if r["proxy"] == REFERENCE), None)
+        reference = next((r for r in rows if r["proxy"] == record["reference"]), None)
         knn = "" if reference is None else f"; kNN {_fmt(reference['median_weighted_tau'], 2)}"
         out.append(
             f"- {subset}, matched and weak tasks: the best median weighted tau of "
@@ -226,7 +233,11 @@ def _verdict_lines(record: dict, near: str) -> list[str]:
     for subset in SUBSETS:
         for name, label in ((proxies.ALL, "every task"), (near, "matched and weak tasks")):
             rows = [r for r in record["rows"] if r["subset"] == subset and r["slice"] == name]
-            rows = [r for r in rows if r["proxy"] != REFERENCE and _is_finite(r["tau_vs_knn_p"])]
+            rows = [
+                r
+                for r in rows
+                if r["proxy"] != record["reference"] and _is_finite(r["tau_vs_knn_p"])
+            ]
             if not rows:
                 continue
             adjusted = holm([r["tau_vs_knn_p"] for r in rows])
