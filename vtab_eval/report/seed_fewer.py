@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vtab_eval.report.seed_compare import compare, runs_array
+from vtab_eval.report.seed_compare import compare, markdown_rows, runs_array
 
 SEPARATOR = "+"  # between the members of an ensemble's pick
 
@@ -102,7 +102,7 @@ def lines(records: list[dict], relations: Sequence[str], level: str, pct, interv
             ]
             continue
         seeds = ", ".join(map(str, record["seeds"]))
-        out += [f"**Seeds {seeds}**", "", *_table(record, relations, level, pct, interval), ""]
+        out += [f"**Seeds {seeds}**", "", *_table(record, relations, level, pct, interval)]
     return out
 
 
@@ -122,5 +122,4 @@ def _table(record: dict, relations: Sequence[str], level: str, pct, interval) ->
             row.append("-" if share is None else f"{100 * share:.0f}%")
             row.append("-" if not picks or not picks[1] else f"{picks[0]}/{picks[1]}")
         rows.append(row)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+    return markdown_rows(header, rows)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fanout import files
 from vtab_eval.report import proxies, seed_fewer, seed_proxies
-from vtab_eval.report.seed_compare import compare, runs_array
+from vtab_eval.report.seed_compare import compare, markdown_rows, runs_array
 
 SEED_DIR = re.compile(r"^seed-(\d+)$")
 RESULTS = Path("transfer", "report", "results.json")
@@ -186,11 +186,6 @@ def _p(value: float | None, exact: bool = True) -> str:
     return "n/a" if value is None else f"{value:.3g}" + ("" if exact else " (sampled)")
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return [*lines, *("| " + " | ".join(row) + " |" for row in rows), ""]
-
-
 def _seed_lines(record: dict) -> list[str]:
     seconds = record["seconds"]
     finished = [
@@ -243,7 +238,7 @@ def markdown(record: dict) -> str:
              _p(a["sign_flip_seeds_p"], a["sign_flip_seeds_exact"]),
              _p(a["sign_flip_units_p"], a["sign_flip_units_exact"])]
         )  # fmt: skip
-    lines += _table(header, rows)
+    lines += markdown_rows(header, rows)
     for key, title in (("group", "By group"), ("relation", "By declared relation")):
         lines += _split_lines(record, key, title, level)
     lines += _control_lines(record, level)
@@ -271,7 +266,7 @@ def _split_lines(record: dict, key: str, title: str, level: str) -> list[str]:
     sizes = {n: c["tasks"] for m in record["methods"].values() for n, c in m[key].items()}
     header = ["Method"] + [f"{n} ({sizes[n]})" for n in names]
     intro = f"Gain and {level} interval (+tasks) per subset; (n) its tasks."
-    return [f"## {title}", "", intro, "", *_table(header, rows)]
+    return [f"## {title}", "", intro, "", *markdown_rows(header, rows)]
 
 
 def _control_lines(record: dict, level: str) -> list[str]:
@@ -287,7 +282,7 @@ def _control_lines(record: dict, level: str) -> list[str]:
         return []
     header = ["Method", "Tasks", f"Gain over {control}", f"{level} (+tasks)", "t p",
               "sign-flip p (seeds x tasks)"]  # fmt: skip
-    return [f"## Against the random-expert control ({control})", "", *_table(header, rows)]
+    return [f"## Against the random-expert control ({control})", "", *markdown_rows(header, rows)]
 
 
 TESTS_NOTE = [
