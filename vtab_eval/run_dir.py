@@ -116,6 +116,18 @@ LATER_FIELDS = {
 # Result fields older records lack with no one value they ran with: such a record
 # matches any value while the directory holds no result that depends on the field.
 UNRECORDED_FIELDS = {"oracle.screen_repeats": "selection/oracle.json"}
+# The result fields runs on different upstream seeds must share for a headline to
+# compare them (report/seed_headline.py): the seed is what differs between them, and
+# the oracle's screening count only names its files.
+PROTOCOL_FIELDS = RESULT_FIELDS - {"seed", "oracle.screen_repeats"}
+
+
+def protocol(config) -> dict:
+    """The config's ``PROTOCOL_FIELDS``, JSON-ready (sequences as lists)."""
+    flat = flatten(config.to_dict())
+    return {field: flat[field] for field in sorted(PROTOCOL_FIELDS) if field in flat}
+
+
 # How a rerun's config is checked against run.json (``fanout.recorded_config``).
 FIELDS = recorded_config.Fields(
     speed_only=SPEED_ONLY_FIELDS,

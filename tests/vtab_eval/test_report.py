@@ -184,6 +184,10 @@ def test_results_json_and_report_dir(workdir, tmp_path_factory):
     assert first["knn_scores"]["bit/e2"] == 0.5
     assert first["finetuned_accuracy"]["bit/baseline"] == pytest.approx(0.7)
     assert record["totals"]["knn"] == {"selection_seconds": 8.0, "finetune_seconds": 120.0}
+    # The settings a multi-seed headline checks its seeds share (not the seed itself).
+    assert record["protocol"]["finetune.epochs"] == list(config.finetune.epochs)
+    assert record["protocol"]["finetune.learning_rates"] == list(config.finetune.learning_rates)
+    assert "seed" not in record["protocol"] and "image_size" in record["protocol"]
 
 
 def test_the_summary_quotes_the_probes(workdir, tmp_path_factory):

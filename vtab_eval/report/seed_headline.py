@@ -103,6 +103,27 @@ def _subsets(first: SeedRun, tasks: Sequence[str]) -> dict[str, dict[str, list[s
     return out
 
 
+def same_protocol(seeds: Sequence[SeedRun]) -> dict | None:
+    """The fine-tuning and selection settings every seed ran with (results.json's
+    "protocol"; None for reports written before it was recorded); a seed that ran with
+    other settings than the first is an error naming them, as a headline over two
+    protocols would compare nothing."""
+    first = (seeds[0].results or {}).get("protocol")
+    for seed in seeds[1:]:
+        other = (seed.results or {}).get("protocol")
+        if other != first:
+            a, b = first or {}, other or {}
+            fields = [
+                f for f in sorted({*a, *b}) if a.get(f, "unrecorded") != b.get(f, "unrecorded")
+            ]
+            raise ValueError(
+                f"seed-{seed.seed}/{RESULTS}: ran with other settings than seed-"
+                f"{seeds[0].seed} ({', '.join(fields)}); keep each protocol's seeds in "
+                "a bench directory of its own"
+            )
+    return first
+
+
 def headline(seeds: Sequence[SeedRun], config) -> dict:
     """Every method's comparisons (see the module docstring) over the finished seeds,
     or over the partial ones, labelled partial, while none is finished."""
@@ -113,6 +134,7 @@ def headline(seeds: Sequence[SeedRun], config) -> dict:
         raise ValueError(
             f"{config.workdir}: no seed has results yet (seed-<s>/{RESULTS}); run make bench-seeds"
         )
+    protocol = same_protocol(used)
     tasks = sorted(set.intersection(*(set(s.tasks) for s in used)))
     have = lambda m: all(m in s.tasks[t]["runs"] for s in used for t in tasks)  # noqa: E731
     if not tasks or not have(config.reference):
@@ -138,6 +160,7 @@ def headline(seeds: Sequence[SeedRun], config) -> dict:
         "seeds_partial": {str(s.seed): len(s.tasks) for s in partial},
         "seeds_without_results": [s.seed for s in seeds if s.tasks is None],
         "seconds": {str(s.seed): s.seconds for s in seeds if s.seconds is not None},
+        "protocol": protocol,
         "tasks": tasks,
         "runs": int(arrays[config.reference].shape[2]),
         "reference": config.reference,
@@ -224,6 +247,7 @@ def markdown(record: dict) -> str:
         f"Intervals: {level} percentile, hierarchical bootstrap ({record['bootstrap_samples']} "
         "samples) of seeds then paired runs within seed, and also of tasks (+tasks).",
         "",
+        *_protocol_lines(record.get("protocol")),
         "## ALL",
         "",
     ]
@@ -246,6 +270,16 @@ def markdown(record: dict) -> str:
     lines += seed_proxies.lines(record.get("proxies"))
     lines += TESTS_NOTE
     return "\n".join(lines)
+
+
+def _protocol_lines(protocol: dict | None) -> list[str]:
+    if not protocol:
+        return ["Fine-tuning settings: not recorded by these seeds' reports.", ""]
+    shown = {
+        f.removeprefix("finetune."): v for f, v in protocol.items() if f.startswith("finetune.")
+    }
+    settings = ", ".join(f"{f} {v}" for f, v in shown.items())
+    return [f"Fine-tuning, the same on every seed: {settings}.", ""]
 
 
 def _split_lines(record: dict, key: str, title: str, level: str) -> list[str]:

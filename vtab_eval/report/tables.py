@@ -202,6 +202,7 @@ def results_record(results, table, scores, tuned, config) -> dict:
         "preset": config.preset,
         "image_size": config.image_size,
         "confidence": config.report.confidence,
+        "protocol": run_dir.protocol(config),
         "table": {m: table[m] for m in methods},
         "totals": method_totals(results),
         "tasks": tasks,

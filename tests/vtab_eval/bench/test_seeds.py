@@ -18,9 +18,10 @@ TASKS = [
 ]
 
 
-def write_seed(root, seed, knn, random=0.5, finished=True, tasks=TASKS, runs=3):
+def write_seed(root, seed, knn, random=0.5, finished=True, tasks=TASKS, runs=3, protocol=None):
     """A seed directory whose knn scores `knn` (one accuracy, or one per task) and
-    random `random` on every run of every task, B 0.5."""
+    random `random` on every run of every task, B 0.5; `protocol`: results.json's
+    fine-tuning settings (left out when None, as older reports do)."""
     knn = knn if isinstance(knn, list) else [knn] * len(tasks)
     entries = [
         {
@@ -37,7 +38,8 @@ def write_seed(root, seed, knn, random=0.5, finished=True, tasks=TASKS, runs=3):
     ]
     report = root / f"seed-{seed}" / "transfer" / "report"
     report.mkdir(parents=True)
-    (report / "results.json").write_text(json.dumps({"tasks": entries}))
+    record = {"tasks": entries} if protocol is None else {"tasks": entries, "protocol": protocol}
+    (report / "results.json").write_text(json.dumps(record))
     if finished:
         (root / f"seed-{seed}" / "seed.json").write_text(json.dumps({"seed": seed, "seconds": 60}))
 
@@ -68,6 +70,31 @@ def test_the_headline_averages_each_seeds_gain(tmp_path):
     vs_random = record["methods"]["knn"]["vs_control"]
     assert vs_random["all"]["gain"] == pytest.approx(0.175)
     assert set(vs_random) == {"all", "matched", "weak", "unrelated", "undeclared"}
+
+
+def test_seeds_fine_tuned_under_other_settings_are_refused_by_name(tmp_path):
+    epochs = {"finetune.epochs": [5.0], "finetune.learning_rates": [0.01]}
+    write_seed(tmp_path, 0, 0.55, protocol=epochs)
+    write_seed(tmp_path, 1, 0.6, protocol={**epochs, "finetune.epochs": [10.0]})
+    with pytest.raises(
+        ValueError, match=r"seed-1/.*other settings than seed-0 \(finetune\.epochs\)"
+    ):
+        seed_headline.headline(seed_headline.load_seeds(tmp_path), config(tmp_path))
+    write_seed(tmp_path, 2, 0.6)  # a report from before the settings were recorded
+    (tmp_path / "seed-1" / "seed.json").unlink()
+    (tmp_path / "seed-1" / "transfer" / "report" / "results.json").unlink()
+    with pytest.raises(
+        ValueError, match=r"seed-2/.*\(finetune\.epochs, finetune\.learning_rates\)"
+    ):
+        seed_headline.headline(seed_headline.load_seeds(tmp_path), config(tmp_path))
+
+
+def test_the_headline_names_the_settings_its_seeds_share(tmp_path):
+    for seed in (0, 1):
+        write_seed(tmp_path, seed, 0.55, protocol={"finetune.epochs": [10.0], "image_size": 32})
+    record = seed_headline.headline(seed_headline.load_seeds(tmp_path), config(tmp_path))
+    assert record["protocol"] == {"finetune.epochs": [10.0], "image_size": 32}
+    assert "Fine-tuning, the same on every seed: epochs [10.0]." in seed_headline.markdown(record)
 
 
 def test_groups_and_relations_split_the_tasks(tmp_path):
