@@ -236,3 +236,13 @@ def test_results_json_keeps_each_tasks_declared_relation(workdir, tmp_path):
     tasks = {t["task"]: t for t in files.read_json(tmp_path / "report" / "results.json")["tasks"]}
     assert tasks["task_n2"]["relation"] == "matched"
     assert tasks["task_t1"]["relation"] is None  # a task that declares none
+
+
+def test_one_run_per_task_gives_group_means_without_intervals():
+    assert report._cell({"mean": 50.0, "low": 50.0, "high": 50.0}) == "50.0"
+    assert report._cell({"mean": 50.0, "low": 49.0, "high": 51.5}) == "50.0 [49.0–51.5]"
+    config = transfer.get_config("cpu")
+    one = [{"methods": {"knn": {"test_accuracies": [0.5]}, "baseline": {"test_accuracies": [0.4]}}}]
+    assert "its one run, so the group means have no interval" in report._intro_lines(one, config)[2]
+    two = [{"methods": {"knn": {"test_accuracies": [0.5, 0.6]}}}]
+    assert "percentile-bootstrap intervals" in report._intro_lines(two, config)[2]

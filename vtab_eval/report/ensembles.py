@@ -72,7 +72,7 @@ def _fmt(value, digits: int = 1) -> str:
 
 def lines(results: list[dict], out: Path, plot: bool, markdown_table, csv_text) -> list[str]:
     """The summary's section (empty without ensembles); writes its CSV and figure
-    (``markdown_table`` and ``csv_text``: the report's formats, report/tables.py)."""
+    (``markdown_table`` and ``csv_text``: the report's formats, report/formats.py)."""
     methods = ensemble_methods(results)
     if not methods:
         return []

@@ -71,9 +71,3 @@ def compare(method: np.ndarray, reference: np.ndarray, config) -> dict:
         "sign_flip_units_exact": units_exact,
         "tasks": int(method.shape[1]),
     }
-
-
-def markdown_rows(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A markdown table's lines, then a blank one."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return [*lines, *("| " + " | ".join(row) + " |" for row in rows), ""]

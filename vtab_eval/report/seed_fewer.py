@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vtab_eval.report.seed_compare import compare, markdown_rows, runs_array
+from vtab_eval.report.formats import markdown_rows
+from vtab_eval.report.seed_compare import compare, runs_array
 
 SEPARATOR = "+"  # between the members of an ensemble's pick
 

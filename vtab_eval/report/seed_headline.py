@@ -23,7 +23,8 @@ from pathlib import Path
 
 from fanout import files
 from vtab_eval.report import proxies, seed_fewer, seed_proxies
-from vtab_eval.report.seed_compare import compare, markdown_rows, runs_array
+from vtab_eval.report.formats import markdown_rows
+from vtab_eval.report.seed_compare import compare, runs_array
 
 SEED_DIR = re.compile(r"^seed-(\d+)$")
 RESULTS = Path("transfer", "report", "results.json")

@@ -27,8 +27,6 @@ regenerated at any time: ``python -m vtab_eval.main --config.report_only=true ..
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +34,7 @@ from pathlib import Path
 from vtab_eval import files, run_dir, selection
 from vtab_eval.report import ensembles, plots, seed_headline, stats, tau
 from vtab_eval.report import proxies as proxy_judgement
+from vtab_eval.report.formats import csv_text, markdown_table
 
 GROUPS = ("natural", "specialized", "structured", stats.ALL)
 
@@ -82,21 +81,9 @@ def group_table(results: list[dict], num_samples: int, level: float, seed: int =
 def _cell(cell: dict | None) -> str:
     if cell is None:
         return "-"
+    if cell["low"] == cell["high"]:  # one run per task: the runs give no interval
+        return f"{cell['mean']:.1f}"
     return f"{cell['mean']:.1f} [{cell['low']:.1f}–{cell['high']:.1f}]"
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def csv_text(header: list[str], rows: list[list]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def proxies(results: list[dict]) -> list[str]:
@@ -330,12 +317,21 @@ def _write_tables(out: Path, results: list[dict], table: dict) -> tuple[str, str
 
 def _intro_lines(results: list[dict], config) -> list[str]:
     level = f"{100 * config.report.confidence:.0f}%"
+    counts = {len(m.get("test_accuracies", [])) for r in results for m in r["methods"].values()} - {
+        0
+    }
+    if counts and max(counts) == 1:
+        spread = "test accuracy of its one run, so the group means have no interval over runs"
+    else:
+        spread = (
+            f"median test accuracy over its runs; group means with {level} "
+            f"percentile-bootstrap intervals ({config.report.bootstrap_samples} resamples "
+            "of the runs)"
+        )
     return [
         "# Expert selection and transfer",
         "",
-        f"{len(results)} tasks; per task the median test accuracy over its runs; group "
-        f"means with {level} percentile-bootstrap intervals "
-        f"({config.report.bootstrap_samples} resamples of the runs). Preset `{config.preset}`, "
+        f"{len(results)} tasks; per task the {spread}. Preset `{config.preset}`, "
         f"{config.image_size} px.",
         "",
         *_seed_lines(config.report.get("bench_headline", "")),
