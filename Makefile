@@ -179,9 +179,10 @@ bench-seed:
 # instead of bench-seed, which it runs first): the seed's transfer run again with the
 # proxies and the oracle added. It screens every module on every task (one run each, on
 # seeds of their own) and fine-tunes the oracle's and the proxies' picks; everything
-# else is reused, and a rerun resumes. About 1 h per seed on 2 cores; the bench may run
-# it on some seeds only, and the headline reports the oracle and the proxies over the
-# seeds that have them. oracle.json, written last, records its wall time.
+# else is reused, and a rerun resumes. About 2.5 h per seed on 2 cores at the cpu
+# preset's 20 epochs (429 screening runs of about 16 s); the bench may run it on some
+# seeds only, and the headline reports the oracle and the proxies over the seeds that
+# have them. oracle.json, written last, records its wall time.
 bench-seed-oracle: bench-seed
 	@if [ -f $(SEED_DIR)/oracle.json ]; then \
 	  echo "seed $(SEED): oracle finished earlier ($(SEED_DIR)/oracle.json)"; exit 0; fi; \

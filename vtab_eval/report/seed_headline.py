@@ -30,8 +30,9 @@ SEED_DIR = re.compile(r"^seed-(\d+)$")
 RESULTS = Path("transfer", "report", "results.json")
 FINISHED = "seed.json"
 HEADLINE = "headline"  # <workdir>/headline.md and headline.json
-# The project's own multi-seed bench, committed with the per-seed reports it merges
-# (docs/bench/seeds/README.md), so a fresh clone's demo can say how far apart seeds were.
+# The project's own multi-seed bench under the current cpu preset, committed with the
+# per-seed reports it merges (docs/bench/seeds/README.md), so a fresh clone's demo can
+# say how far apart seeds were.
 COMMITTED_HEADLINE = (
     Path(__file__).resolve().parents[2] / "docs" / "bench" / "seeds" / "headline.json"
 )
@@ -351,6 +352,12 @@ def spread_line(path, committed=COMMITTED_HEADLINE) -> str:
             "(make bench-seeds)."
         )
     record = files.read_json(path)
+    partial = " (partial)" if record.get("partial") else ""
+    if len(record.get("seeds_used", [])) < 2:
+        return (
+            f"One upstream seed. The last multi-seed bench{partial} ({path}) has one seed so "
+            "far, so how far apart upstream seeds are is not measured yet."
+        )
     parts = []
     for method, m in record.get("methods", {}).items():
         a = m["all"]
@@ -358,13 +365,23 @@ def spread_line(path, committed=COMMITTED_HEADLINE) -> str:
             f"{method} {_pct(min(a['seed_gains']))} to {_pct(max(a['seed_gains']))} "
             f"(spread {100 * a['spread']:.1f} points)"
         )
-    partial = " (partial)" if record.get("partial") else ""
     return (
         f"One upstream seed. In the last multi-seed bench{partial} ({path}, "
         f"{len(record.get('seeds_used', []))} seeds), the relative gain over "
         f"{record.get('reference', 'B')} on ALL ranged between seeds: "
         + ("; ".join(parts) or "no method")
         + "."
+        + _settings_clause(record.get("protocol"))
+    )
+
+
+def _settings_clause(protocol: dict | None) -> str:
+    if not protocol:
+        return " Its fine-tuning settings are not recorded."
+    epochs, steps = protocol.get("finetune.epochs"), protocol.get("finetune.steps")
+    length = f"epochs {epochs}" if epochs else f"steps {steps}"
+    return (
+        f" It fine-tuned with learning rates {protocol.get('finetune.learning_rates')}, {length}."
     )
 
 

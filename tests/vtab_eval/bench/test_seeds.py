@@ -147,12 +147,23 @@ def test_the_demo_says_when_there_is_no_bench_yet(tmp_path):
 
 
 def test_without_a_bench_of_its_own_the_demo_quotes_the_committed_one(tmp_path):
-    write_seed(tmp_path / "ours", 0, 0.55)
+    for seed, knn in ((0, 0.55), (1, 0.6)):
+        write_seed(tmp_path / "ours", seed, knn, protocol={"finetune.learning_rates": [0.01],
+                                                           "finetune.epochs": [20.0]})  # fmt: skip
     paths = seeds_binary.execute(config(tmp_path / "ours"))
     line = seed_headline.spread_line(tmp_path / "absent.json", committed=paths["json"])
-    assert f"({paths['json']}, 1 seeds)" in line
+    assert f"({paths['json']}, 2 seeds)" in line
+    assert line.endswith("It fine-tuned with learning rates [0.01], epochs [20.0].")
     mine = seed_headline.spread_line(tmp_path / "absent.json", committed=tmp_path / "none.json")
     assert "no multi-seed bench has been run yet" in mine
+
+
+def test_a_bench_of_one_seed_gives_the_demo_no_spread(tmp_path):
+    write_seed(tmp_path, 0, 0.55)
+    paths = seeds_binary.execute(config(tmp_path))
+    line = seed_headline.spread_line(paths["json"])
+    assert "has one seed so far, so how far apart upstream seeds are is not measured" in line
+    assert "spread" not in line
 
 
 def test_a_method_some_seed_lacks_is_left_out_and_named(tmp_path):
